@@ -1,0 +1,61 @@
+"""One error tree. Messages name the stage and the thing: ``fetch: https://x/feed.xml: HTTP 503``."""
+
+from __future__ import annotations
+
+
+class FeedletterError(Exception):
+    """Base of every error feedletter raises on purpose."""
+
+    stage = "feedletter"
+
+    def __init__(self, thing: str, problem: str) -> None:
+        self.thing = thing
+        self.problem = problem
+        super().__init__(f"{self.stage}: {thing}: {problem}" if thing else f"{self.stage}: {problem}")
+
+
+class ConfigError(FeedletterError):
+    stage = "config"
+
+    def __init__(self, problems: list[str] | str, thing: str = "") -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__(thing, "; ".join(self.problems))
+
+
+class FetchError(FeedletterError):
+    stage = "fetch"
+
+    def __init__(self, thing: str, problem: str, *, status: int | None = None,
+                 transient: bool = True, retry_after: float | None = None) -> None:
+        self.status = status
+        self.transient = transient
+        self.retry_after = retry_after
+        super().__init__(thing, problem)
+
+
+class ParseError(FeedletterError):
+    stage = "parse"
+
+
+class ExtractError(FeedletterError):
+    stage = "extract"
+
+
+class StoreError(FeedletterError):
+    stage = "store"
+
+
+class RenderError(FeedletterError):
+    stage = "render"
+
+
+class DeliveryError(FeedletterError):
+    stage = "deliver"
+
+    def __init__(self, thing: str, problem: str, *, transient: bool) -> None:
+        self.transient = transient
+        super().__init__(thing, problem)
+
+
+class SyndicateError(FeedletterError):
+    stage = "syndicate"
