@@ -1,0 +1,33 @@
+"""Deliver into a folder of .eml files: for previews, the demo, and sites that hand mail on by file."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from email.message import EmailMessage
+from pathlib import Path
+
+
+class FileMailer:
+    name = "file"
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+
+    def send(self, msg: EmailMessage, sender: str, recipient: str, commit: Callable[[], bool]) -> bool:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(msg["Message-ID"]).strip("<>"))
+        final = self.directory / f"{stem}.eml"
+        partial = final.with_suffix(".eml.part")
+        partial.write_bytes(msg.as_bytes())
+        # As with SMTP, the record comes before the message is complete: a crash in between leaves a
+        # .part file behind, never a second message.
+        if not commit():
+            partial.unlink(missing_ok=True)
+            return False
+        partial.replace(final)
+        return True
+
+    def close(self, *, abort: bool = False) -> None:
+        del abort

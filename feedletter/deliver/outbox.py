@@ -1,0 +1,134 @@
+"""The delivery outbox: one row per (issue, subscriber), claimed under a lease, sent exactly once.
+
+States: queued → sending → sent | failed (| skipped, when the subscriber left before the send).
+A row is claimed by a conditional UPDATE that only one worker can win, on SQLite and PostgreSQL
+alike; a claim whose worker died is taken over once its lease has run out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from feedletter.store import Store, now, outbox, subscribers, utc
+
+LEASE = timedelta(minutes=5)
+BOUNCE_LIMIT = 3
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    issue_id: int
+    subscriber_id: int
+    email: str
+    name: str
+    message_id: str
+    attempts: int
+
+
+def message_id(issue_id: int, subscriber_id: int, domain: str) -> str:
+    tag = hashlib.sha256(f"{issue_id}:{subscriber_id}".encode()).hexdigest()[:10]
+    return f"<fl.{issue_id}.{subscriber_id}.{tag}@{domain}>"
+
+
+def queue(store: Store, issue_id: int, newsletter: str, domain: str, *, only: list[int] | None = None) -> int:
+    """Add a row for every active subscriber not yet queued for this issue; return how many were added."""
+    query = sa.select(subscribers.c.id, subscribers.c.email).where(
+        subscribers.c.newsletter == newsletter, subscribers.c.status == "active")
+    if only is not None:
+        query = query.where(subscribers.c.id.in_(only))
+    with store.begin() as conn:
+        present = set(conn.execute(sa.select(outbox.c.subscriber_id).where(outbox.c.issue_id == issue_id))
+                      .scalars())
+        rows = [{"issue_id": issue_id, "subscriber_id": sid, "email": email, "state": "queued",
+                 "message_id": message_id(issue_id, sid, domain)}
+                for sid, email in conn.execute(query) if sid not in present]
+        if rows:
+            conn.execute(outbox.insert(), rows)
+    return len(rows)
+
+
+def claim(store: Store, issue_id: int, owner: str, *, limit: int = 100,
+          lease: timedelta = LEASE) -> list[OutboxItem]:
+    """Claim up to ``limit`` rows that are queued, or whose previous worker's lease ran out."""
+    stamp = now()
+    ready = sa.or_(outbox.c.state == "queued",
+                   sa.and_(outbox.c.state == "sending", outbox.c.lease_until < stamp))
+    due = sa.or_(outbox.c.not_before.is_(None), outbox.c.not_before <= stamp)
+    with store.begin() as conn:
+        candidates = conn.execute(sa.select(outbox.c.id).where(outbox.c.issue_id == issue_id, ready, due)
+                                  .order_by(outbox.c.id).limit(limit)).scalars().all()
+    won: list[int] = []
+    for row_id in candidates:
+        with store.begin() as conn:
+            result = conn.execute(outbox.update().where(outbox.c.id == row_id, ready).values(
+                state="sending", lease_owner=owner, lease_until=stamp + lease,
+                attempts=outbox.c.attempts + 1))
+            if result.rowcount == 1:
+                won.append(row_id)
+    if not won:
+        return []
+    with store.begin() as conn:
+        rows = conn.execute(sa.select(outbox, subscribers.c.name, subscribers.c.status.label("sub_status"))
+                            .join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
+                            .where(outbox.c.id.in_(won)).order_by(outbox.c.id)).mappings().all()
+        gone = [r["id"] for r in rows if r["sub_status"] != "active"]
+        if gone:
+            # Unsubscribed while the issue was in flight: nothing more goes to them.
+            conn.execute(outbox.update().where(outbox.c.id.in_(gone)).values(state="skipped", lease_owner=None))
+    return [OutboxItem(r["id"], r["issue_id"], r["subscriber_id"], r["email"], r["name"], r["message_id"],
+                       r["attempts"]) for r in rows if r["sub_status"] == "active"]
+
+
+def mark_sent(store: Store, item: OutboxItem, owner: str) -> bool:
+    """Record the send; False when the lease was lost, in which case the caller must not send."""
+    with store.begin() as conn:
+        result = conn.execute(outbox.update().where(
+            outbox.c.id == item.id, outbox.c.state == "sending", outbox.c.lease_owner == owner)
+            .values(state="sent", sent=now(), lease_owner=None, lease_until=None, error=None))
+        return result.rowcount == 1
+
+
+def unmark_sent(store: Store, item: OutboxItem, error: str, *, retry_in: timedelta | None) -> None:
+    """The server refused after we recorded the send: put the row back (or fail it)."""
+    release(store, item, error, retry_in=retry_in, from_state="sent")
+
+
+def release(store: Store, item: OutboxItem, error: str, *, retry_in: timedelta | None,
+            from_state: str = "sending") -> None:
+    """A failed attempt: queue again after ``retry_in``, or fail for good when it is None."""
+    values: dict[str, object] = {"lease_owner": None, "lease_until": None, "error": error[:500], "sent": None}
+    if retry_in is None:
+        values["state"] = "failed"
+    else:
+        values.update(state="queued", not_before=now() + retry_in)
+    with store.begin() as conn:
+        conn.execute(outbox.update().where(outbox.c.id == item.id, outbox.c.state == from_state).values(**values))
+        if retry_in is None:
+            conn.execute(subscribers.update().where(subscribers.c.id == item.subscriber_id)
+                         .values(bounces=subscribers.c.bounces + 1))
+            conn.execute(subscribers.update().where(subscribers.c.id == item.subscriber_id,
+                                                    subscribers.c.bounces >= BOUNCE_LIMIT)
+                         .values(status="bounced"))
+
+
+def counts(store: Store, issue_id: int) -> dict[str, int]:
+    with store.begin() as conn:
+        rows = conn.execute(sa.select(outbox.c.state, sa.func.count()).where(outbox.c.issue_id == issue_id)
+                            .group_by(outbox.c.state)).all()
+    out = {"queued": 0, "sending": 0, "sent": 0, "failed": 0, "skipped": 0}
+    out.update({state: int(n) for state, n in rows})
+    return out
+
+
+def next_due(store: Store, issue_id: int) -> datetime | None:
+    """When the earliest row still waiting may be tried again (None when nothing waits)."""
+    with store.begin() as conn:
+        value = conn.execute(sa.select(sa.func.min(sa.func.coalesce(outbox.c.not_before, outbox.c.lease_until)))
+                             .where(outbox.c.issue_id == issue_id,
+                                    outbox.c.state.in_(("queued", "sending")))).scalar()
+    return utc(value)

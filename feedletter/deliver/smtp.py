@@ -1,0 +1,154 @@
+"""SMTP delivery: one connection reused across messages, STARTTLS/SSL, AUTH, a rate limit.
+
+A message counts as sent at the moment the outbox records it, and that happens *before* the final
+"." of the DATA phase is written: if the process dies before the record, the server drops the
+unfinished message; after it, the message is complete. So a rerun after a crash sends nobody twice.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from feedletter.errors import DeliveryError
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    ssl: bool = False
+    starttls: bool = False
+    timeout: float = 30.0
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpSettings:
+        """``smtp://user:pass@host:587?starttls=1`` or ``smtps://user:pass@host:465``."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise DeliveryError("smtp", "provider URL must look like smtp://user:pass@host:587?starttls=1",
+                                transient=False)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        secure = parts.scheme == "smtps"
+        return cls(host=parts.hostname, port=parts.port or (465 if secure else 25),
+                   username=unquote(parts.username) if parts.username else None,
+                   password=unquote(parts.password) if parts.password else None, ssl=secure,
+                   starttls=query.get("starttls", "0").lower() in ("1", "true", "yes"),
+                   timeout=float(query.get("timeout", "30")))
+
+
+class SmtpMailer:
+    """Send messages over one reused SMTP connection, reconnecting when it drops."""
+
+    name = "smtp"
+
+    def __init__(self, settings: SmtpSettings, *, rate_per_second: float | None = None,
+                 tls_context: ssl.SSLContext | None = None) -> None:
+        self.settings = settings
+        self.interval = 1.0 / rate_per_second if rate_per_second else 0.0
+        self.tls_context = tls_context or ssl.create_default_context()
+        self._conn: smtplib.SMTP | None = None
+        self._last = 0.0
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        try:
+            conn: smtplib.SMTP
+            if s.ssl:
+                conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self.tls_context)
+            else:
+                conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            conn.ehlo()
+            if s.starttls:
+                conn.starttls(context=self.tls_context)
+                conn.ehlo()
+            if s.username:
+                conn.login(s.username, s.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(f"smtp://{s.host}:{s.port}", f"authentication failed ({exc.smtp_code})",
+                                transient=False) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"smtp://{s.host}:{s.port}", f"cannot connect: {exc}", transient=True) from None
+        return conn
+
+    def send(self, msg: EmailMessage, sender: str, recipient: str, commit: Callable[[], bool]) -> bool:
+        """Send one message; ``commit`` records it just before the end of DATA.
+
+        Returns False when ``commit`` said no (another worker owns the row): nothing was sent.
+        Raises DeliveryError (transient for 4xx and dropped connections, permanent for 5xx).
+        """
+        if self.interval:
+            wait = self._last + self.interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        committed = False
+        try:
+            code, reply = conn.mail(sender)
+            if code != 250:
+                self._reset()
+                raise _refused(recipient, "MAIL FROM", code, reply)
+            code, reply = conn.rcpt(recipient)
+            if code not in (250, 251):
+                self._reset()
+                raise _refused(recipient, "RCPT TO", code, reply)
+            code, reply = conn.docmd("DATA")
+            if code != 354:
+                self._reset()
+                raise _refused(recipient, "DATA", code, reply)
+            body = smtplib._quote_periods(msg.as_bytes())  # type: ignore[attr-defined]
+            if not body.endswith(b"\r\n"):
+                body += b"\r\n"
+            conn.send(body)
+            if not commit():
+                # Not ours any more: hang up mid-DATA so the server discards the message.
+                self.close(abort=True)
+                return False
+            committed = True
+            conn.send(b".\r\n")
+            code, reply = conn.getreply()
+            self._last = time.monotonic()
+            if code != 250:
+                raise _refused(recipient, "end of DATA", code, reply)
+            return True
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.close(abort=True)
+            if committed:
+                # The message was complete on the wire; sending it again risks a second copy,
+                # which is worse for a subscriber than the rare lost reply.
+                return True
+            raise DeliveryError(recipient, f"connection lost: {exc or exc.__class__.__name__}",
+                                transient=True) from None
+
+    def _reset(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.rset()
+            except (smtplib.SMTPException, OSError):
+                self.close(abort=True)
+
+    def close(self, *, abort: bool = False) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if abort:
+                conn.close()
+            else:
+                conn.quit()
+        except (smtplib.SMTPException, OSError):
+            conn.close()
+
+
+def _refused(recipient: str, step: str, code: int, reply: bytes) -> DeliveryError:
+    text = reply.decode("utf-8", "replace")[:200]
+    return DeliveryError(recipient, f"{step} refused: {code} {text}", transient=400 <= code < 500)

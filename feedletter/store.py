@@ -1,0 +1,261 @@
+"""The store: SQLAlchemy Core tables, SQLite by default, PostgreSQL by URL.
+
+Tables hold what the pipeline must remember between runs: per-source fetch state and health,
+articles (with the sources that carried each), stories, cached summaries, digest issues, subscribers,
+and the delivery outbox. Every function takes and returns the plain models or small records; no row
+object leaves this module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from feedletter.errors import StoreError
+
+metadata = sa.MetaData()
+
+sources = sa.Table(
+    "sources", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("configured_url", sa.Text, nullable=False),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("last_fetch", sa.DateTime(timezone=True)),
+    sa.Column("last_success", sa.DateTime(timezone=True)),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_fetch", sa.DateTime(timezone=True)),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("new_items", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("duplicates", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("seconds", sa.Float),
+)
+
+stories = sa.Table(
+    "stories", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("lead_id", sa.Integer),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False, server_default=""),
+    sa.Column("summary_hash", sa.String(64), nullable=False, server_default=""),
+)
+
+articles = sa.Table(
+    "articles", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.Text, nullable=False, unique=True),
+    sa.Column("source", sa.String(64), nullable=False, index=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("canonical", sa.Text, nullable=False, index=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("author", sa.Text),
+    sa.Column("published", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("fetched", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("html", sa.Text, nullable=False, server_default=""),
+    sa.Column("text", sa.Text, nullable=False, server_default=""),
+    sa.Column("content_hash", sa.String(64), nullable=False, server_default=""),
+    sa.Column("needs_text", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("clustered", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("duplicate_of", sa.Integer, sa.ForeignKey("articles.id")),
+    sa.Column("story_id", sa.Integer, sa.ForeignKey("stories.id"), index=True),
+)
+
+# The same article met again under another feed: kept so a story can say who carried it.
+carriers = sa.Table(
+    "carriers", metadata,
+    sa.Column("article_id", sa.Integer, sa.ForeignKey("articles.id"), primary_key=True),
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+tombstones = sa.Table(
+    "tombstones", metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+)
+
+summaries = sa.Table(
+    "summaries", metadata,
+    sa.Column("content_hash", sa.String(64), primary_key=True),
+    sa.Column("summarizer", sa.String(64), primary_key=True),
+    sa.Column("version", sa.String(32), primary_key=True),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+)
+
+pages = sa.Table(
+    "pages", metadata,
+    sa.Column("url", sa.Text, primary_key=True),
+    sa.Column("fetched", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+)
+
+issues = sa.Table(
+    "issues", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("newsletter", sa.String(64), nullable=False, index=True),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("issued", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("preheader", sa.Text, nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("mjml", sa.Text, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.UniqueConstraint("newsletter", "number"),
+)
+
+issue_stories = sa.Table(
+    "issue_stories", metadata,
+    sa.Column("issue_id", sa.Integer, sa.ForeignKey("issues.id"), primary_key=True),
+    sa.Column("story_id", sa.Integer, sa.ForeignKey("stories.id"), primary_key=True),
+    sa.Column("newsletter", sa.String(64), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.UniqueConstraint("newsletter", "story_id"),
+)
+
+subscribers = sa.Table(
+    "subscribers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("newsletter", sa.String(64), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("confirmed", sa.DateTime(timezone=True)),
+    sa.Column("unsubscribed", sa.DateTime(timezone=True)),
+    sa.Column("bounces", sa.Integer, nullable=False, server_default="0"),
+    sa.UniqueConstraint("newsletter", "email"),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("issue_id", sa.Integer, sa.ForeignKey("issues.id"), nullable=False),
+    sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("message_id", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
+    sa.Column("not_before", sa.DateTime(timezone=True)),
+    sa.Column("error", sa.Text),
+    sa.Column("sent", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("issue_id", "subscriber_id"),
+)
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("flow", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(64), nullable=False, server_default=""),
+    sa.Column("started", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("counts", sa.Text, nullable=False, server_default="{}"),
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; everything stored is UTC, so say so."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def connect(url: str) -> Engine:
+    """An engine for the store URL, with the schema created if missing."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    try:
+        engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreError(_redact(url), f"cannot open store: {exc.__class__.__name__}: {exc.args[0]}") from None
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    # WAL lets a reader run beside the writer; NORMAL sync keeps each outbox commit cheap.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _redact(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+@dataclass
+class Store:
+    """A handle on the store: an engine and the operations the stages need."""
+
+    engine: Engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        return cls(connect(url))
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- runs -------------------------------------------------------------------------------
+    def start_run(self, flow: str, target: str = "") -> int:
+        with self.begin() as conn:
+            result = conn.execute(runs.insert().values(flow=flow, target=target, started=now(),
+                                                       status="running"))
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def finish_run(self, run_id: int, status: str, counts: dict[str, Any]) -> None:
+        with self.begin() as conn:
+            conn.execute(runs.update().where(runs.c.id == run_id).values(
+                finished=now(), status=status, counts=json.dumps(counts, default=str)))
+
+    def last_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        with self.begin() as conn:
+            rows = conn.execute(runs.select().order_by(runs.c.id.desc()).limit(limit)).mappings()
+            return [{**row, "started": utc(row["started"]), "finished": utc(row["finished"]),
+                     "counts": json.loads(row["counts"])} for row in rows]
+
+
+def rows_in_chunks(values: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
+    """Keep IN (...) lists under SQLite's variable limit."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]

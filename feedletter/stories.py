@@ -1,0 +1,166 @@
+"""Stories in the store: group new articles into stories, summarize them, read them back.
+
+The grouping itself (near-duplicates, same-story clusters) is :mod:`feedletter.cluster`'s; this
+module feeds it the new articles together with the recent ones they may join, and records the
+outcome: a near-identical copy points at its original, and every article belongs to one story.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from feedletter.cluster import cluster_documents, pick_lead
+from feedletter.identity import content_hash
+from feedletter.models import Article, Coverage, Document, Story
+from feedletter.store import Store, articles, carriers, now, stories, summaries, utc
+from feedletter.summarize import Summarizer
+
+DEFAULT_WINDOW = timedelta(days=7)
+
+
+@dataclass
+class GroupCounts:
+    articles: int = 0
+    near_duplicates: int = 0
+    new_stories: int = 0
+    joined: int = 0
+
+
+def _article(row: sa.RowMapping) -> Article:
+    return Article(id=row["id"], source=row["source"], key=row["key"], url=row["url"], title=row["title"],
+                   published=utc(row["published"]) or now(), text=row["text"], html=row["html"],
+                   author=row["author"], content_hash=row["content_hash"],
+                   duplicate_of=row["duplicate_of"], story_id=row["story_id"])
+
+
+def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
+                   priority: dict[str, int] | None = None) -> GroupCounts:
+    """Give every not-yet-grouped article a story: an existing one it joins, or a new one."""
+    counts = GroupCounts()
+    with store.begin() as conn:
+        fresh = [_article(r) for r in conn.execute(
+            sa.select(articles).where(sa.not_(articles.c.clustered), sa.not_(articles.c.needs_text))
+            .order_by(articles.c.published, articles.c.id)).mappings()]
+        if not fresh:
+            return counts
+        start = min(a.published for a in fresh) - window
+        known = [_article(r) for r in conn.execute(
+            sa.select(articles).where(articles.c.clustered, articles.c.published >= start)).mappings()]
+    everyone = {a.id: a for a in [*known, *fresh]}
+    docs = [a.as_document() for a in everyone.values()]
+    assignments = cluster_documents(docs, window=window)
+    members: dict[str, list[int]] = defaultdict(list)
+    for assignment in assignments:
+        members[assignment.cluster].append(int(assignment.id))
+    duplicate_of = {int(a.id): int(a.duplicate_of) for a in assignments if a.duplicate_of}
+    label = {int(a.id): a.cluster for a in assignments}
+
+    with store.begin() as conn:
+        story_of_label: dict[str, int] = {}
+        for name, ids in members.items():
+            # A cluster holding an already-grouped article keeps that article's story.
+            existing = [everyone[i].story_id for i in ids if everyone[i].story_id is not None]
+            if existing:
+                story_of_label[name] = existing[0]  # type: ignore[assignment]
+        for article in fresh:
+            name = label[article.id]
+            story_id = story_of_label.get(name)
+            if story_id is None:
+                group = [everyone[i] for i in members[name] if everyone[i].story_id is None]
+                lead = pick_lead([a.as_document() for a in group], priority or {})
+                row = conn.execute(stories.insert().values(lead_id=int(lead.id), created=now()))
+                story_id = story_of_label[name] = int(row.inserted_primary_key[0])  # type: ignore[index]
+                counts.new_stories += 1
+            else:
+                counts.joined += 1
+            original = duplicate_of.get(article.id)
+            counts.near_duplicates += original is not None
+            conn.execute(articles.update().where(articles.c.id == article.id).values(
+                clustered=True, story_id=story_id, duplicate_of=original))
+            counts.articles += 1
+    return counts
+
+
+def story_articles(store: Store, story_ids: Sequence[int]) -> dict[int, list[Article]]:
+    out: dict[int, list[Article]] = defaultdict(list)
+    if not story_ids:
+        return out
+    with store.begin() as conn:
+        for row in conn.execute(sa.select(articles).where(articles.c.story_id.in_(story_ids))
+                                .order_by(articles.c.published, articles.c.id)).mappings():
+            out[row["story_id"]].append(_article(row))
+    return out
+
+
+def summarize_stories(store: Store, summarizer: Summarizer, *, sentences: int = 3,
+                      max_chars: int = 600) -> tuple[int, int]:
+    """Summarize stories whose articles changed; return (summarized, served from cache)."""
+    with store.begin() as conn:
+        rows = conn.execute(sa.select(stories.c.id, stories.c.lead_id, stories.c.summary_hash)).all()
+    grouped = story_articles(store, [r.id for r in rows])
+    done = cached = 0
+    for row in rows:
+        group = grouped.get(row.id, [])
+        lead = next((a for a in group if a.id == row.lead_id), group[0] if group else None)
+        if lead is None:
+            continue
+        others = [a for a in group if a.id != lead.id and a.duplicate_of is None]
+        texts = [lead.text, *(a.text for a in others)]
+        digest = content_hash(lead.title, *texts, str(sentences), str(max_chars))
+        if digest == row.summary_hash:
+            continue
+        with store.begin() as conn:
+            hit = conn.execute(sa.select(summaries.c.summary).where(
+                summaries.c.content_hash == digest, summaries.c.summarizer == summarizer.name,
+                summaries.c.version == summarizer.version)).scalar()
+            if hit is None:
+                hit = summarizer.summarize(lead.title, texts, sentences=sentences, max_chars=max_chars)
+                conn.execute(summaries.insert().values(content_hash=digest, summarizer=summarizer.name,
+                                                       version=summarizer.version, summary=hit,
+                                                       created=now()))
+                done += 1
+            else:
+                cached += 1
+            conn.execute(stories.update().where(stories.c.id == row.id).values(summary=hit,
+                                                                                summary_hash=digest))
+    return done, cached
+
+
+def load_stories(store: Store, story_ids: Sequence[int], source_tags: dict[str, tuple[str, ...]]) -> list[Story]:
+    """Stories with their lead, summary and 'also covered by' links, in the order asked."""
+    with store.begin() as conn:
+        rows = {r.id: r for r in conn.execute(sa.select(stories).where(stories.c.id.in_(story_ids)))}
+        carried = conn.execute(sa.select(carriers.c.article_id, carriers.c.source, carriers.c.url)
+                               .join(articles, articles.c.id == carriers.c.article_id)
+                               .where(articles.c.story_id.in_(story_ids))).all()
+    grouped = story_articles(store, story_ids)
+    extra: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for article_id, source, url in carried:
+        extra[article_id].append((source, url))
+    out = []
+    for story_id in story_ids:
+        row = rows.get(story_id)
+        group = grouped.get(story_id, [])
+        if row is None or not group:
+            continue
+        lead = next((a for a in group if a.id == row.lead_id), group[0])
+        also: list[Coverage] = []
+        seen = {lead.source}
+        for article in group:
+            for source, url in [(article.source, article.url), *extra.get(article.id, [])]:
+                if source not in seen:
+                    seen.add(source)
+                    also.append(Coverage(source=source, title=article.title, url=url))
+        out.append(Story(id=story_id, title=lead.title, url=lead.url, source=lead.source,
+                         published=lead.published, summary=row.summary, also=tuple(also),
+                         tags=source_tags.get(lead.source, ())))
+    return out
+
+
+def documents(rows: Sequence[Article]) -> list[Document]:
+    return [a.as_document() for a in rows]
