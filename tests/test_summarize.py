@@ -1,7 +1,13 @@
 from __future__ import annotations
 
-import pytest
+import json
+import time
 
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from feedletter.llm import PROMPT_VERSION, LLMSummarizer
 from feedletter.summarize import (
     SUMMARIZER_VERSION,
     ExtractiveSummarizer,
@@ -107,3 +113,80 @@ def test_extractive_meets_protocol() -> None:
     s: Summarizer = ExtractiveSummarizer()
     assert s.name == "extractive"
     assert s.version == SUMMARIZER_VERSION
+
+
+# --- LLM summarizer against a loopback fake of an OpenAI-compatible server ---
+
+
+
+def _reply(content: str) -> Response:
+    body = {"id": "x", "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+    return Response(json.dumps(body), content_type="application/json")
+
+
+def test_llm_posts_versioned_prompt_and_returns_reply(httpserver: HTTPServer,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_LLM_KEY", "sk-test")
+    seen: list[dict[str, object]] = []
+
+    def handler(request: Request) -> Response:
+        assert request.headers["Authorization"] == "Bearer sk-test"
+        body = request.get_json()
+        seen.append(body)
+        return _reply("  Juice flew past Venus on Saturday,\n gaining speed for Jupiter.  ")
+
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(handler)
+    llm = LLMSummarizer(httpserver.url_for("/v1"), "tiny-model", api_key_env="TEST_LLM_KEY", timeout=5)
+    out = llm.summarize("Juice probe flies past Venus", [STORY_A, STORY_B], sentences=2, max_chars=300)
+    assert out == "Juice flew past Venus on Saturday, gaining speed for Jupiter."
+    assert llm.last_source == "llm:tiny-model"
+    assert llm.version == PROMPT_VERSION
+    (body,) = seen
+    assert body["model"] == "tiny-model"
+    assert body["temperature"] == 0
+    messages = body["messages"]
+    assert isinstance(messages, list) and [m["role"] for m in messages] == ["system", "user"]
+    user = messages[1]["content"]
+    assert "Title: Juice probe flies past Venus" in user
+    assert "at most 2 sentences" in user and "300 characters" in user
+    assert "Article 1:" in user and "Article 2:" in user
+    assert "Leave a Reply" not in user and "Posted by" not in user  # chrome is not sent
+
+
+def test_llm_reply_is_cut_to_the_limit(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/chat/completions", method="POST").respond_with_handler(
+        lambda r: _reply("word " * 200))
+    llm = LLMSummarizer(httpserver.url_for(""), "m", api_key_env="FEEDLETTER_NO_SUCH_KEY")
+    out = llm.summarize("t", ["Some text about a thing that happened today."], max_chars=100)
+    assert len(out) <= 100 and out.endswith("…")
+
+
+@pytest.mark.parametrize("response", [
+    Response("overloaded", status=503),
+    Response("not json", content_type="application/json"),
+    Response(json.dumps({"choices": []}), content_type="application/json"),
+    Response(json.dumps({"choices": [{"message": {"content": "   "}}]}), content_type="application/json"),
+])
+def test_llm_falls_back_to_extractive_on_error(httpserver: HTTPServer, response: Response) -> None:
+    httpserver.expect_request("/chat/completions").respond_with_response(response)
+    llm = LLMSummarizer(httpserver.url_for(""), "m", timeout=5)
+    out = llm.summarize("Juice probe flies past Venus", [STORY_A], max_chars=400)
+    assert out == summarize("Juice probe flies past Venus", [STORY_A], max_chars=400)
+    assert llm.last_source == "extractive"
+
+
+def test_llm_falls_back_on_timeout(httpserver: HTTPServer) -> None:
+    def slow(request: Request) -> Response:
+        time.sleep(1.0)
+        return _reply("too late")
+
+    httpserver.expect_request("/chat/completions").respond_with_handler(slow)
+    llm = LLMSummarizer(httpserver.url_for(""), "m", timeout=0.2)
+    assert llm.summarize("Juice", [STORY_B]) == summarize("Juice", [STORY_B])
+    assert llm.last_source == "extractive"
+
+
+def test_llm_falls_back_when_server_is_down() -> None:
+    llm = LLMSummarizer("http://127.0.0.1:9", "m", timeout=1)
+    assert llm.summarize("Juice", [STORY_B]) == summarize("Juice", [STORY_B])
