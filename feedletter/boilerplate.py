@@ -1,0 +1,152 @@
+"""Rules that tell site chrome (crumbs, bylines, share buttons, ads) from article content.
+
+Extraction leaves some chrome behind and feeds often append it to their text, so the summarizer
+and the eval drop it line by line. Precision matters more than recall here: a rule that eats a
+real sentence makes a summary worse than a leftover "Share this" does, so most rules are anchored
+at the start of the line and limited to short lines, which is how chrome looks.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["is_boilerplate", "strip_boilerplate"]
+
+# Chrome lines are short; an article sentence that happens to start with "Subscribe" or "Home"
+# usually runs on well past this.
+_SHORT = 90
+
+# Whole-line or line-start patterns, checked only on short lines.
+_SHORT_RULES = [
+    # Navigation crumbs: "Home › News › Health", "Home / Blog", "Home News Health Local".
+    r"home\s*(?:[›»>/|\-–]\s*\S.*)$",
+    r"home(?:\s+[A-Z][\w&'-]*){1,6}$",
+    r"you are here\s*:?",
+    r"skip to (?:main )?content",
+    r"back to top\b",
+    r"(?:main )?menu$",
+    # Bylines and comment counters.
+    r"by\s+(?:admin|administrator|staff|editor|webmaster)\b",
+    r"(?:posted|written|published|filed)\s+(?:by|in|on)\b",
+    r"by\s+[\w.' -]{1,40}\s*[|•·]\s*",
+    r"\d+\s+comments?$",
+    r"no comments?(?: yet)?\.?$",
+    r"(?:leave|add|post) a (?:comment|reply)\b",
+    r"(?:one|\d+) (?:thoughts?|responses?|repl(?:y|ies)) (?:on|to)\b",
+    r"cancel reply$",
+    r"comments? (?:are )?closed\.?$",
+    # Share and calls to action.
+    r"share (?:this|on|via)\b",
+    r"(?:share|tweet|pin|email|print)(?:\s*[|•·,/]\s*(?:share|tweet|pin|email|print|facebook|twitter|"
+    r"linkedin|whatsapp|reddit))+\s*$",
+    r"(?:facebook|twitter|linkedin|pinterest|whatsapp|reddit|email)(?:\s*[|•·,/]?\s*(?:facebook|twitter|"
+    r"linkedin|pinterest|whatsapp|reddit|email|x))+\s*$",
+    r"follow us\b",
+    r"subscribe\b",
+    r"sign up (?:for|to) (?:our|the) (?:newsletter|mailing list)",
+    r"click here\b",
+    r"read (?:more|the full (?:story|article)|on)\b",
+    r"continue reading\b",
+    r"(?:book|schedule|request) (?:an? |your )?(?:appointment|consultation|call|demo)\b",
+    r"(?:call|contact) us (?:today|now)\b",
+    # Image credits.
+    r"(?:photo|image|picture|illustration|graphic|video)s?\s*(?:credit)?\s*:",
+    r"(?:photo|image|picture)s? (?:courtesy|by|via)\b",
+    r"(?:credit|source)\s*:",
+    r"getty images$",
+    # Comment forms.
+    r"your email address will not be published",
+    r"required fields are marked",
+    r"save my name, email",
+    # Related links.
+    r"(?:related|recommended|popular|recent|more) (?:articles|posts|stories|reading|news)\b",
+    r"you (?:may|might) also like\b",
+    r"see also\s*:",
+    r"tags?\s*:",
+    r"categor(?:y|ies)\s*:",
+    r"(?:previous|next) (?:post|article|story)\b",
+    # Advertising.
+    r"advertisements?$",
+    r"sponsored(?: content| post)?$",
+    r"ad$",
+    r"copyright(?: notice| policy)?\s*$",
+]
+
+# Patterns that mark chrome wherever they appear in a line of any length.
+_ANYWHERE_RULES = [
+    r"your email address will not be published",
+    r"required fields are marked \*",
+    r"we use cookies\b",
+    r"this (?:web)?site uses cookies\b",
+    r"by (?:continuing to (?:use|browse)|using) this (?:web)?site,? you (?:agree|accept|consent)",
+    r"accept (?:all )?cookies\b",
+    r"all rights reserved",
+    r"©",
+    r"\(c\)\s*(?:\d{4}|copyright)",
+    r"copyright\s*(?:\(c\)\s*)?\d{4}",
+]
+
+# A business ad: a street address or a phone number together with a call to act or a place
+# to go. A bare number or year in an article sentence must not trigger it.
+_PHONE = re.compile(r"(?:\+?\d{1,3}[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")
+_STREET = re.compile(
+    r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Boulevard|Dr|Drive|"
+    r"Ln|Lane|Way|Suite|Ste|Pkwy|Parkway|Ct|Court|Pl|Place)\b\.?")
+_PHONE_AD = re.compile(
+    r"\b(?:call|phone|tel|contact|visit|book|appointment|consultation|clinic|office|located|"
+    r"schedule|hours|today|suite|ste)\b", re.IGNORECASE)
+# A street alone is common in news ("returned to 10 Downing Street"), so it needs a stronger cue.
+_STREET_AD = re.compile(
+    r"\b(?:visit us|call us|call|clinic|located at|suite|ste|appointments?|consultations?|"
+    r"open (?:mon|tue|wed|thu|fri|sat|sun|daily|\d)|hours)\b", re.IGNORECASE)
+
+_SHORT_RE = re.compile("|".join(f"(?:{r})" for r in _SHORT_RULES), re.IGNORECASE)
+_ANYWHERE_RE = re.compile("|".join(f"(?:{r})" for r in _ANYWHERE_RULES), re.IGNORECASE)
+# "Home News Health" must keep its capitals to count as a crumb, so it is checked case-sensitively.
+_CRUMB_WORDS = re.compile(r"Home(?:\s+[A-Z][\w&'-]*){1,6}$")
+_LEAD_NOISE = re.compile(r"^[^\w©]+")
+_WORD = re.compile(r"\w")
+
+
+def is_boilerplate(line: str) -> bool:
+    """True when ``line`` (a line or a sentence) is site chrome rather than article content."""
+    text = " ".join(line.split())
+    if not text:
+        return False
+    if not _WORD.search(text):
+        return True  # only bullets, dashes or separators
+    text = _LEAD_NOISE.sub("", text, count=1)
+    if _ANYWHERE_RE.search(text):
+        return True
+    if len(text) <= _SHORT:
+        m = _SHORT_RE.match(text)
+        if m and _confirm_short(text, m.group(0)):
+            return True
+    return _is_business_ad(text)
+
+
+def _confirm_short(text: str, matched: str) -> bool:
+    # "Home" followed by words is a crumb only when the words are capitalized nav labels;
+    # "Home prices rose" is a sentence.
+    if matched.lower().startswith("home") and not re.match(r"home\s*[›»>/|\-–]", text, re.IGNORECASE):
+        return bool(_CRUMB_WORDS.match(text))
+    return True
+
+
+def _is_business_ad(text: str) -> bool:
+    has_phone = bool(_PHONE.search(text))
+    has_street = bool(_STREET.search(text))
+    if not (has_phone or has_street):
+        return False
+    if has_phone and has_street:
+        return True
+    if has_phone:
+        return bool(_PHONE_AD.search(text))
+    return bool(_STREET_AD.search(text))
+
+
+def strip_boilerplate(text: str) -> str:
+    """``text`` without its boilerplate lines; content lines and paragraph breaks are kept."""
+    kept = [line for line in text.splitlines() if not is_boilerplate(line)]
+    out = "\n".join(kept)
+    return re.sub(r"\n{3,}", "\n\n", out).strip()

@@ -1,0 +1,191 @@
+"""Same-story clustering: articles from different sites telling one story become one group.
+
+Two tellings of a story share its particulars — names, places, numbers — far more than two
+stories on one topic do (two football matches share the league, not the score and the scorers).
+So each document becomes a weighted set of features: capitalized names (weighted up), numbers
+(weighted up) and content words, each by inverse document frequency. Pairs are only compared when
+they share rare features (blocking through an inverted index with capped posting lists, so the
+work grows near-linearly), and only within the time window. Groups grow by average-link merging in
+order of similarity, so one ambiguous article cannot chain two stories together.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from feedletter.dedupe import document_order, near_duplicates
+from feedletter.models import Document
+from feedletter.summarize import STOPWORDS
+
+__all__ = ["Assignment", "cluster_documents", "features", "pick_lead"]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Where one document landed: its story (the lead's id) and, for copies, the original."""
+
+    id: str
+    cluster: str
+    duplicate_of: str | None
+
+
+_NAME_RE = re.compile(r"\b[A-Z][\w'’.-]*[\w]|\b[A-Z]\b")
+_NUMBER_RE = re.compile(r"(?<![\w.,])[$€£]?\d+(?:[.,:]\d+)*(?:\s?(?:%|percent|bn|m|km|kg))?(?:-\d+)?(?![\w])")
+_WORD_RE = re.compile(r"(?<![\w'’-])[a-z][a-z'’-]{3,}(?![\w'’-])")
+_NAME_WEIGHT = 2.0
+_NUMBER_WEIGHT = 1.5
+_WORD_WEIGHT = 1.0
+_MAX_WORDS = 400
+
+
+def features(title: str, text: str) -> set[str]:
+    """The comparable particulars of a story: names (``e:``), numbers (``n:``) and words (``w:``)."""
+    body = " ".join(text.split()[:_MAX_WORDS])
+    both = title + " . " + body
+    out: set[str] = set()
+    for m in _NAME_RE.finditer(both):
+        name = m.group(0).rstrip(".").replace("’", "'").lower()
+        if name.endswith("'s"):
+            name = name[:-2]
+        if name not in STOPWORDS and len(name) > 1:
+            out.add("e:" + name)
+    for m in _NUMBER_RE.finditer(both):
+        out.add("n:" + m.group(0).replace(",", "").replace(" ", "").replace("percent", "%"))
+    for w in _WORD_RE.findall(both.lower()):
+        if w not in STOPWORDS:
+            # A crude stem: "launches", "launched" and "launching" meet at six letters.
+            out.add("w:" + w[:6])
+    return out
+
+
+def _weight(feature: str) -> float:
+    kind = feature[0]
+    return _NAME_WEIGHT if kind == "e" else _NUMBER_WEIGHT if kind == "n" else _WORD_WEIGHT
+
+
+def pick_lead(docs: Sequence[Document], priority: Mapping[str, int] | None = None) -> Document:
+    """The document that fronts a story: highest source priority, then fullest text, then earliest."""
+    if not docs:
+        raise ValueError("pick_lead needs at least one document")
+    prio = priority or {}
+    return min(docs, key=lambda d: (-prio.get(d.source or "", 0), -len(d.text), document_order(d)))
+
+
+def cluster_documents(docs: Sequence[Document], *, window: timedelta = timedelta(days=7),
+                      threshold: float = 0.3, duplicate_threshold: float = 0.8,
+                      priority: Mapping[str, int] | None = None, max_posting: int = 200,
+                      probe_features: int = 12) -> list[Assignment]:
+    """Group ``docs`` into stories; one :class:`Assignment` per document, in input order.
+
+    ``threshold`` is the weighted cosine similarity of feature sets two tellings must reach.
+    """
+    n = len(docs)
+    dups = near_duplicates(docs, threshold=duplicate_threshold)
+    feats = [features(d.title, d.text) for d in docs]
+    df: Counter[str] = Counter()
+    for doc_feats in feats:
+        df.update(doc_feats)
+    idf = {f: math.log(1 + n / c) for f, c in df.items()}
+    vecs = [{f: _weight(f) * idf[f] for f in fs} for fs in feats]
+    norms = [math.sqrt(sum(v * v for v in vec.values())) or 1.0 for vec in vecs]
+
+    postings: dict[str, list[int]] = defaultdict(list)
+    probes: list[list[str]] = []
+    for i, fs in enumerate(feats):
+        # Probe with the rarest shared features; names and numbers carry a story's identity.
+        ranked = sorted((f for f in fs if 1 < df[f] <= max_posting), key=lambda f: (df[f], f))
+        probes.append(ranked[:probe_features])
+        for f in probes[-1]:
+            postings[f].append(i)
+
+    edges: dict[tuple[int, int], float] = {}
+    for i in range(n):
+        shared: Counter[int] = Counter()
+        for f in probes[i]:
+            for j in postings[f]:
+                if j > i:
+                    shared[j] += 1
+        for j, k in shared.items():
+            if k < 2 or not _within(docs[i], docs[j], window):
+                continue
+            a, b = vecs[i], vecs[j]
+            if len(a) > len(b):
+                a, b = b, a
+            s = sum(v * b[f] for f, v in a.items() if f in b) / (norms[i] * norms[j])
+            if s >= threshold:
+                edges[(i, j)] = s
+
+    index = {d.id: i for i, d in enumerate(docs)}
+    for copy, original in dups.items():
+        i, j = sorted((index[copy], index[original]))
+        edges[(i, j)] = 2.0  # copies always join their original first
+    groups = _average_link(docs, edges, threshold, window)
+
+    members_of: dict[int, list[Document]] = defaultdict(list)
+    for i, d in enumerate(docs):
+        members_of[groups[i]].append(d)
+    leads: dict[int, str] = {}
+    for g, members in members_of.items():
+        # A copy never fronts a story while its original is there.
+        originals = [m for m in members if m.id not in dups] or members
+        leads[g] = pick_lead(originals, priority).id
+    return [Assignment(d.id, leads[groups[i]], dups.get(d.id)) for i, d in enumerate(docs)]
+
+
+def _within(a: Document, b: Document, window: timedelta) -> bool:
+    if a.published is None or b.published is None:
+        return True
+    return abs(a.published - b.published) <= window
+
+
+def _average_link(docs: Sequence[Document], edges: dict[tuple[int, int], float], threshold: float,
+                  window: timedelta) -> list[int]:
+    n = len(docs)
+    parent = list(range(n))
+    members: dict[int, list[int]] = {i: [i] for i in range(n)}
+    span: dict[int, _Span] = {i: (docs[i].published, docs[i].published) for i in range(n)}
+    adjacency: dict[int, dict[int, float]] = defaultdict(dict)
+    for (i, j), s in edges.items():
+        adjacency[i][j] = s
+        adjacency[j][i] = s
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for (i, j), s in sorted(edges.items(), key=lambda e: (-e[1], e[0])):
+        ri, rj = find(i), find(j)
+        if ri == rj:
+            continue
+        small, big = sorted((ri, rj), key=lambda r: len(members[r]))
+        big_set = set(members[big])
+        total = sum(adjacency[m].get(o, 0.0) for m in members[small] for o in adjacency[m] if o in big_set)
+        pairs = len(members[small]) * len(members[big])
+        if s < 2.0 and total / pairs < threshold * 0.5:
+            continue
+        merged_span = _merge_span(span[ri], span[rj])
+        lo, hi = merged_span
+        if s < 2.0 and lo is not None and hi is not None and hi - lo > window:
+            continue
+        root, child = min(ri, rj), max(ri, rj)
+        parent[child] = root
+        members[root].extend(members.pop(child))
+        span[root] = merged_span
+    return [find(i) for i in range(n)]
+
+
+_Span = tuple[datetime | None, datetime | None]
+
+
+def _merge_span(a: _Span, b: _Span) -> _Span:
+    dates = [d for d in (*a, *b) if d is not None]
+    if not dates:
+        return (None, None)
+    return (min(dates), max(dates))

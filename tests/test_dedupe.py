@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+from feedletter.dedupe import SIGNATURE_SIZE, estimate_similarity, near_duplicates, signature
+from feedletter.models import Document
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+ARTICLE = """The city council approved a plan on Tuesday to turn the old tram depot on Harbour Road into
+a library, a day-care centre and forty affordable flats. The vote passed nine to four after a debate
+that lasted nearly three hours. Supporters said the depot had stood empty since 2011 and cost the city
+about 80,000 pounds a year to secure. Opponents argued that the building should be sold to pay down
+debt. Work is due to start next spring and should finish by the end of 2028, the planning office said.
+The architects plan to keep the brick facade and the iron roof trusses, which are listed. A public
+consultation on the library's opening hours will run until the end of April. Local residents who spoke
+at the meeting mostly welcomed the flats but asked for more parking spaces near the school."""
+
+
+def _copy_with_edits(text: str) -> str:
+    # A syndicated copy: new header and footer lines, one sentence reworded.
+    body = text.replace("The vote passed nine to four", "Councillors voted nine to four in favour")
+    return "From our partners at the Harbour Gazette\n" + body + "\nRead more local news on our site."
+
+
+def test_signature_is_stable_and_sized() -> None:
+    assert signature(ARTICLE) == signature(ARTICLE)
+    assert len(signature(ARTICLE)) == SIGNATURE_SIZE
+    assert all(isinstance(v, int) for v in signature(ARTICLE))
+
+
+def test_signature_ignores_case_and_whitespace() -> None:
+    assert signature(ARTICLE) == signature("  " + ARTICLE.upper().replace(" ", "   "))
+
+
+def test_similarity_of_edited_copy_is_high_and_unrelated_low() -> None:
+    other = "A new bakery opened on the high street selling sourdough, rye and seeded loaves every day."
+    assert estimate_similarity(signature(ARTICLE), signature(_copy_with_edits(ARTICLE))) >= 0.8
+    assert estimate_similarity(signature(ARTICLE), signature(other)) < 0.2
+    assert estimate_similarity(signature(""), signature("")) == 0.0
+
+
+def test_copy_maps_to_earliest_original() -> None:
+    docs = [
+        Document("7", "Depot to become library", _copy_with_edits(ARTICLE),
+                 published=T0 + timedelta(hours=5)),
+        Document("3", "Council backs depot plan", ARTICLE, published=T0),
+        Document("9", "Bakery opens", "A new bakery opened on the high street selling bread.", published=T0),
+    ]
+    assert near_duplicates(docs) == {"7": "3"}
+
+
+def test_tie_on_date_goes_to_lowest_numeric_id_and_undated_is_not_original() -> None:
+    docs = [
+        Document("10", "a", ARTICLE, published=T0),
+        Document("9", "a", ARTICLE, published=T0),
+        Document("2", "a", ARTICLE, published=None),
+    ]
+    assert near_duplicates(docs) == {"10": "9", "2": "9"}
+
+
+def test_threshold_controls_what_counts() -> None:
+    half = ARTICLE[: len(ARTICLE) // 2]
+    docs = [Document("a", "", ARTICLE, published=T0), Document("b", "", half, published=T0)]
+    assert near_duplicates(docs, threshold=0.9) == {}
+    assert near_duplicates(docs, threshold=0.3) == {"b": "a"}
+
+
+def test_stored_signatures_are_used() -> None:
+    docs = [Document("a", "", "completely different words here", published=T0),
+            Document("b", "", ARTICLE, published=T0 + timedelta(1))]
+    sig = signature("\n" + ARTICLE)
+    assert near_duplicates(docs, signatures={"a": sig}) == {"b": "a"}
+
+
+def test_many_documents_scale() -> None:
+    rng = random.Random(5)
+    vocab = [f"w{i}" for i in range(5000)]
+    docs = []
+    for i in range(3000):
+        docs.append(Document(str(i), "", " ".join(rng.choice(vocab) for _ in range(120)), published=T0))
+    docs.append(Document("copy", "", docs[17].text + " extra footer", published=T0 + timedelta(1)))
+    start = time.perf_counter()
+    found = near_duplicates(docs)
+    assert found == {"copy": "17"}
+    assert time.perf_counter() - start < 10

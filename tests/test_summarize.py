@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from feedletter.llm import PROMPT_VERSION, LLMSummarizer
+from feedletter.summarize import (
+    SUMMARIZER_VERSION,
+    ExtractiveSummarizer,
+    Summarizer,
+    split_sentences,
+    summarize,
+    truncate_words,
+)
+
+STORY_A = """Home › News › Science
+Posted by admin | 3 Comments
+The European Space Agency's Juice probe completed a flyby of Venus on Saturday, using the planet's
+gravity to bend its path toward Jupiter. The spacecraft passed 11,000 km above the clouds at 4.2 km/s
+relative to the planet, Dr. Elena Ruiz of ESA said. Engineers confirmed that all ten instruments were
+healthy after the manoeuvre.
+Photo: ESA
+Share this:
+The probe launched in April 2023 and will reach Jupiter in July 2031. It will study the icy moons
+Ganymede, Callisto and Europa, which may hide oceans beneath their crusts.
+Leave a Reply
+Your email address will not be published."""
+
+STORY_B = """Europe's Juice spacecraft swung past Venus on Saturday in a gravity assist that put it on course
+for Jupiter. The flyby took the probe 11,000 km above the Venusian clouds. Mission controllers in Darmstadt
+said the probe was in good health. Juice is expected to arrive at Jupiter in 2031 to study Ganymede.
+Subscribe to our newsletter
+© 2026 Space Daily. All rights reserved."""
+
+
+def test_split_sentences_survives_abbreviations_and_decimals() -> None:
+    text = ("Dr. Smith paid $4.50 for it at 3 p.m. on Main St. yesterday. Prices rose 2.5% in the U.S. "
+            "last year! Did J. R. R. Tolkien write it? \"Yes,\" she said. The end.")
+    assert split_sentences(text) == [
+        "Dr. Smith paid $4.50 for it at 3 p.m. on Main St. yesterday.",
+        "Prices rose 2.5% in the U.S. last year!",
+        "Did J. R. R. Tolkien write it?",
+        "\"Yes,\" she said.",
+        "The end.",
+    ]
+
+
+def test_split_sentences_respects_lines_and_paragraphs() -> None:
+    assert split_sentences("Title line\nFirst sentence here.\n\nSecond one here.") == [
+        "Title line", "First sentence here.", "Second one here."]
+
+
+def test_truncate_words_never_cuts_a_word() -> None:
+    assert truncate_words("short", 10) == "short"
+    out = truncate_words("The quick brown fox jumps over the lazy dog", 20)
+    assert len(out) <= 20 and out.endswith("…")
+    assert out == "The quick brown fox…"
+
+
+def test_summary_drops_boilerplate_and_respects_limit() -> None:
+    title = "Juice probe flies past Venus on its way to Jupiter"
+    out = summarize(title, [STORY_A], sentences=3, max_chars=400)
+    assert 0 < len(out) <= 400
+    for chrome in ("Home", "Posted by", "Photo:", "Share", "Reply", "email address"):
+        assert chrome not in out
+    assert "flyby of Venus" in out  # the lead sentence carries the story
+    assert "Dr. Elena Ruiz" not in out or "Dr. Elena Ruiz of ESA said." in out
+
+
+def test_summary_keeps_article_order_within_a_text() -> None:
+    out = summarize("Juice probe flies past Venus", [STORY_A], sentences=3, max_chars=1000)
+    sents = split_sentences(out)
+    body = " ".join(STORY_A.split())
+    positions = [body.index(s) for s in sents]
+    assert positions == sorted(positions)
+
+
+def test_summary_across_texts_removes_redundancy() -> None:
+    out = summarize("Juice probe flies past Venus", [STORY_A, STORY_B], sentences=3, max_chars=600)
+    sents = split_sentences(out)
+    assert len(sents) == 3
+    # Both texts say the probe passed 11,000 km above the clouds; it must be said once at most.
+    assert out.count("11,000 km") <= 1
+    assert "Subscribe" not in out and "©" not in out
+
+
+def test_summary_is_deterministic() -> None:
+    a = summarize("Juice", [STORY_B, STORY_A])
+    assert a == summarize("Juice", [STORY_B, STORY_A])
+
+
+def test_tiny_limit_cuts_at_word_boundary() -> None:
+    out = summarize("Juice", [STORY_A], sentences=2, max_chars=50)
+    assert 0 < len(out) <= 50
+    assert out.endswith("…")
+    assert out[:-1].split()[-1] in STORY_A.split() or out[:-1].split()[-1].rstrip(",.") in STORY_A
+
+
+@pytest.mark.parametrize("texts", [[], [""], ["Share this\nLeave a Reply"]])
+def test_empty_or_chrome_only_gives_empty(texts: list[str]) -> None:
+    assert summarize("Anything", texts) == ""
+
+
+def test_sentence_count_is_respected() -> None:
+    assert len(split_sentences(summarize("Juice", [STORY_A, STORY_B], sentences=1, max_chars=600))) == 1
+
+
+def test_extractive_meets_protocol() -> None:
+    s: Summarizer = ExtractiveSummarizer()
+    assert s.name == "extractive"
+    assert s.version == SUMMARIZER_VERSION
+
+
+# --- LLM summarizer against a loopback fake of an OpenAI-compatible server ---
+
+
+
+def _reply(content: str) -> Response:
+    body = {"id": "x", "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+    return Response(json.dumps(body), content_type="application/json")
+
+
+def test_llm_posts_versioned_prompt_and_returns_reply(httpserver: HTTPServer,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_LLM_KEY", "sk-test")
+    seen: list[dict[str, object]] = []
+
+    def handler(request: Request) -> Response:
+        assert request.headers["Authorization"] == "Bearer sk-test"
+        body = request.get_json()
+        seen.append(body)
+        return _reply("  Juice flew past Venus on Saturday,\n gaining speed for Jupiter.  ")
+
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_handler(handler)
+    llm = LLMSummarizer(httpserver.url_for("/v1"), "tiny-model", api_key_env="TEST_LLM_KEY", timeout=5)
+    out = llm.summarize("Juice probe flies past Venus", [STORY_A, STORY_B], sentences=2, max_chars=300)
+    assert out == "Juice flew past Venus on Saturday, gaining speed for Jupiter."
+    assert llm.last_source == "llm:tiny-model"
+    assert llm.version == PROMPT_VERSION
+    (body,) = seen
+    assert body["model"] == "tiny-model"
+    assert body["temperature"] == 0
+    messages = body["messages"]
+    assert isinstance(messages, list) and [m["role"] for m in messages] == ["system", "user"]
+    user = messages[1]["content"]
+    assert "Title: Juice probe flies past Venus" in user
+    assert "at most 2 sentences" in user and "300 characters" in user
+    assert "Article 1:" in user and "Article 2:" in user
+    assert "Leave a Reply" not in user and "Posted by" not in user  # chrome is not sent
+
+
+def test_llm_reply_is_cut_to_the_limit(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/chat/completions", method="POST").respond_with_handler(
+        lambda r: _reply("word " * 200))
+    llm = LLMSummarizer(httpserver.url_for(""), "m", api_key_env="FEEDLETTER_NO_SUCH_KEY")
+    out = llm.summarize("t", ["Some text about a thing that happened today."], max_chars=100)
+    assert len(out) <= 100 and out.endswith("…")
+
+
+@pytest.mark.parametrize("response", [
+    Response("overloaded", status=503),
+    Response("not json", content_type="application/json"),
+    Response(json.dumps({"choices": []}), content_type="application/json"),
+    Response(json.dumps({"choices": [{"message": {"content": "   "}}]}), content_type="application/json"),
+])
+def test_llm_falls_back_to_extractive_on_error(httpserver: HTTPServer, response: Response) -> None:
+    httpserver.expect_request("/chat/completions").respond_with_response(response)
+    llm = LLMSummarizer(httpserver.url_for(""), "m", timeout=5)
+    out = llm.summarize("Juice probe flies past Venus", [STORY_A], max_chars=400)
+    assert out == summarize("Juice probe flies past Venus", [STORY_A], max_chars=400)
+    assert llm.last_source == "extractive"
+
+
+def test_llm_falls_back_on_timeout(httpserver: HTTPServer) -> None:
+    def slow(request: Request) -> Response:
+        time.sleep(1.0)
+        return _reply("too late")
+
+    httpserver.expect_request("/chat/completions").respond_with_handler(slow)
+    llm = LLMSummarizer(httpserver.url_for(""), "m", timeout=0.2)
+    assert llm.summarize("Juice", [STORY_B]) == summarize("Juice", [STORY_B])
+    assert llm.last_source == "extractive"
+
+
+def test_llm_falls_back_when_server_is_down() -> None:
+    llm = LLMSummarizer("http://127.0.0.1:9", "m", timeout=1)
+    assert llm.summarize("Juice", [STORY_B]) == summarize("Juice", [STORY_B])
