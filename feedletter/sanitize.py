@@ -1,0 +1,210 @@
+"""The one sanitizer every piece of feed HTML passes through before it is stored for output.
+
+nh3 (ammonia) does the security work with an allow-list suited to both email clients and the web
+archive. A light lxml pass runs first, only for things an allow-list cannot express: dropping
+tracking pixels as whole elements and resolving relative URLs. nh3 runs last, so whatever that
+pass produces is still cleaned; safety never depends on our own parsing.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+from lxml import etree
+from lxml.html import HtmlElement, fragment_fromstring, tostring
+
+__all__ = ["html_to_text", "sanitize_html"]
+
+_TAGS = frozenset({
+    "p", "br", "a", "strong", "em", "b", "i", "u", "s", "sub", "sup", "small", "mark", "abbr", "cite",
+    "q", "ul", "ol", "li", "dl", "dt", "dd", "blockquote", "h2", "h3", "h4", "hr", "img", "figure",
+    "figcaption", "pre", "code", "table", "thead", "tbody", "tfoot", "tr", "th", "td", "caption", "div",
+    "span",
+})
+_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "width", "height", "title"},
+    "abbr": {"title"},
+    "ol": {"start"},
+    "th": {"colspan", "rowspan"},
+    "td": {"colspan", "rowspan"},
+}
+# Content of these goes with the tag: the text of a script or a form is never article text.
+_DROP_WITH_CONTENT = frozenset({
+    "script", "style", "iframe", "object", "embed", "noscript", "template", "svg", "math", "select",
+    "textarea", "button", "form", "frame", "frameset", "applet", "head", "title", "xmp", "plaintext",
+    "listing", "noembed", "noframes",
+})
+_LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+_IMAGE_SCHEMES = frozenset({"http", "https"})
+_URL_ATTRS = {("a", "href"), ("img", "src")}
+
+# Images served to count opens and reads rather than to be seen.
+_TRACKER = re.compile(
+    r"""(?:feeds\.feedburner\.com/~r/|feedsportal\.com|pixel\.wp\.com|stats\.wordpress\.com|
+        google-analytics\.com|doubleclick\.net|/wf/open\b|list-manage\.com/track|/track(?:ing)?/open|
+        /(?:open|pixel|beacon|tracker?)\.(?:gif|png|php)\b|[?&]utm_[a-z]+=.*\bpixel|/e/o/|
+        \.gif\?.*\b(?:uid|cid|mid)=)""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_TINY = 2  # px: an image this small in either direction is a beacon, not a picture
+_PX = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:px)?\s*$", re.IGNORECASE)
+_STYLE_PX = re.compile(r"(?:^|;)\s*(width|height)\s*:\s*(\d+(?:\.\d+)?)px", re.IGNORECASE)
+
+
+def _size(value: str | None) -> float | None:
+    match = _PX.match(value or "")
+    return float(match.group(1)) if match else None
+
+
+def _is_tracker(img: HtmlElement) -> bool:
+    src = img.get("src") or ""
+    if _TRACKER.search(src):
+        return True
+    sizes = [_size(img.get("width")), _size(img.get("height"))]
+    sizes += [float(v) for _, v in _STYLE_PX.findall(img.get("style") or "")]
+    return any(s is not None and s <= _TINY for s in sizes)
+
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
+
+
+def _safe_url(value: str, base_url: str | None, schemes: frozenset[str]) -> str | None:
+    # Browsers ignore control characters and whitespace inside a scheme ("java\tscript:"), so
+    # the scheme is judged on what a browser would see, not on the raw string.
+    value = value.strip()
+    probe = "".join(ch for ch in value if ch > " " and ch != "\x7f")
+    if not probe:
+        return None
+    match = _SCHEME.match(probe)
+    if match:
+        return probe.replace(" ", "%20") if match.group(1).lower() in schemes else None
+    if ":" in probe.split("/", 1)[0]:
+        return None  # something that might still be read as a scheme
+    if not base_url:
+        return value.replace(" ", "%20")
+    try:
+        joined = urljoin(base_url, value)
+    except ValueError:
+        return None
+    scheme = urlsplit(joined).scheme.lower()
+    return joined.replace(" ", "%20") if scheme in schemes else None
+
+
+def _prepare(html: str, base_url: str | None) -> str:
+    """Drop tracking images and resolve relative URLs; nh3 still cleans the result."""
+    try:
+        root = fragment_fromstring(html, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return html
+    for img in list(root.iter("img")):
+        src = _safe_url(img.get("src") or "", base_url, _IMAGE_SCHEMES)
+        if src is None or _is_tracker(img):
+            img.drop_tree()  # an image without a usable source shows as a broken box
+        else:
+            img.set("src", src)
+    for link in root.iter("a"):
+        href = link.get("href")
+        if href is not None:
+            resolved = _safe_url(href, base_url, _LINK_SCHEMES)
+            if resolved is None:
+                del link.attrib["href"]
+            else:
+                link.set("href", resolved)
+    inner = (root.text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return inner + "".join(tostring(child, encoding="unicode") for child in root)
+
+
+def sanitize_html(html: str, base_url: str | None = None) -> str:
+    """Clean untrusted HTML for email and web output.
+
+    Keeps a small allow-list of tags and attributes, makes links and images absolute against
+    ``base_url``, allows only http/https/mailto links, drops tracking pixels, and adds
+    ``rel="noopener noreferrer"`` to links.
+    """
+    if not html or not html.strip():
+        return ""
+
+    def keep_attribute(tag: str, attr: str, value: str) -> str | None:
+        if (tag, attr) in _URL_ATTRS:
+            return _safe_url(value, base_url, _LINK_SCHEMES if tag == "a" else _IMAGE_SCHEMES)
+        if attr in ("width", "height"):
+            return value if _size(value) is not None else None
+        return value
+
+    cleaned = nh3.clean(
+        _prepare(html, base_url),
+        tags=set(_TAGS),
+        clean_content_tags=set(_DROP_WITH_CONTENT),
+        attributes={tag: set(attrs) for tag, attrs in _ATTRIBUTES.items()},
+        attribute_filter=keep_attribute,
+        url_schemes=set(_LINK_SCHEMES),
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
+    return cleaned.strip()
+
+
+# --- plain text --------------------------------------------------------------------------------
+
+_BLOCKS = frozenset({
+    "p", "div", "section", "article", "header", "footer", "main", "aside", "blockquote", "figure",
+    "figcaption", "h1", "h2", "h3", "h4", "h5", "h6", "table", "tr", "ul", "ol", "dl", "dt", "dd",
+    "hr", "pre", "address", "nav",
+})
+_SKIP = frozenset({"script", "style", "head", "title", "noscript", "template", "iframe", "object"})
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text: blank lines between paragraphs, "- " or "1. " before list items."""
+    if not html or not html.strip():
+        return ""
+    try:
+        root = fragment_fromstring(html, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return " ".join(html.split())
+    out: list[str] = []
+    _walk(root, out, [])
+    text = "".join(out)
+    lines = [line.strip() for line in text.split("\n")]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _walk(el: HtmlElement, out: list[str], lists: list[list[int]]) -> None:
+    tag = el.tag if isinstance(el.tag, str) else ""
+    if tag in _SKIP:
+        return
+    if tag == "pre":
+        out.append("\n\n" + "".join(el.itertext()).strip("\n") + "\n\n")
+        return
+    nested_list = tag in ("ul", "ol") and bool(lists)
+    if tag in _BLOCKS:
+        out.append("\n" if nested_list else "\n\n")
+    if tag == "br":
+        out.append("\n")
+    if tag in ("ul", "ol"):
+        lists.append([0 if tag == "ol" else -1])
+    if tag == "li":
+        marker = "- "
+        if lists and lists[-1][0] >= 0:
+            lists[-1][0] += 1
+            marker = f"{lists[-1][0]}. "
+        out.append(marker if out and out[-1].endswith("\n") else "\n" + marker)
+    if tag and el.text:
+        out.append(_squash(el.text))
+    for child in el:
+        if isinstance(child.tag, str):
+            _walk(child, out, lists)
+        if child.tail:
+            out.append(_squash(child.tail))
+    if tag in ("ul", "ol") and lists:
+        lists.pop()
+    if tag in _BLOCKS:
+        out.append("\n" if nested_list else "\n\n")
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text)

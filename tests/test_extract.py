@@ -1,0 +1,162 @@
+"""Extraction of article pages: main content kept, site chrome gone, metadata read, no network."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from feedletter.errors import ExtractError
+from feedletter.extract import extract, is_teaser
+
+DATA = Path(__file__).parent / "data" / "extract"
+CLINIC_URL = "https://clinic.example.org/blog/ketamine-trial/"
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extraction must never fetch anything: any connection attempt fails the test."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("extract tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture(scope="module")
+def clinic() -> bytes:
+    return (DATA / "clinic-post.html").read_bytes()
+
+
+def test_keeps_article_paragraphs_in_order(clinic: bytes) -> None:
+    result = extract(clinic, CLINIC_URL)
+    paragraphs = result.text.split("\n\n")
+    assert paragraphs[0].startswith("A randomized trial published this month")
+    assert "What this means for our patients" in paragraphs
+    assert "- Sessions last about forty minutes, plus an hour of observation." in result.text
+    assert "Rapid relief matters most" in result.text
+    assert paragraphs[-1].startswith("Read the full study")
+    assert result.text.index("three weeks") < result.text.index("antidepressants")
+
+
+@pytest.mark.parametrize(
+    "chrome",
+    [
+        "Home",  # breadcrumbs and menu
+        "by admin",
+        "0 comment",
+        "Tweet",
+        "22 shares",
+        "Photo: Riverbend",
+        "Tags:",
+        "Related Articles",
+        "Sleep and mood",
+        "Leave a Reply",
+        "Your email address will not be published",
+        "Required fields",
+        "555",
+        "Suite 140",
+        "Back to top",
+        "cookies",
+        "All rights reserved",
+    ],
+)
+def test_drops_site_chrome(clinic: bytes, chrome: str) -> None:
+    result = extract(clinic, CLINIC_URL)
+    assert chrome not in result.text
+    assert chrome not in result.html
+
+
+def test_reads_metadata(clinic: bytes) -> None:
+    result = extract(clinic, CLINIC_URL)
+    assert result.title == "Ketamine for treatment-resistant depression: what the new trial shows"
+    assert result.author == "Dana Whitfield"
+    assert result.published == datetime(2024, 3, 5, 8, 30, tzinfo=UTC)
+    assert result.published is not None and result.published.utcoffset() is not None
+
+
+def test_html_is_simple_and_absolute(clinic: bytes) -> None:
+    html = extract(clinic, CLINIC_URL).html
+    assert html.startswith("<p>A randomized trial")
+    assert "<h2>What this means for our patients</h2>" in html
+    assert "<ul><li>Sessions last" in html
+    assert "<blockquote>" in html
+    assert '<a href="https://journal.example.com/ketamine-ect">' in html
+    assert ('<img src="https://clinic.example.org/wp-content/uploads/infusion-room.jpg" '
+            'alt="An infusion room with two reclining chairs">') in html
+    for tag in ("<div", "<span", "<script", "<form", "<nav", "<figcaption", "class="):
+        assert tag not in html
+    # the page title is carried in .title, not repeated as the first heading
+    assert "<h1" not in html and "<h2>Ketamine for" not in html
+
+
+def test_str_input_and_no_url(clinic: bytes) -> None:
+    result = extract(clinic.decode("utf-8"))
+    assert "A randomized trial" in result.text
+
+
+def test_decodes_declared_legacy_charset() -> None:
+    page = ("<html><head><meta charset='iso-8859-1'><title>Caf\xe9</title></head><body><article>"
+            + "<p>Le caf\xe9 \xe0 c\xf4t\xe9 de la gare ouvre d\xe9sormais \xe0 sept heures du matin, "
+            "et la terrasse reste ouverte jusqu'au soir pendant tout l'\xe9t\xe9.</p>" * 3
+            + "</article></body></html>").encode("latin-1")
+    assert "Le café à côté de la gare" in extract(page).text
+
+
+def test_keeps_sentences_that_only_look_like_chrome() -> None:
+    keep = [
+        "By then it was over, and the clinic had already moved its infusion chairs upstairs.",
+        "Share prices of the two device makers rose after the approval.",
+        "Call volumes to the crisis line doubled in the first week.",
+    ]
+    filler = ("<p>The new wing opened in spring with four treatment rooms, a quiet waiting area and "
+              "a small garden that patients can use between sessions. Staff say the layout makes "
+              "longer observation periods far more comfortable for everyone involved.</p>")
+    page = ("<html><body><article><h1>Opening</h1>" + filler
+            + "".join(f"<p>{s}</p>" for s in keep) + filler + "</article></body></html>")
+    text = extract(page, "https://example.org/a").text
+    for sentence in keep:
+        assert sentence in text
+
+
+def test_comment_wrapper_class_does_not_lose_article() -> None:
+    paras = "".join(
+        f"<p>Researchers followed {n} patients for a year and found that mood scores improved "
+        f"steadily for most of them, with the largest change in month {n % 12 + 1}.</p>"
+        for n in (120, 240, 360, 480)
+    )
+    page = (f"<html><body><div class='comments-open has-sidebar'><article>{paras}</article></div>"
+            "</body></html>")
+    assert extract(page).text.count("Researchers followed") == 4
+
+
+@pytest.mark.parametrize("page", ["", "   ", b"", "<html><body></body></html>",
+                                  "<html><body><nav><a href='/'>Home</a></nav></body></html>"])
+def test_nothing_usable_raises(page: str | bytes) -> None:
+    with pytest.raises(ExtractError) as info:
+        extract(page, "https://example.org/empty")
+    assert str(info.value).startswith("extract: https://example.org/empty: ")
+
+
+@pytest.mark.parametrize(
+    ("summary", "content", "expected"),
+    [
+        ("<p>Short teaser about ketamine.</p>", "", True),
+        ("<p>" + "word " * 200 + "</p>", "", False),
+        ("<p>" + "word " * 200 + "…</p>", "", True),
+        ("<p>" + "word " * 200 + "...</p>", "", True),
+        ("<p>" + "word " * 200 + " <a href='/x'>Read more</a></p>", "", True),
+        ("<p>" + "word " * 200 + " <a href='/x'>Continue reading →</a></p>", "", True),
+        ("<p>" + "word " * 200 + " [&#8230;]</p>", "", True),
+        ("<p>" + "word " * 200 + " [...]</p>", "", True),
+        ("<p>Short summary.</p>", "<p>" + "full text " * 300 + "</p>", False),
+        ("", "<p>" + "full text " * 300 + "</p>", False),
+        ("", "<p>" + "full text " * 300 + "… <a href='/x'>Read more</a></p>", True),
+        ("", "", True),
+    ],
+)
+def test_is_teaser(summary: str, content: str, expected: bool) -> None:
+    assert is_teaser(summary, content) is expected
