@@ -1,0 +1,197 @@
+"""Turn the raw bytes of a feed into safe, well-formed UTF-8 text before any parser sees it.
+
+Two jobs happen here, and both must happen before feedparser or feedparser_rs touches the
+document:
+
+* **Decoding.** A byte order mark wins, then the HTTP charset, then the XML declaration, then
+  UTF-8, then Windows-1252 (what "Latin-1 without a declaration" means on the real web). The
+  result is re-encoded as UTF-8 without a declaration, so both parsers read the same characters.
+* **Defusing.** The DOCTYPE (with any internal subset) is cut out of the prolog, and every named
+  entity reference other than the five XML ones is rewritten: a known HTML name becomes a
+  numeric character reference, anything else becomes literal text. No declared entity can then
+  be expanded by anyone, so billion-laughs, quadratic blow-up and external (``SYSTEM``) entities
+  are inert, and feeds that use ``&nbsp;`` without declaring it become well-formed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import html.entities
+import re
+from dataclasses import dataclass
+
+from feedletter.errors import ParseError
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# Declared names mapped to the supersets browsers actually use for them.
+_SUPERSETS = {
+    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030",
+    "iso-8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252", "us-ascii": "cp1252",
+    "ascii": "cp1252", "iso8859-1": "cp1252",
+}
+_XML_DECL_ENCODING = re.compile(rb"""^\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']""")
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.I)
+_XML_DECL = re.compile(r"^\s*<\?xml.*?\?>", re.S)
+_PROLOG_ITEM = re.compile(r"<!--.*?(?:-->|\Z)|<\?.*?(?:\?>|\Z)|<!(DOCTYPE|ENTITY)|<([A-Za-z_][\w.:-]*)|<",
+                          re.S | re.I)
+# CDATA sections and comments are matched whole so that references inside them stay literal;
+# an unterminated one runs to the end (one linear scan, never a rescan per opener).
+_REFERENCE = re.compile(
+    r"<!\[CDATA\[(?:.*?\]\]>|.*)|<!--(?:.*?-->|.*)"
+    r"|&(?:([A-Za-z][A-Za-z0-9._-]{0,40});|#[0-9]{1,8};|#[xX][0-9A-Fa-f]{1,8};)?",
+    re.S)
+_XML_NAMED = frozenset({"amp", "lt", "gt", "quot", "apos"})
+FEED_ROOTS = frozenset({"rss", "feed", "rdf", "channel"})
+
+
+@dataclass(frozen=True)
+class RawItem:
+    """One entry as an engine read it, before parse.py normalizes it into an Entry."""
+
+    guid: str | None = None
+    link: str | None = None
+    title: str | None = None
+    title_type: str = "text/html"
+    author: str | None = None
+    published: str | None = None
+    updated: str | None = None
+    summary: str | None = None
+    content: str | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A defused document: its text, the root element's local name and the encoding used."""
+
+    text: str
+    root: str
+    encoding: str
+
+
+def decode(data: bytes, content_type: str | None = None) -> tuple[str, str]:
+    """Decode feed bytes to text, returning ``(text, encoding used)``."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom):].decode(name, errors="replace"), name
+    candidates: list[str] = []
+    if content_type and (m := _CHARSET.search(content_type)):
+        candidates.append(m.group(1))
+    if m2 := _XML_DECL_ENCODING.match(data):
+        candidates.append(m2.group(1).decode("ascii"))
+    candidates += ["utf-8", "cp1252"]
+    for name in candidates:
+        codec = _codec(name)
+        if codec is None:
+            continue
+        if codec == "cp1252" and _is_utf8(data):
+            # A server or declaration claiming Latin-1 for bytes that are valid UTF-8 with
+            # non-ASCII text is far more often wrong than a real Latin-1 text is valid UTF-8.
+            codec = "utf-8"
+        try:
+            return data.decode(codec), codec
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1"), "latin-1"
+
+
+def _codec(name: str) -> str | None:
+    name = name.strip().lower()
+    name = _SUPERSETS.get(name, name)
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def _is_utf8(data: bytes) -> bool:
+    if data.isascii():
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def prepare(data: bytes, *, url: str, content_type: str | None = None) -> Prepared:
+    """Decode and defuse an XML feed document; raise :class:`ParseError` if it is no feed."""
+    if not data.strip():
+        raise ParseError(url, "empty document")
+    text, encoding = decode(data, content_type)
+    text = text.lstrip("\ufeff \t\r\n")
+    start = text.find("<")
+    if start < 0:
+        raise ParseError(url, "not a feed (no XML markup)")
+    # Some servers emit junk (blank lines, PHP notices) before the declaration.
+    text = _XML_DECL.sub("", text[start:], count=1)
+    text, root = _strip_prolog(text)
+    if root is None:
+        raise ParseError(url, "not a feed (no root element)")
+    local = root.rsplit(":", 1)[-1].lower()
+    if local == "html":
+        raise ParseError(url, "not a feed (looks like HTML)")
+    if local not in FEED_ROOTS:
+        raise ParseError(url, f"not a feed (root element <{root}>)")
+    return Prepared(_REFERENCE.sub(_rewrite_reference, text), local, encoding)
+
+
+def _strip_prolog(text: str) -> tuple[str, str | None]:
+    """Remove DOCTYPE and stray ENTITY declarations before the root; return the root's name."""
+    pos = 0
+    while True:
+        m = _PROLOG_ITEM.search(text, pos)
+        if m is None:
+            return text, None
+        if m.group(2):
+            return text, m.group(2)
+        if m.group(1):
+            end = _declaration_end(text, m.end())
+            text = text[:m.start()] + text[end:]
+            pos = m.start()
+        elif m.group(0) == "<":
+            return text, None
+        else:
+            pos = m.end()
+
+
+def _declaration_end(text: str, pos: int) -> int:
+    """Index just past the ``>`` closing a markup declaration, honouring quotes and ``[...]``."""
+    depth = 0
+    quote = ""
+    n = len(text)
+    while pos < n:
+        c = text[pos]
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c == "[":
+            depth += 1
+        elif c == "]":
+            depth = max(0, depth - 1)
+        elif c == ">" and depth == 0:
+            return pos + 1
+        pos += 1
+    return n
+
+
+def _rewrite_reference(m: re.Match[str]) -> str:
+    whole = m.group(0)
+    if whole[0] == "<":
+        return whole
+    if whole == "&":
+        return "&amp;"
+    name = m.group(1)
+    if name is None or name in _XML_NAMED:
+        return whole
+    chars = html.entities.html5.get(name + ";")
+    if chars is None:
+        return "&amp;" + name + ";"
+    return "".join(f"&#{ord(c)};" for c in chars)

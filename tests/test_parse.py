@@ -1,0 +1,276 @@
+"""Parse stage: every format to the same Entry, encodings, dates, hostile XML, both engines."""
+
+from __future__ import annotations
+
+import json
+import time
+import tracemalloc
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from feedletter.errors import ParseError
+from feedletter.models import Entry, ParsedFeed
+from feedletter.parse import entry_record, parse_date, parse_feed
+from feedletter.parse_prepare import decode
+
+DATA = Path(__file__).parent / "data" / "parse"
+FEED_URL = "https://feeds.example.org/feed.xml"
+NOW = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
+
+FEEDS = ["rss091.xml", "rss10.rdf", "rss20.xml", "atom10.xml", "jsonfeed11.json", "gb2312.xml",
+         "latin1-undeclared.xml", "xmlbase.xml", "cdata-entities.xml", "dates.xml",
+         "billion-laughs.xml", "external-entity.xml"]
+
+
+def parse(name: str, **kw: object) -> ParsedFeed:
+    return parse_feed((DATA / name).read_bytes(), url=FEED_URL, source="test", now=NOW, **kw)  # type: ignore[arg-type]
+
+
+def by_title(feed: ParsedFeed) -> dict[str, Entry]:
+    return {e.title: e for e in feed.entries}
+
+
+@pytest.mark.parametrize(("name", "fmt", "count", "feed_title"), [
+    ("rss091.xml", "rss091u", 2, "Old School Weekly"),
+    ("rss10.rdf", "rss10", 2, "Science Notes"),
+    ("rss20.xml", "rss20", 2, "Clinic Blog"),
+    ("atom10.xml", "atom10", 2, "River & Garden"),
+    ("jsonfeed11.json", "json11", 2, "Energy Market Notes"),
+])
+def test_formats(name: str, fmt: str, count: int, feed_title: str) -> None:
+    feed = parse(name)
+    assert feed.format == fmt
+    assert feed.title == feed_title
+    assert len(feed.entries) == count
+    for e in feed.entries:
+        assert e.source == "test"
+        assert e.title
+        assert e.link.startswith(("http://", "https://"))
+        assert e.published is not None and e.published.tzinfo is not None
+        assert e.published.utcoffset() == UTC.utcoffset(None)
+
+
+@pytest.mark.parametrize("name", FEEDS)
+def test_fast_and_feedparser_paths_agree(name: str) -> None:
+    fast = parse(name)
+    slow = parse(name, fast=False)
+    assert [asdict(e) for e in fast.entries] == [asdict(e) for e in slow.entries]
+    assert (fast.title, fast.link, fast.format) == (slow.title, slow.link, slow.format)
+
+
+def test_rss20_fields_and_keys() -> None:
+    entries = by_title(parse("rss20.xml"))
+    trial = entries["Ketamine & depression: what the new trial says"]
+    assert trial.key == "guid:clinic-2024-0117"
+    assert trial.guid == "clinic-2024-0117"
+    assert trial.published == datetime(2024, 1, 17, 8, 15, tzinfo=UTC)
+    assert trial.author == "Maria Keller"
+    assert trial.summary == "<p>A short look at the <b>results</b>.</p>"
+    assert trial.content.startswith("<p>The trial enrolled 120 patients.</p>")
+    hours = entries["Opening hours over the holidays"]
+    # No guid: the key is the canonical link, which is resolved against the feed URL.
+    assert hours.link == "https://feeds.example.org/posts/holiday-hours"
+    assert hours.key == "url:https://feeds.example.org/posts/holiday-hours"
+    assert hours.author == "Front Desk"
+
+
+def test_extra_tracking_parameters_leave_the_key() -> None:
+    data = (DATA / "rss091.xml").read_bytes().replace(b"dialup.html", b"dialup.html?src=feed")
+    feed = parse_feed(data, url=FEED_URL, source="t", now=NOW, extra_tracking=["src"])
+    assert feed.entries[0].key == "url:https://old.example.com/items/dialup.html"
+
+
+def test_atom_title_types_and_dates() -> None:
+    entries = by_title(parse("atom10.xml"))
+    assert set(entries) == {"Planting early tomatoes", "Compost: 3 < 4 bins"}
+    tomatoes = entries["Planting early tomatoes"]
+    assert tomatoes.published == datetime(2024, 4, 8, 10, 45, tzinfo=UTC)
+    assert tomatoes.author == "Jun Park"
+    assert "<strong>indoors</strong>" in tomatoes.content
+    # Only an <updated> date: it stands in for the missing <published>.
+    assert entries["Compost: 3 < 4 bins"].published == datetime(2024, 4, 10, 12, tzinfo=UTC)
+    assert "<em>weekly</em>" in entries["Compost: 3 < 4 bins"].content
+
+
+def test_rdf_dc_fields() -> None:
+    notes = parse("rss10.rdf").entries
+    assert [e.author for e in notes] == ["Dr. Okafor", "Dr. Lind"]
+    assert notes[0].published == datetime(2024, 5, 2, 6, 30, tzinfo=UTC)
+    assert notes[0].key == "url:https://science.example.org/notes/41"
+
+
+def test_json_feed() -> None:
+    prices, grid = parse("jsonfeed11.json").entries
+    assert prices.title == "Spot prices fall & rise"
+    assert prices.key == "guid:2024-06-03-prices"
+    assert prices.author == "Ana Silva"
+    assert prices.summary == "Overnight drop."
+    assert prices.published == datetime(2024, 6, 3, 5, 0, tzinfo=UTC)
+    assert grid.link == "https://feeds.example.org/notes/grid"
+    assert grid.author == "Desk"  # the feed's author stands in
+    assert grid.content == "<p>Two lines are down.</p><p>Repairs by Friday.</p>"
+    assert grid.published == datetime(2024, 6, 4, 10, 0, tzinfo=UTC)
+
+
+def test_json_detected_by_content_type_with_leading_space() -> None:
+    data = b"\n  " + (DATA / "jsonfeed11.json").read_bytes()
+    feed = parse_feed(data, url=FEED_URL, source="t", content_type="application/feed+json", now=NOW)
+    assert len(feed.entries) == 2
+
+
+@pytest.mark.parametrize(("name", "title", "summary"), [
+    ("gb2312.xml", "春节快乐", "新年的第一篇文章"),
+    ("latin1-undeclared.xml", "Noël à la cafétéria", "Crème brûlée © 2023"),
+])
+def test_encodings(name: str, title: str, summary: str) -> None:
+    (entry,) = parse(name).entries
+    assert entry.title == title
+    assert entry.summary == summary
+
+
+@pytest.mark.parametrize(("prefix", "encoding"), [
+    (b"\xef\xbb\xbf", "utf-8"), (b"", "utf-8"),
+])
+def test_utf8_bom_and_leading_whitespace(prefix: bytes, encoding: str) -> None:
+    data = prefix + b"\n\n  " + (DATA / "rss20.xml").read_bytes()
+    assert decode(data)[1] == encoding
+    assert len(parse_feed(data, url=FEED_URL, source="t", now=NOW).entries) == 2
+
+
+def test_utf16_with_bom() -> None:
+    text = (DATA / "rss20.xml").read_text("utf-8").replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    feed = parse_feed(text.encode("utf-16"), url=FEED_URL, source="t", now=NOW)
+    assert feed.entries[0].title.startswith("Ketamine & depression")
+
+
+def test_http_charset_beats_wrong_declaration() -> None:
+    body = '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Ærø</title>' \
+           "<item><title>Smørrebrød</title><link>https://dk.example/1</link></item></channel></rss>"
+    feed = parse_feed(body.encode("cp1252"), url=FEED_URL, source="t",
+                      content_type="text/xml; charset=windows-1252", now=NOW)
+    assert feed.title == "Ærø"
+    assert feed.entries[0].title == "Smørrebrød"
+
+
+def test_xml_base_and_relative_links() -> None:
+    feb, about = parse("xmlbase.xml").entries
+    assert feb.link == "https://base.example.org/journal/2024/february.html"
+    assert about.link == "https://base.example.org/about"
+
+
+def test_cdata_and_entities() -> None:
+    feed = parse("cdata-entities.xml")
+    assert feed.title == "Café & Code"
+    fish, resume = feed.entries
+    assert fish.title == "Fish & Chips served & reviewed"
+    assert fish.summary == "Café\u00a0prices — “quoted” — and AT&T"
+    assert resume.title == "Résumé tips & tricks"
+    # Inside CDATA an entity is HTML source text and stays exactly as written.
+    assert resume.summary == "<p>Use &nbsp; wisely &bogus; here</p>"
+
+
+def test_missing_invalid_and_future_dates() -> None:
+    now = datetime(2024, 3, 5, 12, 0, tzinfo=UTC)
+    entries = by_title(parse_feed((DATA / "dates.xml").read_bytes(), url=FEED_URL, source="t", now=now))
+    assert entries["No date at all"].published == now
+    assert entries["Garbage date"].published == now
+    assert entries["Far future"].published == now  # clamped
+    assert entries["Slightly ahead"].published == datetime(2024, 3, 5, 18, tzinfo=UTC)  # within a day
+    assert entries["Naive ISO"].published == datetime(2024, 3, 1, 10, tzinfo=UTC)
+    assert entries["Zoned"].published == datetime(2024, 3, 1, 15, tzinfo=UTC)
+
+
+def test_no_now_means_current_time() -> None:
+    before = datetime.now(UTC)
+    feed = parse_feed((DATA / "dates.xml").read_bytes(), url=FEED_URL, source="t")
+    published = by_title(feed)["No date at all"].published
+    assert published is not None and before <= published <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("Tue, 05 Mar 2024 10:00:00 GMT", datetime(2024, 3, 5, 10, tzinfo=UTC)),
+    ("2024-03-05T10:00:00+02:00", datetime(2024, 3, 5, 8, tzinfo=UTC)),
+    ("2024-03-05T10:00:00.123Z", datetime(2024, 3, 5, 10, 0, 0, 123000, tzinfo=UTC)),
+    ("2024-03-05", datetime(2024, 3, 5, tzinfo=UTC)),
+    ("not a date", None),
+    ("", None),
+    (None, None),
+])
+def test_parse_date(value: str | None, expected: datetime | None) -> None:
+    assert parse_date(value) == expected
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("html-page.html", "not a feed (looks like HTML)"),
+    ("empty.xml", "empty document"),
+    ("garbage.bin", "not a feed"),
+])
+def test_non_feeds_raise_parse_error(name: str, problem: str) -> None:
+    with pytest.raises(ParseError) as info:
+        parse(name)
+    assert str(info.value).startswith(f"parse: {FEED_URL}: {problem}")
+
+
+@pytest.mark.parametrize("body", [
+    b"<?xml version='1.0'?><opml version='2.0'><head/><body/></opml>",
+    b'{"hello": "world"}',
+    b"{not json",
+    b"   \n\t ",
+])
+def test_other_documents_raise_parse_error(body: bytes) -> None:
+    with pytest.raises(ParseError):
+        parse_feed(body, url=FEED_URL, source="t", now=NOW)
+
+
+def _bounded(data: bytes) -> tuple[ParsedFeed, float, int]:
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        feed = parse_feed(data, url=FEED_URL, source="t", now=NOW)
+        elapsed = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return feed, elapsed, peak
+
+
+def test_billion_laughs_does_not_expand() -> None:
+    feed, elapsed, peak = _bounded((DATA / "billion-laughs.xml").read_bytes())
+    (entry,) = feed.entries
+    assert "lollol" not in entry.title + entry.summary
+    assert entry.title == "&lol9;"
+    assert elapsed < 2 and peak < 50_000_000
+
+
+def test_quadratic_blowup_does_not_expand() -> None:
+    blob = "A" * 40_000
+    refs = "&big;" * 5_000
+    doc = (f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY big "{blob}">]>'
+           f'<rss version="2.0"><channel><title>Q</title><item><title>q</title>'
+           f"<link>https://q.example/1</link><description>{refs}</description></item></channel></rss>")
+    feed, elapsed, peak = _bounded(doc.encode())
+    (entry,) = feed.entries
+    assert "AAAA" not in entry.summary
+    assert len(entry.summary) <= len(refs)
+    assert elapsed < 2 and peak < 50_000_000
+
+
+def test_external_entities_do_not_leak() -> None:
+    feed, elapsed, _ = _bounded((DATA / "external-entity.xml").read_bytes())
+    (entry,) = feed.entries
+    text = json.dumps([feed.title, *entry_record(entry).values()])
+    assert "root:" not in text and "/bin/" not in text
+    assert entry.title == "Read &secret;"
+    assert elapsed < 2
+
+
+def test_entry_record() -> None:
+    entry = by_title(parse("rss20.xml"))["Ketamine & depression: what the new trial says"]
+    record = entry_record(entry)
+    assert list(record) == ["title", "link", "key", "published", "author", "summary", "content"]
+    assert record["published"] == "2024-01-17T08:15:00Z"
+    assert record["key"] == "guid:clinic-2024-0117"
+    json.dumps(record)
