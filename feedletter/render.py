@@ -67,6 +67,19 @@ def template_dirs(config: Config) -> list[Path]:
     return dirs
 
 
+def missing_templates(config: Config) -> list[str]:
+    """``newsletters[i].template: …`` for each newsletter whose template files cannot be found."""
+    dirs = template_dirs(config)
+    problems = []
+    for index, newsletter in enumerate(config.newsletters):
+        for suffix in (".mjml.j2", ".txt.j2"):
+            name = newsletter.template + suffix
+            if not any((d / name).is_file() for d in dirs):
+                where = ", ".join(str(d) for d in dirs)
+                problems.append(f"newsletters[{index}].template: {name} not found (looked in {where})")
+    return problems
+
+
 def _wrap(text: str, width: int = 72, indent: str = "") -> str:
     paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
     return "\n\n".join(textwrap.fill(" ".join(p.split()), width=width, initial_indent=indent,

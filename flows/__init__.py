@@ -1,0 +1,1 @@
+"""Prefect flows over the feedletter library: orchestration only, no pipeline logic here."""

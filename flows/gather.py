@@ -1,0 +1,102 @@
+"""The gather flow: fetch → store → extract → group → summarize, one Prefect task per stage."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from feedletter import gather, health, stories
+from feedletter.config import Config
+from feedletter.fetch import Fetcher
+from feedletter.store import Store
+from feedletter.summarize import ExtractiveSummarizer
+from flows.common import IO_DELAYS, IO_RETRIES, open_config, retry_transient
+
+STAGE = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(**STAGE, retries=IO_RETRIES, retry_delay_seconds=IO_DELAYS, retry_condition_fn=retry_transient,
+      timeout_seconds=900)
+def fetch_sources(config: Config, store: Store, fetcher: Fetcher, only: list[str]) -> list[gather.SourceResult]:
+    return gather.fetch_sources(config, store, fetcher, only=only)
+
+
+@task(**STAGE)
+def store_entries(config: Config, store: Store, results: list[gather.SourceResult]) -> gather.StoreCounts:
+    return gather.store_entries(config, store, results)
+
+
+@task(**STAGE, retries=IO_RETRIES, retry_delay_seconds=IO_DELAYS, retry_condition_fn=retry_transient,
+      timeout_seconds=900)
+def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> gather.ExtractCounts:
+    return gather.extract_articles(config, store, fetcher)
+
+
+@task(**STAGE)
+def group_articles(config: Config, store: Store) -> stories.GroupCounts:
+    priority = {s.name: s.priority for s in config.sources}
+    return stories.group_articles(store, priority=priority)
+
+
+@task(**STAGE)
+def summarize_stories(store: Store) -> tuple[int, int]:
+    return stories.summarize_stories(store, ExtractiveSummarizer())
+
+
+@flow(name="gather", log_prints=False)
+def gather_flow(config_path: str = "sources.yaml", sources: list[str] | None = None) -> dict[str, Any]:
+    """Gather new articles from every due source and group them into summarized stories."""
+    log = get_run_logger()
+    config, store = open_config(config_path)
+    started = time.monotonic()
+    run_id = store.start_run("gather", ",".join(sources or []))
+    status = "failed"
+    try:
+        with gather.make_fetcher(config) as fetcher:
+            results = fetch_sources(config, store, fetcher, list(sources or []))
+            for r in results:
+                if r.status == "error":
+                    log.warning("%s", r.error)
+            counts = store_entries(config, store, results)
+            extracted = extract_articles(config, store, fetcher)
+        grouped = group_articles(config, store)
+        summarized, cached = summarize_stories(store)
+        report = {
+            "sources": len(results),
+            "fetched": sum(r.status == "ok" for r in results),
+            "not_modified": sum(r.status == "not_modified" for r in results),
+            "errors": sum(r.status == "error" for r in results),
+            "skipped": sum(r.status == "skipped" for r in results),
+            "new": len(counts.new_ids), "duplicates": counts.duplicates + grouped.near_duplicates,
+            "extracted": extracted.extracted, "extract_errors": extracted.failed,
+            "stories_new": grouped.new_stories, "stories_joined": grouped.joined,
+            "summarized": summarized, "summaries_cached": cached,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+        _health_artifact(store, results)
+        log.info("gather: %s", report)
+        status = "completed"
+        return report
+    finally:
+        store.finish_run(run_id, status, locals().get("report", {}))
+        store.close()
+
+
+def _health_artifact(store: Store, results: list[gather.SourceResult]) -> None:
+    by_name = {r.source: r for r in results}
+    rows = []
+    for state in health.all_states(store):
+        result = by_name.get(state.name)
+        rows.append({"source": state.name, "status": "disabled" if state.disabled else
+                     (result.status if result else "idle"), "new": state.new_items,
+                     "duplicates": state.duplicates, "seconds": round(state.seconds or 0, 3),
+                     "failures": state.failures, "last_error": state.last_error or ""})
+    create_table_artifact(rows, key="feed-health", description="Feed health after this gather run")
+
+
+__all__ = ["asdict", "gather_flow"]
