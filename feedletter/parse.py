@@ -15,17 +15,15 @@ import html
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import urljoin
 
 import feedparser
-import feedparser_rs
 
 from feedletter import identity
-from feedletter.errors import ParseError
 from feedletter.models import Entry, ParsedFeed
+from feedletter.parse_engines import read_xml
 from feedletter.parse_json import read_json_feed
-from feedletter.parse_prepare import Prepared, RawItem, prepare
+from feedletter.parse_prepare import RawItem, prepare
 
 __all__ = ["entry_record", "parse_feed"]
 
@@ -50,7 +48,7 @@ def parse_feed(data: bytes, *, url: str, source: str, content_type: str | None =
         title, link, fmt, items = read_json_feed(text, url=url)
     else:
         prepared = prepare(data, url=url, content_type=content_type)
-        title, link, fmt, items = _read_xml(prepared, url=url, fast=fast)
+        title, link, fmt, items = read_xml(prepared, url=url, fast=fast)
     reference = (now or datetime.now(UTC)).astimezone(UTC)
     entries = tuple(_entry(item, source=source, base=url, reference=reference,
                            extra_tracking=extra_tracking) for item in items)
@@ -65,66 +63,6 @@ def entry_record(entry: Entry) -> dict[str, str | None]:
         published = entry.published.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return {"title": entry.title, "link": entry.link, "key": entry.key, "published": published,
             "author": entry.author, "summary": entry.summary, "content": entry.content}
-
-
-def _read_xml(prepared: Prepared, *, url: str, fast: bool) -> tuple[str, str, str, list[RawItem]]:
-    body = prepared.text.encode("utf-8")
-    if fast:
-        try:
-            # Only resolve against xml:base when there is one: otherwise feedparser_rs would
-            # resolve RSS links against the channel link, while the feed URL is the true base.
-            result = feedparser_rs.parse(body, sanitize_html=False,
-                                         resolve_relative_uris="xml:base" in prepared.text)
-        except Exception:  # any failure of the fast engine means "ask feedparser"
-            result = None
-        if result is not None and not result.bozo and result.entries:
-            return _read_result(result)
-    # No content-location: feedparser would resolve a bare RSS guid ("post-17") against it as
-    # if it were a URL. Links still end absolute, joined with the feed URL in _entry.
-    result = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False,
-                              response_headers={"content-type": "application/xml; charset=utf-8"})
-    if not result.entries and result.bozo and not result.feed.get("title"):
-        problem = str(result.get("bozo_exception") or "unreadable document")
-        raise ParseError(url, f"malformed feed: {problem}")
-    return _read_result(result)
-
-
-def _read_result(result: Any) -> tuple[str, str, str, list[RawItem]]:
-    """Read a feedparser or feedparser_rs result; both expose the same names."""
-    feed = _get(result, "feed")
-    items = [_raw_item(e) for e in _get(result, "entries") or ()]
-    return (_get(feed, "title") or "", _get(feed, "link") or "", _get(result, "version") or "", items)
-
-
-def _raw_item(e: Any) -> RawItem:
-    detail = _get(e, "title_detail")
-    content = None
-    for block in _get(e, "content") or ():
-        value = _get(block, "value")
-        if value:
-            content = value
-            break
-    author_detail = _get(e, "author_detail")
-    return RawItem(
-        guid=_get(e, "id"),
-        link=_get(e, "link"),
-        title=_get(e, "title"),
-        title_type=(_get(detail, "type") if detail is not None else None) or "text/html",
-        author=(_get(author_detail, "name") if author_detail is not None else None) or _get(e, "author"),
-        published=_get(e, "published"),
-        updated=_get(e, "updated"),
-        summary=_get(e, "summary"),
-        content=content,
-    )
-
-
-def _get(obj: Any, name: str) -> Any:
-    # feedparser hands out dicts, feedparser_rs objects with attributes.
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 def _entry(item: RawItem, *, source: str, base: str, reference: datetime,

@@ -124,7 +124,9 @@ def prepare(data: bytes, *, url: str, content_type: str | None = None) -> Prepar
     if not data.strip():
         raise ParseError(url, "empty document")
     text, encoding = decode(data, content_type)
-    text = text.lstrip("\ufeff \t\r\n")
+    # XML parsers see every line end as \n; feedparser_rs keeps \r\n inside CDATA, so fold
+    # them here for both engines.
+    text = text.lstrip("\ufeff \t\r\n").replace("\r\n", "\n").replace("\r", "\n")
     start = text.find("<")
     if start < 0:
         raise ParseError(url, "not a feed (no XML markup)")

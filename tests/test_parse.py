@@ -22,7 +22,8 @@ NOW = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
 
 FEEDS = ["rss091.xml", "rss10.rdf", "rss20.xml", "atom10.xml", "jsonfeed11.json", "gb2312.xml",
          "latin1-undeclared.xml", "xmlbase.xml", "cdata-entities.xml", "dates.xml",
-         "billion-laughs.xml", "external-entity.xml"]
+         "billion-laughs.xml", "external-entity.xml", "atom-details.xml", "podcast-crlf.xml",
+         "rss-author-title.xml"]
 
 
 def parse(name: str, **kw: object) -> ParsedFeed:
@@ -274,3 +275,24 @@ def test_entry_record() -> None:
     assert record["published"] == "2024-01-17T08:15:00Z"
     assert record["key"] == "guid:clinic-2024-0117"
     json.dumps(record)
+
+
+def test_atom_details_both_engines_fix_up() -> None:
+    (entry,) = parse("atom-details.xml").entries
+    assert entry.link == "https://workshop.example.com/read?id=12&lang=en"  # href's &amp; decoded
+    assert entry.author == "Lena Varga"  # inherited from the feed
+    assert "<br />" in entry.content and "</br>" not in entry.content and "</hr>" not in entry.content
+
+
+def test_podcast_item_fields() -> None:
+    (entry,) = parse("podcast-crlf.xml").entries
+    assert entry.title == "Episode 7: clamps"  # not the <author>'s <title>
+    assert entry.author == "Sam Ortiz"  # dc:creator over itunes:author
+    assert entry.summary == "<p>Short notes.</p>\n<p>Second line.</p>"  # CRLF folded
+    assert entry.content == "<p>Full show notes.</p>\n<p>With a second paragraph.</p>"
+
+
+def test_item_author_with_a_title_child() -> None:
+    (entry,) = parse("rss-author-title.xml").entries
+    assert entry.title == "Keep your teams productive"
+    assert entry.author == "Dana Chu"
