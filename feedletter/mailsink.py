@@ -48,8 +48,8 @@ class _Handler:
         if self.rule is not None:
             verdict = self.rule(recipients[0], number)
             if verdict == "DROP":
-                assert session.transport is not None
-                session.transport.close()
+                if server.transport is not None:
+                    server.transport.close()
                 return "421 closing"
             if verdict:
                 return verdict

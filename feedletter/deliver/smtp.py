@@ -91,7 +91,6 @@ class SmtpMailer:
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn
-        committed = False
         try:
             code, reply = conn.mail(sender)
             if code != 250:
@@ -113,7 +112,6 @@ class SmtpMailer:
                 # Not ours any more: hang up mid-DATA so the server discards the message.
                 self.close(abort=True)
                 return False
-            committed = True
             conn.send(b".\r\n")
             code, reply = conn.getreply()
             self._last = time.monotonic()
@@ -122,10 +120,8 @@ class SmtpMailer:
             return True
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self.close(abort=True)
-            if committed:
-                # The message was complete on the wire; sending it again risks a second copy,
-                # which is worse for a subscriber than the rare lost reply.
-                return True
+            # Lost before the server's answer to the final dot: most servers drop an unanswered
+            # message, so it goes again (with the same Message-ID, which lets receivers dedupe).
             raise DeliveryError(recipient, f"connection lost: {exc or exc.__class__.__name__}",
                                 transient=True) from None
 

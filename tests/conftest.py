@@ -1,0 +1,119 @@
+"""Shared fixtures: the demo site on loopback, a real SMTP server, configs written per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from feedletter.config import Config, load_config
+from feedletter.mailsink import MailSink
+from feedletter.sitehost import SiteHost
+from feedletter.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_SITE = ROOT / "demo" / "site"
+SECRET = "test-secret-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEEDLETTER_SECRET", SECRET)
+
+
+@pytest.fixture
+def site() -> Iterator[SiteHost]:
+    with SiteHost(DEMO_SITE) as host:
+        yield host
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[MailSink]:
+    with MailSink(save_dir=tmp_path / "mail") as server:
+        yield server
+
+
+DEMO_SOURCES = [
+    ("riverside-clinic", "riverside-clinic/feed.xml", ["health"]),
+    ("city-ledger", "city-ledger/atom.xml", ["city"]),
+    ("morning-teaser", "morning-teaser/feed.xml", ["city", "health"]),
+    ("health-roundup", "health-roundup/feed.xml", ["health"]),
+    ("valley-post", "valley-post/feed.xml", ["city"]),
+]
+
+
+def write_config(tmp_path: Path, site: SiteHost, *, provider: str = "smtp", extra: str = "",
+                 store: str | None = None) -> Path:
+    """A sources.yaml for the demo site as served by ``site``, with its store in tmp_path."""
+    lines = [f"store: {store or 'sqlite:///' + str(tmp_path / 'feedletter.db')}",
+             "allow_private: true",
+             f"site: {{base_url: 'https://news.example.com', archive_dir: '{tmp_path / 'public'}'}}",
+             "sources:"]
+    for name, path, tags in DEMO_SOURCES:
+        lines.append(f"  - {{name: {name}, url: '{site.url(path)}', tags: [{', '.join(tags)}]}}")
+    lines += [
+        "newsletters:",
+        "  - name: weekly",
+        "    title: Riverside Weekly",
+        "    schedule: {cron: '0 8 * * MON', timezone: Europe/Berlin}",
+        "    select: {max_stories: 10, since: all}",
+        "    from: 'Riverside Weekly <news@riverside.example>'",
+        "    postal_address: '12 Mill Lane, Wrenford'",
+        f"    provider: {provider}",
+        "    feeds: [rss]",
+        f"providers: {{file: {{dir: '{tmp_path / 'outbox'}'}}}}",
+    ]
+    path = tmp_path / "sources.yaml"
+    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def demo_config(tmp_path: Path, site: SiteHost) -> Config:
+    return load_config(write_config(tmp_path, site))
+
+
+@pytest.fixture
+def store(demo_config: Config) -> Iterator[Store]:
+    handle = Store.open(demo_config.store_url())
+    yield handle
+    handle.close()
+
+
+def postgres_url() -> str | None:
+    return os.environ.get("FEEDLETTER_TEST_DATABASE_URL") or None
+
+
+def run_gather(config: Config, store: Store) -> dict[str, int]:
+    """The gather flow's stages in order, without Prefect: what the flow's tasks call."""
+    from feedletter import gather, stories
+    from feedletter.summarize import ExtractiveSummarizer
+
+    with gather.make_fetcher(config) as fetcher:
+        results = gather.fetch_sources(config, store, fetcher)
+        counts = gather.store_entries(config, store, results)
+        extracted = gather.extract_articles(config, store, fetcher)
+    grouped = stories.group_articles(store)
+    summarized, cached = stories.summarize_stories(store, ExtractiveSummarizer())
+    return {"ok": sum(r.status == "ok" for r in results),
+            "not_modified": sum(r.status == "not_modified" for r in results),
+            "errors": sum(r.status == "error" for r in results),
+            "new": len(counts.new_ids), "duplicates": counts.duplicates,
+            "near_duplicates": grouped.near_duplicates, "extracted": extracted.extracted,
+            "stories": grouped.new_stories, "summarized": summarized, "cached": cached}
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Prefect's test harness, once per session (it costs 15–30 s to start here)."""
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180), \
+            temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from feedletter.config import load_config, parse_config
+from feedletter.errors import ConfigError
+
+GOOD = """\
+store: sqlite:///x.db
+sources:
+  - name: blog
+    url: https://blog.example.com/feed.xml
+    tags: [health]
+newsletters:
+  - name: weekly
+    title: Weekly
+    schedule: {cron: "0 8 * * MON", timezone: Europe/Berlin}
+"""
+
+# (what is wrong, the YAML, the expected line, the expected field path, a fragment of the message)
+BAD = [
+    ("unknown field with a hint", GOOD.replace("    tags: [health]", "    tagz: [health]"),
+     5, "sources[0].tagz", "did you mean 'tags'"),
+    ("bad URL", GOOD.replace("https://blog.example.com/feed.xml", "ftp://blog.example.com/feed"),
+     4, "sources[0].url", "not an http(s) URL"),
+    ("bad cron", GOOD.replace('"0 8 * * MON"', '"0 8 * *"'),
+     9, "newsletters[0].schedule.cron", "needs 5 fields"),
+    ("bad cron value", GOOD.replace('"0 8 * * MON"', '"0 25 * * MON"'),
+     9, "newsletters[0].schedule.cron", "invalid cron"),
+    ("unknown timezone", GOOD.replace("Europe/Berlin", "Mars/Olympus"),
+     9, "newsletters[0].schedule.timezone", "unknown timezone"),
+    ("missing field", GOOD.replace("    title: Weekly\n", ""),
+     7, "newsletters[0].title", "required"),
+    ("bad provider", GOOD + "    provider: pigeon\n",
+     10, "newsletters[0].provider", "'smtp'"),
+    ("bad regex", GOOD.replace("    tags: [health]", "    include: ['(unclosed']"),
+     5, "sources[0].include", "bad regular expression"),
+    ("bad name", GOOD.replace("name: blog", "name: My Blog"),
+     3, "sources[0].name", "not a valid name"),
+    ("unknown top-level field", "stor: x\n" + GOOD, 1, "stor", "did you mean 'store'"),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "line", "path", "fragment"), BAD, ids=[b[0] for b in BAD])
+def test_each_problem_names_its_line_and_field(case: str, text: str, line: int, path: str, fragment: str) -> None:
+    config, problems = parse_config(text)
+    assert config is None
+    formatted = [p.format("sources.yaml") for p in problems]
+    assert any(f.startswith(f"sources.yaml:{line}: {path}: ") and fragment in f for f in formatted), formatted
+
+
+def test_yaml_syntax_error_has_a_line() -> None:
+    _, problems = parse_config("sources:\n  - name: a\n    url: [unclosed\n")
+    assert problems and problems[0].line is not None and "YAML syntax" in problems[0].message
+
+
+def test_duplicate_names_are_refused() -> None:
+    text = GOOD.replace("newsletters:", "  - {name: blog, url: 'https://b.example/f'}\nnewsletters:")
+    _, problems = parse_config(text)
+    assert any("duplicate sources name 'blog'" in p.message for p in problems)
+
+
+def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(GOOD)
+    config = load_config(path)
+    assert config.source("blog").full_text == "auto"
+    assert config.newsletter("weekly").select.max_stories == 10
+    assert config.store_url() == f"sqlite:///{tmp_path / 'x.db'}"
+    with pytest.raises(ConfigError, match="no newsletter named 'monthly'"):
+        config.newsletter("monthly")
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "feedletter.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_validate_command_exit_codes(tmp_path: Path) -> None:
+    good = tmp_path / "sources.yaml"
+    good.write_text(GOOD)
+    ok = _cli("validate", str(good), cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD[0][1])
+    result = _cli("validate", str(bad), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"{bad}:5: sources[0].tagz: unknown field 'tagz'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_reports_a_missing_template(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(GOOD + "    template: nosuch\n")
+    result = _cli("validate", str(path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "newsletters[0].template: nosuch.mjml.j2 not found" in result.stderr
