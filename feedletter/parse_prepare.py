@@ -40,13 +40,10 @@ _CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.I)
 _XML_DECL = re.compile(r"^\s*<\?xml.*?\?>", re.S)
 _PROLOG_ITEM = re.compile(r"<!--.*?(?:-->|\Z)|<\?.*?(?:\?>|\Z)|<!(DOCTYPE|ENTITY)|<([A-Za-z_][\w.:-]*)|<",
                           re.S | re.I)
-# CDATA sections and comments are matched whole so that references inside them stay literal;
-# an unterminated one runs to the end (one linear scan, never a rescan per opener).
-_REFERENCE = re.compile(
-    r"<!\[CDATA\[(?:.*?\]\]>|.*)|<!--(?:.*?-->|.*)"
-    r"|&(?:([A-Za-z][A-Za-z0-9._-]{0,40});|#[0-9]{1,8};|#[xX][0-9A-Fa-f]{1,8};)?",
-    re.S)
-_XML_NAMED = frozenset({"amp", "lt", "gt", "quot", "apos"})
+# A reference a strict parser would reject or expand from a declaration: anything but the five
+# XML names and numeric references, or a bare ampersand.
+_LOOSE_REFERENCE = re.compile(
+    r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,8}|#[xX][0-9A-Fa-f]{1,8});)(?:([A-Za-z][A-Za-z0-9._-]{0,40});)?")
 FEED_ROOTS = frozenset({"rss", "feed", "rdf", "channel"})
 
 
@@ -140,7 +137,7 @@ def prepare(data: bytes, *, url: str, content_type: str | None = None) -> Prepar
         raise ParseError(url, "not a feed (looks like HTML)")
     if local not in FEED_ROOTS:
         raise ParseError(url, f"not a feed (root element <{root}>)")
-    return Prepared(_REFERENCE.sub(_rewrite_reference, text), local, encoding)
+    return Prepared(_rewrite_references(text), local, encoding)
 
 
 def _strip_prolog(text: str) -> tuple[str, str | None]:
@@ -184,15 +181,29 @@ def _declaration_end(text: str, pos: int) -> int:
     return n
 
 
+def _rewrite_references(text: str) -> str:
+    """Rewrite loose references everywhere but in CDATA sections, where they are literal text."""
+    if "&" not in text:
+        return text
+    out: list[str] = []
+    pos = 0
+    while pos < len(text):
+        start = text.find("<![CDATA[", pos)
+        if start < 0:
+            start = len(text)
+        segment = text[pos:start]
+        out.append(_LOOSE_REFERENCE.sub(_rewrite_reference, segment) if "&" in segment else segment)
+        end = text.find("]]>", start)
+        end = len(text) if end < 0 else end + 3
+        out.append(text[start:end])
+        pos = end
+    return "".join(out)
+
+
 def _rewrite_reference(m: re.Match[str]) -> str:
-    whole = m.group(0)
-    if whole[0] == "<":
-        return whole
-    if whole == "&":
-        return "&amp;"
     name = m.group(1)
-    if name is None or name in _XML_NAMED:
-        return whole
+    if name is None:
+        return "&amp;"
     chars = html.entities.html5.get(name + ";")
     if chars is None:
         return "&amp;" + name + ";"

@@ -8,13 +8,14 @@ import tracemalloc
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from feedletter.errors import ParseError
 from feedletter.models import Entry, ParsedFeed
 from feedletter.parse import entry_record, parse_date, parse_feed
-from feedletter.parse_prepare import decode
+from feedletter.parse_prepare import decode, prepare
 
 DATA = Path(__file__).parent / "data" / "parse"
 FEED_URL = "https://feeds.example.org/feed.xml"
@@ -296,3 +297,56 @@ def test_item_author_with_a_title_child() -> None:
     (entry,) = parse("rss-author-title.xml").entries
     assert entry.title == "Keep your teams productive"
     assert entry.author == "Dana Chu"
+
+
+HOSTILE_PROLOGS = {
+    "internal subset": '<!DOCTYPE rss [<!ENTITY a "AAAA"><!ENTITY b "&a;&a;&a;&a;">]>',
+    "lower case": '<!doctype rss [<!ENTITY a "AAAA"><!ENTITY b "&a;&a;">]>',
+    "bracket in a quoted value": '<!DOCTYPE rss [<!ENTITY a "]>AAAA"><!ENTITY b "&a;&a;">]>',
+    "external": '<!DOCTYPE rss SYSTEM "file:///etc/passwd">',
+    "public and parameter entity": ('<!DOCTYPE rss PUBLIC "-//X//DTD X//EN" "http://127.0.0.1:9/x.dtd" '
+                                    '[<!ENTITY % p SYSTEM "file:///etc/hostname"> %p; <!ENTITY a "AAAA">]>'),
+    "after a comment": '<!-- hi --><!DOCTYPE rss [<!ENTITY a "AAAA">]>',
+    "stray entity declaration": '<!ENTITY a "AAAA">',
+}
+
+
+@pytest.mark.parametrize("prolog", HOSTILE_PROLOGS.values(), ids=HOSTILE_PROLOGS.keys())
+def test_prepared_text_is_safe_for_any_xml_parser(prolog: str) -> None:
+    doc = (f'<?xml version="1.0"?>{prolog}<rss version="2.0"><channel><title>t &a; &b;</title>'
+           "<item><title>i &a;</title><link>https://x.example/1</link></item></channel></rss>")
+    prepared = prepare(doc.encode(), url=FEED_URL)
+    assert "<!DOCTYPE" not in prepared.text.upper()
+    assert "<!ENTITY" not in prepared.text.upper()
+    # The standard library's expat expands internal entities and reads DTDs it is given: after
+    # prepare there is nothing left for it to expand.
+    root = ElementTree.fromstring(prepared.text)
+    assert root.findtext("channel/title") == "t &a; &b;"
+    (entry,) = parse_feed(doc.encode(), url=FEED_URL, source="t", now=NOW).entries
+    assert entry.title == "i &a;"
+
+
+def test_quadratic_blowup_prepared_for_expat() -> None:
+    doc = (f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY big "{"A" * 40_000}">]>'
+           f'<rss version="2.0"><channel><title>{"&big;" * 2_000}</title></channel></rss>')
+    prepared = prepare(doc.encode(), url=FEED_URL)
+    assert ElementTree.fromstring(prepared.text).findtext("channel/title") == "&big;" * 2_000
+
+
+@pytest.mark.parametrize(("body", "content_type", "title"), [
+    # GB2312 with no declaration: only the HTTP header says so.
+    ("<rss version='2.0'><channel><title>春节</title></channel></rss>", "text/xml; charset=GB2312", "春节"),
+    # Declared Latin-1 yet really UTF-8 (a common mistake).
+    ("<?xml version='1.0' encoding='ISO-8859-1'?><rss version='2.0'><channel><title>Café</title>"
+     "</channel></rss>", None, "Café"),
+])
+def test_charset_sources(body: str, content_type: str | None, title: str) -> None:
+    codec = "gb2312" if content_type and "GB2312" in content_type else "utf-8"
+    feed = parse_feed(body.encode(codec), url=FEED_URL, source="t", content_type=content_type, now=NOW)
+    assert feed.title == title
+
+
+def test_decode_order() -> None:
+    assert decode(b"\xff\xfe" + "<a/>".encode("utf-16-le"))[0] == "<a/>"
+    assert decode(b"caf\xe9")[0] == "café"
+    assert decode(b"caf\xe9", "text/xml; charset=nonsense-9")[0] == "café"
