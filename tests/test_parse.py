@@ -11,6 +11,8 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from feedletter.errors import ParseError
 from feedletter.models import Entry, ParsedFeed
@@ -350,3 +352,53 @@ def test_decode_order() -> None:
     assert decode(b"\xff\xfe" + "<a/>".encode("utf-16-le"))[0] == "<a/>"
     assert decode(b"caf\xe9")[0] == "café"
     assert decode(b"caf\xe9", "text/xml; charset=nonsense-9")[0] == "café"
+
+
+def test_doctype_comment_with_quote_is_skipped_whole() -> None:
+    doc = ("<?xml version='1.0'?><!DOCTYPE rss [<!-- don't ]> --><!ENTITY a 'AAAA'>]>"
+           "<rss version='2.0'><channel><title>ok &a;</title></channel></rss>")
+    assert parse_feed(doc.encode(), url=FEED_URL, source="t", now=NOW).title == "ok &a;"
+
+
+def test_huge_internal_subset_is_cut_quickly() -> None:
+    subset = "".join(f'<!ENTITY e{i} "{"x" * 50}">' for i in range(100_000))  # ~6 MB
+    doc = f"<!DOCTYPE rss [{subset}]><rss version='2.0'><channel><title>big</title></channel></rss>"
+    t0 = time.perf_counter()
+    feed = parse_feed(doc.encode(), url=FEED_URL, source="t", now=NOW)
+    assert feed.title == "big"
+    assert time.perf_counter() - t0 < 2
+
+
+def test_deeply_nested_json_is_a_parse_error() -> None:
+    with pytest.raises(ParseError, match="nested too deeply"):
+        parse_feed(b'{"items": ' + b"[" * 200_000, url=FEED_URL, source="t", now=NOW)
+
+
+@pytest.mark.parametrize("name", ["rss20.xml", "atom10.xml", "rss10.rdf", "jsonfeed11.json"])
+@pytest.mark.parametrize("fraction", [0.2, 0.5, 0.8, 0.95])
+def test_truncated_documents_parse_or_raise_parse_error(name: str, fraction: float) -> None:
+    data = (DATA / name).read_bytes()
+    try:
+        feed = parse_feed(data[: int(len(data) * fraction)], url=FEED_URL, source="t", now=NOW)
+    except ParseError:
+        return
+    assert all(e.key and e.published for e in feed.entries)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(
+    st.binary(max_size=400),
+    st.text(max_size=300).map(lambda t: ("<rss version='2.0'><channel>" + t).encode()),
+    st.lists(st.sampled_from(["<item>", "</item>", "<title>", "</title>", "&amp;", "&nbsp;", "&x;",
+                              "<![CDATA[", "]]>", "<link>", "/a", "</link>", "<!DOCTYPE x [", "]>",
+                              "<entry>", "<feed>", "\xe9", "<guid>", "</guid>", "<", "&"]),
+             max_size=40).map(lambda parts: ("<rss version='2.0'><channel>" + "".join(parts)).encode()),
+))
+def test_any_bytes_give_a_feed_or_a_parse_error(data: bytes) -> None:
+    for fast in (True, False):
+        try:
+            feed = parse_feed(data, url=FEED_URL, source="t", now=NOW, fast=fast)
+        except ParseError:
+            continue
+        for e in feed.entries:
+            assert e.key and e.published is not None and e.published.tzinfo is not None
