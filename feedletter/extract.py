@@ -80,11 +80,14 @@ _PROMPT = re.compile(
         follow\s+.{1,40}\s+on\s+(?:twitter|facebook|instagram|x\b)|download\s+(?:the|our)\s+.{0,40}\bapps?\b|
         we\s+want\s+to\s+hear\s+what\s+you\s+think|letters?\s+to\s+the\s+editor\s+via|
         (?:contains|may\s+contain)\s+(?:affiliate\s+links|references\s+to\s+products)|
-        we\s+(?:may\s+)?(?:earn|receive)\s+(?:a\s+)?commission|all\s+rights\s+reserved|
-        ^(?:credit|source|via)\s*:|^view\s+(?:all\s+)?comments|^(?:©|copyright\s+(?:©\s*)?\d{4})""",
+        (?:earn|receive)\s+(?:a\s+)?(?:commission|compensation)|all\s+rights\s+reserved|
+        straight\s+to\s+your\s+(?:phone|inbox)|
+        ^\W*(?:credit|source|via)\s*:|^view\s+(?:all\s+)?comments|^(?:©|copyright\s+(?:©\s*)?\d{4})|
+        ^(?:news\s+|release\s+|publish(?:ed)?\s+|posted\s+)?date\s*:|
+        ^[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|info|news|co|io)$""",
     re.IGNORECASE | re.VERBOSE,
 )
-_PROMPT_BLOCK = 240
+_PROMPT_BLOCK = 300
 _COUNTER = re.compile(r"\b\d+\s+(?:comments?|shares?|likes?|views?)\b", re.IGNORECASE)
 _PHONE = re.compile(r"(?:\+?\d{1,3}[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}|\b\d{3}-\d{4}\b")
 _ADDRESS = re.compile(r"\b(?:suite|ste\.?|street|st\.|avenue|ave\.?|road|rd\.|blvd|way|floor)\b",
@@ -118,9 +121,13 @@ def _text_of(el: Any) -> str:
 
 
 def _is_chrome_text(text: str) -> bool:
-    if not text or len(text) > _SHORT_BLOCK:
+    if not text or len(text) > _PROMPT_BLOCK:
         return False
-    if _CHROME_TEXT.match(text) or (len(text) <= _PROMPT_BLOCK and _PROMPT.search(text)):
+    if _PROMPT.search(text):
+        return True
+    if len(text) > _SHORT_BLOCK:
+        return False
+    if _CHROME_TEXT.match(text):
         return True
     byline = _BYLINE.match(text)
     if byline and text[-1] not in ".!?:" and byline.group(1).casefold() not in _BYLINE_NOT_NAMES:

@@ -160,3 +160,76 @@ def test_nothing_usable_raises(page: str | bytes) -> None:
 )
 def test_is_teaser(summary: str, content: str, expected: bool) -> None:
     assert is_teaser(summary, content) is expected
+
+
+def _page(body: str, title: str = "Sleep, mood and the weekly clinic schedule") -> str:
+    return f"<html><head><title>{title}</title></head><body>{body}</body></html>"
+
+
+ARTICLE = "".join(
+    f"<p>Paragraph {n}: the clinic's sleep study enrolled adults with long-standing low mood and "
+    f"tracked how their rest changed over {n + 3} weeks of treatment, with nurses checking in often.</p>"
+    for n in range(1, 5)
+)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "To read the whole story, please subscribe to the Riverside Ledger.",
+        "Never miss a story: sign up for our weekly newsletter.",
+        "Follow the Riverside Ledger on Twitter and Instagram for updates.",
+        "Get the latest clinic news straight to your phone with our app.",
+        "This post contains affiliate links. We may earn a commission when you buy through them.",
+        "We want to hear what you think about this article.",
+        "(Credit: Riverbend Clinic archive)",
+        "© 2024 Riverbend Clinic. All rights reserved.",
+        "Release Date: 04/02/2024",
+        "RIVERSIDELEDGER.COM",
+        "Posted by Dana Whitfield | March 5, 2024 | 3 comments",
+    ],
+)
+def test_drops_reader_prompts(prompt: str) -> None:
+    page = _page(f"<article><h1>Sleep and mood</h1>{ARTICLE}<div class='x'>{prompt}</div>"
+                 f"<p>{prompt}</p></article>")
+    result = extract(page, "https://example.org/sleep")
+    assert prompt not in result.text
+    assert result.text.count("Paragraph") == 4
+
+
+def test_article_kept_when_only_in_noscript() -> None:
+    page = _page(f"<div id='app'></div><noscript><article>{ARTICLE}</article></noscript>"
+                 "<noscript><img src='https://tracker.example/p.gif'></noscript>")
+    assert extract(page).text.count("Paragraph") == 4
+
+
+def test_article_header_standfirst_kept_site_header_dropped() -> None:
+    standfirst = ("Nurses at the weekend clinic say the new schedule has shortened waiting times "
+                  "for first appointments from six weeks to ten days.")
+    page = _page("<header class='masthead'><a href='/'>Ledger</a> Login Register Subscribe</header>"
+                 f"<article><header><h1>Sleep and mood</h1><p class='standfirst'>{standfirst}</p></header>"
+                 f"{ARTICLE}</article>")
+    text = extract(page).text
+    assert standfirst in text
+    assert "Login Register" not in text
+
+
+def test_farm_style_teaser_page() -> None:
+    """The shape of the bench farm's article pages: menu, share counter, comment form, footer ad."""
+    page = _page(
+        "<nav><a href='/'>Home</a> | <a href='/news'>News</a></nav><div class='share'>Share 14 comments</div>"
+        f"<article><h1>Sleep and mood</h1>{ARTICLE}</article>"
+        "<div class='comments'><h3>Leave a Reply</h3><p>Your email address will not be published. "
+        "Required fields are marked *</p></div><footer>Back to top. Related Articles. "
+        "Call 555-0123, 9 Harbour Road Suite 12.</footer>"
+    )
+    result = extract(page, "http://127.0.0.1:8765/post/1/2.html")
+    assert result.text.count("Paragraph") == 4
+    for chrome in ("Home", "Share", "Leave a Reply", "Your email", "Back to top", "555-0123", "Suite"):
+        assert chrome not in result.text
+
+
+def test_fast_mode_still_extracts(clinic: bytes) -> None:
+    result = extract(clinic, CLINIC_URL, fast=True)
+    assert result.text.startswith("A randomized trial")
+    assert "Leave a Reply" not in result.text
