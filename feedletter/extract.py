@@ -22,6 +22,7 @@ from trafilatura.metadata import extract_metadata
 
 from feedletter.errors import ExtractError
 from feedletter.models import Extracted
+from feedletter.sanitize import html_to_text
 
 __all__ = ["extract", "is_teaser"]
 
@@ -395,21 +396,9 @@ _TEASER_LENGTH = 600
 
 def is_teaser(summary_html: str, content_html: str) -> bool:
     """Whether a feed entry only teases its article, so ``full_text: auto`` should fetch the page."""
-    content = _plain(content_html)
-    summary = _plain(summary_html)
+    content = " ".join(html_to_text(content_html).split())
+    summary = " ".join(html_to_text(summary_html).split())
     body = content or summary
     if _TEASER_TAIL.search(body):
         return True
     return not content and len(summary) < _TEASER_LENGTH
-
-
-def _plain(fragment: str) -> str:
-    if not fragment or not fragment.strip():
-        return ""
-    try:
-        root = etree.fromstring(f"<div>{fragment}</div>", etree.HTMLParser())
-    except etree.XMLSyntaxError:
-        return " ".join(fragment.split())
-    if root is None:
-        return ""
-    return " ".join(" ".join(root.itertext()).split())

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feedletter.errors import ExtractError
 from feedletter.extract import extract, is_teaser
@@ -233,3 +235,20 @@ def test_fast_mode_still_extracts(clinic: bytes) -> None:
     result = extract(clinic, CLINIC_URL, fast=True)
     assert result.text.startswith("A randomized trial")
     assert "Leave a Reply" not in result.text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.one_of(
+    st.text(max_size=300),
+    st.binary(max_size=300),
+    st.lists(st.sampled_from(["<p>", "</p>", "<div class='share'>", "</div>", "<article>", "<nav>",
+                              "word ", "Leave a Reply ", "<script>", "<noscript>", "\x00", "&#0;",
+                              "<meta charset='utf-16'>", "by admin 0 comment"]), max_size=60).map("".join),
+))
+def test_any_input_gives_result_or_extract_error(page: str | bytes) -> None:
+    try:
+        result = extract(page)
+    except ExtractError:
+        return
+    assert result.text.strip()
+    assert "<script" not in result.html
