@@ -26,12 +26,11 @@ from feedletter.sanitize import html_to_text
 
 __all__ = ["extract", "is_teaser"]
 
-# Tags that are never article text in a blog page.
-# noscript is here, not with script: some blogs render only in JavaScript and keep the article
-# in noscript, which the size guard below then protects.
+# Tags that hold site furniture rather than article text. noscript is here, not with script:
+# some blogs render only in JavaScript and keep the article in noscript, which the size guard
+# in strip_chrome then protects; the same guard keeps an ASP.NET page-wide <form>.
 _CHROME_TAGS = frozenset({"nav", "aside", "form", "button", "iframe", "figcaption", "select", "textarea",
-                          "noscript",
-                          "dialog", "header"})
+                          "noscript", "dialog", "header"})
 
 # class/id words that mark chrome; matched against whole words of the attribute so that
 # "comment" does not hit "commentary" and "ad" does not hit "header".
@@ -136,11 +135,16 @@ def _is_chrome_text(text: str) -> bool:
     return bool(_COUNTER.search(text)) and len(text) < 60
 
 
-def _is_ad_text(text: str) -> bool:
-    """A short block with a phone number and an address or call to action: a practice's ad."""
+def _is_ad_text(text: str, *, strict: bool = False) -> bool:
+    """A short block with a phone number and an address or call to action: a practice's ad.
+
+    ``strict`` (for paragraphs trafilatura already judged to be article text) wants both an
+    address and a call to action, so "call the crisis line at 555-010-0199" in a story stays.
+    """
     if not text or len(text) > _AD_BLOCK or not _PHONE.search(text):
         return False
-    return bool(_ADDRESS.search(text) or _CALL_TO_ACTION.search(text))
+    address, action = bool(_ADDRESS.search(text)), bool(_CALL_TO_ACTION.search(text))
+    return address and action if strict else address or action
 
 
 def _drop(el: HtmlElement) -> None:
@@ -221,7 +225,7 @@ def strip_chrome(tree: HtmlElement) -> HtmlElement:
             continue
         if el.tag in _SHORT_TAGS and measure.size.get(el, 0) <= _AD_BLOCK:
             text = _text_of(el)
-            if _is_chrome_text(text) or _is_ad_text(text):
+            if _is_chrome_text(text) or _is_ad_text(text, strict=el.tag in ("p", "li")):
                 _drop(el)
     return tree
 
@@ -238,6 +242,8 @@ def _in_dropped(el: HtmlElement, root: HtmlElement) -> bool:
     return node is None
 
 
+# Without extensive search htmldate never calls dateparser, whose locale loading costs seconds;
+# a feed entry carries its own date anyway, so the page date only fills a gap.
 _DATE_PARAMS = {"original_date": True, "extensive_search": False, "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
 
 
@@ -305,13 +311,13 @@ def _blocks(body: etree._Element, title: str | None) -> list[_Block]:
     norm_title = " ".join((title or "").split()).casefold()
     for el in body:
         text = _text_of(el)
-        if el.tag != "graphic" and (not text or _is_chrome_text(text) or _is_ad_text(text)):
+        if el.tag != "graphic" and (not text or _is_chrome_text(text) or _is_ad_text(text, strict=True)):
             continue
         if el.tag == "head" and text.casefold() == norm_title and not out:
             continue  # the title is carried separately; repeating it opens every digest twice
         html = _to_html(el)
         if el.tag == "list":
-            plain = "\n".join("- " + _text_of(i) for i in el.iter("item") if _text_of(i))
+            plain = "\n".join("- " + _text_of(i) for i in el if i.tag == "item" and _text_of(i))
         elif el.tag == "graphic":
             plain = ""
         else:

@@ -252,3 +252,13 @@ def test_any_input_gives_result_or_extract_error(page: str | bytes) -> None:
         return
     assert result.text.strip()
     assert "<script" not in result.html
+
+
+def test_phone_number_in_story_kept_but_ad_block_dropped() -> None:
+    story = ("If you or someone you know is struggling, call the county crisis line at 555-010-0199 "
+             "at any hour; counsellors answer in English and Spanish.")
+    ad = "Riverbend Ketamine Clinic. Call 555-010-0123 to book. 12 Mill Street, Suite 4."
+    page = _page(f"<article><h1>Sleep and mood</h1>{ARTICLE}<p>{story}</p><p>{ad}</p></article>")
+    text = extract(page).text
+    assert story in text
+    assert "Riverbend Ketamine Clinic" not in text
