@@ -22,12 +22,15 @@ from trafilatura.metadata import extract_metadata
 
 from feedletter.errors import ExtractError
 from feedletter.models import Extracted
+from feedletter.sanitize import html_to_text
 
 __all__ = ["extract", "is_teaser"]
 
-# Tags that are never article text in a blog page.
-_CHROME_TAGS = ("script", "style", "noscript", "nav", "aside", "form", "button", "iframe", "svg",
-                "figcaption", "select", "textarea", "dialog")
+# Tags that hold site furniture rather than article text. noscript is here, not with script:
+# some blogs render only in JavaScript and keep the article in noscript, which the size guard
+# in strip_chrome then protects; the same guard keeps an ASP.NET page-wide <form>.
+_CHROME_TAGS = frozenset({"nav", "aside", "form", "button", "iframe", "figcaption", "select", "textarea",
+                          "noscript", "dialog", "header"})
 
 # class/id words that mark chrome; matched against whole words of the attribute so that
 # "comment" does not hit "commentary" and "ad" does not hit "header".
@@ -69,6 +72,22 @@ _BYLINE_NOT_NAMES = frozenset({
     "the", "then", "now", "that", "this", "way", "contrast", "comparison", "default", "design", "far",
     "all", "means", "no",
 })
+# Calls to subscribe, follow, download or comment, and disclosures: short blocks that speak to
+# the reader about the site rather than about the story.
+_PROMPT = re.compile(
+    r"""please\s+subscribe|subscribe\s+(?:now|today)|already\s+a\s+subscriber|never\s+miss\s+(?:a|the)\b|
+        sign(?:ing)?\s+up\s+(?:for|to)\s+(?:our|the)\s+\w*\s*newsletter|follow\s+us\s+on|
+        follow\s+.{1,40}\s+on\s+(?:twitter|facebook|instagram|x\b)|download\s+(?:the|our)\s+.{0,40}\bapps?\b|
+        we\s+want\s+to\s+hear\s+what\s+you\s+think|letters?\s+to\s+the\s+editor\s+via|
+        (?:contains|may\s+contain)\s+(?:affiliate\s+links|references\s+to\s+products)|
+        (?:earn|receive)\s+(?:a\s+)?(?:commission|compensation)|all\s+rights\s+reserved|
+        straight\s+to\s+your\s+(?:phone|inbox)|
+        ^\W*(?:credit|source|via)\s*:|^view\s+(?:all\s+)?comments|^(?:©|copyright\s+(?:©\s*)?\d{4})|
+        ^(?:news\s+|release\s+|publish(?:ed)?\s+|posted\s+)?date\s*:|
+        ^[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|info|news|co|io)$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_PROMPT_BLOCK = 300
 _COUNTER = re.compile(r"\b\d+\s+(?:comments?|shares?|likes?|views?)\b", re.IGNORECASE)
 _PHONE = re.compile(r"(?:\+?\d{1,3}[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}|\b\d{3}-\d{4}\b")
 _ADDRESS = re.compile(r"\b(?:suite|ste\.?|street|st\.|avenue|ave\.?|road|rd\.|blvd|way|floor)\b",
@@ -80,13 +99,21 @@ _SHORT_BLOCK = 160  # chars: chrome lines are short; article paragraphs rarely a
 _AD_BLOCK = 400
 
 
-def _attr_words(el: HtmlElement) -> set[str]:
+def _is_chrome_named(el: HtmlElement) -> bool:
+    """Whether a class/id/role token names chrome: "share-buttons", "l-sidebar", "post-meta".
+
+    Only a token's first or last word counts, so "sticky-sidebar-parent" (an article wrapper
+    that merely has a sidebar next to it) does not.
+    """
     raw = f"{el.get('class', '')} {el.get('id', '')} {el.get('role', '')}".lower()
-    words = set(_WORD_SPLIT.split(raw))
-    # "author-bio" and "post-meta" are single ideas split by the dash
-    words.update(raw.split())
-    words.update(w.replace("-", "").replace("_", "") for w in raw.split())
-    return words
+    for token in raw.split():
+        parts = [p for p in _WORD_SPLIT.split(token) if p]
+        if not parts:
+            continue
+        if (token in _CHROME_WORDS or parts[0] in _CHROME_WORDS or parts[-1] in _CHROME_WORDS
+                or token.replace("-", "").replace("_", "") in _CHROME_WORDS):
+            return True
+    return False
 
 
 def _text_of(el: Any) -> str:
@@ -94,7 +121,11 @@ def _text_of(el: Any) -> str:
 
 
 def _is_chrome_text(text: str) -> bool:
-    if not text or len(text) > _SHORT_BLOCK:
+    if not text or len(text) > _PROMPT_BLOCK:
+        return False
+    if _PROMPT.search(text):
+        return True
+    if len(text) > _SHORT_BLOCK:
         return False
     if _CHROME_TEXT.match(text):
         return True
@@ -104,11 +135,16 @@ def _is_chrome_text(text: str) -> bool:
     return bool(_COUNTER.search(text)) and len(text) < 60
 
 
-def _is_ad_text(text: str) -> bool:
-    """A short block with a phone number and an address or call to action: a practice's ad."""
+def _is_ad_text(text: str, *, strict: bool = False) -> bool:
+    """A short block with a phone number and an address or call to action: a practice's ad.
+
+    ``strict`` (for paragraphs trafilatura already judged to be article text) wants both an
+    address and a call to action, so "call the crisis line at 555-010-0199" in a story stays.
+    """
     if not text or len(text) > _AD_BLOCK or not _PHONE.search(text):
         return False
-    return bool(_ADDRESS.search(text) or _CALL_TO_ACTION.search(text))
+    address, action = bool(_ADDRESS.search(text)), bool(_CALL_TO_ACTION.search(text))
+    return address and action if strict else address or action
 
 
 def _drop(el: HtmlElement) -> None:
@@ -125,40 +161,90 @@ def _drop(el: HtmlElement) -> None:
     parent.remove(el)
 
 
+_NEVER_TEXT = ("script", "style", "template", "svg")
+_LONG_PARAGRAPH = 150  # chars of non-link text: prose, not a menu or a teaser list
+
+
+class _Measure:
+    """Text length, link-text length and "holds prose" for every element, computed in one pass."""
+
+    def __init__(self, root: HtmlElement) -> None:
+        self.size: dict[HtmlElement, int] = {}
+        self.links: dict[HtmlElement, int] = {}
+        self.prose: dict[HtmlElement, bool] = {}
+        # reversed document order visits every descendant before its ancestor
+        for el in reversed(list(root.iter())):
+            size = len((el.text or "").strip())
+            links = 0
+            prose = False
+            for child in el:
+                size += self.size.get(child, 0) + len((child.tail or "").strip())
+                links += self.links.get(child, 0)
+                prose = prose or self.prose.get(child, False)
+            if el.tag == "a":
+                links = size
+            self.size[el], self.links[el] = size, links
+            self.prose[el] = prose or (el.tag in ("p", "blockquote") and size - links >= _LONG_PARAGRAPH)
+
+    def holds_article(self, el: HtmlElement, total: int) -> bool:
+        share = self.size.get(el, 0) / total
+        return share >= 0.3 or (self.prose.get(el, False) and share >= 0.1)
+
+
 def strip_chrome(tree: HtmlElement) -> HtmlElement:
     """Remove breadcrumbs, share widgets, comment forms, ads and similar chrome from a page tree.
 
-    An element holding most of the page's text is never removed, so a theme that puts
-    "has-sidebar" or "comments-open" on the article wrapper keeps its article.
+    An element that looks like it holds the article (a large share of the page's text, or prose
+    paragraphs and a fair share) is never removed, so a theme that puts "has-sidebar" or
+    "comments-open" on the article wrapper keeps its article.
     """
     body = tree.find(".//body")
     root = body if body is not None else tree
-    total = max(len(_text_of(root)), 1)
-    for el in list(root.iter(*_CHROME_TAGS)):
-        if el.getparent() is not None and len(_text_of(el)) < total * 0.5:
-            _drop(el)
+    for el in list(root.iter(*_NEVER_TEXT)):
+        _drop(el)
+    measure = _Measure(root)
+    total = max(measure.size.get(root, 0), 1)
     for el in list(root.iter()):
         if not isinstance(el.tag, str) or el is root or el.getparent() is None:
             continue
+        if _in_dropped(el, root):
+            continue
         style = (el.get("style") or "").replace(" ", "").lower()
-        hidden = "display:none" in style or el.get("hidden") is not None or el.get("aria-hidden") == "true"
-        if el.tag == "footer" or hidden or _attr_words(el) & _CHROME_WORDS:
-            if len(_text_of(el)) < total * 0.4:
+        hidden = "display:none" in style or el.get("hidden") is not None
+        site_part = el.tag in _CHROME_TAGS or el.tag == "footer"
+        if el.tag == "header" and any(a.tag in ("article", "main") for a in el.iterancestors()):
+            site_part = False  # an article's own header holds its title and standfirst
+        if site_part or hidden or _is_chrome_named(el):
+            if el.tag == "figcaption" or not measure.holds_article(el, total):
                 _drop(el)
-            else:
+            elif el.tag not in _CHROME_TAGS:
                 # a wrapper named like chrome that holds the article: trafilatura would drop
                 # it for its name, so take the name away
                 for attr in ("class", "id", "role"):
                     el.attrib.pop(attr, None)
             continue
-        if el.tag in ("p", "div", "span", "li", "h2", "h3", "h4", "h5", "h6", "section", "small", "address"):
+        if el.tag in _SHORT_TAGS and measure.size.get(el, 0) <= _AD_BLOCK:
             text = _text_of(el)
-            if _is_chrome_text(text) or _is_ad_text(text):
+            if _is_chrome_text(text) or _is_ad_text(text, strict=el.tag in ("p", "li")):
                 _drop(el)
     return tree
 
 
-_DATE_PARAMS = {"original_date": True, "extensive_search": True, "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
+_SHORT_TAGS = frozenset({"p", "div", "span", "li", "h2", "h3", "h4", "h5", "h6", "section", "small",
+                         "address", "ul"})
+
+
+def _in_dropped(el: HtmlElement, root: HtmlElement) -> bool:
+    """Whether an ancestor was already removed (iteration runs over a snapshot of the tree)."""
+    node = el.getparent()
+    while node is not None and node is not root:
+        node = node.getparent()
+    return node is None
+
+
+# Without extensive search htmldate never calls dateparser, whose locale loading costs seconds;
+# a feed entry carries its own date anyway, so the page date only fills a gap.
+_DATE_PARAMS = {"original_date": True, "extensive_search": False, "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
 
 
 def _metadata(tree: HtmlElement, url: str | None) -> tuple[str | None, str | None, datetime | None]:
@@ -225,13 +311,13 @@ def _blocks(body: etree._Element, title: str | None) -> list[_Block]:
     norm_title = " ".join((title or "").split()).casefold()
     for el in body:
         text = _text_of(el)
-        if el.tag != "graphic" and (not text or _is_chrome_text(text) or _is_ad_text(text)):
+        if el.tag != "graphic" and (not text or _is_chrome_text(text) or _is_ad_text(text, strict=True)):
             continue
         if el.tag == "head" and text.casefold() == norm_title and not out:
             continue  # the title is carried separately; repeating it opens every digest twice
         html = _to_html(el)
         if el.tag == "list":
-            plain = "\n".join("- " + _text_of(i) for i in el.iter("item") if _text_of(i))
+            plain = "\n".join("- " + _text_of(i) for i in el if i.tag == "item" and _text_of(i))
         elif el.tag == "graphic":
             plain = ""
         else:
@@ -316,21 +402,9 @@ _TEASER_LENGTH = 600
 
 def is_teaser(summary_html: str, content_html: str) -> bool:
     """Whether a feed entry only teases its article, so ``full_text: auto`` should fetch the page."""
-    content = _plain(content_html)
-    summary = _plain(summary_html)
+    content = " ".join(html_to_text(content_html).split())
+    summary = " ".join(html_to_text(summary_html).split())
     body = content or summary
     if _TEASER_TAIL.search(body):
         return True
     return not content and len(summary) < _TEASER_LENGTH
-
-
-def _plain(fragment: str) -> str:
-    if not fragment or not fragment.strip():
-        return ""
-    try:
-        root = etree.fromstring(f"<div>{fragment}</div>", etree.HTMLParser())
-    except etree.XMLSyntaxError:
-        return " ".join(fragment.split())
-    if root is None:
-        return ""
-    return " ".join(" ".join(root.itertext()).split())

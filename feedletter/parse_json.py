@@ -20,6 +20,8 @@ def read_json_feed(text: str, *, url: str) -> tuple[str, str, str, list[RawItem]
         doc = json.loads(text)
     except ValueError as exc:
         raise ParseError(url, f"malformed JSON feed: {exc}") from None
+    except RecursionError:
+        raise ParseError(url, "malformed JSON feed: nested too deeply") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise ParseError(url, "not a feed (JSON without an items list)")
     version = str(doc.get("version", ""))

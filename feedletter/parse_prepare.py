@@ -40,13 +40,11 @@ _CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.I)
 _XML_DECL = re.compile(r"^\s*<\?xml.*?\?>", re.S)
 _PROLOG_ITEM = re.compile(r"<!--.*?(?:-->|\Z)|<\?.*?(?:\?>|\Z)|<!(DOCTYPE|ENTITY)|<([A-Za-z_][\w.:-]*)|<",
                           re.S | re.I)
-# CDATA sections and comments are matched whole so that references inside them stay literal;
-# an unterminated one runs to the end (one linear scan, never a rescan per opener).
-_REFERENCE = re.compile(
-    r"<!\[CDATA\[(?:.*?\]\]>|.*)|<!--(?:.*?-->|.*)"
-    r"|&(?:([A-Za-z][A-Za-z0-9._-]{0,40});|#[0-9]{1,8};|#[xX][0-9A-Fa-f]{1,8};)?",
-    re.S)
-_XML_NAMED = frozenset({"amp", "lt", "gt", "quot", "apos"})
+# A reference a strict parser would reject or expand from a declaration: anything but the five
+# XML names and numeric references, or a bare ampersand.
+_LOOSE_REFERENCE = re.compile(
+    r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,8}|#[xX][0-9A-Fa-f]{1,8});)(?:([A-Za-z][A-Za-z0-9._-]{0,40});)?")
+_DECLARATION_TOKEN = re.compile(r"<!--|[\"'\[\]>]")
 FEED_ROOTS = frozenset({"rss", "feed", "rdf", "channel"})
 
 
@@ -140,7 +138,7 @@ def prepare(data: bytes, *, url: str, content_type: str | None = None) -> Prepar
         raise ParseError(url, "not a feed (looks like HTML)")
     if local not in FEED_ROOTS:
         raise ParseError(url, f"not a feed (root element <{root}>)")
-    return Prepared(_REFERENCE.sub(_rewrite_reference, text), local, encoding)
+    return Prepared(_rewrite_references(text), local, encoding)
 
 
 def _strip_prolog(text: str) -> tuple[str, str | None]:
@@ -163,36 +161,50 @@ def _strip_prolog(text: str) -> tuple[str, str | None]:
 
 
 def _declaration_end(text: str, pos: int) -> int:
-    """Index just past the ``>`` closing a markup declaration, honouring quotes and ``[...]``."""
+    """Index just past the ``>`` closing a markup declaration, honouring quotes, comments and
+    ``[...]``; jumps from one special character to the next so a huge subset stays cheap."""
     depth = 0
-    quote = ""
     n = len(text)
-    while pos < n:
-        c = text[pos]
-        if quote:
-            if c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        elif c == "[":
+    while (m := _DECLARATION_TOKEN.search(text, pos)) is not None:
+        token = m.group(0)
+        pos = m.end()
+        if token in ('"', "'", "<!--"):
+            close = text.find("-->" if token == "<!--" else token, pos)
+            if close < 0:
+                return n
+            pos = close + (3 if token == "<!--" else 1)
+        elif token == "[":
             depth += 1
-        elif c == "]":
+        elif token == "]":
             depth = max(0, depth - 1)
-        elif c == ">" and depth == 0:
-            return pos + 1
-        pos += 1
+        elif depth == 0:
+            return pos
     return n
 
 
+def _rewrite_references(text: str) -> str:
+    """Rewrite loose references everywhere but in CDATA sections, where they are literal text."""
+    if "&" not in text:
+        return text
+    out: list[str] = []
+    pos = 0
+    while pos < len(text):
+        start = text.find("<![CDATA[", pos)
+        if start < 0:
+            start = len(text)
+        segment = text[pos:start]
+        out.append(_LOOSE_REFERENCE.sub(_rewrite_reference, segment) if "&" in segment else segment)
+        end = text.find("]]>", start)
+        end = len(text) if end < 0 else end + 3
+        out.append(text[start:end])
+        pos = end
+    return "".join(out)
+
+
 def _rewrite_reference(m: re.Match[str]) -> str:
-    whole = m.group(0)
-    if whole[0] == "<":
-        return whole
-    if whole == "&":
-        return "&amp;"
     name = m.group(1)
-    if name is None or name in _XML_NAMED:
-        return whole
+    if name is None:
+        return "&amp;"
     chars = html.entities.html5.get(name + ";")
     if chars is None:
         return "&amp;" + name + ";"

@@ -151,7 +151,7 @@ def sanitize_html(html: str, base_url: str | None = None) -> str:
 
 _BLOCKS = frozenset({
     "p", "div", "section", "article", "header", "footer", "main", "aside", "blockquote", "figure",
-    "figcaption", "h1", "h2", "h3", "h4", "h5", "h6", "table", "tr", "ul", "ol", "dl", "dt", "dd",
+    "figcaption", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "dl", "dt", "dd",
     "hr", "pre", "address", "nav",
 })
 _SKIP = frozenset({"script", "style", "head", "title", "noscript", "template", "iframe", "object"})
@@ -183,8 +183,12 @@ def _walk(el: HtmlElement, out: list[str], lists: list[list[int]]) -> None:
     nested_list = tag in ("ul", "ol") and bool(lists)
     if tag in _BLOCKS:
         out.append("\n" if nested_list else "\n\n")
+    if tag == "tr":
+        out.append("\n")
     if tag == "br":
         out.append("\n")
+    if tag in ("td", "th") and el.getprevious() is not None:
+        out.append(" | ")
     if tag in ("ul", "ol"):
         lists.append([0 if tag == "ol" else -1])
     if tag == "li":

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feedletter.errors import ExtractError
 from feedletter.extract import extract, is_teaser
@@ -160,3 +162,103 @@ def test_nothing_usable_raises(page: str | bytes) -> None:
 )
 def test_is_teaser(summary: str, content: str, expected: bool) -> None:
     assert is_teaser(summary, content) is expected
+
+
+def _page(body: str, title: str = "Sleep, mood and the weekly clinic schedule") -> str:
+    return f"<html><head><title>{title}</title></head><body>{body}</body></html>"
+
+
+ARTICLE = "".join(
+    f"<p>Paragraph {n}: the clinic's sleep study enrolled adults with long-standing low mood and "
+    f"tracked how their rest changed over {n + 3} weeks of treatment, with nurses checking in often.</p>"
+    for n in range(1, 5)
+)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "To read the whole story, please subscribe to the Riverside Ledger.",
+        "Never miss a story: sign up for our weekly newsletter.",
+        "Follow the Riverside Ledger on Twitter and Instagram for updates.",
+        "Get the latest clinic news straight to your phone with our app.",
+        "This post contains affiliate links. We may earn a commission when you buy through them.",
+        "We want to hear what you think about this article.",
+        "(Credit: Riverbend Clinic archive)",
+        "© 2024 Riverbend Clinic. All rights reserved.",
+        "Release Date: 04/02/2024",
+        "RIVERSIDELEDGER.COM",
+        "Posted by Dana Whitfield | March 5, 2024 | 3 comments",
+    ],
+)
+def test_drops_reader_prompts(prompt: str) -> None:
+    page = _page(f"<article><h1>Sleep and mood</h1>{ARTICLE}<div class='x'>{prompt}</div>"
+                 f"<p>{prompt}</p></article>")
+    result = extract(page, "https://example.org/sleep")
+    assert prompt not in result.text
+    assert result.text.count("Paragraph") == 4
+
+
+def test_article_kept_when_only_in_noscript() -> None:
+    page = _page(f"<div id='app'></div><noscript><article>{ARTICLE}</article></noscript>"
+                 "<noscript><img src='https://tracker.example/p.gif'></noscript>")
+    assert extract(page).text.count("Paragraph") == 4
+
+
+def test_article_header_standfirst_kept_site_header_dropped() -> None:
+    standfirst = ("Nurses at the weekend clinic say the new schedule has shortened waiting times "
+                  "for first appointments from six weeks to ten days.")
+    page = _page("<header class='masthead'><a href='/'>Ledger</a> Login Register Subscribe</header>"
+                 f"<article><header><h1>Sleep and mood</h1><p class='standfirst'>{standfirst}</p></header>"
+                 f"{ARTICLE}</article>")
+    text = extract(page).text
+    assert standfirst in text
+    assert "Login Register" not in text
+
+
+def test_farm_style_teaser_page() -> None:
+    """The shape of the bench farm's article pages: menu, share counter, comment form, footer ad."""
+    page = _page(
+        "<nav><a href='/'>Home</a> | <a href='/news'>News</a></nav><div class='share'>Share 14 comments</div>"
+        f"<article><h1>Sleep and mood</h1>{ARTICLE}</article>"
+        "<div class='comments'><h3>Leave a Reply</h3><p>Your email address will not be published. "
+        "Required fields are marked *</p></div><footer>Back to top. Related Articles. "
+        "Call 555-0123, 9 Harbour Road Suite 12.</footer>"
+    )
+    result = extract(page, "http://127.0.0.1:8765/post/1/2.html")
+    assert result.text.count("Paragraph") == 4
+    for chrome in ("Home", "Share", "Leave a Reply", "Your email", "Back to top", "555-0123", "Suite"):
+        assert chrome not in result.text
+
+
+def test_fast_mode_still_extracts(clinic: bytes) -> None:
+    result = extract(clinic, CLINIC_URL, fast=True)
+    assert result.text.startswith("A randomized trial")
+    assert "Leave a Reply" not in result.text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.one_of(
+    st.text(max_size=300),
+    st.binary(max_size=300),
+    st.lists(st.sampled_from(["<p>", "</p>", "<div class='share'>", "</div>", "<article>", "<nav>",
+                              "word ", "Leave a Reply ", "<script>", "<noscript>", "\x00", "&#0;",
+                              "<meta charset='utf-16'>", "by admin 0 comment"]), max_size=60).map("".join),
+))
+def test_any_input_gives_result_or_extract_error(page: str | bytes) -> None:
+    try:
+        result = extract(page)
+    except ExtractError:
+        return
+    assert result.text.strip()
+    assert "<script" not in result.html
+
+
+def test_phone_number_in_story_kept_but_ad_block_dropped() -> None:
+    story = ("If you or someone you know is struggling, call the county crisis line at 555-010-0199 "
+             "at any hour; counsellors answer in English and Spanish.")
+    ad = "Riverbend Ketamine Clinic. Call 555-010-0123 to book. 12 Mill Street, Suite 4."
+    page = _page(f"<article><h1>Sleep and mood</h1>{ARTICLE}<p>{story}</p><p>{ad}</p></article>")
+    text = extract(page).text
+    assert story in text
+    assert "Riverbend Ketamine Clinic" not in text

@@ -8,13 +8,16 @@ import tracemalloc
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from feedletter.errors import ParseError
 from feedletter.models import Entry, ParsedFeed
 from feedletter.parse import entry_record, parse_date, parse_feed
-from feedletter.parse_prepare import decode
+from feedletter.parse_prepare import decode, prepare
 
 DATA = Path(__file__).parent / "data" / "parse"
 FEED_URL = "https://feeds.example.org/feed.xml"
@@ -296,3 +299,106 @@ def test_item_author_with_a_title_child() -> None:
     (entry,) = parse("rss-author-title.xml").entries
     assert entry.title == "Keep your teams productive"
     assert entry.author == "Dana Chu"
+
+
+HOSTILE_PROLOGS = {
+    "internal subset": '<!DOCTYPE rss [<!ENTITY a "AAAA"><!ENTITY b "&a;&a;&a;&a;">]>',
+    "lower case": '<!doctype rss [<!ENTITY a "AAAA"><!ENTITY b "&a;&a;">]>',
+    "bracket in a quoted value": '<!DOCTYPE rss [<!ENTITY a "]>AAAA"><!ENTITY b "&a;&a;">]>',
+    "external": '<!DOCTYPE rss SYSTEM "file:///etc/passwd">',
+    "public and parameter entity": ('<!DOCTYPE rss PUBLIC "-//X//DTD X//EN" "http://127.0.0.1:9/x.dtd" '
+                                    '[<!ENTITY % p SYSTEM "file:///etc/hostname"> %p; <!ENTITY a "AAAA">]>'),
+    "after a comment": '<!-- hi --><!DOCTYPE rss [<!ENTITY a "AAAA">]>',
+    "stray entity declaration": '<!ENTITY a "AAAA">',
+}
+
+
+@pytest.mark.parametrize("prolog", HOSTILE_PROLOGS.values(), ids=HOSTILE_PROLOGS.keys())
+def test_prepared_text_is_safe_for_any_xml_parser(prolog: str) -> None:
+    doc = (f'<?xml version="1.0"?>{prolog}<rss version="2.0"><channel><title>t &a; &b;</title>'
+           "<item><title>i &a;</title><link>https://x.example/1</link></item></channel></rss>")
+    prepared = prepare(doc.encode(), url=FEED_URL)
+    assert "<!DOCTYPE" not in prepared.text.upper()
+    assert "<!ENTITY" not in prepared.text.upper()
+    # The standard library's expat expands internal entities and reads DTDs it is given: after
+    # prepare there is nothing left for it to expand.
+    root = ElementTree.fromstring(prepared.text)
+    assert root.findtext("channel/title") == "t &a; &b;"
+    (entry,) = parse_feed(doc.encode(), url=FEED_URL, source="t", now=NOW).entries
+    assert entry.title == "i &a;"
+
+
+def test_quadratic_blowup_prepared_for_expat() -> None:
+    doc = (f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY big "{"A" * 40_000}">]>'
+           f'<rss version="2.0"><channel><title>{"&big;" * 2_000}</title></channel></rss>')
+    prepared = prepare(doc.encode(), url=FEED_URL)
+    assert ElementTree.fromstring(prepared.text).findtext("channel/title") == "&big;" * 2_000
+
+
+@pytest.mark.parametrize(("body", "content_type", "title"), [
+    # GB2312 with no declaration: only the HTTP header says so.
+    ("<rss version='2.0'><channel><title>春节</title></channel></rss>", "text/xml; charset=GB2312", "春节"),
+    # Declared Latin-1 yet really UTF-8 (a common mistake).
+    ("<?xml version='1.0' encoding='ISO-8859-1'?><rss version='2.0'><channel><title>Café</title>"
+     "</channel></rss>", None, "Café"),
+])
+def test_charset_sources(body: str, content_type: str | None, title: str) -> None:
+    codec = "gb2312" if content_type and "GB2312" in content_type else "utf-8"
+    feed = parse_feed(body.encode(codec), url=FEED_URL, source="t", content_type=content_type, now=NOW)
+    assert feed.title == title
+
+
+def test_decode_order() -> None:
+    assert decode(b"\xff\xfe" + "<a/>".encode("utf-16-le"))[0] == "<a/>"
+    assert decode(b"caf\xe9")[0] == "café"
+    assert decode(b"caf\xe9", "text/xml; charset=nonsense-9")[0] == "café"
+
+
+def test_doctype_comment_with_quote_is_skipped_whole() -> None:
+    doc = ("<?xml version='1.0'?><!DOCTYPE rss [<!-- don't ]> --><!ENTITY a 'AAAA'>]>"
+           "<rss version='2.0'><channel><title>ok &a;</title></channel></rss>")
+    assert parse_feed(doc.encode(), url=FEED_URL, source="t", now=NOW).title == "ok &a;"
+
+
+def test_huge_internal_subset_is_cut_quickly() -> None:
+    subset = "".join(f'<!ENTITY e{i} "{"x" * 50}">' for i in range(100_000))  # ~6 MB
+    doc = f"<!DOCTYPE rss [{subset}]><rss version='2.0'><channel><title>big</title></channel></rss>"
+    t0 = time.perf_counter()
+    feed = parse_feed(doc.encode(), url=FEED_URL, source="t", now=NOW)
+    assert feed.title == "big"
+    assert time.perf_counter() - t0 < 2
+
+
+def test_deeply_nested_json_is_a_parse_error() -> None:
+    with pytest.raises(ParseError, match="nested too deeply"):
+        parse_feed(b'{"items": ' + b"[" * 200_000, url=FEED_URL, source="t", now=NOW)
+
+
+@pytest.mark.parametrize("name", ["rss20.xml", "atom10.xml", "rss10.rdf", "jsonfeed11.json"])
+@pytest.mark.parametrize("fraction", [0.2, 0.5, 0.8, 0.95])
+def test_truncated_documents_parse_or_raise_parse_error(name: str, fraction: float) -> None:
+    data = (DATA / name).read_bytes()
+    try:
+        feed = parse_feed(data[: int(len(data) * fraction)], url=FEED_URL, source="t", now=NOW)
+    except ParseError:
+        return
+    assert all(e.key and e.published for e in feed.entries)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(
+    st.binary(max_size=400),
+    st.text(max_size=300).map(lambda t: ("<rss version='2.0'><channel>" + t).encode()),
+    st.lists(st.sampled_from(["<item>", "</item>", "<title>", "</title>", "&amp;", "&nbsp;", "&x;",
+                              "<![CDATA[", "]]>", "<link>", "/a", "</link>", "<!DOCTYPE x [", "]>",
+                              "<entry>", "<feed>", "\xe9", "<guid>", "</guid>", "<", "&"]),
+             max_size=40).map(lambda parts: ("<rss version='2.0'><channel>" + "".join(parts)).encode()),
+))
+def test_any_bytes_give_a_feed_or_a_parse_error(data: bytes) -> None:
+    for fast in (True, False):
+        try:
+            feed = parse_feed(data, url=FEED_URL, source="t", now=NOW, fast=fast)
+        except ParseError:
+            continue
+        for e in feed.entries:
+            assert e.key and e.published is not None and e.published.tzinfo is not None

@@ -101,6 +101,21 @@ def test_html_to_text_structure() -> None:
     )
 
 
+def test_html_to_text_tables_and_quotes() -> None:
+    html = ("<table><tr><th>Dose</th><th>Weeks</th></tr><tr><td>0.5 mg/kg</td><td>3</td></tr></table>"
+            "<blockquote><p>Quoted&nbsp;words.</p></blockquote><p>After.</p>")
+    assert html_to_text(html) == "Dose | Weeks\n0.5 mg/kg | 3\n\nQuoted words.\n\nAfter."
+
+
+@pytest.mark.parametrize("depth", [200, 5000])
+def test_deeply_nested_markup_does_not_crash(depth: int) -> None:
+    html = "<div>" * depth + "deep <script>x</script>" + "</div>" * depth
+    cleaned, text = sanitize_html(html), html_to_text(html)
+    assert "<script" not in cleaned
+    if depth <= 200:  # past lxml's depth limit (256) the innermost text is given up, safely
+        assert "deep" in cleaned and text == "deep"
+
+
 def test_html_to_text_plain_string() -> None:
     assert html_to_text("just words &lt;b&gt;") == "just words <b>"
 
