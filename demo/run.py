@@ -40,6 +40,7 @@ def main() -> int:
         "PREFECT_HOME": str(ROOT / "build" / "prefect"),
         "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     })
     os.environ.setdefault("FEEDLETTER_SECRET", "demo-only-secret-change-me-in-production")
     os.chdir(ROOT)

@@ -52,12 +52,13 @@ def _store(config: Config) -> Iterator[Store]:
 
 
 def _input(name: str) -> TextIO:
-    return sys.stdin if name == "-" else open(name, encoding="utf-8")  # noqa: SIM115
+    return sys.stdin if name == "-" else open(name, encoding="utf-8")
 
 
 def _prepare_prefect() -> None:
     # Measured here: the ephemeral server misses Prefect's 20 s default start limit on a busy machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @app.command()

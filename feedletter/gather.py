@@ -10,18 +10,18 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 
-from feedletter import boilerplate, cluster, extract, parse, sanitize
+from feedletter import boilerplate, extract, parse, sanitize
 from feedletter.config import Config, Source
 from feedletter.errors import FeedletterError, FetchError
 from feedletter.fetch import Fetcher
 from feedletter.health import SourceState, load_states, record_counts, record_failure, record_success
 from feedletter.identity import canonical_url, content_hash
 from feedletter.models import Entry, ParsedFeed
-from feedletter.store import Store, articles, carriers, now, pages, tombstones, utc
+from feedletter.store import Store, articles, carriers, now, pages, tombstones
 
 log = logging.getLogger(__name__)
 
@@ -223,12 +223,12 @@ def save_page(store: Store, url: str, html: str, text: str) -> None:
         conn.execute(pages.insert().values(url=url, fetched=now(), html=html, text=text))
 
 
-def window_start(config: Config, store: Store, window: timedelta) -> datetime | None:
-    with store.begin() as conn:
-        oldest = conn.execute(sa.select(sa.func.min(articles.c.published))
-                              .where(sa.not_(articles.c.clustered))).scalar()
-    return None if oldest is None else utc(oldest) - window  # type: ignore[arg-type]
-
-
-__all__ = ["ExtractCounts", "SourceResult", "StoreCounts", "extract_articles", "fetch_sources",
-           "make_fetcher", "store_entries", "window_start", "cluster"]
+__all__ = [
+    "ExtractCounts",
+    "SourceResult",
+    "StoreCounts",
+    "extract_articles",
+    "fetch_sources",
+    "make_fetcher",
+    "store_entries",
+]

@@ -86,7 +86,7 @@ def record_success(conn: sa.Connection, state: SourceState, result: object, seco
 
 
 def backoff(failures: int, retry_after: float | None = None) -> timedelta:
-    delay = min(BACKOFF_BASE * (2 ** max(0, failures - 1)), BACKOFF_MAX)
+    delay: timedelta = min(BACKOFF_BASE * (2 ** min(20, max(0, failures - 1))), BACKOFF_MAX)
     if retry_after is not None:
         delay = max(delay, timedelta(seconds=min(retry_after, BACKOFF_MAX.total_seconds())))
     return delay

@@ -29,7 +29,7 @@ class Received:
     data: bytes
 
     def message(self) -> EmailMessage:
-        return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
+        return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value,unused-ignore]
 
 
 @dataclass
@@ -40,7 +40,7 @@ class _Handler:
     lock: threading.Lock = field(default_factory=threading.Lock)
     seen: int = 0
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self.lock:
             self.seen += 1
             number = self.seen

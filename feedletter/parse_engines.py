@@ -35,7 +35,8 @@ _PERSON = re.compile(r"^\s*(?:\S+@\S+\s*\((?P<name1>[^)]+)\)|(?P<name2>[^(<]+?)\
 def read_xml(prepared: Prepared, *, url: str, fast: bool = True) -> FeedParts:
     """Read a prepared XML document with the fast engine, falling back to feedparser."""
     body = prepared.text.encode("utf-8")
-    if fast and not _misread_by_fast_engine(prepared):
+    # feedparser_rs fetches its argument when it looks like a URL: only ever hand it markup.
+    if fast and body.lstrip().startswith(b"<") and not _misread_by_fast_engine(prepared):
         try:
             # Resolve against xml:base only when there is one: otherwise feedparser_rs would
             # resolve RSS links against the channel link, while the feed URL is the true base.
@@ -43,7 +44,10 @@ def read_xml(prepared: Prepared, *, url: str, fast: bool = True) -> FeedParts:
                                          resolve_relative_uris="xml:base" in prepared.text)
         except Exception:  # any failure of the fast engine means "ask feedparser"
             result = None
-        if result is not None and not result.bozo and result.entries:
+        # It also blanks links to loopback and private hosts (which allow_private sources have):
+        # an entry left without a link sends the document to feedparser.
+        if result is not None and not result.bozo and result.entries and all(
+                _get(e, "link") for e in result.entries):
             return _read_result(result, fast=True)
     # No content-location: feedparser would resolve a bare RSS guid ("post-17") against it as
     # if it were a URL. Links still end absolute, joined with the feed URL by parse_feed.

@@ -9,10 +9,10 @@ from __future__ import annotations
 import html as htmllib
 import re
 import textwrap
-from importlib import resources
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -182,7 +182,7 @@ _KNOWN_TAGS = {"mjml", "mj-head", "mj-body", "mj-title", "mj-preview", "mj-attri
                "mj-text", "mj-button", "mj-image", "mj-divider", "mj-spacer", "mj-table", "mj-wrapper",
                "mj-hero", "mj-social", "mj-social-element", "mj-navbar", "mj-navbar-link", "mj-accordion",
                "mj-accordion-element", "mj-accordion-title", "mj-accordion-text", "mj-carousel",
-               "mj-carousel-image", "mj-text", "mj-include", "mj-html-attributes", "mj-html-attribute",
+               "mj-carousel-image", "mj-include", "mj-html-attributes", "mj-html-attribute",
                "mj-selector"}
 
 

@@ -36,7 +36,7 @@ class SiteHost:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 host._serve(self)
 
             def log_message(self, format: str, *args: object) -> None:

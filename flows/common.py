@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import Task
-from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from prefect.client.schemas.objects import State, TaskRun
 
 from feedletter.config import Config, load_config
 from feedletter.errors import ConfigError, DeliveryError, FetchError
@@ -15,7 +14,7 @@ from feedletter.store import Store
 # Task options for stages that do I/O: explicit back-off, bounded time, and no retry of errors
 # that another try cannot fix (bad config, permanent HTTP or SMTP refusals).
 IO_RETRIES = 2
-IO_DELAYS = [5, 30]
+IO_DELAYS: list[float] = [5.0, 30.0]
 
 
 def retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -26,7 +25,7 @@ def retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) 
         return False
     except (FetchError, DeliveryError) as exc:
         return exc.transient
-    except Exception:  # noqa: BLE001 - anything else (a dropped DB connection, say) may pass
+    except Exception:
         return True
     return False
 

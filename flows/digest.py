@@ -16,29 +16,27 @@ from feedletter.errors import RenderError
 from feedletter.store import Store
 from flows.common import IO_DELAYS, IO_RETRIES, open_config, retry_transient
 
-STAGE = {"cache_policy": NO_CACHE, "persist_result": False}
 
-
-@task(**STAGE)
+@task(cache_policy=NO_CACHE, persist_result=False)
 def render_digest(config: Config, store: Store, newsletter: Newsletter) -> digest.Prepared | None:
     return digest.prepare_digest(config, store, newsletter)
 
 
-@task(**STAGE)
+@task(cache_policy=NO_CACHE, persist_result=False)
 def save_issue(store: Store, prepared: digest.Prepared, newsletter: Newsletter) -> int:
     issue_id = digest.save_issue(store, prepared)
     digest.queue_issue(store, issue_id, newsletter)
     return issue_id
 
 
-@task(**STAGE, retries=IO_RETRIES, retry_delay_seconds=IO_DELAYS, retry_condition_fn=retry_transient,
-      timeout_seconds=3600)
+@task(cache_policy=NO_CACHE, persist_result=False, retries=IO_RETRIES, retry_delay_seconds=IO_DELAYS,
+      retry_condition_fn=retry_transient, timeout_seconds=3600)
 def deliver_digest(config: Config, store: Store, issue_id: int) -> DeliveryCounts:
     content = digest.issue_content(config, store, issue_id)
     return deliver_issue(config, store, content, make_mailer(config, content.newsletter))
 
 
-@task(**STAGE)
+@task(cache_policy=NO_CACHE, persist_result=False)
 def syndicate_outputs(config: Config, store: Store) -> int:
     return len(syndicate.syndicate(config, store))
 

@@ -17,33 +17,31 @@ from feedletter.store import Store
 from feedletter.summarize import ExtractiveSummarizer
 from flows.common import IO_DELAYS, IO_RETRIES, open_config, retry_transient
 
-STAGE = {"cache_policy": NO_CACHE, "persist_result": False}
 
-
-@task(**STAGE, retries=IO_RETRIES, retry_delay_seconds=IO_DELAYS, retry_condition_fn=retry_transient,
-      timeout_seconds=900)
+@task(cache_policy=NO_CACHE, persist_result=False, retries=IO_RETRIES, retry_delay_seconds=IO_DELAYS,
+      retry_condition_fn=retry_transient, timeout_seconds=900)
 def fetch_sources(config: Config, store: Store, fetcher: Fetcher, only: list[str]) -> list[gather.SourceResult]:
     return gather.fetch_sources(config, store, fetcher, only=only)
 
 
-@task(**STAGE)
+@task(cache_policy=NO_CACHE, persist_result=False)
 def store_entries(config: Config, store: Store, results: list[gather.SourceResult]) -> gather.StoreCounts:
     return gather.store_entries(config, store, results)
 
 
-@task(**STAGE, retries=IO_RETRIES, retry_delay_seconds=IO_DELAYS, retry_condition_fn=retry_transient,
-      timeout_seconds=900)
+@task(cache_policy=NO_CACHE, persist_result=False, retries=IO_RETRIES, retry_delay_seconds=IO_DELAYS,
+      retry_condition_fn=retry_transient, timeout_seconds=900)
 def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> gather.ExtractCounts:
     return gather.extract_articles(config, store, fetcher)
 
 
-@task(**STAGE)
+@task(cache_policy=NO_CACHE, persist_result=False)
 def group_articles(config: Config, store: Store) -> stories.GroupCounts:
     priority = {s.name: s.priority for s in config.sources}
     return stories.group_articles(store, priority=priority)
 
 
-@task(**STAGE)
+@task(cache_policy=NO_CACHE, persist_result=False)
 def summarize_stories(store: Store) -> tuple[int, int]:
     return stories.summarize_stories(store, ExtractiveSummarizer())
 
