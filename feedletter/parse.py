@@ -43,7 +43,9 @@ def parse_feed(data: bytes, *, url: str, source: str, content_type: str | None =
     """
     extra_tracking = tuple(extra_tracking)
     head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
-    if (content_type and "json" in content_type.lower()) or head.startswith(b"{"):
+    # The body decides over the header: servers label XML feeds as JSON and the reverse.
+    if head.startswith(b"{") or (content_type and "json" in content_type.lower()
+                                 and not head.startswith(b"<")):
         text = data.decode("utf-8-sig", errors="replace")
         title, link, fmt, items = read_json_feed(text, url=url)
     else:
@@ -68,6 +70,8 @@ def entry_record(entry: Entry) -> dict[str, str | None]:
 def _entry(item: RawItem, *, source: str, base: str, reference: datetime,
            extra_tracking: tuple[str, ...]) -> Entry:
     link = urljoin(base, item.link.strip()) if item.link and item.link.strip() else ""
+    if not link and item.guid and item.guid.strip().startswith(("http://", "https://")):
+        link = item.guid.strip()  # an RSS guid is a permalink unless it says otherwise
     summary = item.summary or ""
     content = item.content or ""
     if content == summary:
@@ -92,9 +96,11 @@ def _entry(item: RawItem, *, source: str, base: str, reference: datetime,
 
 def _title(item: RawItem) -> str:
     raw = item.title or ""
-    if "html" in item.title_type or "xhtml" in item.title_type:
+    if "html" in item.title_type:
         return _plain(raw)
-    return _SPACE.sub(" ", raw).strip()
+    # A plain-text title holding "&amp;" is escaped twice by its publisher, never meant literally;
+    # the engines also disagree on which Atom 0.3 titles are plain.
+    return _SPACE.sub(" ", html.unescape(raw)).strip()
 
 
 def _plain(markup: str) -> str:

@@ -45,6 +45,7 @@ _PROLOG_ITEM = re.compile(r"<!--.*?(?:-->|\Z)|<\?.*?(?:\?>|\Z)|<!(DOCTYPE|ENTITY
 _LOOSE_REFERENCE = re.compile(
     r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,8}|#[xX][0-9A-Fa-f]{1,8});)(?:([A-Za-z][A-Za-z0-9._-]{0,40});)?")
 _DECLARATION_TOKEN = re.compile(r"<!--|[\"'\[\]>]")
+_HTML_ROOTS = frozenset({"html", "head", "body", "div", "p", "table", "a", "script", "meta", "title"})
 FEED_ROOTS = frozenset({"rss", "feed", "rdf", "channel"})
 
 
@@ -134,7 +135,7 @@ def prepare(data: bytes, *, url: str, content_type: str | None = None) -> Prepar
     if root is None:
         raise ParseError(url, "not a feed (no root element)")
     local = root.rsplit(":", 1)[-1].lower()
-    if local == "html":
+    if local in _HTML_ROOTS:
         raise ParseError(url, "not a feed (looks like HTML)")
     if local not in FEED_ROOTS:
         raise ParseError(url, f"not a feed (root element <{root}>)")
