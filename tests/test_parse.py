@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import tracemalloc
 from dataclasses import asdict
@@ -449,3 +450,15 @@ def test_permalink_guid_stands_in_for_a_missing_link(fast: bool) -> None:
     (entry,) = parse_feed(body, url=FEED_URL, source="t", now=NOW, fast=fast).entries
     assert entry.link == "https://x.example/posts/9"
     assert entry.key == "url:https://x.example/posts/9"
+
+
+def test_channel_itunes_summary_keeps_the_fast_engine(caplog: pytest.LogCaptureFixture) -> None:
+    body = ("<rss version='2.0' xmlns:itunes='http://www.itunes.com/dtds/podcast-1.0.dtd'><channel>"
+            "<title>t</title><itunes:summary>About the show</itunes:summary><item><title>a</title>"
+            "<link>https://x.example/a</link><description>Notes</description></item></channel></rss>")
+    with caplog.at_level(logging.DEBUG, logger="feedletter.parse_engines"):
+        (entry,) = parse_feed(body.encode(), url=FEED_URL, source="t", now=NOW).entries
+        assert entry.summary == "Notes"
+        assert not caplog.records
+        parse("podcast-crlf.xml")
+        assert "itunes:summary" in caplog.records[0].getMessage()
