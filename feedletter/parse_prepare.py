@@ -37,6 +37,7 @@ _SUPERSETS = {
 }
 _XML_DECL_ENCODING = re.compile(rb"""^\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']""")
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.I)
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _XML_DECL = re.compile(r"^\s*<\?xml.*?\?>", re.S)
 _PROLOG_ITEM = re.compile(r"<!--.*?(?:-->|\Z)|<\?.*?(?:\?>|\Z)|<!(DOCTYPE|ENTITY)|<([A-Za-z_][\w.:-]*)|<",
                           re.S | re.I)
@@ -78,6 +79,10 @@ def decode(data: bytes, content_type: str | None = None) -> tuple[str, str]:
     for bom, name in _BOMS:
         if data.startswith(bom):
             return data[len(bom):].decode(name, errors="replace"), name
+    if data.startswith((b"<\x00?\x00", b"\x00<\x00?")):
+        # UTF-16 without a byte order mark: the declaration's "<?" gives the byte order away.
+        name = "utf-16-le" if data[0] == 0x3C else "utf-16-be"
+        return data.decode(name, errors="replace"), name
     candidates: list[str] = []
     if content_type and (m := _CHARSET.search(content_type)):
         candidates.append(m.group(1))
@@ -126,6 +131,10 @@ def prepare(data: bytes, *, url: str, content_type: str | None = None) -> Prepar
     # XML parsers see every line end as \n; feedparser_rs keeps \r\n inside CDATA, so fold
     # them here for both engines.
     text = text.lstrip("\ufeff \t\r\n").replace("\r\n", "\n").replace("\r", "\n")
+    if _CONTROL.search(text):
+        # Stray control characters (pasted from word processors) are forbidden in XML: drop
+        # them rather than let a whole feed fall to the slow, lenient engine.
+        text = _CONTROL.sub("", text)
     start = text.find("<")
     if start < 0:
         raise ParseError(url, "not a feed (no XML markup)")

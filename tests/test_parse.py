@@ -462,3 +462,20 @@ def test_channel_itunes_summary_keeps_the_fast_engine(caplog: pytest.LogCaptureF
         assert not caplog.records
         parse("podcast-crlf.xml")
         assert "itunes:summary" in caplog.records[0].getMessage()
+
+
+def test_utf16_without_bom() -> None:
+    text = (DATA / "rss20.xml").read_text("utf-8").replace('encoding="UTF-8"', 'encoding="UTF-16BE"')
+    feed = parse_feed(text.encode("utf-16-be"), url=FEED_URL, source="t", now=NOW)
+    assert feed.title == "Clinic Blog"
+
+
+def test_control_characters_are_dropped_and_the_fast_engine_keeps_reading(
+        caplog: pytest.LogCaptureFixture) -> None:
+    body = ("<rss version='2.0'><channel><title>t</title><item><title>Smart\x0b quotes\x1f</title>"
+            "<link>https://x.example/a</link><description>a\x00b</description></item></channel></rss>")
+    with caplog.at_level(logging.DEBUG, logger="feedletter.parse_engines"):
+        (entry,) = parse_feed(body.encode(), url=FEED_URL, source="t", now=NOW).entries
+    assert entry.title == "Smart quotes"
+    assert entry.summary == "ab"
+    assert not caplog.records
