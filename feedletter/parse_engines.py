@@ -124,10 +124,15 @@ def _raw_item(e: Any, feed_author: str | None, *, fast: bool) -> RawItem:
 
 
 def _person(obj: Any) -> str | None:
-    """A display name: dc:creator first (feedparser_rs prefers itunes:author), then the author
-    string, then the first author's name; an e-mail address next to a name is dropped."""
-    detail = _get(obj, "author_detail")
-    for candidate in (_get(obj, "dc_creator"), _get(obj, "author"), _get(detail, "name")):
+    """The first author the item names (dc:creator, itunes:author, <author>, Atom <name>).
+
+    Both engines list every author in document order, while their single ``author`` fields
+    disagree (feedparser keeps the last, feedparser_rs prefers dc:creator); the list is the
+    one answer they share. An e-mail address next to a name is dropped.
+    """
+    authors = _get(obj, "authors") or ()
+    first = _get(authors[0], "name") if authors else None
+    for candidate in (first, _get(obj, "author")):
         if isinstance(candidate, str) and candidate.strip():
             m = _PERSON.match(candidate)
             if m:

@@ -300,7 +300,7 @@ def test_atom_details_both_engines_fix_up() -> None:
 def test_podcast_item_fields() -> None:
     (entry,) = parse("podcast-crlf.xml").entries
     assert entry.title == "Episode 7: clamps"  # not the <author>'s <title>
-    assert entry.author == "Sam Ortiz"  # dc:creator over itunes:author
+    assert entry.author == "Sam Ortiz"  # the first author named, on both engines
     assert entry.summary == "<p>Short notes.</p>\n<p>Second line.</p>"  # CRLF folded
     assert entry.content == "<p>Full show notes.</p>\n<p>With a second paragraph.</p>"
 
