@@ -1,11 +1,12 @@
 """Parse: feed bytes in, :class:`~feedletter.models.ParsedFeed` of :class:`Entry` out.
 
 RSS 0.9x/1.0/2.0, Atom 0.3/1.0 and JSON Feed 1.0/1.1 all end as the same entries. The bytes are
-first decoded and defused (parse_prepare), then read by feedparser_rs, which is 40-50x faster
-than feedparser on a typical blog feed (bench/bench_parse.py); feedparser, the most forgiving
-reader there is, takes over when the fast engine fails, reports a malformed document or finds no
-entries. Both engines' answers go through the same normalization below, so an entry is the same
-whichever engine read it (tests/test_parse.py checks that on every fixture).
+first decoded and defused (parse_prepare), then read by feedparser_rs, about 50x faster than
+feedparser even with feedparser's sanitizer off (bench/bench_parse.py); feedparser, the most
+forgiving reader there is, takes over when the fast engine fails, reports a malformed document,
+finds no entries or meets a shape it misreads (parse_engines). Both engines' answers go through
+the same normalization below, so an entry is the same whichever engine read it
+(tests/test_parse.py checks that on every fixture; bench/eval_feeds.py on real feeds).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from feedletter.parse_engines import read_xml
 from feedletter.parse_json import read_json_feed
 from feedletter.parse_prepare import RawItem, prepare
 
-__all__ = ["entry_record", "parse_feed"]
+__all__ = ["entry_record", "parse_date", "parse_feed"]
 
 _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
