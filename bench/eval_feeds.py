@@ -1,8 +1,9 @@
 """Run parse_feed over the real-world feeds in ../shared/corpus/feeds and report what happened.
 
 For every file: did it parse, how many entries (against the manifest's item count), which error,
-how long it took; once with the fast path and once with feedparser only. Each file is parsed in
-a child process with a time limit, so a hang shows up as a timeout instead of stopping the run.
+how long it took (best of three) and which engine read it; once with the fast path and once
+with feedparser only. Each file is parsed in a child process with a time limit, so a hang shows
+up as a timeout instead of stopping the run.
 
     python bench/eval_feeds.py [--corpus ../shared/corpus] [--limit SECONDS] [-v]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import multiprocessing
 import sys
 import time
@@ -38,23 +40,41 @@ class Outcome:
     titled: int = 0
     linked: int = 0
     prints: list[str] = field(default_factory=list)  # one digest of all fields per entry
+    fallback: str = ""  # why feedparser read it instead of the fast engine
+
+
+class _Fallbacks(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.reasons: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.reasons.append(record.getMessage().split(": feedparser takes over: ", 1)[-1])
 
 
 def _parse_child(path: str, fast: bool, conn: Connection) -> None:
     data = Path(path).read_bytes()
-    t0 = time.perf_counter()
+    url = "https://corpus.invalid/" + Path(path).name
+    fallbacks = _Fallbacks()
+    engine_log = logging.getLogger("feedletter.parse_engines")
+    engine_log.setLevel(logging.DEBUG)
+    engine_log.addHandler(fallbacks)
     try:
-        feed = parse_feed(data, url="https://corpus.invalid/" + Path(path).name, source="corpus",
-                          now=NOW, fast=fast)
-        out = Outcome(len(feed.entries), "", time.perf_counter() - t0,
+        best = float("inf")
+        for _ in range(3):  # the best of three: one cold run says more about the machine
+            t0 = time.perf_counter()
+            feed = parse_feed(data, url=url, source="corpus", now=NOW, fast=fast)
+            best = min(best, time.perf_counter() - t0)
+        out = Outcome(len(feed.entries), "", best,
                       sum(e.published != NOW for e in feed.entries),
                       sum(bool(e.title) for e in feed.entries),
                       sum(e.link.startswith(("http://", "https://")) for e in feed.entries),
                       [hashlib.sha1(repr(astuple(e)).encode()).hexdigest() for e in feed.entries])
     except ParseError as exc:
-        out = Outcome(0, str(exc), time.perf_counter() - t0)
+        out = Outcome(0, str(exc))
     except Exception as exc:  # a crash is exactly what this script is looking for
-        out = Outcome(0, f"CRASH {type(exc).__name__}: {exc}", time.perf_counter() - t0)
+        out = Outcome(0, f"CRASH {type(exc).__name__}: {exc}")
+    out.fallback = fallbacks.reasons[0] if fallbacks.reasons else ""
     conn.send(out)
     conn.close()
 
@@ -130,9 +150,13 @@ def main() -> int:
     print(f"{'entries with a feed date':34} {sum(f.dated for _, _, f, _ in rows)} / {got}")
     print(f"{'entries with a title':34} {sum(f.titled for _, _, f, _ in rows)} / {got}")
     print(f"{'entries with an absolute link':34} {sum(f.linked for _, _, f, _ in rows)} / {entries}")
+    fell_back = [(rel, f.fallback) for rel, _, f, _ in rows if f.fallback and not f.error]
+    print(f"{'read by the fast engine':34} {len(parsed) - len(fell_back)} / {len(parsed)}")
     print(f"{'total parse time (fast path)':34} {total_s * 1000:.1f} ms")
     print(f"{'total parse time (feedparser)':34} {total_fp * 1000:.1f} ms")
     print(f"{'slowest file (fast path)':34} {slowest[0]} {slowest[2].seconds * 1000:.1f} ms")
+    for rel, reason in fell_back:
+        print(f"  slow   {rel}: {reason}")
     for rel, _, f, _ in errors:
         print(f"  error  {rel}: {f.error}")
     for rel, want, have in short:

@@ -9,6 +9,7 @@ same whichever engine read it.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -18,6 +19,7 @@ import feedparser_rs
 from feedletter.errors import ParseError
 from feedletter.parse_prepare import Prepared, RawItem
 
+log = logging.getLogger(__name__)
 FeedParts = tuple[str, str, str, list[RawItem]]  # title, link, format, items
 
 # feedparser_rs leaves character references in attribute values (an Atom link's href) as
@@ -34,21 +36,13 @@ _PERSON = re.compile(r"^\s*(?:\S+@\S+\s*\((?P<name1>[^)]+)\)|(?P<name2>[^(<]+?)\
 
 def read_xml(prepared: Prepared, *, url: str, fast: bool = True) -> FeedParts:
     """Read a prepared XML document with the fast engine, falling back to feedparser."""
+    # Bytes that start with markup: given a str starting with "http", feedparser_rs would fetch it.
     body = prepared.text.encode("utf-8")
-    # feedparser_rs fetches its argument when it looks like a URL: only ever hand it markup.
-    if fast and body.lstrip().startswith(b"<") and not _misread_by_fast_engine(prepared):
-        try:
-            # Resolve against xml:base only when there is one: otherwise feedparser_rs would
-            # resolve RSS links against the channel link, while the feed URL is the true base.
-            result = feedparser_rs.parse(body, sanitize_html=False,
-                                         resolve_relative_uris="xml:base" in prepared.text)
-        except Exception:  # any failure of the fast engine means "ask feedparser"
-            result = None
-        # It also blanks links to loopback and private hosts (which allow_private sources have):
-        # an entry left without a link sends the document to feedparser.
-        if result is not None and not result.bozo and result.entries and all(
-                _get(e, "link") for e in result.entries):
-            return _read_result(result, fast=True)
+    if fast:
+        fast_result, reason = _read_fast(prepared, body)
+        if fast_result is not None:
+            return _read_result(fast_result, fast=True)
+        log.debug("parse: %s: feedparser takes over: %s", url, reason)
     # No content-location: feedparser would resolve a bare RSS guid ("post-17") against it as
     # if it were a URL. Links still end absolute, joined with the feed URL by parse_feed.
     result = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False,
@@ -59,24 +53,49 @@ def read_xml(prepared: Prepared, *, url: str, fast: bool = True) -> FeedParts:
     return _read_result(result, fast=False)
 
 
-def _misread_by_fast_engine(prepared: Prepared) -> bool:
-    """True for the RSS shapes feedparser_rs is known to misread: an item with both
-    <description> and <itunes:summary> (the latter replaces the former as summary), and an
-    item whose <author> has a <title> child (Google's blogs; it becomes the item's title)."""
+def _read_fast(prepared: Prepared, body: bytes) -> tuple[Any, str]:
+    """feedparser_rs's result, or None and the reason feedparser must read the document."""
+    if (shape := _misread_shape(prepared)) is not None:
+        return None, shape
+    # feedparser_rs fetches its argument when it looks like a URL: only ever hand it markup.
+    if not body.lstrip().startswith(b"<"):
+        return None, "not markup"
+    try:
+        # Resolve against xml:base only when there is one: otherwise feedparser_rs would
+        # resolve RSS links against the channel link, while the feed URL is the true base.
+        result = feedparser_rs.parse(body, sanitize_html=False,
+                                     resolve_relative_uris="xml:base" in prepared.text)
+    except Exception as exc:  # any failure of the fast engine means "ask feedparser"
+        return None, f"feedparser_rs failed: {exc}"
+    if result.bozo:
+        return None, f"not well-formed: {result.bozo_exception}"
+    if not result.entries:
+        return None, "no entries"
+    # It also blanks links to loopback and private hosts (which allow_private sources have).
+    if not all(_get(e, "link") for e in result.entries):
+        return None, "an entry without a link"
+    return result, ""
+
+
+def _misread_shape(prepared: Prepared) -> str | None:
+    """The RSS shapes feedparser_rs is known to misread, if the document has one."""
     if prepared.root == "feed":
-        return False
+        return None
     text = prepared.text
-    if "<itunes:summary" in text and "<description" in text:
-        return True
+    first_item = text.find("<item")
+    # A channel-level itunes:summary is harmless; only the items' matter.
+    if first_item >= 0 and text.find("<itunes:summary", first_item) >= 0 \
+            and text.find("<description", first_item) >= 0:
+        return "itunes:summary next to description (feedparser_rs drops the description)"
     pos = text.find("<author")
     while pos >= 0:
         end = text.find("</author>", pos)
         if end < 0:
-            return False
+            return None
         if text.find("<title", pos, end) >= 0:
-            return True
+            return "an <author> with a <title> child (feedparser_rs takes it for the item's)"
         pos = text.find("<author", end)
-    return False
+    return None
 
 
 def _read_result(result: Any, *, fast: bool) -> FeedParts:
@@ -111,10 +130,15 @@ def _raw_item(e: Any, feed_author: str | None, *, fast: bool) -> RawItem:
 
 
 def _person(obj: Any) -> str | None:
-    """A display name: dc:creator first (feedparser_rs prefers itunes:author), then the author
-    string, then the first author's name; an e-mail address next to a name is dropped."""
-    detail = _get(obj, "author_detail")
-    for candidate in (_get(obj, "dc_creator"), _get(obj, "author"), _get(detail, "name")):
+    """The first author the item names (dc:creator, itunes:author, <author>, Atom <name>).
+
+    Both engines list every author in document order, while their single ``author`` fields
+    disagree (feedparser keeps the last, feedparser_rs prefers dc:creator); the list is the
+    one answer they share. An e-mail address next to a name is dropped.
+    """
+    authors = _get(obj, "authors") or ()
+    first = _get(authors[0], "name") if authors else None
+    for candidate in (first, _get(obj, "author")):
         if isinstance(candidate, str) and candidate.strip():
             m = _PERSON.match(candidate)
             if m:

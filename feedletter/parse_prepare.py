@@ -37,6 +37,8 @@ _SUPERSETS = {
 }
 _XML_DECL_ENCODING = re.compile(rb"""^\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']""")
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.I)
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_CONTROL_BYTES = bytes(range(32)).translate(None, b"\t\n\r")
 _XML_DECL = re.compile(r"^\s*<\?xml.*?\?>", re.S)
 _PROLOG_ITEM = re.compile(r"<!--.*?(?:-->|\Z)|<\?.*?(?:\?>|\Z)|<!(DOCTYPE|ENTITY)|<([A-Za-z_][\w.:-]*)|<",
                           re.S | re.I)
@@ -45,6 +47,7 @@ _PROLOG_ITEM = re.compile(r"<!--.*?(?:-->|\Z)|<\?.*?(?:\?>|\Z)|<!(DOCTYPE|ENTITY
 _LOOSE_REFERENCE = re.compile(
     r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,8}|#[xX][0-9A-Fa-f]{1,8});)(?:([A-Za-z][A-Za-z0-9._-]{0,40});)?")
 _DECLARATION_TOKEN = re.compile(r"<!--|[\"'\[\]>]")
+_HTML_ROOTS = frozenset({"html", "head", "body", "div", "p", "table", "a", "script", "meta", "title"})
 FEED_ROOTS = frozenset({"rss", "feed", "rdf", "channel"})
 
 
@@ -77,6 +80,10 @@ def decode(data: bytes, content_type: str | None = None) -> tuple[str, str]:
     for bom, name in _BOMS:
         if data.startswith(bom):
             return data[len(bom):].decode(name, errors="replace"), name
+    if data.startswith((b"<\x00?\x00", b"\x00<\x00?")):
+        # UTF-16 without a byte order mark: the declaration's "<?" gives the byte order away.
+        name = "utf-16-le" if data[0] == 0x3C else "utf-16-be"
+        return data.decode(name, errors="replace"), name
     candidates: list[str] = []
     if content_type and (m := _CHARSET.search(content_type)):
         candidates.append(m.group(1))
@@ -125,6 +132,10 @@ def prepare(data: bytes, *, url: str, content_type: str | None = None) -> Prepar
     # XML parsers see every line end as \n; feedparser_rs keeps \r\n inside CDATA, so fold
     # them here for both engines.
     text = text.lstrip("\ufeff \t\r\n").replace("\r\n", "\n").replace("\r", "\n")
+    if _may_hold_controls(data, encoding) and _CONTROL.search(text):
+        # Stray control characters (pasted from word processors) are forbidden in XML: drop
+        # them rather than let a whole feed fall to the slow, lenient engine.
+        text = _CONTROL.sub("", text)
     start = text.find("<")
     if start < 0:
         raise ParseError(url, "not a feed (no XML markup)")
@@ -134,11 +145,19 @@ def prepare(data: bytes, *, url: str, content_type: str | None = None) -> Prepar
     if root is None:
         raise ParseError(url, "not a feed (no root element)")
     local = root.rsplit(":", 1)[-1].lower()
-    if local == "html":
+    if local in _HTML_ROOTS:
         raise ParseError(url, "not a feed (looks like HTML)")
     if local not in FEED_ROOTS:
         raise ParseError(url, f"not a feed (root element <{root}>)")
     return Prepared(_rewrite_references(text), local, encoding)
+
+
+def _may_hold_controls(data: bytes, encoding: str) -> bool:
+    # A regex over the text costs more than the parsing; in an ASCII-compatible encoding a
+    # control character is a control byte, which bytes.translate finds ten times faster.
+    if encoding.startswith(("utf-16", "utf-32")):
+        return True
+    return len(data.translate(None, _CONTROL_BYTES)) != len(data)
 
 
 def _strip_prolog(text: str) -> tuple[str, str | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import tracemalloc
 from dataclasses import asdict
@@ -25,7 +26,7 @@ NOW = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
 
 FEEDS = ["rss091.xml", "rss10.rdf", "rss20.xml", "atom10.xml", "jsonfeed11.json", "gb2312.xml",
          "latin1-undeclared.xml", "xmlbase.xml", "cdata-entities.xml", "dates.xml",
-         "billion-laughs.xml", "external-entity.xml", "atom-details.xml", "podcast-crlf.xml",
+         "billion-laughs.xml", "external-entity.xml", "atom-details.xml", "podcast-crlf.xml", "atom03.xml",
          "rss-author-title.xml"]
 
 
@@ -42,6 +43,7 @@ def by_title(feed: ParsedFeed) -> dict[str, Entry]:
     ("rss10.rdf", "rss10", 2, "Science Notes"),
     ("rss20.xml", "rss20", 2, "Clinic Blog"),
     ("atom10.xml", "atom10", 2, "River & Garden"),
+    ("atom03.xml", "atom03", 1, "Old Atom Log"),
     ("jsonfeed11.json", "json11", 2, "Energy Market Notes"),
 ])
 def test_formats(name: str, fmt: str, count: int, feed_title: str) -> None:
@@ -97,6 +99,14 @@ def test_atom_title_types_and_dates() -> None:
     # Only an <updated> date: it stands in for the missing <published>.
     assert entries["Compost: 3 < 4 bins"].published == datetime(2024, 4, 10, 12, tzinfo=UTC)
     assert "<em>weekly</em>" in entries["Compost: 3 < 4 bins"].content
+
+
+def test_atom03_fields() -> None:
+    (entry,) = parse("atom03.xml").entries
+    assert entry.title == "Hello & goodbye"
+    assert entry.published == datetime(2005, 1, 9, 13, 0, tzinfo=UTC)  # <issued>
+    assert entry.summary == "<p>Short.</p>"
+    assert entry.content == "<p>Longer <b>text</b>.</p>"
 
 
 def test_rdf_dc_fields() -> None:
@@ -290,7 +300,7 @@ def test_atom_details_both_engines_fix_up() -> None:
 def test_podcast_item_fields() -> None:
     (entry,) = parse("podcast-crlf.xml").entries
     assert entry.title == "Episode 7: clamps"  # not the <author>'s <title>
-    assert entry.author == "Sam Ortiz"  # dc:creator over itunes:author
+    assert entry.author == "Sam Ortiz"  # the first author named, on both engines
     assert entry.summary == "<p>Short notes.</p>\n<p>Second line.</p>"  # CRLF folded
     assert entry.content == "<p>Full show notes.</p>\n<p>With a second paragraph.</p>"
 
@@ -402,3 +412,70 @@ def test_any_bytes_give_a_feed_or_a_parse_error(data: bytes) -> None:
             continue
         for e in feed.entries:
             assert e.key and e.published is not None and e.published.tzinfo is not None
+
+
+def test_body_wins_over_a_json_content_type() -> None:
+    feed = parse_feed((DATA / "rss20.xml").read_bytes(), url=FEED_URL, source="t",
+                      content_type="application/json", now=NOW)
+    assert feed.format == "rss20"
+
+
+@pytest.mark.parametrize("body", [b"<body><p>Moved</p></body>", b"<div>hi</div>", b"<HTML><BODY>x"])
+def test_html_fragments_look_like_html(body: bytes) -> None:
+    with pytest.raises(ParseError, match="looks like HTML"):
+        parse_feed(body, url=FEED_URL, source="t", now=NOW)
+
+
+def test_entry_without_title_gets_an_excerpt() -> None:
+    body = ("<rss version='2.0'><channel><title>t</title><item><link>https://x.example/1</link>"
+            "<description>&lt;p&gt;Just a short status update with no title at all, as "
+            "microblogs publish them every day.&lt;/p&gt;</description></item></channel></rss>")
+    (entry,) = parse_feed(body.encode(), url=FEED_URL, source="t", now=NOW).entries
+    assert entry.title == "Just a short status update with no title at all, as microblogs publish them…"
+    assert entry.key == "url:https://x.example/1"
+
+
+def test_entry_without_guid_or_link_is_keyed_by_content() -> None:
+    body = (b"<rss version='2.0'><channel><title>t</title>"
+            b"<item><title>Only a title</title></item></channel></rss>")
+    (entry,) = parse_feed(body, url=FEED_URL, source="t", now=NOW).entries
+    assert entry.key.startswith("hash:")
+    assert entry.link == ""
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_permalink_guid_stands_in_for_a_missing_link(fast: bool) -> None:
+    body = (b"<rss version='2.0'><channel><title>t</title><item><title>x</title>"
+            b"<guid>https://x.example/posts/9</guid></item></channel></rss>")
+    (entry,) = parse_feed(body, url=FEED_URL, source="t", now=NOW, fast=fast).entries
+    assert entry.link == "https://x.example/posts/9"
+    assert entry.key == "url:https://x.example/posts/9"
+
+
+def test_channel_itunes_summary_keeps_the_fast_engine(caplog: pytest.LogCaptureFixture) -> None:
+    body = ("<rss version='2.0' xmlns:itunes='http://www.itunes.com/dtds/podcast-1.0.dtd'><channel>"
+            "<title>t</title><itunes:summary>About the show</itunes:summary><item><title>a</title>"
+            "<link>https://x.example/a</link><description>Notes</description></item></channel></rss>")
+    with caplog.at_level(logging.DEBUG, logger="feedletter.parse_engines"):
+        (entry,) = parse_feed(body.encode(), url=FEED_URL, source="t", now=NOW).entries
+        assert entry.summary == "Notes"
+        assert not caplog.records
+        parse("podcast-crlf.xml")
+        assert "itunes:summary" in caplog.records[0].getMessage()
+
+
+def test_utf16_without_bom() -> None:
+    text = (DATA / "rss20.xml").read_text("utf-8").replace('encoding="UTF-8"', 'encoding="UTF-16BE"')
+    feed = parse_feed(text.encode("utf-16-be"), url=FEED_URL, source="t", now=NOW)
+    assert feed.title == "Clinic Blog"
+
+
+def test_control_characters_are_dropped_and_the_fast_engine_keeps_reading(
+        caplog: pytest.LogCaptureFixture) -> None:
+    body = ("<rss version='2.0'><channel><title>t</title><item><title>Smart\x0b quotes\x1f</title>"
+            "<link>https://x.example/a</link><description>a\x00b</description></item></channel></rss>")
+    with caplog.at_level(logging.DEBUG, logger="feedletter.parse_engines"):
+        (entry,) = parse_feed(body.encode(), url=FEED_URL, source="t", now=NOW).entries
+    assert entry.title == "Smart quotes"
+    assert entry.summary == "ab"
+    assert not caplog.records
