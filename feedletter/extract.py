@@ -317,14 +317,37 @@ def _blocks(body: etree._Element, title: str | None) -> list[_Block]:
             continue  # the title is carried separately; repeating it opens every digest twice
         html = _to_html(el)
         if el.tag == "list":
-            plain = "\n".join("- " + _text_of(i) for i in el if i.tag == "item" and _text_of(i))
+            plain = "\n".join("- " + _plain_text(i) for i in el if i.tag == "item" and _text_of(i))
         elif el.tag == "graphic":
             plain = ""
         else:
-            plain = text
+            plain = _plain_text(el)
         if html:
             out.append(_Block(html, plain))
     return out
+
+
+def _plain_text(el: etree._Element) -> str:
+    """Text of one block, keeping its line breaks: "Chapter from the book<lb/>entitled" must not
+    run together into "bookentitled"."""
+    parts: list[str] = []
+
+    def walk(node: etree._Element) -> None:
+        parts.append(node.text or "")
+        for child in node:
+            if child.tag == "lb":
+                parts.append("\n")
+            elif child.tag in ("list", "item", "p", "head", "quote", "row"):
+                parts.append("\n")
+                walk(child)
+                parts.append("\n")
+            else:
+                walk(child)
+            parts.append(child.tail or "")
+
+    walk(el)
+    lines = (" ".join(line.split()) for line in "".join(parts).split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 _HI_TAGS = {"#b": "strong", "#i": "em", "#u": "u", "#t": "code", "#sup": "sup", "#sub": "sub"}
