@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from feedletter.errors import ExtractError
 from feedletter.extract import extract, is_teaser
+from feedletter.sanitize import sanitize_html
 
 DATA = Path(__file__).parent / "data" / "extract"
 CLINIC_URL = "https://clinic.example.org/blog/ketamine-trial/"
@@ -262,3 +263,32 @@ def test_phone_number_in_story_kept_but_ad_block_dropped() -> None:
     text = extract(page).text
     assert story in text
     assert "Riverbend Ketamine Clinic" not in text
+
+
+@pytest.mark.parametrize(
+    ("head", "article_top", "author", "published"),
+    [
+        ('<script type="application/ld+json">{"@context": "https://schema.org", "@type": "NewsArticle", '
+         '"headline": "Sleep and mood", "datePublished": "2024-05-01T10:00:00-04:00", '
+         '"author": {"@type": "Person", "name": "Ana Ruiz"}}</script>',
+         "", "Ana Ruiz", datetime(2024, 5, 1, 14, 0, tzinfo=UTC)),
+        ("", '<p class="byline">By Sam Okafor</p><time datetime="2023-11-02T07:15:00+00:00">Nov 2</time>',
+         "Sam Okafor", datetime(2023, 11, 2, 7, 15, tzinfo=UTC)),
+    ],
+)
+def test_metadata_from_json_ld_and_page_markup(head: str, article_top: str, author: str,
+                                              published: datetime) -> None:
+    page = (f"<html><head><title>Sleep and mood</title>{head}</head><body><article>"
+            f"<h1>Sleep and mood</h1>{article_top}{ARTICLE}</article></body></html>")
+    result = extract(page)
+    assert result.author == author
+    assert result.published == published
+    assert "Sam Okafor" not in result.text  # the byline is metadata, not article text
+
+
+def test_html_survives_the_sanitizer(clinic: bytes) -> None:
+    html = extract(clinic, CLINIC_URL).html
+    cleaned = sanitize_html(html, CLINIC_URL)
+    for piece in ("<h2>What this means", "<ul><li>", "<blockquote>", "https://journal.example.com",
+                  'rel="noopener noreferrer"', "infusion-room.jpg"):
+        assert piece in cleaned
