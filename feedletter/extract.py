@@ -337,6 +337,8 @@ def _plain_text(el: etree._Element) -> str:
         for child in node:
             if child.tag == "lb":
                 parts.append("\n")
+            elif child.tag == "cell":  # a table row reads as one line: "Fees | 0.60% | 0.40%"
+                parts.append((" | " if child.getprevious() is not None else "") + _text_of(child))
             elif child.tag in ("list", "item", "p", "head", "quote", "row"):
                 parts.append("\n")
                 walk(child)

@@ -292,3 +292,12 @@ def test_html_survives_the_sanitizer(clinic: bytes) -> None:
     for piece in ("<h2>What this means", "<ul><li>", "<blockquote>", "https://journal.example.com",
                   'rel="noopener noreferrer"', "infusion-room.jpg"):
         assert piece in cleaned
+
+
+def test_tables_and_line_breaks_in_text() -> None:
+    table = ("<table><tr><th>Plan</th><th>Sessions</th></tr><tr><td><p>Starter</p></td><td>6</td></tr>"
+             "</table><p>Chapter from the book<br>entitled <i>Beautiful Sleep</i>, 2021.</p>")
+    result = extract(_page(f"<article><h1>Sleep and mood</h1>{ARTICLE}{table}</article>"))
+    assert "Plan | Sessions\nStarter | 6" in result.text
+    assert "Chapter from the book\nentitled Beautiful Sleep, 2021." in result.text
+    assert "<table><tr><td>Plan</td><td>Sessions</td></tr>" in result.html
