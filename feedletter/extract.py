@@ -10,7 +10,6 @@ Nothing here touches the network: trafilatura is only handed markup we already h
 from __future__ import annotations
 
 import re
-from copy import deepcopy
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -280,7 +279,9 @@ def extract(html: str | bytes, url: str | None = None, *, fast: bool = False,
     tree = trafilatura.load_html(html)
     if tree is None:
         raise ExtractError(name, "not an HTML document")
-    title, author, published = _metadata(deepcopy(tree), url)
+    # metadata first: bylines and dates sit in the chrome strip_chrome removes; extract_metadata
+    # only reads the tree (trafilatura itself runs it on the tree it then extracts from)
+    title, author, published = _metadata(tree, url)
     strip_chrome(tree)
     doc = trafilatura.bare_extraction(
         tree, url=url, fast=fast, include_comments=False, include_tables=True,
