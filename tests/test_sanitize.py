@@ -35,6 +35,15 @@ def test_links_absolute_with_rel() -> None:
     assert '<img src="https://blog.example.org/img/x.png" alt="x">' in out
 
 
+def test_urls_keep_their_path() -> None:
+    out = sanitize_html("<a href='HTTPS://Example.org/a b/c?q=1&amp;r=2#f'>x</a>"
+                        "<img src='https://cdn.example.org/p%20q.png'>")
+    assert 'href="https://Example.org/a%20b/c?q=1&amp;r=2#f"' in out
+    assert 'src="https://cdn.example.org/p%20q.png"' in out
+    assert sanitize_html("<a href='#notes'>n</a>", BASE) == (
+        '<a href="https://blog.example.org/posts/2024/hello.html#notes" rel="noopener noreferrer">n</a>')
+
+
 @pytest.mark.parametrize(
     "img",
     [
