@@ -291,24 +291,16 @@ def extract(html: str | bytes, url: str | None = None, *, fast: bool = False,
     if body is None:
         raise ExtractError(name, "no main content found")
     blocks = _blocks(body, title)
-    text = "\n\n".join(b.text for b in blocks if b.text)
+    text = "\n\n".join(plain for _, plain in blocks if plain)
     if not text.strip():
         raise ExtractError(name, "no main content found")
-    return Extracted(text=text, html="\n".join(b.html for b in blocks), title=title,
+    return Extracted(text=text, html="\n".join(html for html, _ in blocks), title=title,
                      author=author, published=published)
 
 
-class _Block:
-    __slots__ = ("html", "text")
-
-    def __init__(self, html: str, text: str) -> None:
-        self.html = html
-        self.text = text
-
-
-def _blocks(body: etree._Element, title: str | None) -> list[_Block]:
-    """Turn trafilatura's XML body into simple HTML and plain-text blocks, chrome dropped."""
-    out: list[_Block] = []
+def _blocks(body: etree._Element, title: str | None) -> list[tuple[str, str]]:
+    """Turn trafilatura's XML body into (simple HTML, plain text) blocks, chrome dropped."""
+    out: list[tuple[str, str]] = []
     norm_title = " ".join((title or "").split()).casefold()
     for el in body:
         text = _text_of(el)
@@ -324,7 +316,7 @@ def _blocks(body: etree._Element, title: str | None) -> list[_Block]:
         else:
             plain = _plain_text(el)
         if html:
-            out.append(_Block(html, plain))
+            out.append((html, plain))
     return out
 
 
