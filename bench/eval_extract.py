@@ -4,10 +4,10 @@ For every page in annotations.json, the share of ``with`` snippets (article text
 output and the share of ``without`` snippets (boilerplate) leaked into it, for feedletter's
 extract() and for plain trafilatura defaults side by side, with time per page.
 
-Matching is case-sensitive on whitespace-normalized text: the snippets are copied from the
-pages, so case is part of what a correct extraction reproduces.
+Matching is case-sensitive on whitespace-normalized text by default: the snippets are copied
+from the pages, so case is part of what a correct extraction reproduces (--ignore-case to compare).
 
-Run from the repository root:  python bench/eval_extract.py [--verbose] [--fast]
+Run from the repository root:  python bench/eval_extract.py [--verbose] [--fast] [--ignore-case]
 """
 
 from __future__ import annotations
@@ -23,8 +23,12 @@ from pathlib import Path
 CORPUS = Path("../shared/corpus/extraction/trafilatura-eval-en")
 
 
+IGNORE_CASE = False
+
+
 def _norm(text: str) -> str:
-    return " ".join(text.split())
+    text = " ".join(text.split())
+    return text.casefold() if IGNORE_CASE else text
 
 
 def _score(output: str, snippets: list[str]) -> tuple[int, int]:
@@ -37,7 +41,10 @@ def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--verbose", action="store_true", help="print missed and leaked snippets")
     args.add_argument("--fast", action="store_true", help="run extract(fast=True)")
+    args.add_argument("--ignore-case", action="store_true", help="match snippets case-insensitively")
     opts = args.parse_args()
+    global IGNORE_CASE
+    IGNORE_CASE = opts.ignore_case
     annotations_path = CORPUS / "annotations.json"
     if not annotations_path.is_file():
         print("skipped: corpus absent")
@@ -103,7 +110,7 @@ def main() -> int:
     pages = len(annotations)
     print()
     print(f"{'extractor':<12} {'found':>14} {'leaked':>14} {'ms/page':>8}"
-          "   (case-sensitive, whitespace-normalized)")
+          f"   ({'case-insensitive' if IGNORE_CASE else 'case-sensitive'}, whitespace-normalized)")
     for runner_name, (found, wanted, leaked, unwanted, seconds) in totals.items():
         ms_per_page = seconds * 1000 / max(pages, 1)
         print(f"{runner_name:<12} {found:>4}/{wanted:<4} {found / max(wanted, 1):>5.1%} "
