@@ -282,6 +282,10 @@ def extract(html: str | bytes, url: str | None = None, *, fast: bool = False,
     # metadata first: bylines and dates sit in the chrome strip_chrome removes; extract_metadata
     # only reads the tree (trafilatura itself runs it on the tree it then extracts from)
     title, author, published = _metadata(tree, url)
+    if url:
+        # trafilatura resolves "../x" against the site root, not the page; lxml gets it right
+        # and honours <base href>
+        tree.make_links_absolute(url, resolve_base_href=True, handle_failures="discard")
     strip_chrome(tree)
     doc = trafilatura.bare_extraction(
         tree, url=url, fast=fast, include_comments=False, include_tables=True,

@@ -301,3 +301,20 @@ def test_tables_and_line_breaks_in_text() -> None:
     assert "Plan | Sessions\nStarter | 6" in result.text
     assert "Chapter from the book\nentitled Beautiful Sleep, 2021." in result.text
     assert "<table><tr><td>Plan</td><td>Sessions</td></tr>" in result.html
+
+
+@pytest.mark.parametrize(
+    ("base_tag", "link", "image"),
+    [
+        ("", "https://example.org/blog/hours/", "https://example.org/blog/post/img/chair.jpg"),
+        ("<base href='https://cdn.example.org/a/'>", "https://cdn.example.org/hours/",
+         "https://cdn.example.org/a/img/chair.jpg"),
+    ],
+)
+def test_relative_urls_resolved_against_page(base_tag: str, link: str, image: str) -> None:
+    page = (f"<html><head><title>Hours</title>{base_tag}</head><body><article><h1>Hours</h1>{ARTICLE}"
+            "<p>See <a href='../hours/'>our hours</a>.<img src='img/chair.jpg' alt='A chair'></p>"
+            "</article></body></html>")
+    html = extract(page, "https://example.org/blog/post/").html
+    assert f'<a href="{link}">our hours</a>' in html
+    assert f'<img src="{image}" alt="A chair">' in html
