@@ -10,7 +10,6 @@ Nothing here touches the network: trafilatura is only handed markup we already h
 from __future__ import annotations
 
 import re
-from copy import deepcopy
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -280,7 +279,13 @@ def extract(html: str | bytes, url: str | None = None, *, fast: bool = False,
     tree = trafilatura.load_html(html)
     if tree is None:
         raise ExtractError(name, "not an HTML document")
-    title, author, published = _metadata(deepcopy(tree), url)
+    # metadata first: bylines and dates sit in the chrome strip_chrome removes; extract_metadata
+    # only reads the tree (trafilatura itself runs it on the tree it then extracts from)
+    title, author, published = _metadata(tree, url)
+    if url:
+        # trafilatura resolves "../x" against the site root, not the page; lxml gets it right
+        # and honours <base href>
+        tree.make_links_absolute(url, resolve_base_href=True, handle_failures="discard")
     strip_chrome(tree)
     doc = trafilatura.bare_extraction(
         tree, url=url, fast=fast, include_comments=False, include_tables=True,
@@ -290,24 +295,16 @@ def extract(html: str | bytes, url: str | None = None, *, fast: bool = False,
     if body is None:
         raise ExtractError(name, "no main content found")
     blocks = _blocks(body, title)
-    text = "\n\n".join(b.text for b in blocks if b.text)
+    text = "\n\n".join(plain for _, plain in blocks if plain)
     if not text.strip():
         raise ExtractError(name, "no main content found")
-    return Extracted(text=text, html="\n".join(b.html for b in blocks), title=title,
+    return Extracted(text=text, html="\n".join(html for html, _ in blocks), title=title,
                      author=author, published=published)
 
 
-class _Block:
-    __slots__ = ("html", "text")
-
-    def __init__(self, html: str, text: str) -> None:
-        self.html = html
-        self.text = text
-
-
-def _blocks(body: etree._Element, title: str | None) -> list[_Block]:
-    """Turn trafilatura's XML body into simple HTML and plain-text blocks, chrome dropped."""
-    out: list[_Block] = []
+def _blocks(body: etree._Element, title: str | None) -> list[tuple[str, str]]:
+    """Turn trafilatura's XML body into (simple HTML, plain text) blocks, chrome dropped."""
+    out: list[tuple[str, str]] = []
     norm_title = " ".join((title or "").split()).casefold()
     for el in body:
         text = _text_of(el)
@@ -317,14 +314,39 @@ def _blocks(body: etree._Element, title: str | None) -> list[_Block]:
             continue  # the title is carried separately; repeating it opens every digest twice
         html = _to_html(el)
         if el.tag == "list":
-            plain = "\n".join("- " + _text_of(i) for i in el if i.tag == "item" and _text_of(i))
+            plain = "\n".join("- " + _plain_text(i) for i in el if i.tag == "item" and _text_of(i))
         elif el.tag == "graphic":
             plain = ""
         else:
-            plain = text
+            plain = _plain_text(el)
         if html:
-            out.append(_Block(html, plain))
+            out.append((html, plain))
     return out
+
+
+def _plain_text(el: etree._Element) -> str:
+    """Text of one block, keeping its line breaks: "Chapter from the book<lb/>entitled" must not
+    run together into "bookentitled"."""
+    parts: list[str] = []
+
+    def walk(node: etree._Element) -> None:
+        parts.append(node.text or "")
+        for child in node:
+            if child.tag == "lb":
+                parts.append("\n")
+            elif child.tag == "cell":  # a table row reads as one line: "Fees | 0.60% | 0.40%"
+                parts.append((" | " if child.getprevious() is not None else "") + _text_of(child))
+            elif child.tag in ("list", "item", "p", "head", "quote", "row"):
+                parts.append("\n")
+                walk(child)
+                parts.append("\n")
+            else:
+                walk(child)
+            parts.append(child.tail or "")
+
+    walk(el)
+    lines = (" ".join(line.split()) for line in "".join(parts).split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 _HI_TAGS = {"#b": "strong", "#i": "em", "#u": "u", "#t": "code", "#sup": "sup", "#sub": "sub"}

@@ -45,8 +45,7 @@ _URL_ATTRS = {("a", "href"), ("img", "src")}
 _TRACKER = re.compile(
     r"""(?:feeds\.feedburner\.com/~r/|feedsportal\.com|pixel\.wp\.com|stats\.wordpress\.com|
         google-analytics\.com|doubleclick\.net|/wf/open\b|list-manage\.com/track|/track(?:ing)?/open|
-        /(?:open|pixel|beacon|tracker?)\.(?:gif|png|php)\b|[?&]utm_[a-z]+=.*\bpixel|/e/o/|
-        \.gif\?.*\b(?:uid|cid|mid)=)""",
+        /(?:open|pixel|beacon|tracker?)\.(?:gif|png|php)\b|\.gif\?.*\b(?:uid|cid|mid)=)""",
     re.IGNORECASE | re.VERBOSE,
 )
 _TINY = 2  # px: an image this small in either direction is a beacon, not a picture
@@ -80,7 +79,10 @@ def _safe_url(value: str, base_url: str | None, schemes: frozenset[str]) -> str 
         return None
     match = _SCHEME.match(probe)
     if match:
-        return probe.replace(" ", "%20") if match.group(1).lower() in schemes else None
+        if match.group(1).lower() not in schemes:
+            return None
+        rest = "".join(ch for ch in value.split(":", 1)[1] if ch >= " " and ch != "\x7f")
+        return f"{match.group(1).lower()}:{rest.replace(' ', '%20')}"
     if ":" in probe.split("/", 1)[0]:
         return None  # something that might still be read as a scheme
     if not base_url:

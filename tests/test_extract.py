@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from feedletter.errors import ExtractError
 from feedletter.extract import extract, is_teaser
+from feedletter.sanitize import sanitize_html
 
 DATA = Path(__file__).parent / "data" / "extract"
 CLINIC_URL = "https://clinic.example.org/blog/ketamine-trial/"
@@ -262,3 +263,58 @@ def test_phone_number_in_story_kept_but_ad_block_dropped() -> None:
     text = extract(page).text
     assert story in text
     assert "Riverbend Ketamine Clinic" not in text
+
+
+@pytest.mark.parametrize(
+    ("head", "article_top", "author", "published"),
+    [
+        ('<script type="application/ld+json">{"@context": "https://schema.org", "@type": "NewsArticle", '
+         '"headline": "Sleep and mood", "datePublished": "2024-05-01T10:00:00-04:00", '
+         '"author": {"@type": "Person", "name": "Ana Ruiz"}}</script>',
+         "", "Ana Ruiz", datetime(2024, 5, 1, 14, 0, tzinfo=UTC)),
+        ("", '<p class="byline">By Sam Okafor</p><time datetime="2023-11-02T07:15:00+00:00">Nov 2</time>',
+         "Sam Okafor", datetime(2023, 11, 2, 7, 15, tzinfo=UTC)),
+    ],
+)
+def test_metadata_from_json_ld_and_page_markup(head: str, article_top: str, author: str,
+                                              published: datetime) -> None:
+    page = (f"<html><head><title>Sleep and mood</title>{head}</head><body><article>"
+            f"<h1>Sleep and mood</h1>{article_top}{ARTICLE}</article></body></html>")
+    result = extract(page)
+    assert result.author == author
+    assert result.published == published
+    assert "Sam Okafor" not in result.text  # the byline is metadata, not article text
+
+
+def test_html_survives_the_sanitizer(clinic: bytes) -> None:
+    html = extract(clinic, CLINIC_URL).html
+    cleaned = sanitize_html(html, CLINIC_URL)
+    for piece in ("<h2>What this means", "<ul><li>", "<blockquote>", "https://journal.example.com",
+                  'rel="noopener noreferrer"', "infusion-room.jpg"):
+        assert piece in cleaned
+
+
+def test_tables_and_line_breaks_in_text() -> None:
+    table = ("<table><tr><th>Plan</th><th>Sessions</th></tr><tr><td><p>Starter</p></td><td>6</td></tr>"
+             "</table><p>Chapter from the book<br>entitled <i>Beautiful Sleep</i>, 2021.</p>")
+    result = extract(_page(f"<article><h1>Sleep and mood</h1>{ARTICLE}{table}</article>"))
+    assert "Plan | Sessions\nStarter | 6" in result.text
+    assert "Chapter from the book\nentitled Beautiful Sleep, 2021." in result.text
+    assert "<table><tr><td>Plan</td><td>Sessions</td></tr>" in result.html
+
+
+@pytest.mark.parametrize(
+    ("base_tag", "link", "image"),
+    [
+        ("", "https://example.org/blog/hours/", "https://example.org/blog/post/img/chair.jpg"),
+        ("<base href='https://cdn.example.org/a/'>", "https://cdn.example.org/hours/",
+         "https://cdn.example.org/a/img/chair.jpg"),
+    ],
+)
+def test_relative_urls_resolved_against_page(base_tag: str, link: str, image: str) -> None:
+    page = (f"<html><head><title>Hours</title>{base_tag}</head><body><article><h1>Hours</h1>{ARTICLE}"
+            "<p>See <a href='../hours/'>our hours</a>.<img src='img/chair.jpg' alt='A chair'></p>"
+            "</article></body></html>")
+    html = extract(page, "https://example.org/blog/post/").html
+    assert f'<a href="{link}">our hours</a>' in html
+    assert f'<img src="{image}" alt="A chair">' in html

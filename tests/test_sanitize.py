@@ -35,6 +35,15 @@ def test_links_absolute_with_rel() -> None:
     assert '<img src="https://blog.example.org/img/x.png" alt="x">' in out
 
 
+def test_urls_keep_their_path() -> None:
+    out = sanitize_html("<a href='HTTPS://Example.org/a b/c?q=1&amp;r=2#f'>x</a>"
+                        "<img src='https://cdn.example.org/p%20q.png'>")
+    assert 'href="https://Example.org/a%20b/c?q=1&amp;r=2#f"' in out
+    assert 'src="https://cdn.example.org/p%20q.png"' in out
+    assert sanitize_html("<a href='#notes'>n</a>", BASE) == (
+        '<a href="https://blog.example.org/posts/2024/hello.html#notes" rel="noopener noreferrer">n</a>')
+
+
 @pytest.mark.parametrize(
     "img",
     [
@@ -129,7 +138,19 @@ _TAGS = ["script", "SCRIPT", "ScRiPt", "iframe", "IFRAME", "object", "style", "S
          "math", "form", "a", "img", "p", "div", "noscript", "template", "textarea", "title", "xmp"]
 _EVENTS = ["onclick", "onerror", "ONLOAD", "onMouseOver", "onfocus", "formaction", "style", "srcdoc"]
 
+_TRICKS = ["<scr", "ipt>", "<scr<script>ipt>alert(1)</scr</script>ipt>", "<svg/onload=alert(1)>",
+           "<img src=x onerror=alert(1)//", "<iframe/src='//evil.example'>", "<style/>", "<ScRiPt/x>",
+           "<a href=\"jav&#x61;script:alert(1)\">", "<a href=\"jav&#97;script&#58;alert(1)\">",
+           "<a href='&#0000106&#0000097vascript:alert(1)'>", "<img src='&#x64;ata:image/svg+xml,<svg>'>",
+           "<object/data='javascript:alert(1)'>", "<embed src=javascript:alert(1)>", "<math><mi>",
+           "<noscript><p title=\"</noscript><img src=x onerror=alert(1)>\">", "<!--><script>x</script>",
+           "<a href=\"\x00javascript:alert(1)\">", "<img style='x:expression(alert(1))'>",
+           "<form><button formaction=javascript:alert(1)>", "<table><td background=javascript:x>",
+           "<base href='javascript:/'>", "<meta http-equiv=refresh content='0;url=javascript:x'>",
+           "<link rel=stylesheet href=x>", "<body onload=alert(1)>", "<div style=\"background:url(x)\">"]
+
 _piece = st.one_of(
+    st.sampled_from(_TRICKS),
     st.sampled_from(["<", ">", "/", "\"", "'", "=", " ", "\n", "\t", "<!--", "-->", "<![CDATA[", "]]>",
                      "&", "&lt;", "&#x3C;", "</", "/>", "<!", "?>"]),
     st.sampled_from(_TAGS).map(lambda t: f"<{t}>"),
@@ -187,3 +208,9 @@ def test_html_to_text_is_tidy_on_anything(html: str) -> None:
     text = html_to_text(html)
     assert "\n\n\n" not in text
     assert text == text.strip()
+
+
+@pytest.mark.parametrize("html", _TRICKS)
+@pytest.mark.parametrize("base", [None, BASE])
+def test_known_tricks_are_harmless(html: str, base: str | None) -> None:
+    _assert_harmless(sanitize_html(html, base))
