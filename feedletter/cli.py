@@ -332,6 +332,10 @@ def subscribers_remove(email: str, newsletter: Annotated[str, typer.Option("--ne
 def main() -> None:
     try:
         app()
+    except BrokenPipeError:
+        # `feedletter parse feed.xml | head -1`: the reader has all it wanted.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except ConfigError as exc:
         if os.environ.get("FEEDLETTER_DEBUG"):
             raise
