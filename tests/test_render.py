@@ -73,6 +73,7 @@ def test_feed_titles_are_escaped(config: Config) -> None:
                         issued=WHEN, web_url=None, source_titles={})
     assert "<script>" not in out.html and "<img src=x" not in out.html
     assert "&lt;script&gt;" in out.html
+    assert hostile in out.text  # the plain-text part is not HTML: it carries the words as they are
 
 
 def test_personalize_escapes_for_html_only() -> None:
@@ -219,3 +220,17 @@ def test_validate_renders_templates_and_reports_errors(tmp_path: Path, config: C
               "</mj-column></mj-section>\n")
     assert missing_templates(config) == [
         "newsletters[0].template: render: partials/footer.mjml.j2:3: template error: 'nope' is undefined"]
+
+
+def test_validate_command_reports_a_broken_override_before_any_send(tmp_path: Path, config: Config) -> None:
+    from typer.testing import CliRunner
+
+    from feedletter.cli import app
+
+    _override(tmp_path, "partials/story.mjml.j2", "<mj-section>\n<mj-column>\n<mj-text>\n{% for %}\n"
+              "</mj-text></mj-column></mj-section>\n")
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "sources.yaml")])
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"{tmp_path / 'sources.yaml'}: newsletters[0].template: render: "
+                                     "partials/story.mjml.j2:4: template syntax error: Expected an expression, "
+                                     "got 'end of statement block'")
