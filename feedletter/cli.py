@@ -277,15 +277,25 @@ def sources_enable(name: str, config: ConfigOpt = None) -> None:
 
 @subscribers_app.command("add")
 def subscribers_add(email: str, newsletter: Annotated[str, typer.Option("--newsletter", "-n")],
-                    name: str = "", config: ConfigOpt = None) -> None:
-    """Add one subscriber (already confirmed)."""
-    from feedletter import subscribers
+                    name: str = "",
+                    confirm: Annotated[bool, typer.Option("--confirm", help="double opt-in: add as pending "
+                                                          "and email a confirmation link")] = False,
+                    config: ConfigOpt = None) -> None:
+    """Add one subscriber: already confirmed, or with --confirm pending until they click the link."""
+    from feedletter import optin, subscribers
 
     cfg = _config(config)
     cfg.newsletter(newsletter)
     with _store(cfg) as store:
+        if confirm:
+            person = optin.subscribe(cfg, store, newsletter, email, name)
+            note = " (confirmation email sent)" if person.status == "pending" else ""
+            typer.echo(f"{person.email}: {person.status}{note}")
+            return
         person = subscribers.add(store, newsletter, email, name)
-    typer.echo(f"{person.email}: {person.status}")
+    note = " (left unsubscribed; use --confirm to let them opt in again)" \
+        if person.status in ("unsubscribed", "bounced") else ""
+    typer.echo(f"{person.email}: {person.status}{note}")
 
 
 @subscribers_app.command("import")
@@ -301,7 +311,9 @@ def subscribers_import(csv_file: Path, newsletter: Annotated[str, typer.Option("
                                         filename=str(csv_file))
     if result.problems:
         raise _fail("\n".join(result.problems) + f"\n{csv_file}: nothing imported; fix the lines above")
-    typer.echo(f"{result.added} subscribers imported into {newsletter}")
+    typer.echo(f"{result.added} subscribers imported into {newsletter}"
+               + (f", {result.existing} already there" if result.existing else "")
+               + (f", {result.kept_unsubscribed} left unsubscribed" if result.kept_unsubscribed else ""))
 
 
 @subscribers_app.command("list")
@@ -327,6 +339,28 @@ def subscribers_remove(email: str, newsletter: Annotated[str, typer.Option("--ne
         if not subscribers.remove(store, newsletter, email):
             raise _fail(f"subscribers: {email}: not subscribed to {newsletter}")
     typer.echo(f"{email}: unsubscribed")
+
+
+# --- email ---
+@app.command()
+def web(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the archive and the subscribe, confirm and one-click unsubscribe endpoints."""
+    import uvicorn
+
+    from feedletter.subscribers import secret
+    from feedletter.web import create_app
+
+    cfg = _config(config)
+    secret()  # refuse to start without $FEEDLETTER_SECRET rather than fail on the first link
+    with _store(cfg) as store:
+        typer.echo(f"serving {cfg.resolve(cfg.site.archive_dir)} and the subscriber endpoints on "
+                   f"http://{host}:{port} (links in emails point to {cfg.site.base_url})", err=True)
+        uvicorn.run(create_app(cfg, store), host=host, port=port, log_level="warning",
+                    proxy_headers=True, server_header=False)
 
 
 def main() -> None:

@@ -120,6 +120,53 @@ class Select(_Model):
         return value
 
 
+CheckLevel = Literal["fail", "warn", "off"]
+
+
+class Checks(_Model):
+    """What each pre-send check does when it finds a problem: stop the digest, warn, or nothing."""
+
+    html_size: CheckLevel = "fail"
+    links: CheckLevel = "fail"
+    alt: CheckLevel = "warn"
+    subject_length: CheckLevel = "warn"
+    unsubscribe: CheckLevel = "fail"
+    postal_address: CheckLevel = "warn"
+    subject_max: int = Field(150, ge=20, le=998)
+
+    @field_validator("html_size", "links", "alt", "subject_length", "unsubscribe", "postal_address", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare ``off`` as false; staff mean the word.
+        return "off" if value is False else value
+
+
+class Utm(_Model):
+    """UTM parameters added to outgoing story links; ``{newsletter}`` and ``{number}`` are filled in."""
+
+    source: str = "{newsletter}"
+    medium: str = "email"
+    campaign: str = "{newsletter}-{number}"
+
+    @field_validator("source", "medium", "campaign")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        unknown = set(re.findall(r"{([^}]*)}", value)) - {"newsletter", "number"}
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)} (use {{newsletter}} or {{number}})")
+        return value
+
+
+class Logo(_Model):
+    """An image at the top of the email; width is capped so it never widens the 600 px layout."""
+
+    url: str
+    alt: str = Field(min_length=1)
+    width: int = Field(160, ge=16, le=600)
+
+    _url = field_validator("url")(_check_http_url)
+
+
 class Newsletter(_Model):
     name: str
     title: str
@@ -133,7 +180,9 @@ class Newsletter(_Model):
     feeds: list[Literal["rss", "atom", "json"]] = ["rss"]
     template: str = "digest"
     postal_address: str = ""
-    utm: bool = False
+    utm: bool | Utm = False
+    checks: Checks = Checks()
+    logo: Logo | None = None
 
     _name = field_validator("name")(_check_name)
 

@@ -9,24 +9,24 @@ from __future__ import annotations
 import html as htmllib
 import re
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from mjml import mjml2html
 
-from feedletter.config import Config, Newsletter
+from feedletter.config import Config, Newsletter, Utm
 from feedletter.errors import RenderError
-from feedletter.models import Story
+from feedletter.models import Coverage, Story
 
 GMAIL_CLIP_BYTES = 102 * 1024
-SUBJECT_LIMIT = 150
+SUBJECT_LIMIT = 150  # the default of newsletters[].checks.subject_max
 PLACEHOLDERS = ("%%UNSUBSCRIBE_URL%%", "%%NAME%%")
 
 
@@ -68,16 +68,34 @@ def template_dirs(config: Config) -> list[Path]:
 
 
 def missing_templates(config: Config) -> list[str]:
-    """``newsletters[i].template: …`` for each newsletter whose template files cannot be found."""
+    """``newsletters[i].template: …`` for each newsletter whose templates are missing or fail to render.
+
+    Each template is rendered with a sample story, so that ``feedletter validate`` reports a Jinja2 or
+    MJML error (with template name and line) long before a scheduled digest would meet it.
+    """
     dirs = template_dirs(config)
     problems = []
     for index, newsletter in enumerate(config.newsletters):
+        missing = False
         for suffix in (".mjml.j2", ".txt.j2"):
             name = newsletter.template + suffix
             if not any((d / name).is_file() for d in dirs):
                 where = ", ".join(str(d) for d in dirs)
                 problems.append(f"newsletters[{index}].template: {name} not found (looked in {where})")
+                missing = True
+        if missing:
+            continue
+        try:
+            render_digest(config, newsletter, [SAMPLE_STORY], number=1, issued=SAMPLE_STORY.published,
+                          web_url=f"{config.site.base_url.rstrip('/')}/{newsletter.name}/1/", source_titles={})
+        except RenderError as exc:
+            problems.append(f"newsletters[{index}].template: {exc}")
     return problems
+
+
+SAMPLE_STORY = Story(id=0, title="Sample story", url="https://example.com/story", source="sample",
+                     published=datetime(2026, 1, 5, 8, 0, tzinfo=UTC), summary="A sample summary.",
+                     also=(Coverage("other", "Sample story, told again", "https://example.org/story"),))
 
 
 def _wrap(text: str, width: int = 72, indent: str = "") -> str:
@@ -87,14 +105,20 @@ def _wrap(text: str, width: int = 72, indent: str = "") -> str:
 
 
 def utm_tagger(newsletter: Newsletter, issue: int) -> Callable[[str], str]:
+    """A filter that adds the newsletter's UTM parameters to http(s) links (and replaces any it had)."""
+    if newsletter.utm is False:
+        return lambda url: url
+    settings = newsletter.utm if isinstance(newsletter.utm, Utm) else Utm()
+    fields = {"newsletter": newsletter.name, "number": str(issue)}
+    params = [(f"utm_{key}", value) for key in ("source", "medium", "campaign")
+              if (value := getattr(settings, key).format(**fields))]
+
     def track(url: str) -> str:
-        if not newsletter.utm or not url.startswith(("http://", "https://")):
+        if not url.startswith(("http://", "https://")):
             return url
         parts = urlsplit(url)
         query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.startswith("utm_")]
-        query += [("utm_source", newsletter.name), ("utm_medium", "email"),
-                  ("utm_campaign", f"{newsletter.name}-{issue}")]
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query + params), parts.fragment))
     return track
 
 
@@ -114,7 +138,7 @@ def story_context(story: Story, source_titles: Mapping[str, str]) -> dict[str, A
     return {
         "id": story.id, "title": story.title, "url": story.url, "source": story.source,
         "source_title": source_titles.get(story.source, story.source), "published": story.published,
-        "summary": story.summary, "tags": story.tags,
+        "summary": story.summary, "tags": story.tags, "image": story.image,
         "also": [{"source": a.source, "source_title": source_titles.get(a.source, a.source),
                   "title": a.title, "url": a.url} for a in story.also],
     }
@@ -163,18 +187,21 @@ def _render_template(env: jinja2.Environment, name: str, context: Mapping[str, A
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"{exc.name or name}:{exc.lineno}", f"template syntax error: {exc.message}") from None
     except jinja2.TemplateError as exc:
-        line = _template_line(exc)
-        raise RenderError(f"{name}{line}", f"template error: {exc}") from None
+        where = _template_frame(exc, [Path(p) for p in env.loader.searchpath])  # type: ignore[union-attr]
+        raise RenderError(where or name, f"template error: {exc}") from None
 
 
-def _template_line(exc: BaseException) -> str:
-    tb = exc.__traceback__
-    line = ""
+def _template_frame(exc: BaseException, dirs: list[Path]) -> str:
+    """``name:line`` of the innermost template frame (Jinja2 maps its frames to template lines)."""
+    tb, where = exc.__traceback__, ""
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename.endswith(".j2"):
-            line = f":{tb.tb_lineno}"
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            path = Path(filename)
+            shown = next((path.relative_to(d).as_posix() for d in dirs if path.is_relative_to(d)), path.name)
+            where = f"{shown}:{tb.tb_lineno}"
         tb = tb.tb_next
-    return line
+    return where
 
 
 _KNOWN_TAGS = {"mjml", "mj-head", "mj-body", "mj-title", "mj-preview", "mj-attributes", "mj-all", "mj-class",
@@ -186,15 +213,53 @@ _KNOWN_TAGS = {"mjml", "mj-head", "mj-body", "mj-title", "mj-preview", "mj-attri
                "mj-selector"}
 
 
+_TAG = re.compile(r"<(/?)(mj-[a-z-]+|mjml)\b(?:[^>\"']|\"[^\"]*\"|'[^']*')*?(/?)>")
+# mj-text, mj-button … hold HTML that MJML passes through untouched; their tags are not checked.
+_ENDING = {"mj-text", "mj-button", "mj-table", "mj-raw", "mj-navbar-link", "mj-social-element",
+           "mj-accordion-title", "mj-accordion-text", "mj-style", "mj-title", "mj-preview"}
+
+
+def _mjml_structure(mjml: str, name: str) -> None:
+    """Unknown, unclosed or crossed MJML tags, with the line of the rendered MJML they are on.
+
+    mjml-python silently repairs or drops bad markup, so a typo in a staff template would send a
+    broken email without a word; this walk finds the problem first and says where.
+    """
+    def where(pos: int) -> str:
+        line = mjml.count("\n", 0, pos) + 1
+        text = mjml.splitlines()[line - 1].strip() if mjml.strip() else ""
+        return f"{name}: rendered MJML line {line} ({text[:60]!r})"
+
+    # Blank out comments (keeping their newlines) so that commented-out tags are not checked.
+    scanned = re.sub(r"<!--.*?-->", lambda m: re.sub(r"[^\n]", " ", m.group()), mjml, flags=re.S)
+    stack: list[tuple[str, int]] = []
+    for match in _TAG.finditer(scanned):
+        closing, tag, selfclosing = match.groups()
+        if stack and stack[-1][0] in _ENDING and not (closing and tag == stack[-1][0]):
+            continue
+        if tag not in _KNOWN_TAGS:
+            raise RenderError(where(match.start()), f"unknown MJML tag <{tag}>")
+        if selfclosing:
+            continue
+        if not closing:
+            stack.append((tag, match.start()))
+            continue
+        if not stack:
+            raise RenderError(where(match.start()), f"</{tag}> closes nothing")
+        opened, at = stack.pop()
+        if opened != tag:
+            raise RenderError(where(match.start()), f"</{tag}> closes <{opened}> opened on line "
+                                                    f"{mjml.count(chr(10), 0, at) + 1}")
+    if stack:
+        raise RenderError(where(stack[-1][1]), f"<{stack[-1][0]}> is never closed")
+
+
 def compile_mjml(mjml: str, name: str = "digest.mjml.j2") -> str:
-    """Compile MJML to HTML; mjml-python validates nothing, so unknown tags are checked here."""
-    for match in re.finditer(r"<(mj-[a-z-]+)", mjml):
-        if match.group(1) not in _KNOWN_TAGS:
-            line = mjml.count("\n", 0, match.start()) + 1
-            raise RenderError(f"{name}:{line}", f"unknown MJML tag <{match.group(1)}> (rendered output)")
+    """Compile MJML to HTML, after checking the tags that mjml-python would otherwise pass over."""
+    _mjml_structure(mjml, name)
     try:
         return str(mjml2html(mjml, fonts={}))
-    except Exception as exc:  # mrml raises its own exception types
+    except Exception as exc:  # mjml-python raises bare ValueErrors and parser errors
         raise RenderError(name, f"MJML error: {exc}") from None
 
 
@@ -204,27 +269,55 @@ def personalize(text: str, *, unsubscribe_url: str, name: str = "", html: bool) 
     return text.replace("%%UNSUBSCRIBE_URL%%", quote(unsubscribe_url)).replace("%%NAME%%", quote(name))
 
 
-def check_digest(rendered: Rendered, newsletter: Newsletter) -> list[str]:
-    """Pre-send checks; each problem is one line naming what is wrong."""
-    problems = []
+class CheckResult(NamedTuple):
+    """Pre-send findings split by the newsletter's ``checks`` levels: failures stop the digest."""
+
+    failures: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def _findings(rendered: Rendered, newsletter: Newsletter) -> Iterator[tuple[str, str]]:
+    """(check name, problem) for everything wrong, whatever its level."""
     size = len(rendered.html.encode("utf-8"))
     if size > GMAIL_CLIP_BYTES:
-        problems.append(f"HTML is {size // 1024} KB; Gmail clips messages over 102 KB")
-    if len(rendered.subject) > SUBJECT_LIMIT:
-        problems.append(f"subject is {len(rendered.subject)} characters (limit {SUBJECT_LIMIT})")
-    if not rendered.subject.strip():
-        problems.append("subject is empty")
-    if "%%UNSUBSCRIBE_URL%%" not in rendered.html or "%%UNSUBSCRIBE_URL%%" not in rendered.text:
-        problems.append("no unsubscribe link (the template must use %%UNSUBSCRIBE_URL%% in both parts)")
-    if not newsletter.postal_address:
-        problems.append("no postal address (newsletters[].postal_address)")
-    for href in re.findall(r'<a\s[^>]*href="([^"]*)"', rendered.html):
+        yield "html_size", f"HTML is {size / 1024:.0f} KB; Gmail clips messages over 102 KB (use fewer stories)"
+    limit = newsletter.checks.subject_max
+    if len(rendered.subject) > limit:
+        yield "subject_length", f"subject is {len(rendered.subject)} characters (limit {limit}): " \
+                                f"{rendered.subject[:60]!r}…"
+    for part, body in (("HTML", rendered.html), ("text", rendered.text)):
+        if "%%UNSUBSCRIBE_URL%%" not in body:
+            yield "unsubscribe", f"no unsubscribe link in the {part} part (the template must use %%UNSUBSCRIBE_URL%%)"
+    if not newsletter.postal_address.strip():
+        yield "postal_address", "no postal address in the footer (set newsletters[].postal_address)"
+    for href in dict.fromkeys(re.findall(r"<a\s[^>]*?href=\"([^\"]*)\"", rendered.html)):
         if href in PLACEHOLDERS:
             continue
-        scheme = urlsplit(htmllib.unescape(href)).scheme
-        if scheme not in ("http", "https", "mailto"):
-            problems.append(f"link is not absolute http(s): {href[:80]!r}")
+        parts = urlsplit(htmllib.unescape(href))
+        if parts.scheme == "mailto" or (parts.scheme in ("http", "https") and parts.netloc):
+            continue
+        kind = "relative" if not parts.scheme else f"{parts.scheme}:"
+        yield "links", f"{kind} link {href[:80]!r}: email links must be absolute http(s) URLs"
     for img in re.findall(r"<img\b[^>]*>", rendered.html):
-        if not re.search(r'\salt="[^"]*"', img):
-            problems.append(f"image without alt text: {img[:80]}")
-    return problems
+        if not re.search(r'\salt="[^"]+"', img):
+            src = re.search(r'\ssrc="([^"]*)"', img)
+            yield "alt", f"image without alt text: {(src.group(1) if src else img)[:80]}"
+
+
+def review_digest(rendered: Rendered, newsletter: Newsletter) -> CheckResult:
+    """Run the pre-send checks; each problem is filed as a failure or a warning per ``newsletter.checks``."""
+    failures: list[str] = []
+    warnings: list[str] = []
+    if not rendered.subject.strip():
+        failures.append("subject: the subject is empty")
+    for check, problem in _findings(rendered, newsletter):
+        level = getattr(newsletter.checks, check)
+        if level != "off":
+            (failures if level == "fail" else warnings).append(f"{check}: {problem}")
+    return CheckResult(tuple(failures), tuple(warnings))
+
+
+def check_digest(rendered: Rendered, newsletter: Newsletter) -> list[str]:
+    """Every problem, failures first (the older interface; :func:`review_digest` tells them apart)."""
+    failures, warnings = review_digest(rendered, newsletter)
+    return [*failures, *warnings]

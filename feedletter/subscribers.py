@@ -39,6 +39,17 @@ def _row(row: sa.RowMapping) -> Subscriber:
 
 
 def add(store: Store, newsletter: str, email: str, name: str = "", *, status: str = "active") -> Subscriber:
+    """Add a subscriber, or return the one already on record.
+
+    ``status`` is ``active`` for staff-added, already-consenting people and ``pending`` for a double
+    opt-in request. An address that unsubscribed or bounced stays so when staff add it again (a
+    re-import must never undo an unsubscribe); only its owner's own request (``pending``, then the
+    confirm link) brings it back.
+    """
+    return _upsert(store, newsletter, email, name, status)[0]
+
+
+def _upsert(store: Store, newsletter: str, email: str, name: str, status: str) -> tuple[Subscriber, bool]:
     email = email.strip()
     if not valid_email(email):
         raise SubscriberError(email or "(empty)", "not a valid email address")
@@ -47,29 +58,39 @@ def add(store: Store, newsletter: str, email: str, name: str = "", *, status: st
                                                           sa.func.lower(subscribers.c.email) == email.lower())
                              ).mappings().first()
         if found is not None:
-            if found["status"] in ("unsubscribed", "bounced") and status == "active":
-                conn.execute(subscribers.update().where(subscribers.c.id == found["id"]).values(
-                    status="active", unsubscribed=None, bounces=0, confirmed=now()))
-            return _row(found)
+            current = found["status"]
+            values: dict[str, object] = {}
+            if current in ("unsubscribed", "bounced") and status == "pending":
+                values = {"status": "pending", "bounces": 0}
+            elif current == "pending" and status == "active":
+                values = {"status": "active", "confirmed": now()}
+            if values:
+                conn.execute(subscribers.update().where(subscribers.c.id == found["id"]).values(**values))
+                current = str(values["status"])
+            return Subscriber(found["id"], newsletter, found["email"], found["name"], current), False
         row = conn.execute(subscribers.insert().values(
             newsletter=newsletter, email=email, name=name.strip(), status=status, created=now(),
             confirmed=now() if status == "active" else None))
-        return Subscriber(int(row.inserted_primary_key[0]), newsletter, email, name.strip(), status)  # type: ignore[index]
+        sid = int(row.inserted_primary_key[0])  # type: ignore[index]
+        return Subscriber(sid, newsletter, email, name.strip(), status), True
 
 
 @dataclass(frozen=True)
 class ImportResult:
     added: int
     problems: tuple[str, ...]
+    existing: int = 0
+    kept_unsubscribed: int = 0
 
 
 def import_csv(store: Store, newsletter: str, text: str, *, filename: str = "CSV") -> ImportResult:
     """Add subscribers from CSV text with a header row (``email``, optional ``name``).
 
-    Invalid rows are reported with their line numbers and skipped only if every other row is fine:
-    a file with any bad row adds nothing, so that staff fix the file and import it again whole.
+    Invalid rows are reported with their line numbers, and a file with any bad row adds nothing, so
+    that staff fix the file and import it again whole. Addresses already on record are left as they
+    are: in particular, people who unsubscribed stay unsubscribed.
     """
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
     fields = [f.strip().lower() for f in (reader.fieldnames or [])]
     if "email" not in fields:
         raise SubscriberError(filename, "the header row must name an 'email' column")
@@ -83,9 +104,13 @@ def import_csv(store: Store, newsletter: str, text: str, *, filename: str = "CSV
         rows.append((email, (row.get("name") or "").strip()))
     if problems:
         return ImportResult(0, tuple(problems))
+    added = existing = kept = 0
     for email, name in rows:
-        add(store, newsletter, email, name)
-    return ImportResult(len(rows), ())
+        person, created = _upsert(store, newsletter, email, name, "active")
+        added += created
+        existing += not created and person.status in ("active", "pending")
+        kept += person.status in ("unsubscribed", "bounced")
+    return ImportResult(added, (), existing, kept)
 
 
 def listing(store: Store, newsletter: str, *, status: str | None = None) -> list[Subscriber]:
@@ -157,6 +182,32 @@ def read_token(token: str, purpose: str, *, key: bytes | None = None) -> int:
     if int(expires) < time.time():
         raise SubscriberError("token", "expired")
     return int(sid)
+
+
+def confirm(store: Store, token: str) -> Subscriber:
+    """Activate the pending subscriber a confirm link was made for (again: harmless)."""
+    person = from_token(store, token, "confirm")
+    if person.status == "active":
+        return person
+    if person.status != "pending":
+        raise SubscriberError(person.email, f"is {person.status}; subscribe again to get a new link")
+    set_status(store, person.id, "active")
+    return Subscriber(person.id, person.newsletter, person.email, person.name, "active")
+
+
+def unsubscribe(store: Store, token: str) -> Subscriber:
+    """Unsubscribe whoever an unsubscribe link was made for; doing it twice is fine."""
+    person = from_token(store, token, "unsubscribe")
+    if person.status != "unsubscribed":
+        set_status(store, person.id, "unsubscribed")
+    return Subscriber(person.id, person.newsletter, person.email, person.name, "unsubscribed")
+
+
+def from_token(store: Store, token: str, purpose: str) -> Subscriber:
+    person = get(store, read_token(token, purpose))
+    if person is None:
+        raise SubscriberError("token", "no such subscriber (removed from the store?)")
+    return person
 
 
 def get(store: Store, subscriber_id: int) -> Subscriber | None:
