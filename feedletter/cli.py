@@ -17,7 +17,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from feedletter.config import Config, config_path, load_config, parse_config
+from feedletter.config import Config, check_file, config_path, load_config
 from feedletter.errors import ConfigError, FeedletterError
 from feedletter.store import Store
 
@@ -68,19 +68,9 @@ def validate(
 ) -> None:
     """Check a config file; print `file:line: field: problem` for each error."""
     path = file or config_path(config)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise _fail(f"{path}: cannot read: {exc.strerror}") from None
-    parsed, problems = parse_config(text)
+    parsed, problems = check_file(path)
     if problems or parsed is None:
-        raise _fail("\n".join(p.format(str(path)) for p in problems))
-    object.__setattr__(parsed, "_source_path", str(path))
-    from feedletter.render import missing_templates
-
-    missing = missing_templates(parsed)
-    if missing:
-        raise _fail("\n".join(f"{path}: {problem}" for problem in missing))
+        raise _fail("\n".join(problems))
     typer.echo(f"{path}: ok ({len(parsed.sources)} sources, {len(parsed.newsletters)} newsletters)")
 
 

@@ -32,10 +32,16 @@ class _Model(BaseModel):
 
 
 def _check_http_url(value: str) -> str:
-    parts = urlsplit(value)
+    parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"not an http(s) URL: {value!r}")
-    return value
+    if any(c.isspace() for c in value.strip()) or not parts.hostname or ".." in parts.hostname:
+        raise ValueError(f"not a valid URL (spaces or an empty host part): {value!r}")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError(f"not a valid URL (bad port): {value!r}") from None
+    return value.strip()
 
 
 def _check_name(value: str) -> str:
@@ -109,8 +115,11 @@ class Select(_Model):
     max_stories: int = Field(10, ge=1, le=100)
     min_stories: int = Field(1, ge=0)
     since: str = "last_issue"
+    min_quality: int = Field(0, ge=0)
+    pin_sources: list[str] = []
+    pin_keywords: list[str] = []
 
-    _patterns = field_validator("include", "exclude")(_check_patterns)
+    _patterns = field_validator("include", "exclude", "pin_keywords")(_check_patterns)
 
     @field_validator("since")
     @classmethod
@@ -267,10 +276,87 @@ def parse_config(text: str) -> tuple[Config | None, list[Problem]]:
     if not isinstance(data, dict):
         return None, [Problem(1, "", "the top level must be a mapping of settings")]
     lines = dict(_node_lines(node)) if node is not None else {}
+    # Checked on the raw data, before pydantic, so that each duplicate keeps its own line number.
+    extra = _duplicate_names(data, lines)
     try:
-        return Config.model_validate(data), []
+        config = Config.model_validate(data)
     except ValidationError as exc:
-        return None, [_problem(err, lines, data) for err in exc.errors()]
+        problems = [_problem(err, lines, data) for err in exc.errors()]
+        # The model's own duplicate check has no line; the one above does.
+        return None, [p for p in problems if not (extra and p.message.startswith("duplicate "))] + extra
+    extra += _unknown_references(config, lines)
+    return (None, extra) if extra else (config, [])
+
+
+def _duplicate_names(data: Mapping[str, Any], lines: dict[tuple[str | int, ...], int]) -> list[Problem]:
+    problems = []
+    for kind in ("sources", "newsletters"):
+        items = data.get(kind)
+        if not isinstance(items, list):
+            continue
+        first: dict[str, int] = {}
+        for index, item in enumerate(items):
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str):
+                continue
+            line = lines.get((kind, index, "name"), lines.get((kind, index)))
+            if name in first:
+                problems.append(Problem(line, f"{kind}[{index}].name",
+                                        f"duplicate {kind} name {name!r} (first used on line {first[name]})"))
+            else:
+                first[name] = line or 0
+    return problems
+
+
+def _unknown_references(config: Config, lines: dict[tuple[str | int, ...], int]) -> list[Problem]:
+    """A newsletter naming a source that does not exist selects nothing: say so, with a hint."""
+    names = [s.name for s in config.sources]
+    problems = []
+    for index, newsletter in enumerate(config.newsletters):
+        for field_name in ("sources", "pin_sources"):
+            for position, name in enumerate(getattr(newsletter.select, field_name)):
+                if name in names:
+                    continue
+                hint = difflib.get_close_matches(name, names, n=1)
+                path = ("newsletters", index, "select", field_name, position)
+                problems.append(Problem(lines.get(path, lines.get(path[:-1])), _dotted(path),
+                                        f"no source named {name!r}"
+                                        + (f" (did you mean {hint[0]!r}?)" if hint else "")))
+    return problems
+
+
+def check_file(path: str | os.PathLike[str] | None = None) -> tuple[Config | None, list[str]]:
+    """Everything ``feedletter validate`` checks, as ``file:line: field: problem`` lines."""
+    file = config_path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, [f"{file}: cannot read: {exc.strerror or exc}"]
+    config, problems = parse_config(text)
+    if problems or config is None:
+        return None, [p.format(str(file)) for p in problems]
+    object.__setattr__(config, "_source_path", str(file))
+    from feedletter.render import missing_templates  # render is heavy; only validate needs it here
+
+    out = []
+    for problem in missing_templates(config):
+        field_path, message = problem.split(": ", 1)
+        index = int(field_path.split("[", 1)[1].split("]", 1)[0])
+        line = line_of(text, ("newsletters", index, "template"))
+        out.append(Problem(line, field_path, message).format(str(file)))
+    return (None, out) if out else (config, [])
+
+
+def line_of(text: str, path: tuple[str | int, ...]) -> int | None:
+    """The line of a field in YAML text (or of its nearest existing parent); None if unparsable."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    lines = dict(_node_lines(node)) if node is not None else {}
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path)
 
 
 def _node_lines(node: yaml.Node, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], int]]:
