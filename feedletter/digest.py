@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -73,14 +74,23 @@ def digest_record(prepared: Prepared, titles: dict[str, str] | None = None) -> d
     }
 
 
-def write_preview(prepared: Prepared, out: Path) -> list[Path]:
+def write_preview(prepared: Prepared, out: Path, message: EmailMessage | None = None) -> list[Path]:
+    """Write digest.html/.txt/.mjml/.json; with ``message``, also digest.eml and its headers in the JSON."""
     out.mkdir(parents=True, exist_ok=True)
+    record = digest_record(prepared)
     files = {"digest.html": prepared.rendered.html, "digest.txt": prepared.rendered.text,
-             "digest.mjml": prepared.rendered.mjml,
-             "digest.json": json.dumps(digest_record(prepared), indent=2, ensure_ascii=False) + "\n"}
+             "digest.mjml": prepared.rendered.mjml}
+    if message is not None:
+        record["headers"] = {name: str(value) for name, value in message.items()
+                             if name not in ("MIME-Version", "Content-Transfer-Encoding")}
+    files["digest.json"] = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
     for name, content in files.items():
         (out / name).write_text(content, encoding="utf-8")
-    return [out / name for name in files]
+    written = [out / name for name in files]
+    if message is not None:
+        (out / "digest.eml").write_bytes(message.as_bytes())
+        written.append(out / "digest.eml")
+    return written
 
 
 def save_issue(store: Store, prepared: Prepared) -> int:
