@@ -103,7 +103,7 @@ def test_inline_sources_are_refused_with_a_reason() -> None:
 def test_not_opml_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not OPML"):
         read_opml(b"<html><body>hi</body></html>", "x.opml")
-    with pytest.raises(ConfigError, match="x.opml: not OPML"):
+    with pytest.raises(ConfigError, match=r"x\.opml: not OPML"):
         read_opml(b"<opml", "x.opml")
 
 
