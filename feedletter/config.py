@@ -2,7 +2,7 @@
 
 Every problem is reported as ``file:line: field.path: problem``, one line each, so that staff
 editing the file by hand can go straight to the line. Validation is pydantic's; line numbers come
-from PyYAML's node marks, matched to pydantic's error locations.
+from PyYAML's node marks (:mod:`feedletter.config_lines`), matched to pydantic's error locations.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +19,7 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from feedletter.config_lines import Lines, Problem, dotted, duplicate_names, error_problem, line_of, node_lines
 from feedletter.errors import ConfigError
 
 DEFAULT_CONFIG = "sources.yaml"
@@ -232,17 +231,6 @@ class Config(_Model):
         return self.store
 
 
-@dataclass(frozen=True)
-class Problem:
-    line: int | None
-    path: str
-    message: str
-
-    def format(self, filename: str) -> str:
-        where = f"{filename}:{self.line}" if self.line else filename
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-
-
 def config_path(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(path or os.environ.get("FEEDLETTER_CONFIG") or DEFAULT_CONFIG)
 
@@ -275,40 +263,20 @@ def parse_config(text: str) -> tuple[Config | None, list[Problem]]:
         data = {}
     if not isinstance(data, dict):
         return None, [Problem(1, "", "the top level must be a mapping of settings")]
-    lines = dict(_node_lines(node)) if node is not None else {}
+    lines = dict(node_lines(node)) if node is not None else {}
     # Checked on the raw data, before pydantic, so that each duplicate keeps its own line number.
-    extra = _duplicate_names(data, lines)
+    extra = duplicate_names(data, lines)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = [_problem(err, lines, data) for err in exc.errors()]
+        problems = [error_problem(err, lines, Config) for err in exc.errors()]
         # The model's own duplicate check has no line; the one above does.
         return None, [p for p in problems if not (extra and p.message.startswith("duplicate "))] + extra
     extra += _unknown_references(config, lines)
     return (None, extra) if extra else (config, [])
 
 
-def _duplicate_names(data: Mapping[str, Any], lines: dict[tuple[str | int, ...], int]) -> list[Problem]:
-    problems = []
-    for kind in ("sources", "newsletters"):
-        items = data.get(kind)
-        if not isinstance(items, list):
-            continue
-        first: dict[str, int] = {}
-        for index, item in enumerate(items):
-            name = item.get("name") if isinstance(item, dict) else None
-            if not isinstance(name, str):
-                continue
-            line = lines.get((kind, index, "name"), lines.get((kind, index)))
-            if name in first:
-                problems.append(Problem(line, f"{kind}[{index}].name",
-                                        f"duplicate {kind} name {name!r} (first used on line {first[name]})"))
-            else:
-                first[name] = line or 0
-    return problems
-
-
-def _unknown_references(config: Config, lines: dict[tuple[str | int, ...], int]) -> list[Problem]:
+def _unknown_references(config: Config, lines: Lines) -> list[Problem]:
     """A newsletter naming a source that does not exist selects nothing: say so, with a hint."""
     names = [s.name for s in config.sources]
     problems = []
@@ -319,7 +287,7 @@ def _unknown_references(config: Config, lines: dict[tuple[str | int, ...], int])
                     continue
                 hint = difflib.get_close_matches(name, names, n=1)
                 path = ("newsletters", index, "select", field_name, position)
-                problems.append(Problem(lines.get(path, lines.get(path[:-1])), _dotted(path),
+                problems.append(Problem(lines.get(path, lines.get(path[:-1])), dotted(path),
                                         f"no source named {name!r}"
                                         + (f" (did you mean {hint[0]!r}?)" if hint else "")))
     return problems
@@ -345,79 +313,3 @@ def check_file(path: str | os.PathLike[str] | None = None) -> tuple[Config | Non
         line = line_of(text, ("newsletters", index, "template"))
         out.append(Problem(line, field_path, message).format(str(file)))
     return (None, out) if out else (config, [])
-
-
-def line_of(text: str, path: tuple[str | int, ...]) -> int | None:
-    """The line of a field in YAML text (or of its nearest existing parent); None if unparsable."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None
-    lines = dict(_node_lines(node)) if node is not None else {}
-    while path and path not in lines:
-        path = path[:-1]
-    return lines.get(path)
-
-
-def _node_lines(node: yaml.Node, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], int]]:
-    yield path, node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            name = key.value
-            yield (*path, name, "<key>"), key.start_mark.line + 1
-            yield from _node_lines(value, (*path, name))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _node_lines(item, (*path, index))
-
-
-def _problem(err: Mapping[str, Any], lines: dict[tuple[str | int, ...], int], data: Any) -> Problem:
-    loc: tuple[str | int, ...] = tuple(p for p in err["loc"] if not (isinstance(p, str) and
-                                                                      p.startswith(("function-", "literal["))))
-    kind = err["type"]
-    message = str(err["msg"]).removeprefix("Value error, ")
-    if kind == "extra_forbidden":
-        key = loc[-1]
-        line = lines.get((*loc, "<key>"))
-        allowed = _allowed_fields(loc[:-1], data)
-        hint = difflib.get_close_matches(str(key), allowed, n=1)
-        message = f"unknown field {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-    else:
-        line = None
-        probe = loc
-        while line is None and probe:
-            line = lines.get(probe)
-            probe = probe[:-1]
-        if kind == "missing":
-            message = "required field is missing"
-            line = lines.get(loc[:-1], line)
-    if line is None:
-        line = lines.get((), 1)
-    return Problem(line, _dotted(loc), message)
-
-
-def _dotted(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _allowed_fields(parent: tuple[str | int, ...], data: Any) -> list[str]:
-    model: Any = Config
-    for part in parent:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            return []
-        annotation = field.annotation
-        args = getattr(annotation, "__args__", ())
-        candidates = [annotation, *args]
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if model is None:
-            return []
-    names = []
-    for name, field in model.model_fields.items():
-        names.append(field.alias or name)
-    return names
