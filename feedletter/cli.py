@@ -103,13 +103,11 @@ def digest(
     cfg = _config(config)
     target = cfg.newsletter(newsletter)
     if dry_run:
-        from feedletter.digest import prepare_digest, write_preview
-        from feedletter.preview import issue_message
+        from feedletter.digest import write_preview
+        from feedletter.preview import issue_message, next_issue
 
         with _store(cfg) as store:
-            prepared = prepare_digest(cfg, store, target)
-        if prepared is None:
-            raise _fail(f"digest: {newsletter}: nothing to send (no new stories)")
+            prepared = next_issue(cfg, store, target)
         for path in write_preview(prepared, out, issue_message(cfg, prepared, target)):
             typer.echo(str(path))
         for problem in prepared.checks:

@@ -258,7 +258,9 @@ def parse_config(text: str) -> tuple[Config | None, list[Problem]]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        return None, [Problem(line, "", f"YAML syntax: {problem}")]
+        # PyYAML's wording ("expected <block end>") means little to staff; most slips are indentation.
+        hint = " (check the indentation and quotes of this line and the one above)"
+        return None, [Problem(line, "", f"YAML syntax: {problem}{hint}")]
     if data is None:
         data = {}
     if not isinstance(data, dict):
