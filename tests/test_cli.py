@@ -170,3 +170,22 @@ def test_gather_command_logs_progress_when_not_a_terminal(prefect_harness: None,
     assert result.exit_code == 0, result.output
     assert "gather: 5/5 sources" in result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["fetched"] == 5
+
+
+def test_delivery_reports_each_message(staff: tuple[Config, Store], sink: MailSink) -> None:
+    from feedletter import subscribers
+    from feedletter.deliver import deliver_issue
+    from feedletter.deliver.smtp import SmtpMailer, SmtpSettings
+    from feedletter.digest import issue_content, queue_issue, save_issue
+
+    config, store = staff
+    put_story(store, "city-ledger", "Footbridge opens")
+    newsletter = config.newsletter("city")
+    for i in range(3):
+        subscribers.add(store, "city", f"reader{i}@example.com")
+    issue_id = save_issue(store, next_issue(config, store, newsletter))
+    queue_issue(store, issue_id, newsletter)
+    done: list[int] = []
+    counts = deliver_issue(config, store, issue_content(config, store, issue_id),
+                           SmtpMailer(SmtpSettings.from_url(sink.url)), progress=done.append)
+    assert counts.sent == 3 and done == [1, 1, 1]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,23 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         f"{path}:5: sources[0].tagz: unknown field 'tagz' (did you mean 'tags'?)",
         f"{path}:9: newsletters[0].schedule.timezone: unknown timezone 'Mars/Olympus' "
         "(use an IANA name like Europe/Berlin)"]
+
+
+def test_the_staff_guide_snippets_validate(tmp_path: Path) -> None:
+    """docs/staff.md's "add a feed" and "second newsletter" snippets, pasted into the demo config."""
+    import re
+
+    from tests.conftest import ROOT
+
+    guide = (ROOT / "docs" / "staff.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", guide, re.S)
+    source, newsletter = (
+        "\n".join(line for line in textwrap.dedent(block).splitlines()[1:] if not line.strip().startswith("# …"))
+        for block in blocks[:2])
+    text = (ROOT / "sources.yaml").read_text()
+    text = text.replace("\nnewsletters:\n", "\n" + source + "\n\nnewsletters:\n", 1)
+    text = text.replace("\nproviders:\n", "\n" + newsletter + "\n\nproviders:\n", 1)
+    config, problems = parse_config(text)
+    assert not problems, [p.format("sources.yaml") for p in problems]
+    assert config is not None and config.source("city-hall").tags == ["city"]
+    assert config.newsletter("bridge-watch").select.include == ["bridge", "footbridge"]
