@@ -17,14 +17,14 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from feedletter.config import Config, config_path, load_config, parse_config
+from feedletter.config import Config, check_file, config_path, load_config
 from feedletter.errors import ConfigError, FeedletterError
 from feedletter.store import Store
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Turn blog feeds into email newsletters and syndicated feeds.")
 subscribers_app = typer.Typer(no_args_is_help=True, help="Manage a newsletter's subscribers.")
-sources_app = typer.Typer(no_args_is_help=True, help="Sources: health, re-enabling.")
+sources_app = typer.Typer(no_args_is_help=True, help="Sources: health, re-enabling, OPML import/export.")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(sources_app, name="sources")
 
@@ -68,19 +68,9 @@ def validate(
 ) -> None:
     """Check a config file; print `file:line: field: problem` for each error."""
     path = file or config_path(config)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise _fail(f"{path}: cannot read: {exc.strerror}") from None
-    parsed, problems = parse_config(text)
+    parsed, problems = check_file(path)
     if problems or parsed is None:
-        raise _fail("\n".join(p.format(str(path)) for p in problems))
-    object.__setattr__(parsed, "_source_path", str(path))
-    from feedletter.render import missing_templates
-
-    missing = missing_templates(parsed)
-    if missing:
-        raise _fail("\n".join(f"{path}: {problem}" for problem in missing))
+        raise _fail("\n".join(problems))
     typer.echo(f"{path}: ok ({len(parsed.sources)} sources, {len(parsed.newsletters)} newsletters)")
 
 
@@ -92,9 +82,13 @@ def gather(
     """Run the gather flow once: fetch, store, extract, group and summarize."""
     cfg = _config(config)
     _prepare_prefect()
+    from feedletter.progress import report_progress
     from flows.gather import gather_flow
 
-    report = gather_flow(config_path=str(cfg.resolve(Path(cfg._path).name)), sources=source or None)
+    total = sum(s.enabled and (not source or s.name in source) for s in cfg.sources)
+    with report_progress("gather", total, unit="sources") as advance:
+        report = gather_flow(config_path=str(cfg.resolve(Path(cfg._path).name)), sources=source or None,
+                             progress=advance)
     typer.echo(json.dumps(report))
 
 
@@ -109,21 +103,26 @@ def digest(
     cfg = _config(config)
     target = cfg.newsletter(newsletter)
     if dry_run:
-        from feedletter.digest import prepare_digest, write_preview
+        from feedletter.digest import write_preview
+        from feedletter.preview import issue_message, next_issue
 
         with _store(cfg) as store:
-            prepared = prepare_digest(cfg, store, target)
-        if prepared is None:
-            raise _fail(f"digest: {newsletter}: nothing to send (no new stories)")
-        for path in write_preview(prepared, out):
+            prepared = next_issue(cfg, store, target)
+        for path in write_preview(prepared, out, issue_message(cfg, prepared, target)):
             typer.echo(str(path))
         for problem in prepared.checks:
             typer.echo(f"warning: {problem}", err=True)
         return
     _prepare_prefect()
+    from feedletter.progress import report_progress
+    from feedletter.subscribers import listing
     from flows.digest import digest_flow
 
-    report = digest_flow(newsletter=newsletter, config_path=str(cfg.resolve(Path(cfg._path).name)))
+    with _store(cfg) as store:
+        readers = sum(person.status == "active" for person in listing(store, newsletter))
+    with report_progress(f"digest {newsletter}", readers, unit="messages") as advance:
+        report = digest_flow(newsletter=newsletter, config_path=str(cfg.resolve(Path(cfg._path).name)),
+                             progress=advance)
     typer.echo(json.dumps(report))
 
 
@@ -361,6 +360,97 @@ def web(
                    f"http://{host}:{port} (links in emails point to {cfg.site.base_url})", err=True)
         uvicorn.run(create_app(cfg, store), host=host, port=port, log_level="warning",
                     proxy_headers=True, server_header=False)
+
+# --- staff ---
+
+
+@sources_app.command("import")
+def sources_import(opml: Annotated[Path, typer.Argument(help="an OPML file (a feed reader's export)")],
+                   config: ConfigOpt = None) -> None:
+    """Add the feeds of an OPML file to sources.yaml (folders and categories become tags)."""
+    from feedletter.opml import import_opml
+
+    path = config_path(config)
+    result = import_opml(path, opml)
+    for line in result.skipped:
+        typer.echo(f"skipped {line}", err=True)
+    for source in result.added:
+        typer.echo(f"added {source.name}  {source.url}  tags: {', '.join(source.tags) or '-'}")
+    typer.echo(f"{path}: {len(result.added)} sources added, {len(result.skipped)} skipped")
+
+
+@sources_app.command("export")
+def sources_export(out: Annotated[Path | None, typer.Option("--out", "-o", help="write here, not stdout")] = None,
+                   config: ConfigOpt = None) -> None:
+    """Write the sources as OPML (tags as folders and categories)."""
+    from feedletter.opml import write_opml
+
+    text = write_opml(_config(config))
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(str(out))
+
+
+@app.command("send-test")
+def send_test(
+    newsletter: Annotated[str, typer.Argument(help="the newsletter's name in sources.yaml")],
+    to: Annotated[str, typer.Option("--to", help="the one address to send to")],
+    config: ConfigOpt = None,
+) -> None:
+    """Send the next issue to one address, subject marked [TEST]; nothing is recorded as sent."""
+    from feedletter.preview import send_test as send
+
+    cfg = _config(config)
+    with _store(cfg) as store:
+        msg = send(cfg, store, cfg.newsletter(newsletter), to)
+    typer.echo(f"sent to {to}: {msg['Subject']}")
+
+
+@app.command()
+def preview(
+    newsletter: Annotated[str, typer.Argument(help="the newsletter's name in sources.yaml")],
+    port: Annotated[int, typer.Option(help="local port (0: any free one)")] = 0,
+    browser: Annotated[bool, typer.Option("--browser/--no-browser", help="open it in a web browser")] = True,
+    config: ConfigOpt = None,
+) -> None:
+    """Show the next issue at desktop and mobile widths on a local web page (Ctrl-C stops it)."""
+    import time
+    import webbrowser
+
+    from feedletter.preview import PreviewServer, next_issue, preview_routes
+
+    cfg = _config(config)
+    target = cfg.newsletter(newsletter)
+    with _store(cfg) as store:
+        prepared = next_issue(cfg, store, target)
+    with PreviewServer(preview_routes(cfg, prepared, target), port=port) as server:
+        typer.echo(f"preview of {newsletter} issue {prepared.number}: {server.url}  (Ctrl-C to stop)")
+        for problem in prepared.checks:
+            typer.echo(f"warning: {problem}", err=True)
+        if browser:
+            webbrowser.open(server.url)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="the new project's folder (created if missing)")],
+    feed: Annotated[list[str] | None, typer.Option("--feed", help="a feed URL to start with (repeatable)")] = None,
+    title: Annotated[str, typer.Option(help="the first newsletter's title")] = "Weekly News",
+    force: Annotated[bool, typer.Option("--force", help="overwrite files that exist")] = False,
+) -> None:
+    """Start a new project: sources.yaml, templates/, flows/ and a README."""
+    from feedletter.scaffold import init_project
+
+    for path in init_project(directory, feed or [], title=title, force=force):
+        typer.echo(str(path))
+    typer.echo(f"next: cd {directory} && feedletter validate")
 
 
 def main() -> None:

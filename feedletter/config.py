@@ -2,7 +2,7 @@
 
 Every problem is reported as ``file:line: field.path: problem``, one line each, so that staff
 editing the file by hand can go straight to the line. Validation is pydantic's; line numbers come
-from PyYAML's node marks, matched to pydantic's error locations.
+from PyYAML's node marks (:mod:`feedletter.config_lines`), matched to pydantic's error locations.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +19,7 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from feedletter.config_lines import Lines, Problem, dotted, duplicate_names, error_problem, line_of, node_lines
 from feedletter.errors import ConfigError
 
 DEFAULT_CONFIG = "sources.yaml"
@@ -32,10 +31,16 @@ class _Model(BaseModel):
 
 
 def _check_http_url(value: str) -> str:
-    parts = urlsplit(value)
+    parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"not an http(s) URL: {value!r}")
-    return value
+    if any(c.isspace() for c in value.strip()) or not parts.hostname or ".." in parts.hostname:
+        raise ValueError(f"not a valid URL (spaces or an empty host part): {value!r}")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError(f"not a valid URL (bad port): {value!r}") from None
+    return value.strip()
 
 
 def _check_name(value: str) -> str:
@@ -109,8 +114,11 @@ class Select(_Model):
     max_stories: int = Field(10, ge=1, le=100)
     min_stories: int = Field(1, ge=0)
     since: str = "last_issue"
+    min_quality: int = Field(0, ge=0)
+    pin_sources: list[str] = []
+    pin_keywords: list[str] = []
 
-    _patterns = field_validator("include", "exclude")(_check_patterns)
+    _patterns = field_validator("include", "exclude", "pin_keywords")(_check_patterns)
 
     @field_validator("since")
     @classmethod
@@ -272,17 +280,6 @@ class Config(_Model):
         return self.store
 
 
-@dataclass(frozen=True)
-class Problem:
-    line: int | None
-    path: str
-    message: str
-
-    def format(self, filename: str) -> str:
-        where = f"{filename}:{self.line}" if self.line else filename
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-
-
 def config_path(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(path or os.environ.get("FEEDLETTER_CONFIG") or DEFAULT_CONFIG)
 
@@ -310,77 +307,60 @@ def parse_config(text: str) -> tuple[Config | None, list[Problem]]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        return None, [Problem(line, "", f"YAML syntax: {problem}")]
+        # PyYAML's wording ("expected <block end>") means little to staff; most slips are indentation.
+        hint = " (check the indentation and quotes of this line and the one above)"
+        return None, [Problem(line, "", f"YAML syntax: {problem}{hint}")]
     if data is None:
         data = {}
     if not isinstance(data, dict):
         return None, [Problem(1, "", "the top level must be a mapping of settings")]
-    lines = dict(_node_lines(node)) if node is not None else {}
+    lines = dict(node_lines(node)) if node is not None else {}
+    # Checked on the raw data, before pydantic, so that each duplicate keeps its own line number.
+    extra = duplicate_names(data, lines)
     try:
-        return Config.model_validate(data), []
+        config = Config.model_validate(data)
     except ValidationError as exc:
-        return None, [_problem(err, lines, data) for err in exc.errors()]
+        problems = [error_problem(err, lines, Config) for err in exc.errors()]
+        # The model's own duplicate check has no line; the one above does.
+        return None, [p for p in problems if not (extra and p.message.startswith("duplicate "))] + extra
+    extra += _unknown_references(config, lines)
+    return (None, extra) if extra else (config, [])
 
 
-def _node_lines(node: yaml.Node, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], int]]:
-    yield path, node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            name = key.value
-            yield (*path, name, "<key>"), key.start_mark.line + 1
-            yield from _node_lines(value, (*path, name))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _node_lines(item, (*path, index))
+def _unknown_references(config: Config, lines: Lines) -> list[Problem]:
+    """A newsletter naming a source that does not exist selects nothing: say so, with a hint."""
+    names = [s.name for s in config.sources]
+    problems = []
+    for index, newsletter in enumerate(config.newsletters):
+        for field_name in ("sources", "pin_sources"):
+            for position, name in enumerate(getattr(newsletter.select, field_name)):
+                if name in names:
+                    continue
+                hint = difflib.get_close_matches(name, names, n=1)
+                path = ("newsletters", index, "select", field_name, position)
+                problems.append(Problem(lines.get(path, lines.get(path[:-1])), dotted(path),
+                                        f"no source named {name!r}"
+                                        + (f" (did you mean {hint[0]!r}?)" if hint else "")))
+    return problems
 
 
-def _problem(err: Mapping[str, Any], lines: dict[tuple[str | int, ...], int], data: Any) -> Problem:
-    loc: tuple[str | int, ...] = tuple(p for p in err["loc"] if not (isinstance(p, str) and
-                                                                      p.startswith(("function-", "literal["))))
-    kind = err["type"]
-    message = str(err["msg"]).removeprefix("Value error, ")
-    if kind == "extra_forbidden":
-        key = loc[-1]
-        line = lines.get((*loc, "<key>"))
-        allowed = _allowed_fields(loc[:-1], data)
-        hint = difflib.get_close_matches(str(key), allowed, n=1)
-        message = f"unknown field {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-    else:
-        line = None
-        probe = loc
-        while line is None and probe:
-            line = lines.get(probe)
-            probe = probe[:-1]
-        if kind == "missing":
-            message = "required field is missing"
-            line = lines.get(loc[:-1], line)
-    if line is None:
-        line = lines.get((), 1)
-    return Problem(line, _dotted(loc), message)
+def check_file(path: str | os.PathLike[str] | None = None) -> tuple[Config | None, list[str]]:
+    """Everything ``feedletter validate`` checks, as ``file:line: field: problem`` lines."""
+    file = config_path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, [f"{file}: cannot read: {exc.strerror or exc}"]
+    config, problems = parse_config(text)
+    if problems or config is None:
+        return None, [p.format(str(file)) for p in problems]
+    object.__setattr__(config, "_source_path", str(file))
+    from feedletter.render import missing_templates  # render is heavy; only validate needs it here
 
-
-def _dotted(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _allowed_fields(parent: tuple[str | int, ...], data: Any) -> list[str]:
-    model: Any = Config
-    for part in parent:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            return []
-        annotation = field.annotation
-        args = getattr(annotation, "__args__", ())
-        candidates = [annotation, *args]
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if model is None:
-            return []
-    names = []
-    for name, field in model.model_fields.items():
-        names.append(field.alias or name)
-    return names
+    out = []
+    for problem in missing_templates(config):
+        field_path, message = problem.split(": ", 1)
+        index = int(field_path.split("[", 1)[1].split("]", 1)[0])
+        line = line_of(text, ("newsletters", index, "template"))
+        out.append(Problem(line, field_path, message).format(str(file)))
+    return (None, out) if out else (config, [])

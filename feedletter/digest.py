@@ -1,15 +1,14 @@
 """The digest stages as plain functions: select stories, render the issue, save it, queue it.
 
-Selection order is documented in the README: a story's score is ``2 × sources covering it +
-recency (1 / (1 + age in days)) + source priority``; pinned words in the title come first.
+Which stories an issue carries, and in what order, is :mod:`feedletter.selection`'s.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,10 @@ from feedletter.deliver import IssueContent
 from feedletter.deliver.message import sender_domain
 from feedletter.deliver.outbox import queue
 from feedletter.errors import FeedletterError
-from feedletter.models import Digest, Story
+from feedletter.models import Digest
 from feedletter.render import Rendered, check_digest, render_digest
-from feedletter.store import Store, articles, issue_stories, issues, now, stories, utc
-from feedletter.stories import load_stories
+from feedletter.selection import last_issue, select_stories
+from feedletter.store import Store, articles, issue_stories, issues, now
 
 
 @dataclass(frozen=True)
@@ -36,70 +35,8 @@ class Prepared:
     checks: tuple[str, ...]
 
 
-def _source_tags(config: Config) -> dict[str, tuple[str, ...]]:
-    return {s.name: tuple(s.tags) for s in config.sources}
-
-
 def source_titles(config: Config) -> dict[str, str]:
     return {s.name: s.name.replace("-", " ").title() for s in config.sources}
-
-
-def last_issue(store: Store, newsletter: str) -> tuple[int, datetime] | None:
-    with store.begin() as conn:
-        row = conn.execute(sa.select(issues.c.number, issues.c.issued).where(issues.c.newsletter == newsletter)
-                           .order_by(issues.c.number.desc()).limit(1)).first()
-    return None if row is None else (row.number, utc(row.issued))  # type: ignore[return-value]
-
-
-def _period(since: str) -> timedelta | None:
-    match = re.fullmatch(r"(\d+)([hd])", since)
-    if not match:
-        return None
-    amount = int(match.group(1))
-    return timedelta(hours=amount) if match.group(2) == "h" else timedelta(days=amount)
-
-
-def select_stories(config: Config, store: Store, newsletter: Newsletter, *,
-                   at: datetime | None = None) -> list[Story]:
-    """The stories the next issue of ``newsletter`` carries, best first."""
-    at = at or now()
-    sel = newsletter.select
-    query = (sa.select(stories.c.id, stories.c.created).where(stories.c.summary != "")
-             .where(~stories.c.id.in_(sa.select(issue_stories.c.story_id)
-                                      .where(issue_stories.c.newsletter == newsletter.name))))
-    previous = last_issue(store, newsletter.name)
-    if sel.since == "last_issue" and previous is not None:
-        query = query.where(stories.c.created > previous[1])
-    with store.begin() as conn:
-        ids = [r.id for r in conn.execute(query)]
-    candidates = load_stories(store, ids, _source_tags(config))
-    period = _period(sel.since)
-    priority = {s.name: s.priority for s in config.sources}
-    tags = _source_tags(config)
-    chosen = []
-    for story in candidates:
-        carriers = [story.source, *(a.source for a in story.also)]
-        if period is not None and story.published < at - period:
-            continue
-        if sel.sources and not set(carriers) & set(sel.sources):
-            continue
-        story_tags = {t for name in carriers for t in tags.get(name, ())}
-        if sel.tags and not story_tags & set(sel.tags):
-            continue
-        haystack = f"{story.title}\n{story.summary}"
-        if sel.include and not any(re.search(p, haystack, re.IGNORECASE) for p in sel.include):
-            continue
-        if any(re.search(p, haystack, re.IGNORECASE) for p in sel.exclude):
-            continue
-        chosen.append(story)
-
-    def score(story: Story) -> tuple[float, float, int]:
-        age_days = max(0.0, (at - story.published).total_seconds() / 86400)
-        value = 2 * (1 + len(story.also)) + 1 / (1 + age_days) + priority.get(story.source, 0)
-        return (-value, -story.published.timestamp(), story.id)
-
-    chosen.sort(key=score)
-    return chosen[:sel.max_stories]
 
 
 def issue_url(config: Config, newsletter: str, number: int) -> str:
@@ -137,14 +74,23 @@ def digest_record(prepared: Prepared, titles: dict[str, str] | None = None) -> d
     }
 
 
-def write_preview(prepared: Prepared, out: Path) -> list[Path]:
+def write_preview(prepared: Prepared, out: Path, message: EmailMessage | None = None) -> list[Path]:
+    """Write digest.html/.txt/.mjml/.json; with ``message``, also digest.eml and its headers in the JSON."""
     out.mkdir(parents=True, exist_ok=True)
+    record = digest_record(prepared)
     files = {"digest.html": prepared.rendered.html, "digest.txt": prepared.rendered.text,
-             "digest.mjml": prepared.rendered.mjml,
-             "digest.json": json.dumps(digest_record(prepared), indent=2, ensure_ascii=False) + "\n"}
+             "digest.mjml": prepared.rendered.mjml}
+    if message is not None:
+        record["headers"] = {name: str(value) for name, value in message.items()
+                             if name not in ("MIME-Version", "Content-Transfer-Encoding")}
+    files["digest.json"] = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
     for name, content in files.items():
         (out / name).write_text(content, encoding="utf-8")
-    return [out / name for name in files]
+    written = [out / name for name in files]
+    if message is not None:
+        (out / "digest.eml").write_bytes(message.as_bytes())
+        written.append(out / "digest.eml")
+    return written
 
 
 def save_issue(store: Store, prepared: Prepared) -> int:

@@ -7,8 +7,7 @@ articles) with the library's own pool; the flow wraps each as a single Prefect t
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,6 +20,7 @@ from feedletter.fetch import Fetcher
 from feedletter.health import SourceState, load_states, record_counts, record_failure, record_success
 from feedletter.identity import canonical_url, content_hash
 from feedletter.models import Entry, ParsedFeed
+from feedletter.selection import matches_any
 from feedletter.store import Store, articles, carriers, now, pages, tombstones
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,12 @@ def _allow_private(config: Config, source: Source) -> bool:
 
 
 def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
-                  only: Sequence[str] = (), force: bool = False) -> list[SourceResult]:
-    """Fetch and parse every due source; record each one's health. One failure stops nothing."""
+                  only: Sequence[str] = (), force: bool = False,
+                  progress: Callable[[int], None] | None = None) -> list[SourceResult]:
+    """Fetch and parse every due source; record each one's health. One failure stops nothing.
+
+    ``progress(1)`` is called (from worker threads) as each source is done.
+    """
     wanted = [s for s in config.sources if s.enabled and (not only or s.name in only)]
     unknown = set(only) - {s.name for s in config.sources}
     if unknown:
@@ -84,7 +88,13 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
         except FeedletterError as exc:
             return SourceResult(source.name, "error", error=str(exc)), state, exc
 
-    outcomes = list(fetcher.map(one, wanted, workers=config.gather.concurrency))
+    def counted(source: Source) -> tuple[SourceResult, SourceState, object]:
+        outcome = one(source)
+        if progress:
+            progress(1)
+        return outcome
+
+    outcomes = list(fetcher.map(counted, wanted, workers=config.gather.concurrency))
     with store.begin() as conn:
         for (result, state, detail), source in zip(outcomes, wanted, strict=True):
             if result.status == "error":
@@ -101,9 +111,10 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
 
 def _matches(source: Source, entry: Entry) -> bool:
     haystack = f"{entry.title}\n{entry.summary}\n{entry.content}"
-    if source.include and not any(re.search(p, haystack, re.IGNORECASE) for p in source.include):
+    # The same pattern rules as a newsletter's select: plain words match whole words, else a regex.
+    if source.include and not matches_any(source.include, haystack):
         return False
-    return not any(re.search(p, haystack, re.IGNORECASE) for p in source.exclude)
+    return not matches_any(source.exclude, haystack)
 
 
 def store_entries(config: Config, store: Store, results: Sequence[SourceResult]) -> StoreCounts:

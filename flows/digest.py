@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -31,9 +32,10 @@ def save_issue(store: Store, prepared: digest.Prepared, newsletter: Newsletter) 
 
 @task(cache_policy=NO_CACHE, persist_result=False, retries=IO_RETRIES, retry_delay_seconds=IO_DELAYS,
       retry_condition_fn=retry_transient, timeout_seconds=3600)
-def deliver_digest(config: Config, store: Store, issue_id: int) -> DeliveryCounts:
+def deliver_digest(config: Config, store: Store, issue_id: int,
+                   progress: Callable[[int], None] | None = None) -> DeliveryCounts:
     content = digest.issue_content(config, store, issue_id)
-    return deliver_issue(config, store, content, make_mailer(config, content.newsletter))
+    return deliver_issue(config, store, content, make_mailer(config, content.newsletter), progress=progress)
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
@@ -42,8 +44,12 @@ def syndicate_outputs(config: Config, store: Store) -> int:
 
 
 @flow(name="digest")
-def digest_flow(newsletter: str, config_path: str = "sources.yaml") -> dict[str, Any]:
-    """Build and send the next issue of one newsletter, and publish it to its feeds and archive."""
+def digest_flow(newsletter: str, config_path: str = "sources.yaml",
+                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Build and send the next issue of one newsletter, and publish it to its feeds and archive.
+
+    ``progress`` (the CLI's progress bar) is called as each message is sent.
+    """
     log = get_run_logger()
     config, store = open_config(config_path)
     target = config.newsletter(newsletter)
@@ -53,7 +59,7 @@ def digest_flow(newsletter: str, config_path: str = "sources.yaml") -> dict[str,
     try:
         for pending in digest.pending_issues(store, newsletter):
             log.info("finishing issue %s left unsent by an earlier run", pending)
-            done = deliver_digest(config, store, pending)
+            done = deliver_digest(config, store, pending, progress)
             report["sent"] += done.sent
         prepared = render_digest(config, store, target)
         if prepared is None:
@@ -67,7 +73,7 @@ def digest_flow(newsletter: str, config_path: str = "sources.yaml") -> dict[str,
         if blocking:
             raise RenderError(newsletter, "; ".join(blocking))
         issue_id = save_issue(store, prepared, target)
-        counts = deliver_digest(config, store, issue_id)
+        counts = deliver_digest(config, store, issue_id, progress)
         files = syndicate_outputs(config, store)
         report.update(issue=prepared.number, subject=prepared.digest.subject,
                       stories=len(prepared.digest.stories), sent=report["sent"] + counts.sent,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -20,8 +21,9 @@ from flows.common import IO_DELAYS, IO_RETRIES, open_config, retry_transient
 
 @task(cache_policy=NO_CACHE, persist_result=False, retries=IO_RETRIES, retry_delay_seconds=IO_DELAYS,
       retry_condition_fn=retry_transient, timeout_seconds=900)
-def fetch_sources(config: Config, store: Store, fetcher: Fetcher, only: list[str]) -> list[gather.SourceResult]:
-    return gather.fetch_sources(config, store, fetcher, only=only)
+def fetch_sources(config: Config, store: Store, fetcher: Fetcher, only: list[str],
+                  progress: Callable[[int], None] | None = None) -> list[gather.SourceResult]:
+    return gather.fetch_sources(config, store, fetcher, only=only, progress=progress)
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
@@ -47,8 +49,12 @@ def summarize_stories(store: Store) -> tuple[int, int]:
 
 
 @flow(name="gather", log_prints=False)
-def gather_flow(config_path: str = "sources.yaml", sources: list[str] | None = None) -> dict[str, Any]:
-    """Gather new articles from every due source and group them into summarized stories."""
+def gather_flow(config_path: str = "sources.yaml", sources: list[str] | None = None,
+                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Gather new articles from every due source and group them into summarized stories.
+
+    ``progress`` (the CLI's progress bar) is called as each source is fetched.
+    """
     log = get_run_logger()
     config, store = open_config(config_path)
     started = time.monotonic()
@@ -56,7 +62,7 @@ def gather_flow(config_path: str = "sources.yaml", sources: list[str] | None = N
     status = "failed"
     try:
         with gather.make_fetcher(config) as fetcher:
-            results = fetch_sources(config, store, fetcher, list(sources or []))
+            results = fetch_sources(config, store, fetcher, list(sources or []), progress)
             for r in results:
                 if r.status == "error":
                     log.warning("%s", r.error)

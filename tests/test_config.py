@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,35 @@ BAD = [
     ("bad name", GOOD.replace("name: blog", "name: My Blog"),
      3, "sources[0].name", "not a valid name"),
     ("unknown top-level field", "stor: x\n" + GOOD, 1, "stor", "did you mean 'store'"),
+    ("unknown select field", GOOD + "    select: {tag: [health]}\n",
+     10, "newsletters[0].select.tag", "did you mean 'tags'"),
+    ("URL with a space", GOOD.replace("https://blog.example.com/feed.xml", "'https://blog.exa mple.com/f'"),
+     4, "sources[0].url", "not a valid URL"),
+    ("URL with a bad port", GOOD.replace("blog.example.com/", "blog.example.com:99999/"),
+     4, "sources[0].url", "bad port"),
+    ("URL without a host", GOOD.replace("https://blog.example.com/feed.xml", "https:///feed.xml"),
+     4, "sources[0].url", "not an http(s) URL"),
+    ("timezone abbreviation", GOOD.replace("Europe/Berlin", "CEST"),
+     9, "newsletters[0].schedule.timezone", "unknown timezone"),
+    ("cron with words", GOOD.replace('"0 8 * * MON"', '"every monday at 8"'),
+     9, "newsletters[0].schedule.cron", "needs 5 fields"),
+    ("duplicate source name", GOOD.replace("newsletters:", "  - name: blog\n    url: https://b.example/f\n"
+                                                           "newsletters:"),
+     6, "sources[1].name", "duplicate sources name 'blog' (first used on line 3)"),
+    ("duplicate newsletter name", GOOD + "  - {name: weekly, title: Again}\n",
+     10, "newsletters[1].name", "duplicate newsletters name 'weekly' (first used on line 7)"),
+    ("select names an unknown source", GOOD + "    select: {sources: [blogg]}\n",
+     10, "newsletters[0].select.sources[0]", "no source named 'blogg' (did you mean 'blog'?)"),
+    ("bad since", GOOD + "    select: {since: lastweek}\n",
+     10, "newsletters[0].select.since", "since must be last_issue, all"),
+    ("negative quality", GOOD + "    select: {min_quality: -1}\n",
+     10, "newsletters[0].select.min_quality", "greater than or equal to 0"),
+    ("bad pin regex", GOOD + "    select: {pin_keywords: ['[x']}\n",
+     10, "newsletters[0].select.pin_keywords", "bad regular expression"),
+    ("bad from address", GOOD + "    from: Weekly\n",
+     10, "newsletters[0].from", "from needs an email address"),
+    ("max stories too big", GOOD + "    select: {max_stories: 500}\n",
+     10, "newsletters[0].select.max_stories", "less than or equal to 100"),
 ]
 
 
@@ -61,7 +91,14 @@ def test_yaml_syntax_error_has_a_line() -> None:
 def test_duplicate_names_are_refused() -> None:
     text = GOOD.replace("newsletters:", "  - {name: blog, url: 'https://b.example/f'}\nnewsletters:")
     _, problems = parse_config(text)
-    assert any("duplicate sources name 'blog'" in p.message for p in problems)
+    assert [(p.line, p.message) for p in problems] == [
+        (6, "duplicate sources name 'blog' (first used on line 3)")]
+
+
+def test_duplicates_are_reported_beside_other_problems() -> None:
+    text = GOOD.replace("newsletters:", "  - {name: blog, url: 'ftp://b'}\nnewsletters:")
+    _, problems = parse_config(text)
+    assert sorted((p.line, p.path) for p in problems) == [(6, "sources[1].name"), (6, "sources[1].url")]
 
 
 def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
@@ -98,4 +135,47 @@ def test_validate_reports_a_missing_template(tmp_path: Path) -> None:
     path.write_text(GOOD + "    template: nosuch\n")
     result = _cli("validate", str(path), cwd=tmp_path)
     assert result.returncode == 1
-    assert "newsletters[0].template: nosuch.mjml.j2 not found" in result.stderr
+    assert f"{path}:10: newsletters[0].template: nosuch.mjml.j2 not found" in result.stderr
+    assert f"{path}:10: newsletters[0].template: nosuch.txt.j2 not found" in result.stderr
+
+
+def test_validate_finds_templates_beside_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(GOOD + "    template: house\n")
+    (tmp_path / "templates").mkdir()
+    for suffix in (".mjml.j2", ".txt.j2"):
+        (tmp_path / "templates" / f"house{suffix}").write_text("x")
+    result = _cli("validate", str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{path}: ok (1 sources, 1 newsletters)"
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(GOOD.replace("tags:", "tagz:").replace("Europe/Berlin", "Mars/Olympus"))
+    result = _cli("validate", str(path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{path}:5: sources[0].tagz: unknown field 'tagz' (did you mean 'tags'?)",
+        f"{path}:9: newsletters[0].schedule.timezone: unknown timezone 'Mars/Olympus' "
+        "(use an IANA name like Europe/Berlin)"]
+
+
+def test_the_staff_guide_snippets_validate(tmp_path: Path) -> None:
+    """docs/staff.md's "add a feed" and "second newsletter" snippets, pasted into the demo config."""
+    import re
+
+    from tests.conftest import ROOT
+
+    guide = (ROOT / "docs" / "staff.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", guide, re.S)
+    source, newsletter = (
+        "\n".join(line for line in textwrap.dedent(block).splitlines()[1:] if not line.strip().startswith("# …"))
+        for block in blocks[:2])
+    text = (ROOT / "sources.yaml").read_text()
+    text = text.replace("\nnewsletters:\n", "\n" + source + "\n\nnewsletters:\n", 1)
+    text = text.replace("\nproviders:\n", "\n" + newsletter + "\n\nproviders:\n", 1)
+    config, problems = parse_config(text)
+    assert not problems, [p.format("sources.yaml") for p in problems]
+    assert config is not None and config.source("city-hall").tags == ["city"]
+    assert config.newsletter("bridge-watch").select.include == ["bridge", "footbridge"]

@@ -1,0 +1,128 @@
+"""Where in sources.yaml a problem is: line numbers from PyYAML's node marks, matched to field paths.
+
+pydantic reports a field path (``newsletters[0].schedule.cron``); staff need a line. The YAML is
+composed once into ``{path: line}`` and each problem looks its field up, falling back to the nearest
+parent that exists in the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+FieldPath = tuple[str | int, ...]
+Lines = dict[FieldPath, int]
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int | None
+    path: str
+    message: str
+
+    def format(self, filename: str) -> str:
+        where = f"{filename}:{self.line}" if self.line else filename
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+def line_of(text: str, path: FieldPath) -> int | None:
+    """The line of a field in YAML text (or of its nearest existing parent); None if unparsable."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    lines = dict(node_lines(node)) if node is not None else {}
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path)
+
+
+def node_lines(node: yaml.Node, path: FieldPath = ()) -> Iterator[tuple[FieldPath, int]]:
+    yield path, node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = key.value
+            yield (*path, name, "<key>"), key.start_mark.line + 1
+            yield from node_lines(value, (*path, name))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from node_lines(item, (*path, index))
+
+
+def error_problem(err: Mapping[str, Any], lines: Lines, root: type[BaseModel]) -> Problem:
+    """A pydantic error as a Problem on the line of the field it names."""
+    loc: FieldPath = tuple(p for p in err["loc"]
+                           if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
+    kind = err["type"]
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        line = lines.get((*loc, "<key>"))
+        allowed = _allowed_fields(loc[:-1], root)
+        hint = difflib.get_close_matches(str(key), allowed, n=1)
+        message = f"unknown field {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    else:
+        line = None
+        probe = loc
+        while line is None and probe:
+            line = lines.get(probe)
+            probe = probe[:-1]
+        if kind == "missing":
+            message = "required field is missing"
+            line = lines.get(loc[:-1], line)
+    if line is None:
+        line = lines.get((), 1)
+    return Problem(line, dotted(loc), message)
+
+
+def dotted(loc: FieldPath) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _allowed_fields(parent: FieldPath, root: type[BaseModel]) -> list[str]:
+    model: Any = root
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    names = []
+    for name, field in model.model_fields.items():
+        names.append(field.alias or name)
+    return names
+
+
+def duplicate_names(data: Mapping[str, Any], lines: Lines) -> list[Problem]:
+    """Names used twice, each on its own line (a model validator would only know the file)."""
+    problems = []
+    for kind in ("sources", "newsletters"):
+        items = data.get(kind)
+        if not isinstance(items, list):
+            continue
+        first: dict[str, int] = {}
+        for index, item in enumerate(items):
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str):
+                continue
+            line = lines.get((kind, index, "name"), lines.get((kind, index)))
+            if name in first:
+                problems.append(Problem(line, f"{kind}[{index}].name",
+                                        f"duplicate {kind} name {name!r} (first used on line {first[name]})"))
+            else:
+                first[name] = line or 0
+    return problems

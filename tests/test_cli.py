@@ -1,0 +1,191 @@
+"""Staff commands: digest --dry-run, send-test, preview, and progress output."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import urllib.request
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from feedletter import gather
+from feedletter.cli import app
+from feedletter.config import Config
+from feedletter.mailsink import MailSink
+from feedletter.preview import PreviewServer, next_issue, preview_routes
+from feedletter.progress import report_progress
+from feedletter.selection import select_stories
+from feedletter.sitehost import SiteHost
+from feedletter.store import Store, issue_stories, issues, outbox
+from tests.fixtures_staff import put_story, staff
+
+__all__ = ["staff"]
+CONTRACT_KEYS = {"newsletter", "subject", "preheader", "stories"}
+runner = CliRunner()
+
+
+def _path(config: Config) -> str:
+    return config._path
+
+
+def _recorded(store: Store) -> tuple[int, int, int]:
+    with store.begin() as conn:
+        return tuple(int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())  # type: ignore[return-value]
+                     for t in (issues, issue_stories, outbox))
+
+
+def test_dry_run_writes_html_text_subject_and_headers(staff: tuple[Config, Store], tmp_path: Path) -> None:
+    config, store = staff
+    put_story(store, "city-ledger", "Footbridge opens")
+    out = tmp_path / "preview"
+    result = runner.invoke(app, ["digest", "city", "--dry-run", "--out", str(out), "--config", _path(config)])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["digest.eml", "digest.html", "digest.json", "digest.mjml", "digest.txt"]
+    record = json.loads((out / "digest.json").read_text())
+    assert record.keys() >= CONTRACT_KEYS and record["stories"][0]["title"] == "Footbridge opens"
+    headers = record["headers"]
+    assert headers["Subject"] == record["subject"] == "City Weekly: Footbridge opens"
+    assert headers["From"] == "City <news@city.example>"
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert headers["List-Unsubscribe"].startswith("<https://news.example.com/unsubscribe/")
+    msg = message_from_bytes((out / "digest.eml").read_bytes(), policy=policy.default)
+    assert msg["Subject"] == record["subject"] and not msg["Subject"].startswith("[TEST]")
+    html = msg.get_body(("html",))
+    assert html is not None and "Footbridge opens" in html.get_content() and "%%" not in html.get_content()
+    assert "Footbridge opens" in (out / "digest.html").read_text()
+    assert _recorded(store) == (0, 0, 0)  # a dry run records nothing
+
+
+def test_send_test_sends_one_marked_message_and_records_nothing(
+        staff: tuple[Config, Store], sink: MailSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    config, store = staff
+    monkeypatch.setenv("FEEDLETTER_SMTP_URL", sink.url)
+    put_story(store, "city-ledger", "Footbridge opens")
+    put_story(store, "valley-post", "Library hours")
+    before = [s.id for s in select_stories(config, store, config.newsletter("city"))]
+    result = runner.invoke(app, ["send-test", "city", "--to", "me@staff.example", "--config", _path(config)])
+    assert result.exit_code == 0, result.output
+    assert len(sink.received) == 1
+    got = sink.received[0]
+    assert got.recipients == ["me@staff.example"]
+    msg = got.message()
+    assert msg["Subject"].startswith("[TEST] City Weekly: ")
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert _recorded(store) == (0, 0, 0)
+    assert [s.id for s in select_stories(config, store, config.newsletter("city"))] == before
+    again = runner.invoke(app, ["send-test", "city", "--to", "me@staff.example", "--config", _path(config)])
+    assert again.exit_code == 0 and len(sink.received) == 2  # stories stay unused: same issue again
+    assert sink.received[1].message()["Subject"] == msg["Subject"]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "feedletter.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_send_test_errors_are_one_line(staff: tuple[Config, Store], tmp_path: Path) -> None:
+    config, _ = staff
+    empty = _cli("send-test", "city", "--to", "me@staff.example", "--config", _path(config), cwd=tmp_path)
+    assert empty.returncode == 1 and "Traceback" not in empty.stderr
+    assert "nothing to send" in empty.stderr
+    unknown = _cli("send-test", "citty", "--to", "me@x.example", "--config", _path(config), cwd=tmp_path)
+    assert unknown.returncode == 1 and "no newsletter named 'citty' (known: city, health)" in unknown.stderr
+
+
+def test_preview_page_shows_desktop_and_mobile(staff: tuple[Config, Store]) -> None:
+    config, store = staff
+    put_story(store, "city-ledger", "Footbridge <opens>")
+    newsletter = config.newsletter("city")
+    with PreviewServer(preview_routes(config, next_issue(config, store, newsletter), newsletter)) as server:
+        page = urllib.request.urlopen(server.url, timeout=10).read().decode()
+        email = urllib.request.urlopen(server.url + "email.html", timeout=10).read().decode()
+        text = urllib.request.urlopen(server.url + "email.txt", timeout=10).read().decode()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(server.url + "nope", timeout=10)
+    assert '<iframe src="email.html" width="600"' in page and '<iframe src="email.html" width="375"' in page
+    assert "City Weekly: Footbridge &lt;opens&gt;" in page  # the subject, escaped, in the headers table
+    assert "List-Unsubscribe" in page
+    assert "Footbridge &lt;opens&gt;" in email and "%%" not in email
+    assert "Footbridge <opens>" in text
+    assert _recorded(store) == (0, 0, 0)
+
+
+def test_preview_command_serves_until_stopped(staff: tuple[Config, Store], tmp_path: Path) -> None:
+    config, store = staff
+    put_story(store, "city-ledger", "Footbridge opens")
+    proc = subprocess.Popen([sys.executable, "-m", "feedletter.cli", "preview", "city", "--no-browser",
+                             "--config", _path(config)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("preview of city issue 1: http://127.0.0.1:")
+        url = line.split(": ", 1)[1].split()[0]
+        assert "width=\"375\"" in urllib.request.urlopen(url, timeout=10).read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_plain_progress_is_a_few_log_lines() -> None:
+    out = io.StringIO()
+    with report_progress("digest weekly", 95, unit="messages", stream=out) as advance:
+        for _ in range(95):
+            advance(1)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "digest weekly: 9/95 messages" and lines[-1] == "digest weekly: 95/95 messages"
+    assert 10 <= len(lines) <= 11
+
+
+def test_terminal_progress_draws_a_bar() -> None:
+    out = io.StringIO()
+    with report_progress("gather", 4, unit="sources", stream=out, terminal=True) as advance:
+        for _ in range(4):
+            advance(1)
+    shown = out.getvalue()
+    assert "gather" in shown and "4/4" in shown and "━" in shown
+
+
+def test_fetch_sources_reports_each_source(demo_config: Config, store: Store, site: SiteHost) -> None:
+    del site
+    done: list[int] = []
+    with gather.make_fetcher(demo_config) as fetcher:
+        results = gather.fetch_sources(demo_config, store, fetcher, progress=done.append)
+    assert len(done) == len(results) == 5 and sum(done) == 5
+
+
+@pytest.mark.slow
+def test_gather_command_logs_progress_when_not_a_terminal(prefect_harness: None, tmp_path: Path,
+                                                          site: SiteHost) -> None:
+    from tests.conftest import write_config
+
+    path = write_config(tmp_path, site)
+    result = runner.invoke(app, ["gather", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "gather: 5/5 sources" in result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["fetched"] == 5
+
+
+def test_delivery_reports_each_message(staff: tuple[Config, Store], sink: MailSink) -> None:
+    from feedletter import subscribers
+    from feedletter.deliver import deliver_issue
+    from feedletter.deliver.smtp import SmtpMailer, SmtpSettings
+    from feedletter.digest import issue_content, queue_issue, save_issue
+
+    config, store = staff
+    put_story(store, "city-ledger", "Footbridge opens")
+    newsletter = config.newsletter("city")
+    for i in range(3):
+        subscribers.add(store, "city", f"reader{i}@example.com")
+    issue_id = save_issue(store, next_issue(config, store, newsletter))
+    queue_issue(store, issue_id, newsletter)
+    done: list[int] = []
+    counts = deliver_issue(config, store, issue_content(config, store, issue_id),
+                           SmtpMailer(SmtpSettings.from_url(sink.url)), progress=done.append)
+    assert counts.sent == 3 and done == [1, 1, 1]
