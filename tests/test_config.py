@@ -9,6 +9,7 @@ import pytest
 
 from feedletter.config import load_config, parse_config
 from feedletter.errors import ConfigError
+from tests.conftest import ROOT
 
 GOOD = """\
 store: sqlite:///x.db
@@ -144,7 +145,8 @@ def test_validate_finds_templates_beside_the_config(tmp_path: Path) -> None:
     path.write_text(GOOD + "    template: house\n")
     (tmp_path / "templates").mkdir()
     for suffix in (".mjml.j2", ".txt.j2"):
-        (tmp_path / "templates" / f"house{suffix}").write_text("x")
+        builtin = ROOT / "templates" / f"digest{suffix}"
+        (tmp_path / "templates" / f"house{suffix}").write_text(builtin.read_text())
     result = _cli("validate", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{path}: ok (1 sources, 1 newsletters)"
