@@ -35,7 +35,7 @@ def _secrets_of(value: str) -> list[str]:
     # A URL is secret by its password only: smtp://127.0.0.1:25 stays readable in logs.
     if "://" in value:
         password = _password(value)
-        return [password, value] if password else []
+        return [password] if password else []
     return [value]
 
 
@@ -49,7 +49,7 @@ def secret_values(extra: Iterable[str | None] = (), env: dict[str, str] | None =
     for item in extra:
         if item:
             found.update(_secrets_of(item))
-    # Longest first, so a URL is masked whole before its password alone.
+    # Longest first, so that a secret containing another is masked whole.
     return sorted((s for s in found if len(s) >= _MIN_LENGTH), key=len, reverse=True)
 
 
