@@ -46,8 +46,8 @@ def _sync(value: object) -> RunnerDeployment:
 
 
 def _deployments(config: Config, config_path: str) -> list[object]:
-    from prefect.types.entrypoint import EntrypointType
     from prefect.schedules import Cron, Interval
+    from prefect.types.entrypoint import EntrypointType
 
     from flows.digest import digest_flow
     from flows.gather import gather_flow
