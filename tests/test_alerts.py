@@ -97,3 +97,41 @@ def test_without_an_alerts_address_incidents_are_only_logged(demo_config: object
     assert alerts.send_alerts(demo_config, store).sent == 0
     assert "digest weekly failed" in caplog.text
     assert len(alerts.pending(store)) == 1  # sent once an address is configured
+
+
+def test_status_shows_last_runs_counts_and_open_incidents(tmp_path: Path, site: SiteHost) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from feedletter.cli import app
+    from tests.conftest import run_gather
+
+    path = _broken_source_config(tmp_path, site)
+    config = load_config(path)
+    store = Store.open(config.store_url())
+    from feedletter import subscribers
+
+    for email in ("a@example.com", "b@example.com"):
+        subscribers.add(store, "weekly", email)
+    for status in ("failed", "completed"):
+        run = store.start_run("gather")
+        run_gather(config, store)
+        store.finish_run(run, status, {"sources": 6, "fetched": 5, "errors": 1, "new": 3})
+    run = store.start_run("digest", "weekly")
+    store.finish_run(run, "skipped", {"skipped": "no new stories"})
+    alerts.digest_failed(store, "weekly", "boom")
+    store.close()
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["status", "--config", str(path)])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert any(line.split()[:3] == ["gather", "(all)", "completed"] for line in lines)  # the latest only
+    assert not any(line.split()[:3] == ["gather", "(all)", "failed"] for line in lines)
+    assert any(line.split()[:3] == ["digest", "weekly", "skipped"] for line in lines)
+    assert "6 known: 5 ok, 1 failing, 0 disabled" in shown.output
+    assert "2 active" in shown.output and "Incidents 1 open" in shown.output
+    data = json.loads(runner.invoke(app, ["status", "--json", "--config", str(path)]).output)
+    assert data["counts"]["sources"] == {"ok": 5, "failing": 1} and data["counts"]["articles"] > 0
+    assert data["incidents"][0]["target"] == "weekly" and len(data["runs"]) == 2
