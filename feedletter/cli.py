@@ -224,17 +224,6 @@ def summarize(
                               ensure_ascii=False))
 
 
-@app.command()
-def status(config: ConfigOpt = None) -> None:
-    """Show the last runs of each flow from the store."""
-    cfg = _config(config)
-    with _store(cfg) as store:
-        for run in store.last_runs(20):
-            finished = run["finished"].isoformat(timespec="seconds") if run["finished"] else "-"
-            typer.echo(f"{run['flow']:<8} {run['target']:<16} {run['status']:<10} {finished}  "
-                       f"{json.dumps(run['counts'])}")
-
-
 @sources_app.command("status")
 def sources_status(config: ConfigOpt = None) -> None:
     """Show every source's health: last success, last error, failures, back-off."""
@@ -451,6 +440,60 @@ def init(
     for path in init_project(directory, feed or [], title=title, force=force):
         typer.echo(str(path))
     typer.echo(f"next: cd {directory} && feedletter validate")
+
+# --- operations ---
+def _when(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if value else "-"
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Show the last run of each flow and newsletter, source health, the outbox and open incidents."""
+    from feedletter.alerts import open_incidents
+    from feedletter.status import last_runs, store_counts
+
+    cfg = _config(config)
+    with _store(cfg) as store:
+        runs, counts, incidents = last_runs(store), store_counts(store), open_incidents(store)
+    if as_json:
+        typer.echo(json.dumps({"runs": runs, "counts": counts, "incidents": [
+            {"kind": i.kind, "target": i.target, "opened": i.opened, "alerted": i.alerted} for i in incidents]},
+            default=str))
+        return
+    typer.echo("Last runs")
+    if not runs:
+        typer.echo("  none yet: run `feedletter gather`")
+    for run in runs:
+        shown = {k: v for k, v in run["counts"].items() if k in (
+            "sources", "fetched", "errors", "new", "stories_new", "issue", "sent", "failed", "skipped", "error")}
+        typer.echo(f"  {run['flow']:<7} {run['target'] or '(all)':<20} {run['status']:<10} "
+                   f"{_when(run['finished'] or run['started'])}  {json.dumps(shown, default=str)}")
+    sources = counts["sources"]
+    typer.echo(f"Sources   {sum(sources.values())} known: {sources.get('ok', 0)} ok, "
+               f"{sources.get('failing', 0)} failing, {sources.get('disabled', 0)} disabled")
+    typer.echo(f"Content   {counts['articles']} articles, {counts['stories']} stories, {counts['issues']} issues")
+    typer.echo("Subscribers " + (", ".join(f"{n} {k}" for k, n in sorted(counts["subscribers"].items())) or "none"))
+    typer.echo("Outbox    " + (", ".join(f"{n} {k}" for k, n in sorted(counts["outbox"].items())) or "empty"))
+    typer.echo(f"Incidents {len(incidents)} open")
+    for incident in incidents:
+        typer.echo(f"  {incident.kind} {incident.target} since {_when(incident.opened)}"
+                   f" ({'alerted' if incident.alerted else 'alert pending'})")
+
+
+@app.command()
+def serve(
+    limit: Annotated[int | None, typer.Option(help="most flow runs at once in this process")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the gather deployment and each newsletter's digest deployment on their schedules."""
+    cfg = _config(config)
+    _prepare_prefect()
+    from flows.serve import serve as serve_deployments
+
+    serve_deployments(cfg, str(cfg.resolve(Path(cfg._path).name)), limit=limit)
 
 
 def main() -> None:

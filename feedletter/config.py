@@ -225,6 +225,29 @@ class Gather(_Model):
     user_agent: str = "feedletter/0.1 (+https://github.com/feedletter/feedletter)"
     tracking_params: list[str] = []
     interval_minutes: int = Field(60, ge=1)
+    schedule: Schedule | None = None  # a cron for gather, instead of the interval
+
+
+class Alerts(_Model):
+    """Where operators hear about disabled sources and failed digest runs."""
+
+    to: list[str]
+    sender: str = Field("feedletter <alerts@localhost>", alias="from")
+    provider: Literal["smtp", "file"] = "smtp"
+    subject_prefix: str = "[feedletter]"
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.fullmatch(r"[^@<>\s]+@[^@<>\s]+", address):
+                raise ValueError(f"not an email address: {address!r}")
+        return value
 
 
 class Config(_Model):
@@ -236,6 +259,7 @@ class Config(_Model):
     newsletters: list[Newsletter] = []
     providers: Providers = Providers()
     templates_dir: str | None = None
+    alerts: Alerts | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

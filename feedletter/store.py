@@ -172,6 +172,21 @@ runs = sa.Table(
 )
 
 
+# Something operators were told about: open until it is resolved, so it is alerted only once.
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("opened", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("alerted", sa.DateTime(timezone=True)),
+    sa.Column("alert_error", sa.Text),
+    sa.Column("closed", sa.DateTime(timezone=True)),
+    sa.Column("open_key", sa.String(100), unique=True),
+)
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 

@@ -1,23 +1,34 @@
-"""What every flow shares: retry rules for I/O tasks, and opening the config and the store."""
+"""What every flow shares: task options, the retry rule, run slots, secret-safe logs, config and store."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
-from prefect import Task
+import sqlalchemy as sa
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 
+from feedletter import alerts
 from feedletter.config import Config, load_config
-from feedletter.errors import ConfigError, DeliveryError, FetchError
+from feedletter.errors import ConfigError, DeliveryError, FetchError, StoreError
+from feedletter.redact import guard_logging, secret_values
 from feedletter.store import Store
 
 # Task options for stages that do I/O: explicit back-off, bounded time, and no retry of errors
 # that another try cannot fix (bad config, permanent HTTP or SMTP refusals).
 IO_RETRIES = 2
 IO_DELAYS: list[float] = [5.0, 30.0]
+# Stages that only touch the store are bounded in time but not retried: a rerun of the flow is the
+# retry, and the store's keys make it safe.
+STORE_TIMEOUT = 600.0
+SLOT_TIMEOUT = 3600.0  # how long a second run waits for the first one to finish
 
 
 def retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry only what may pass on another try: transient fetch/delivery errors, I/O, timeouts."""
     del task, task_run
     try:
         state.result()
@@ -25,11 +36,56 @@ def retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) 
         return False
     except (FetchError, DeliveryError) as exc:
         return exc.transient
-    except Exception:
+    except StoreError:
         return True
+    except (OSError, TimeoutError, sa.exc.OperationalError):
+        return True
+    except Exception:
+        # Our own errors (parse, render, unknown source) and bugs: the same input fails the same way.
+        return False
     return False
+
+
+def io_task_options(timeout: float) -> dict[str, Any]:
+    """The options every I/O task is declared with."""
+    return {"retries": IO_RETRIES, "retry_delay_seconds": IO_DELAYS, "retry_condition_fn": retry_transient,
+            "timeout_seconds": timeout}
 
 
 def open_config(config_path: str) -> tuple[Config, Store]:
     config = load_config(config_path)
+    guard_logging(secret_values([config.store]))
     return config, Store.open(config.store_url())
+
+
+def ensure_limit(name: str, limit: int = 1) -> None:
+    """Create the global concurrency limit ``name`` if it is missing (Prefect ignores missing ones)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+            return
+        except ObjectNotFound:
+            pass
+        # Another run may create it between our read and our write.
+        with suppress(ObjectAlreadyExists):
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
+
+
+@contextmanager
+def run_slot(name: str) -> Iterator[None]:
+    """Hold the single slot of limit ``name`` for the block: a second run waits for the first."""
+    from prefect.concurrency.sync import concurrency
+
+    ensure_limit(name)
+    with concurrency(name, occupy=1, timeout_seconds=SLOT_TIMEOUT, strict=True):
+        yield
+
+
+@task(cache_policy=NO_CACHE, persist_result=False, timeout_seconds=120)
+def alert_operators(config: Config, store: Store) -> alerts.AlertCounts:
+    """Email operators about new incidents. No retries here: a failed alert stays pending for the next run."""
+    return alerts.send_alerts(config, store)

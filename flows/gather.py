@@ -11,39 +11,37 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from feedletter import gather, health, stories
+from feedletter import alerts, gather, health, stories
 from feedletter.config import Config
 from feedletter.fetch import Fetcher
 from feedletter.store import Store
 from feedletter.summarize import ExtractiveSummarizer
-from flows.common import IO_DELAYS, IO_RETRIES, open_config, retry_transient
+from flows.common import STORE_TIMEOUT, alert_operators, io_task_options, open_config, run_slot
 
 
-@task(cache_policy=NO_CACHE, persist_result=False, retries=IO_RETRIES, retry_delay_seconds=IO_DELAYS,
-      retry_condition_fn=retry_transient, timeout_seconds=900)
+@task(cache_policy=NO_CACHE, persist_result=False, **io_task_options(timeout=900))
 def fetch_sources(config: Config, store: Store, fetcher: Fetcher, only: list[str],
                   progress: Callable[[int], None] | None = None) -> list[gather.SourceResult]:
     return gather.fetch_sources(config, store, fetcher, only=only, progress=progress)
 
 
-@task(cache_policy=NO_CACHE, persist_result=False)
+@task(cache_policy=NO_CACHE, persist_result=False, timeout_seconds=STORE_TIMEOUT)
 def store_entries(config: Config, store: Store, results: list[gather.SourceResult]) -> gather.StoreCounts:
     return gather.store_entries(config, store, results)
 
 
-@task(cache_policy=NO_CACHE, persist_result=False, retries=IO_RETRIES, retry_delay_seconds=IO_DELAYS,
-      retry_condition_fn=retry_transient, timeout_seconds=900)
+@task(cache_policy=NO_CACHE, persist_result=False, **io_task_options(timeout=900))
 def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> gather.ExtractCounts:
     return gather.extract_articles(config, store, fetcher)
 
 
-@task(cache_policy=NO_CACHE, persist_result=False)
+@task(cache_policy=NO_CACHE, persist_result=False, timeout_seconds=STORE_TIMEOUT)
 def group_articles(config: Config, store: Store) -> stories.GroupCounts:
     priority = {s.name: s.priority for s in config.sources}
     return stories.group_articles(store, priority=priority)
 
 
-@task(cache_policy=NO_CACHE, persist_result=False)
+@task(cache_policy=NO_CACHE, persist_result=False, timeout_seconds=STORE_TIMEOUT)
 def summarize_stories(store: Store) -> tuple[int, int]:
     return stories.summarize_stories(store, ExtractiveSummarizer())
 
@@ -58,37 +56,57 @@ def gather_flow(config_path: str = "sources.yaml", sources: list[str] | None = N
     log = get_run_logger()
     config, store = open_config(config_path)
     started = time.monotonic()
-    run_id = store.start_run("gather", ",".join(sources or []))
     status = "failed"
     try:
-        with gather.make_fetcher(config) as fetcher:
-            results = fetch_sources(config, store, fetcher, list(sources or []), progress)
-            for r in results:
-                if r.status == "error":
-                    log.warning("%s", r.error)
-            counts = store_entries(config, store, results)
-            extracted = extract_articles(config, store, fetcher)
-        grouped = group_articles(config, store)
-        summarized, cached = summarize_stories(store)
-        report = {
-            "sources": len(results),
-            "fetched": sum(r.status == "ok" for r in results),
-            "not_modified": sum(r.status == "not_modified" for r in results),
-            "errors": sum(r.status == "error" for r in results),
-            "skipped": sum(r.status == "skipped" for r in results),
-            "new": len(counts.new_ids), "duplicates": counts.duplicates + grouped.near_duplicates,
-            "extracted": extracted.extracted, "extract_errors": extracted.failed,
-            "stories_new": grouped.new_stories, "stories_joined": grouped.joined,
-            "summarized": summarized, "summaries_cached": cached,
-            "seconds": round(time.monotonic() - started, 3),
-        }
-        _health_artifact(store, results)
-        log.info("gather: %s", report)
-        status = "completed"
+        # Two gathers at once would fetch every source twice: the second waits for the first.
+        with run_slot("gather"):
+            run_id = store.start_run("gather", ",".join(sources or []))
+            try:
+                report = _gather(config, store, sources, started, progress)
+                log.info("gather: %s", report)
+                status = "completed"
+            finally:
+                store.finish_run(run_id, status, locals().get("report", {}))
         return report
     finally:
-        store.finish_run(run_id, status, locals().get("report", {}))
         store.close()
+
+
+def _gather(config: Config, store: Store, sources: list[str] | None, started: float,
+            progress: Callable[[int], None] | None) -> dict[str, Any]:
+    log = get_run_logger()
+    with gather.make_fetcher(config) as fetcher:
+        results = fetch_sources(config, store, fetcher, list(sources or []), progress)
+        for r in results:
+            if r.status == "error":
+                log.warning("%s", r.error)
+        log.info("fetch: %d sources, %d ok, %d not modified, %d errors, %d skipped", len(results),
+                 *(sum(r.status == s for r in results) for s in ("ok", "not_modified", "error", "skipped")))
+        for name in alerts.track_sources(store):
+            log.error("%s: disabled after repeated failures", name)
+        counts = store_entries(config, store, results)
+        log.info("store: %d new, %d duplicates", len(counts.new_ids), counts.duplicates)
+        extracted = extract_articles(config, store, fetcher)
+    grouped = group_articles(config, store)
+    summarized, cached = summarize_stories(store)
+    log.info("group: %d new stories, %d joined; summarize: %d (%d cached)", grouped.new_stories,
+             grouped.joined, summarized, cached)
+    if alerts.pending(store):
+        alert_operators(config, store)
+    report = {
+        "sources": len(results),
+        "fetched": sum(r.status == "ok" for r in results),
+        "not_modified": sum(r.status == "not_modified" for r in results),
+        "errors": sum(r.status == "error" for r in results),
+        "skipped": sum(r.status == "skipped" for r in results),
+        "new": len(counts.new_ids), "duplicates": counts.duplicates + grouped.near_duplicates,
+        "extracted": extracted.extracted, "extract_errors": extracted.failed,
+        "stories_new": grouped.new_stories, "stories_joined": grouped.joined,
+        "summarized": summarized, "summaries_cached": cached,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    _health_artifact(store, results)
+    return report
 
 
 def _health_artifact(store: Store, results: list[gather.SourceResult]) -> None:

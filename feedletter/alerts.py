@@ -1,0 +1,185 @@
+"""Operator alerts: a source disabled by its failures, a digest run that failed.
+
+Each problem is an *incident* in the store, open until it is resolved (the source is enabled again,
+the newsletter's next digest run succeeds). An incident is alerted once: the email goes out through
+the same mailer machinery as the newsletters and the incident is marked alerted right after. An
+alert that could not be sent stays pending and is tried again by the next run (a crash between
+sending and marking is the one case that repeats it: better twice than never).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+import sqlalchemy as sa
+
+from feedletter.config import Config, Newsletter
+from feedletter.errors import DeliveryError, FeedletterError
+from feedletter.health import all_states
+from feedletter.redact import redact, secret_values
+from feedletter.store import Store, incidents, now, utc
+
+log = logging.getLogger(__name__)
+SOURCE_DISABLED = "source-disabled"
+DIGEST_FAILED = "digest-failed"
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: int
+    kind: str
+    target: str
+    opened: datetime
+    detail: str
+    alerted: datetime | None
+
+
+@dataclass
+class AlertCounts:
+    sent: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _open_key(kind: str, target: str) -> str:
+    return f"{kind}:{target}"
+
+
+def open_incident(store: Store, kind: str, target: str, detail: str) -> bool:
+    """Record a problem; False when the same problem is already open (and so already alerted)."""
+    clean = redact(detail, secret_values())
+    with store.begin() as conn:
+        found = conn.execute(sa.select(incidents.c.id).where(
+            incidents.c.open_key == _open_key(kind, target))).first()
+        if found is not None:
+            return False
+    try:
+        with store.begin() as conn:
+            conn.execute(incidents.insert().values(kind=kind, target=target, opened=now(), detail=clean,
+                                                   open_key=_open_key(kind, target)))
+    except sa.exc.IntegrityError:
+        return False  # another run opened it a moment ago
+    return True
+
+
+def close_incident(store: Store, kind: str, target: str) -> bool:
+    """Mark a problem resolved, so that the next occurrence alerts again."""
+    with store.begin() as conn:
+        result = conn.execute(incidents.update().where(incidents.c.open_key == _open_key(kind, target))
+                              .values(closed=now(), open_key=None))
+        return bool(result.rowcount)
+
+
+def track_sources(store: Store) -> list[str]:
+    """Open an incident for each disabled source and close those of enabled ones; return the new ones."""
+    opened = []
+    for state in all_states(store):
+        if state.disabled:
+            detail = (f"{state.name} ({state.url}) was disabled after {state.failures} failed fetches.\n"
+                      f"Last error: {state.last_error or 'unknown'}\n\n"
+                      f"When it is fixed: feedletter sources enable {state.name}")
+            if open_incident(store, SOURCE_DISABLED, state.name, detail):
+                opened.append(state.name)
+        else:
+            close_incident(store, SOURCE_DISABLED, state.name)
+    return opened
+
+
+def digest_failed(store: Store, newsletter: str, error: BaseException | str) -> bool:
+    detail = (f"The digest run of {newsletter} failed: {error}\n\n"
+              f"Recipients already sent to are recorded; the next run finishes the rest without repeats.\n"
+              f"Inspect: feedletter status; feedletter digest {newsletter} --dry-run")
+    return open_incident(store, DIGEST_FAILED, newsletter, detail)
+
+
+def pending(store: Store) -> list[Incident]:
+    """Open incidents whose alert has not gone out yet."""
+    with store.begin() as conn:
+        rows = conn.execute(sa.select(incidents).where(incidents.c.open_key.is_not(None),
+                                                       incidents.c.alerted.is_(None))
+                            .order_by(incidents.c.id)).mappings().all()
+    return [Incident(r["id"], r["kind"], r["target"], utc(r["opened"]) or now(), r["detail"],
+                     utc(r["alerted"])) for r in rows]
+
+
+def open_incidents(store: Store) -> list[Incident]:
+    with store.begin() as conn:
+        rows = conn.execute(sa.select(incidents).where(incidents.c.open_key.is_not(None))
+                            .order_by(incidents.c.id)).mappings().all()
+    return [Incident(r["id"], r["kind"], r["target"], utc(r["opened"]) or now(), r["detail"],
+                     utc(r["alerted"])) for r in rows]
+
+
+def _subject(config: Config, incident: Incident) -> str:
+    prefix = config.alerts.subject_prefix if config.alerts else "[feedletter]"
+    what = {SOURCE_DISABLED: f"source {incident.target} disabled",
+            DIGEST_FAILED: f"digest {incident.target} failed"}.get(incident.kind, incident.kind)
+    return f"{prefix} {what}"
+
+
+def alert_message(config: Config, incident: Incident, recipient: str) -> EmailMessage:
+    assert config.alerts is not None
+    msg = EmailMessage()
+    msg["From"] = config.alerts.sender
+    msg["To"] = recipient
+    msg["Subject"] = _subject(config, incident)
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(f"incident-{incident.id}")
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(f"{incident.detail}\n\nOpened {incident.opened.isoformat(timespec='seconds')}.\n"
+                    f"You will not hear about this again until it has been resolved.\n")
+    return msg
+
+
+def send_alerts(config: Config, store: Store) -> AlertCounts:
+    """Send each pending incident's alert to every operator address; nothing when alerts are off."""
+    counts = AlertCounts()
+    todo = pending(store)
+    if config.alerts is None or not todo:
+        for incident in todo:
+            log.warning("alert (no alerts address configured): %s", _subject(config, incident))
+        return counts
+    from feedletter.deliver import make_mailer
+
+    alerts = config.alerts
+    # The provider machinery wants a newsletter; this one stands for the operators' channel.
+    channel = Newsletter.model_validate({"name": "alerts", "title": "feedletter alerts",
+                                         "from": alerts.sender, "provider": alerts.provider})
+    try:
+        mailer = make_mailer(config, channel)
+    except FeedletterError as exc:
+        counts.failed, counts.errors = len(todo), [str(exc)]
+        _note_error(store, [i.id for i in todo], str(exc))
+        return counts
+    try:
+        for incident in todo:
+            try:
+                for recipient in alerts.to:
+                    mailer.send(alert_message(config, incident, recipient), alerts.sender, recipient,
+                                lambda: True)
+            except DeliveryError as exc:
+                counts.failed += 1
+                counts.errors.append(str(exc))
+                _note_error(store, [incident.id], str(exc))
+                continue
+            with store.begin() as conn:
+                conn.execute(incidents.update().where(incidents.c.id == incident.id)
+                             .values(alerted=now(), alert_error=None))
+            counts.sent += 1
+    finally:
+        mailer.close()
+    return counts
+
+
+def _note_error(store: Store, ids: list[int], error: str) -> None:
+    log.warning("alerts: %s", error)
+    with store.begin() as conn:
+        conn.execute(incidents.update().where(incidents.c.id.in_(ids)).values(alert_error=error))
+
+
+__all__ = ["AlertCounts", "Incident", "close_incident", "digest_failed", "open_incident",
+           "open_incidents", "pending", "send_alerts", "track_sources"]
