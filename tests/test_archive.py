@@ -14,12 +14,14 @@ from urllib.parse import urlsplit
 import httpx
 import lxml.html
 import pytest
+import sqlalchemy as sa
 
 from feedletter.config import Config
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store
 from feedletter.syndicate import publish
 from feedletter.syndicate_archive import web_copy
+from tests.conftest import postgres_url
 from tests.fixtures_syndication import HOSTILE_TITLE, add_issues, seeded
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,3 +190,30 @@ def test_archive_is_served_from_a_static_host_under_a_sub_path(built: tuple[Conf
             response = client.get(path)
             assert response.status_code == 200, path
         assert client.get("/archive/weekly/feed.json").headers["content-type"].startswith("application/feed+json")
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(postgres_url() is None, reason="set FEEDLETTER_TEST_DATABASE_URL to test with PostgreSQL")
+def test_postgres_store_publishes_the_same_bytes_as_sqlite(tmp_path: Path) -> None:
+    url = sa.engine.make_url(postgres_url() or "")
+    name = f"feedletter_syndicate_{os.getpid()}"  # a database of its own: other tests share the server
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    (tmp_path / "pg").mkdir()
+    (tmp_path / "lite").mkdir()
+    try:
+        pg_config, pg_store = seeded(tmp_path / "pg", issues=3,
+                                     store=url.set(database=name).render_as_string(hide_password=False))
+        assert pg_store.dialect == "postgresql"
+        pg_root = publish(pg_config, pg_store).root
+        pg_store.close()
+        lite_config, lite_store = seeded(tmp_path / "lite", issues=3)
+        lite_root = publish(lite_config, lite_store).root
+        lite_store.close()
+        assert snapshot(pg_root) == snapshot(lite_root)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
