@@ -22,6 +22,7 @@ from lxml import etree
 from feedletter.config import Config, Newsletter
 from feedletter.digest import source_titles
 from feedletter.sanitize import sanitize_html
+from feedletter.syndicate_archive import http_url
 from feedletter.syndicate_issues import EPOCH, Addresses, PublishedIssue, addresses, feed_formats, feed_path
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
@@ -66,7 +67,7 @@ def feeds(config: Config, newsletter: Newsletter, issues: list[PublishedIssue],
                              html=_content(env, "archive/feed_issue.html.j2", where.issue(i.number),
                                            issue=i, **context)) for i in recent)
     stories = [(issue, story) for issue in issues for story in issue.stories][:config.site.feed_items]
-    story_items = tuple(Item(id=where.story(s.id), url=s.url or where.story(s.id), title=s.title,
+    story_items = tuple(Item(id=where.story(s.id), url=http_url(s.url) or where.story(s.id), title=s.title,
                              summary=s.summary or s.title, date=issue.issued,
                              html=_content(env, "archive/feed_story.html.j2", where.story(s.id),
                                            story=s, **context)) for issue, s in stories)

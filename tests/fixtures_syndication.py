@@ -56,7 +56,8 @@ def add_stories(store: Store, first: int, count: int) -> None:
                 summary_hash=f"h{n}")).inserted_primary_key[0]
             lead_source, other = SOURCES[n % 3], SOURCES[(n + 1) % 3]
             ids = []
-            for source, url in ((lead_source, f"https://{lead_source}.example.org/story-{n}"),
+            lead_url = HOSTILE_URL.replace("also", "lead") if n == 1 else f"https://{lead_source}.example.org/story-{n}"
+            for source, url in ((lead_source, lead_url),
                                 (other, HOSTILE_URL if n == 1 else f"https://{other}.example.org/s{n}")):
                 row = conn.execute(articles.insert().values(
                     key=f"{source}-{n}", source=source, url=url, canonical=url, title=story_title(n),

@@ -48,6 +48,7 @@ def listed_issues(page: Path) -> list[str]:
     return [a.get("href") for a in doc.xpath("//ol[@class='issues']//a")]
 
 
+@pytest.mark.slow  # runs the CLI in a fresh process
 def test_rebuild_gives_byte_identical_files_also_in_a_fresh_process(tmp_path: Path) -> None:
     config, store = seeded(tmp_path, issues=3)
     first = publish(config, store)
@@ -73,6 +74,7 @@ def test_rebuild_gives_byte_identical_files_also_in_a_fresh_process(tmp_path: Pa
         assert today.strftime("%Y-%m-%d") not in text and f"{today.day} {today:%B %Y}" not in text, name
 
 
+@pytest.mark.slow  # runs the CLI in a fresh process
 def test_cli_prints_changed_files_and_rebuild_removes_stale_ones(tmp_path: Path) -> None:
     config, store = seeded(tmp_path, issues=1)
     publish(config, store)
@@ -164,6 +166,7 @@ def test_story_pages_link_the_lead_and_the_other_tellings(built: tuple[Config, S
     assert [a.get("href") for a in page.xpath("//p[@class='meta']//a")] == ["../../", "../../5/"]
     hostile = (built[2] / "weekly" / "stories" / "1" / "index.html").read_text()
     assert "javascript:" not in hostile and "<script>" not in hostile
+    assert "Read the full story" not in hostile  # its lead's URL was javascript:, so no link to it
     assert "Council &lt;script&gt;" in hostile
 
 

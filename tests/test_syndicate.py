@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import feedparser
 import pytest
@@ -168,6 +168,7 @@ def test_content_is_sanitized_and_hostile_text_escaped(built: tuple[Config, Stor
     found = items(built[2] / name)
     assert any("&lt;script&gt;" in i["html"] for i in found)  # the hostile title is there, as text
     for item in found:
+        assert urlsplit(item["link"]).scheme == "https"
         assert "<script" not in item["html"].lower()
         assert "javascript:" not in item["html"].lower()
         assert sanitize_html(item["html"]) == item["html"]  # a fixed point of the one sanitizer
@@ -189,6 +190,8 @@ def test_issue_items_carry_every_story_and_story_items_link_the_lead(built: tupl
     assert first["id"].startswith(BASE + "stories/") and first["url"].startswith("https://")
     assert f'href="{first["url"]}"' in first["content_html"]
     assert "Also covered by <a href=" in first["content_html"]
+    hostile = next(s for s in stories["items"] if s["id"] == BASE + "stories/1/")
+    assert hostile["url"] == hostile["id"]  # a javascript: lead URL gives way to the permalink
 
 
 def test_ids_are_unique_and_stable_across_rebuilds(tmp_path: Path) -> None:
