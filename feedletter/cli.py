@@ -128,17 +128,22 @@ def digest(
 
 @app.command()
 def syndicate(
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="rewrite every file from the store")] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="rewrite every file and remove files the store "
+                                          "no longer produces")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Write RSS feeds and the web archive from the store."""
-    from feedletter import syndicate as publish
+    """Write RSS/Atom/JSON Feed and the web archive from the store; print the files that changed."""
+    from feedletter.syndicate import publish
 
     cfg = _config(config)
-    del rebuild  # every run rebuilds from the store; unchanged files are left untouched
     with _store(cfg) as store:
-        for path in publish.syndicate(cfg, store):
-            typer.echo(str(path))
+        result = publish(cfg, store, rebuild=rebuild)
+    for path in result.changed:
+        typer.echo(str(path))
+    for problem in result.hub_problems:
+        typer.echo(f"warning: {problem}", err=True)
+    typer.echo(f"syndicate: {len(result.files)} files in {result.root} ({len(result.changed)} changed"
+               f"{f', {len(result.removed)} removed' if result.removed else ''})", err=True)
 
 
 @app.command()

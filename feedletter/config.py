@@ -62,8 +62,17 @@ class Site(_Model):
     base_url: str = "http://localhost:8080"
     archive_dir: str = "public"
     title: str = "feedletter"
+    # Syndication: archive index page size, items per feed, and an optional WebSub hub to ping.
+    archive_per_page: int = Field(20, ge=1, le=1000)
+    feed_items: int = Field(20, ge=1, le=1000)
+    websub_hub: str | None = None
 
     _url = field_validator("base_url")(_check_http_url)
+
+    @field_validator("websub_hub")
+    @classmethod
+    def _hub(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value)
 
 
 class Source(_Model):
@@ -185,7 +194,7 @@ class Newsletter(_Model):
     sender: str = Field("feedletter <newsletter@localhost>", alias="from")
     reply_to: str | None = None
     provider: Literal["smtp", "listmonk", "mailchimp", "file"] = "smtp"
-    feeds: list[Literal["rss", "atom", "json"]] = ["rss"]
+    feeds: list[Literal["rss", "atom", "json", "stories"]] = ["rss"]
     template: str = "digest"
     postal_address: str = ""
     utm: bool | Utm = False
@@ -193,6 +202,14 @@ class Newsletter(_Model):
     logo: Logo | None = None
 
     _name = field_validator("name")(_check_name)
+
+    @field_validator("feeds")
+    @classmethod
+    def _feeds(cls, value: list[str]) -> list[str]:
+        # "stories" adds a stories feed in each listed format, so it needs a format beside it.
+        if "stories" in value and not set(value) - {"stories"}:
+            raise ValueError("stories needs a feed format beside it (rss, atom or json)")
+        return value
 
     @field_validator("sender")
     @classmethod

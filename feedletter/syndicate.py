@@ -1,95 +1,106 @@
-"""Publish issues: an RSS 2.0 feed per newsletter (feedgen) and a static HTML archive.
+"""Publish every newsletter's issues: feeds (RSS 2.0, Atom 1.0, JSON Feed 1.1) and a static web archive.
 
-Everything is rebuilt from the store, deterministically, so a rebuild gives the same bytes.
+Everything is rebuilt from the store and nothing depends on the time of the build, so building
+twice, or rebuilding in a fresh process, gives byte-identical files. Files whose bytes did not
+change are left alone; changed feeds are announced to the WebSub hub when one is configured.
+
+Layout under ``site.archive_dir``::
+
+    index.html                      every newsletter
+    NEWSLETTER/index.html           its issues, newest first (older pages: page/N/index.html)
+    NEWSLETTER/N/index.html         issue N: the email as a web page
+    NEWSLETTER/stories/ID/index.html  a story's permalink
+    NEWSLETTER/rss.xml atom.xml feed.json          issues feeds (as listed in ``feeds``)
+    NEWSLETTER/stories/rss.xml atom.xml feed.json  stories feeds (``feeds: [..., stories]``)
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
-import sqlalchemy as sa
-from feedgen.feed import FeedGenerator
+from feedletter.config import Config
+from feedletter.errors import SyndicateError
+from feedletter.store import Store
+from feedletter.syndicate_archive import Archive, environment, home_page
+from feedletter.syndicate_feeds import feeds
+from feedletter.syndicate_issues import PublishedIssue, addresses, load_issues
+from feedletter.websub import ping
 
-from feedletter.config import Config, Newsletter
-from feedletter.render import template_dirs
-from feedletter.store import Store, issues, utc
-
-
-@dataclass(frozen=True)
-class IssueRow:
-    number: int
-    subject: str
-    preheader: str
-    issued: datetime
-    html: str
+__all__ = ["Published", "publish", "syndicate"]
 
 
-def load_issues(store: Store, newsletter: str) -> list[IssueRow]:
-    with store.begin() as conn:
-        rows = conn.execute(sa.select(issues.c.number, issues.c.subject, issues.c.preheader, issues.c.issued,
-                                      issues.c.html).where(issues.c.newsletter == newsletter)
-                            .order_by(issues.c.number.desc())).all()
-    return [IssueRow(r.number, r.subject, r.preheader, utc(r.issued), r.html) for r in rows]  # type: ignore[arg-type]
+@dataclass
+class Published:
+    """What a build produced: every file, the ones whose bytes changed, and hub problems if any."""
 
-
-def web_copy(html: str) -> str:
-    """The email's HTML as a web page: the per-subscriber parts taken out."""
-    html = re.sub(r'<a href="%%UNSUBSCRIBE_URL%%"[^>]*>.*?</a>', "", html, flags=re.S)
-    return html.replace("%%NAME%%", "").replace(" as .", ".")
-
-
-def rss_feed(config: Config, newsletter: Newsletter, rows: list[IssueRow]) -> bytes:
-    base = config.site.base_url.rstrip("/")
-    home = f"{base}/{newsletter.name}/"
-    fg = FeedGenerator()
-    fg.title(newsletter.title)
-    fg.link(href=home, rel="alternate")
-    fg.link(href=f"{home}rss.xml", rel="self")
-    fg.description(f"Every issue of {newsletter.title}")
-    fg.language("en")
-    fg.generator("feedletter")
-    if rows:
-        fg.lastBuildDate(rows[0].issued)
-    for row in reversed(rows):  # feedgen prepends: add oldest first so the newest ends on top
-        entry = fg.add_entry()
-        url = f"{home}{row.number}/"
-        entry.id(url)
-        entry.guid(url, permalink=True)
-        entry.link(href=url)
-        entry.title(row.subject)
-        entry.description(row.preheader or row.subject)
-        entry.pubDate(row.issued)
-    return bytes(fg.rss_str(pretty=True))
+    root: Path
+    files: list[Path] = field(default_factory=list)
+    changed: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    changed_feeds: list[str] = field(default_factory=list)  # their URLs: the WebSub topics
+    hub_problems: list[str] = field(default_factory=list)
 
 
 def syndicate(config: Config, store: Store) -> list[Path]:
-    """Write every newsletter's feed and archive under ``site.archive_dir``; return the files written."""
+    """Write every newsletter's feeds and archive under ``site.archive_dir``; return the files written."""
+    return publish(config, store).files
+
+
+def publish(config: Config, store: Store, *, rebuild: bool = False) -> Published:
+    """Build every output from the store.
+
+    ``rebuild`` rewrites every file even when its bytes are unchanged and removes files in the
+    newsletters' folders that the store no longer produces (a deleted issue, a changed page size).
+    """
     root = config.resolve(config.site.archive_dir)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(d) for d in template_dirs(config)]),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
-    written: list[Path] = []
+    env = environment(config)
+    result = Published(root)
+    everyone: dict[str, list[PublishedIssue]] = {}
     for newsletter in config.newsletters:
-        rows = load_issues(store, newsletter.name)
+        issues = load_issues(config, store, newsletter)
+        everyone[newsletter.name] = issues
         folder = root / newsletter.name
-        folder.mkdir(parents=True, exist_ok=True)
-        if "rss" in newsletter.feeds:
-            written.append(_write(folder / "rss.xml", rss_feed(config, newsletter, rows)))
-        index = env.get_template("archive/index.html.j2").render(
-            newsletter=newsletter.model_dump(), issues=rows, base=config.site.base_url.rstrip("/"))
-        written.append(_write(folder / "index.html", index.encode("utf-8")))
-        for row in rows:
-            written.append(_write(folder / str(row.number) / "index.html", web_copy(row.html).encode("utf-8")))
-    return written
+        where = addresses(config, newsletter)
+        produced: set[Path] = set()
+        for relative, data in feeds(config, newsletter, issues, env):
+            if _write(result, folder / relative, data, rebuild):
+                result.changed_feeds.append(where.home + relative)
+            produced.add(folder / relative)
+        for relative, html in Archive(config, newsletter, env).pages(issues):
+            _write(result, folder / relative, html.encode("utf-8"), rebuild)
+            produced.add(folder / relative)
+        if rebuild:
+            result.removed += _prune(folder, produced)
+    _write(result, root / "index.html", home_page(config, env, everyone).encode("utf-8"), rebuild)
+    if config.site.websub_hub and result.changed_feeds:
+        result.hub_problems = ping(config.site.websub_hub, result.changed_feeds)
+    return result
 
 
-def _write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_bytes() != data:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return path
+def _write(result: Published, path: Path, data: bytes, rebuild: bool) -> bool:
+    """Write ``data`` to ``path`` atomically if it differs (or always, when rebuilding); True if changed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        changed = not path.is_file() or path.read_bytes() != data
+        if changed or rebuild:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+    except OSError as exc:
+        raise SyndicateError(str(path), f"cannot write: {exc.strerror or exc}") from None
+    result.files.append(path)
+    if changed:
+        result.changed.append(path)
+    return changed
+
+
+def _prune(folder: Path, produced: set[Path]) -> list[Path]:
+    removed = []
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file() and path not in produced:
+            path.unlink()
+            removed.append(path)
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    return removed

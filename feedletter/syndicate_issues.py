@@ -1,0 +1,143 @@
+"""The issues of a newsletter as they were published, read back from the store for syndication.
+
+An issue's stories come from the record saved with it (``issues.data``, what the email showed), in
+the order of ``issue_stories``: a summary refreshed after sending must not rewrite the archive, and
+the same store must always give the same files. Everything here is plain data; nothing is rendered.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from feedletter.config import Config, Newsletter
+from feedletter.digest import source_titles
+from feedletter.models import Coverage
+from feedletter.store import Store, issue_stories, issues, utc
+from feedletter.stories import load_stories
+
+FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
+FEED_TYPES = {"rss": "application/rss+xml", "atom": "application/atom+xml", "json": "application/feed+json"}
+FEED_NAMES = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+# What an empty feed reports as its last update: a fixed instant, never "now", so rebuilds match.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class PublishedStory:
+    id: int
+    title: str
+    url: str
+    source: str
+    source_title: str
+    published: datetime | None
+    summary: str
+    also: tuple[Coverage, ...]
+    issue: int
+
+
+@dataclass(frozen=True)
+class PublishedIssue:
+    number: int
+    subject: str
+    preheader: str
+    issued: datetime
+    html: str
+    stories: tuple[PublishedStory, ...]
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """Where one newsletter's pages and feeds live: absolute URLs for feeds, folder names for files."""
+
+    base: str
+    newsletter: str
+
+    @property
+    def home(self) -> str:
+        return f"{self.base}/{self.newsletter}/"
+
+    def issue(self, number: int) -> str:
+        # The same address digest.issue_url gives the email's "view in browser" link.
+        return f"{self.home}{number}/"
+
+    def story(self, story_id: int) -> str:
+        return f"{self.home}stories/{story_id}/"
+
+    def feed(self, kind: str, stories: bool = False) -> str:
+        return self.home + feed_path(kind, stories)
+
+
+def feed_path(kind: str, stories: bool = False) -> str:
+    """A feed's file path inside the newsletter's folder."""
+    return ("stories/" if stories else "") + FEED_FILES[kind]
+
+
+def feed_formats(newsletter: Newsletter) -> list[str]:
+    return [kind for kind in ("rss", "atom", "json") if kind in newsletter.feeds]
+
+
+def addresses(config: Config, newsletter: Newsletter) -> Addresses:
+    return Addresses(config.site.base_url.rstrip("/"), newsletter.name)
+
+
+def load_issues(config: Config, store: Store, newsletter: Newsletter) -> list[PublishedIssue]:
+    """Every issue of ``newsletter``, newest first, with its stories in the order they were sent."""
+    with store.begin() as conn:
+        rows = conn.execute(sa.select(issues.c.id, issues.c.number, issues.c.subject, issues.c.preheader,
+                                      issues.c.issued, issues.c.html, issues.c.data)
+                            .where(issues.c.newsletter == newsletter.name)
+                            .order_by(issues.c.number.desc())).all()
+        placed = conn.execute(sa.select(issue_stories.c.issue_id, issue_stories.c.story_id)
+                              .where(issue_stories.c.newsletter == newsletter.name)
+                              .order_by(issue_stories.c.issue_id, issue_stories.c.position)).all()
+    story_ids: dict[int, list[int]] = {}
+    for issue_id, story_id in placed:
+        story_ids.setdefault(issue_id, []).append(story_id)
+    titles = source_titles(config)
+    out = []
+    for row in rows:
+        ids = story_ids.get(row.id, [])
+        record = _record(row.data)
+        told = record.get("stories")
+        if isinstance(told, list) and len(told) == len(ids):
+            stories = tuple(_from_record(i, s, titles, row.number) for i, s in zip(ids, told, strict=True))
+        else:  # an issue saved without its record: the stories as the store has them now
+            stories = tuple(PublishedStory(s.id, s.title, s.url, s.source, titles.get(s.source, s.source),
+                                           s.published, s.summary, s.also, row.number)
+                            for s in load_stories(store, ids, {}))
+        issued = (utc(row.issued) or EPOCH).replace(microsecond=0)
+        out.append(PublishedIssue(row.number, row.subject, row.preheader, issued,
+                                  row.html, stories))
+    return out
+
+
+def _record(data: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _from_record(story_id: int, told: dict[str, Any], titles: dict[str, str], issue: int) -> PublishedStory:
+    source = str(told.get("source") or "")
+    also = tuple(Coverage(source=str(a.get("source") or ""), title=str(a.get("title") or ""),
+                          url=str(a.get("url") or "")) for a in told.get("also") or [] if isinstance(a, dict))
+    return PublishedStory(id=story_id, title=str(told.get("title") or ""), url=str(told.get("url") or ""),
+                          source=source, source_title=titles.get(source, source),
+                          published=_date(told.get("published")), summary=str(told.get("summary") or ""),
+                          also=also, issue=issue)
+
+
+def _date(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return utc(datetime.fromisoformat(value))
+    except ValueError:
+        return None

@@ -1,0 +1,36 @@
+"""Tell a WebSub hub that feeds changed, so subscribers get new issues without polling.
+
+WebSub (W3C) leaves the publisher-to-hub notice to each hub; the form every public hub accepts is
+a POST of ``hub.mode=publish`` and ``hub.url=<topic>``, one topic per request. A hub being down
+must not undo a published issue: problems are logged and returned, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import httpx
+
+log = logging.getLogger("feedletter.websub")
+
+USER_AGENT = "feedletter-websub/0.1"
+
+
+def ping(hub: str, topics: Iterable[str], *, timeout: float = 10.0) -> list[str]:
+    """POST a publish notice to ``hub`` for each topic URL; return one problem line per failure."""
+    problems = []
+    with httpx.Client(timeout=timeout, follow_redirects=False,
+                      headers={"User-Agent": USER_AGENT}) as client:
+        for topic in topics:
+            try:
+                response = client.post(hub, data={"hub.mode": "publish", "hub.url": topic})
+            except httpx.HTTPError as exc:
+                problems.append(f"syndicate: {hub}: WebSub ping for {topic} failed: {exc.__class__.__name__}: {exc}")
+                continue
+            # Hubs answer 204 No Content (or 202/200); anything else means the notice was not taken.
+            if not 200 <= response.status_code < 300:
+                problems.append(f"syndicate: {hub}: WebSub ping for {topic} answered HTTP {response.status_code}")
+    for problem in problems:
+        log.warning("%s", problem)
+    return problems
