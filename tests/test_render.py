@@ -231,6 +231,6 @@ def test_validate_command_reports_a_broken_override_before_any_send(tmp_path: Pa
               "</mj-text></mj-column></mj-section>\n")
     result = CliRunner().invoke(app, ["validate", str(tmp_path / "sources.yaml")])
     assert result.exit_code == 1
-    assert result.output.strip() == (f"{tmp_path / 'sources.yaml'}: newsletters[0].template: render: "
+    assert result.output.strip() == (f"{tmp_path / 'sources.yaml'}:5: newsletters[0].template: render: "
                                      "partials/story.mjml.j2:4: template syntax error: Expected an expression, "
                                      "got 'end of statement block'")
