@@ -100,6 +100,8 @@ _STREET_AD = re.compile(
     r"\b(?:visit us|call us|call|clinic|located at|suite|ste|appointments?|consultations?|"
     r"open (?:mon|tue|wed|thu|fri|sat|sun|daily|\d)|hours)\b", re.IGNORECASE)
 
+_ANYWHERE_KEYS = ("email address", "required fields", "cookie", "rights reserved", "©", "(c)", "copyright")
+_AD_MAX = 300
 _SHORT_RE = re.compile("|".join(f"(?:{r})" for r in _SHORT_RULES), re.IGNORECASE)
 _ANYWHERE_RE = re.compile("|".join(f"(?:{r})" for r in _ANYWHERE_RULES), re.IGNORECASE)
 # "Home News Health" must keep its capitals to count as a crumb, so it is checked case-sensitively.
@@ -116,13 +118,16 @@ def is_boilerplate(line: str) -> bool:
     if not _WORD.search(text):
         return True  # only bullets, dashes or separators
     text = _LEAD_NOISE.sub("", text, count=1)
-    if _ANYWHERE_RE.search(text):
+    lower = text.lower()
+    # Substring checks first: the regexes are slow on long paragraphs that match nothing.
+    if any(k in lower for k in _ANYWHERE_KEYS) and _ANYWHERE_RE.search(text):
         return True
     if len(text) <= _SHORT:
         m = _SHORT_RE.match(text)
         if m and _confirm_short(text, m.group(0)):
             return True
-    return _is_business_ad(text)
+    # An ad is a short block; a long paragraph that gives an address is reporting.
+    return len(text) <= _AD_MAX and _is_business_ad(text)
 
 
 def _confirm_short(text: str, matched: str) -> bool:

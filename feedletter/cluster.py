@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 
-from feedletter.dedupe import document_order, near_duplicates
+from feedletter.dedupe import document_order, near_duplicates, paused_gc
 from feedletter.models import Document
 from feedletter.summarize import STOPWORDS
 
@@ -35,6 +37,7 @@ class Assignment:
 
 
 _NAME_RE = re.compile(r"\b[A-Z][\w'’.-]*[\w]|\b[A-Z]\b")
+_FULL_NAME_RE = re.compile(r"\b[A-Z][\w'’-]*\w(?:[ \t]+[A-Z][\w'’-]*\w)+")
 _NUMBER_RE = re.compile(r"(?<![\w.,])[$€£]?\d+(?:[.,:]\d+)*(?:\s?(?:%|percent|bn|m|km|kg))?(?:-\d+)?(?![\w])")
 _WORD_RE = re.compile(r"(?<![\w'’-])[a-z][a-z'’-]{3,}(?![\w'’-])")
 _NAME_WEIGHT = 2.0
@@ -47,19 +50,20 @@ def features(title: str, text: str) -> set[str]:
     """The comparable particulars of a story: names (``e:``), numbers (``n:``) and words (``w:``)."""
     body = " ".join(text.split()[:_MAX_WORDS])
     both = title + " . " + body
-    out: set[str] = set()
-    for m in _NAME_RE.finditer(both):
-        name = m.group(0).rstrip(".").replace("’", "'").lower()
-        if name.endswith("'s"):
-            name = name[:-2]
-        if name not in STOPWORDS and len(name) > 1:
-            out.add("e:" + name)
-    for m in _NUMBER_RE.finditer(both):
-        out.add("n:" + m.group(0).replace(",", "").replace(" ", "").replace("percent", "%"))
-    for w in _WORD_RE.findall(both.lower()):
-        if w not in STOPWORDS:
-            # A crude stem: "launches", "launched" and "launching" meet at six letters.
-            out.add("w:" + w[:6])
+    names = {n.rstrip(".").replace("’", "'").lower() for n in set(_NAME_RE.findall(both))}
+    # Whole names too: "Daniel James" is far rarer than "Daniel" or "James" alone.
+    for full in set(_FULL_NAME_RE.findall(both)):
+        parts = full.replace("’", "'").lower().split()
+        while parts and parts[0] in STOPWORDS:
+            parts.pop(0)  # "The Daniel James" at a sentence start is still Daniel James
+        if len(parts) > 1:
+            names.add(" ".join(parts))
+    names = {n[:-2] if n.endswith("'s") else n for n in names}
+    out = {"e:" + n for n in names if len(n) > 1 and n not in STOPWORDS}
+    out.update("n:" + m.replace(",", "").replace(" ", "").replace("percent", "%")
+               for m in set(_NUMBER_RE.findall(both)))
+    # A crude stem: "launches", "launched" and "launching" meet at six letters.
+    out.update("w:" + w[:6] for w in set(_WORD_RE.findall(both.lower())) if w not in STOPWORDS)
     return out
 
 
@@ -77,46 +81,54 @@ def pick_lead(docs: Sequence[Document], priority: Mapping[str, int] | None = Non
 
 
 def cluster_documents(docs: Sequence[Document], *, window: timedelta = timedelta(days=7),
-                      threshold: float = 0.3, duplicate_threshold: float = 0.8,
+                      threshold: float = 0.2, duplicate_threshold: float = 0.8,
                       priority: Mapping[str, int] | None = None, max_posting: int = 200,
                       probe_features: int = 12) -> list[Assignment]:
     """Group ``docs`` into stories; one :class:`Assignment` per document, in input order.
 
     ``threshold`` is the weighted cosine similarity of feature sets two tellings must reach.
     """
+    with paused_gc():
+        return _cluster(docs, window, threshold, duplicate_threshold, priority, max_posting, probe_features)
+
+
+def _cluster(docs: Sequence[Document], window: timedelta, threshold: float, duplicate_threshold: float,
+             priority: Mapping[str, int] | None, max_posting: int, probe_features: int) -> list[Assignment]:
     n = len(docs)
     dups = near_duplicates(docs, threshold=duplicate_threshold)
     feats = [features(d.title, d.text) for d in docs]
     df: Counter[str] = Counter()
     for doc_feats in feats:
         df.update(doc_feats)
-    idf = {f: math.log(1 + n / c) for f, c in df.items()}
-    vecs = [{f: _weight(f) * idf[f] for f in fs} for fs in feats]
-    norms = [math.sqrt(sum(v * v for v in vec.values())) or 1.0 for vec in vecs]
+    weights = {f: _weight(f) * math.log(1 + n / c) for f, c in df.items()}
+    vecs: list[dict[str, float]] = []
+    for fs in feats:
+        vec = {f: weights[f] for f in fs}
+        norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
+        vecs.append({f: v / norm for f, v in vec.items()})
 
     postings: dict[str, list[int]] = defaultdict(list)
     probes: list[list[str]] = []
     for i, fs in enumerate(feats):
         # Probe with the rarest shared features; names and numbers carry a story's identity.
-        ranked = sorted((f for f in fs if 1 < df[f] <= max_posting), key=lambda f: (df[f], f))
+        # Sorting by name first keeps ties, and so the result, independent of set order.
+        ranked = sorted(f for f in fs if 1 < df[f] <= max_posting)
+        ranked.sort(key=df.__getitem__)
         probes.append(ranked[:probe_features])
         for f in probes[-1]:
             postings[f].append(i)
 
     edges: dict[tuple[int, int], float] = {}
     for i in range(n):
-        shared: Counter[int] = Counter()
-        for f in probes[i]:
-            for j in postings[f]:
-                if j > i:
-                    shared[j] += 1
+        # Posting lists are in index order, so the later documents are a slice.
+        shared = Counter(chain.from_iterable(
+            postings[f][bisect_right(postings[f], i):] for f in probes[i]))
+        a = vecs[i]
         for j, k in shared.items():
             if k < 2 or not _within(docs[i], docs[j], window):
                 continue
-            a, b = vecs[i], vecs[j]
-            if len(a) > len(b):
-                a, b = b, a
-            s = sum(v * b[f] for f, v in a.items() if f in b) / (norms[i] * norms[j])
+            b = vecs[j]
+            s = sum(a[f] * b[f] for f in a.keys() & b.keys())
             if s >= threshold:
                 edges[(i, j)] = s
 
