@@ -4,7 +4,15 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
-from feedletter.dedupe import SIGNATURE_SIZE, estimate_similarity, near_duplicates, signature
+from feedletter.dedupe import (
+    SIGNATURE_SIZE,
+    band_rows,
+    estimate_jaccard,
+    estimate_similarity,
+    near_duplicates,
+    signature,
+    words,
+)
 from feedletter.models import Document
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -27,7 +35,9 @@ def _copy_with_edits(text: str) -> str:
 
 def test_signature_is_stable_and_sized() -> None:
     assert signature(ARTICLE) == signature(ARTICLE)
-    assert len(signature(ARTICLE)) == SIGNATURE_SIZE
+    assert len(signature(ARTICLE)) == SIGNATURE_SIZE + 1
+    toks = words(ARTICLE)
+    assert signature(ARTICLE)[0] == len({tuple(toks[i:i + 3]) for i in range(len(toks) - 2)})
     assert all(isinstance(v, int) for v in signature(ARTICLE))
 
 
@@ -61,11 +71,34 @@ def test_tie_on_date_goes_to_lowest_numeric_id_and_undated_is_not_original() -> 
     assert near_duplicates(docs) == {"10": "9", "2": "9"}
 
 
+def test_added_header_and_footer_do_not_hide_a_copy() -> None:
+    # Much new material around the same text: Jaccard drops, the share of the smaller kept does not.
+    extra = " ".join(f"partner{i} boilerplate{i} line{i}" for i in range(25))
+    padded = extra + "\n" + ARTICLE + "\n" + extra
+    a, b = signature(ARTICLE), signature(padded)
+    assert estimate_jaccard(a, b) < 0.8
+    assert estimate_similarity(a, b) >= 0.9
+
+
+def test_teaser_is_not_a_copy_of_the_full_article() -> None:
+    teaser = " ".join(ARTICLE.split()[:40])
+    assert estimate_similarity(signature(teaser), signature(ARTICLE)) == 0.0
+    assert estimate_similarity(signature(teaser), signature(ARTICLE), min_ratio=0.2) >= 0.8
+
+
 def test_threshold_controls_what_counts() -> None:
-    half = ARTICLE[: len(ARTICLE) // 2]
-    docs = [Document("a", "", ARTICLE, published=T0), Document("b", "", half, published=T0)]
+    sents = ARTICLE.split(". ")
+    changed = ". ".join(s if k % 3 else "Something else entirely was said here instead"
+                        for k, s in enumerate(sents))
+    docs = [Document("a", "", ARTICLE, published=T0), Document("b", "", changed, published=T0)]
     assert near_duplicates(docs, threshold=0.9) == {}
-    assert near_duplicates(docs, threshold=0.3) == {"b": "a"}
+    assert near_duplicates(docs, threshold=0.4) == {"b": "a"}
+
+
+def test_band_rows_follow_threshold() -> None:
+    assert band_rows(0.8) == 3
+    assert band_rows(0.6) == 2
+    assert band_rows(0.3) == 1
 
 
 def test_stored_signatures_are_used() -> None:
