@@ -27,7 +27,7 @@ _SHORT_RULES = [
     r"(?:main )?menu$",
     # Bylines and comment counters.
     r"by\s+(?:admin|administrator|staff|editor|webmaster)\b",
-    r"(?:posted|written|published|filed)\s+(?:by|in|on)\b",
+    r"(?:posted|written|published|filed)\s+(?:by|in|on|under)\b",
     r"by\s+[\w.' -]{1,40}\s*[|•·]\s*",
     r"\d+\s+comments?$",
     r"no comments?(?: yet)?\.?$",
@@ -65,6 +65,26 @@ _SHORT_RULES = [
     r"tags?\s*:",
     r"categor(?:y|ies)\s*:",
     r"(?:previous|next) (?:post|article|story)\b",
+    # Site navigation labels standing alone on a line.
+    r"(?:top|latest|trending|popular|most read|editor's picks?) (?:stories|articles|news|posts)?\s*:?$",
+    r"(?:terms (?:of (?:service|use)|and conditions)|privacy (?:policy|notice|settings)|"
+    r"cookie (?:policy|settings)|dmca|accessibility|contact us|about us|sitemap|site map|"
+    r"corrections? (?:and|&) clarifications)\s*$",
+    r"toggle (?:navigation|menu)",
+    r"opens? in (?:a )?new (?:window|tab)",
+    r"(?:on this page|in this section|table of contents)\s*:?$",
+    r"enter (?:your )?(?:keywords?|search terms?)",
+    r"print (?:this )?(?:recipe|article|page|story)?\s*$",
+    r"explore more$",
+    r"live streams?$",
+    r"view (?:my|the|our) (?:complete|full) profile",
+    r"(?:simple theme\. )?powered by(?:\s+\S+){1,3}$",
+    r"followers?\s*\(\d+\)",
+    r"\d+\s*min(?:ute)?s?\s+read$",
+    r"never miss (?:a|an|the)\b",
+    r"missing out on the latest",
+    r"(?:get|sign up for|join) (?:the|our) .{0,40}newsletter",
+    r"post (?:your|a) comments?",
     # Advertising.
     r"advertisements?$",
     r"sponsored(?: content| post)?$",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -107,30 +106,39 @@ def _cluster(docs: Sequence[Document], window: timedelta, threshold: float, dupl
         norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
         vecs.append({f: v / norm for f, v in vec.items()})
 
-    postings: dict[str, list[int]] = defaultdict(list)
     probes: list[list[str]] = []
-    for i, fs in enumerate(feats):
+    for fs in feats:
         # Probe with the rarest shared features; names and numbers carry a story's identity.
         # Sorting by name first keeps ties, and so the result, independent of set order.
         ranked = sorted(f for f in fs if 1 < df[f] <= max_posting)
         ranked.sort(key=df.__getitem__)
         probes.append(ranked[:probe_features])
-        for f in probes[-1]:
+    # Postings list every holder of a probed feature, not only those that probe with it: a short
+    # article naming "Conway" must find the long one whose rarest features are first names.
+    probed = set(chain.from_iterable(probes))
+    postings: dict[str, list[int]] = defaultdict(list)
+    for i, fs in enumerate(feats):
+        for f in probed.intersection(fs):
             postings[f].append(i)
 
     edges: dict[tuple[int, int], float] = {}
+    checked: set[tuple[int, int]] = set()
     for i in range(n):
-        # Posting lists are in index order, so the later documents are a slice.
-        shared = Counter(chain.from_iterable(
-            postings[f][bisect_right(postings[f], i):] for f in probes[i]))
+        shared = Counter(chain.from_iterable(postings[f] for f in probes[i]))
         a = vecs[i]
         for j, k in shared.items():
-            if k < 2 or not _within(docs[i], docs[j], window):
+            if k < 2 or j == i:
+                continue
+            pair = (i, j) if i < j else (j, i)
+            if pair in checked:
+                continue
+            checked.add(pair)
+            if not _within(docs[i], docs[j], window):
                 continue
             b = vecs[j]
             s = sum(a[f] * b[f] for f in a.keys() & b.keys())
             if s >= threshold:
-                edges[(i, j)] = s
+                edges[pair] = s
 
     index = {d.id: i for i, d in enumerate(docs)}
     for copy, original in dups.items():

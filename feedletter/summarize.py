@@ -174,9 +174,10 @@ class ExtractiveSummarizer:
     name = "extractive"
     version = SUMMARIZER_VERSION
 
-    def __init__(self, *, redundancy: float = 0.5, coverage: float = 0.6, min_words: int = 5,
-                 max_sentences_per_text: int = 40, position_weight: float = 0.35, title_weight: float = 0.2,
-                 lead_weight: float = 0.1) -> None:
+    # Weights chosen on bench/data/stories/events.txt and checked on the held-out set there.
+    def __init__(self, *, redundancy: float = 0.5, coverage: float = 0.5, min_words: int = 5,
+                 max_sentences_per_text: int = 40, position_weight: float = 0.2, title_weight: float = 0.1,
+                 lead_weight: float = 0.3) -> None:
         self.redundancy = redundancy
         self.coverage = coverage
         self.lead_weight = lead_weight
