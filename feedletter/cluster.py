@@ -23,7 +23,7 @@ from feedletter.dedupe import document_order, near_duplicates, paused_gc
 from feedletter.models import Document
 from feedletter.summarize import STOPWORDS
 
-__all__ = ["Assignment", "cluster_documents", "features", "pick_lead"]
+__all__ = ["Assignment", "cluster_documents", "features", "pick_lead", "story_members"]
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,22 @@ def _cluster(docs: Sequence[Document], window: timedelta, threshold: float, dupl
         originals = [m for m in members if m.id not in dups] or members
         leads[g] = pick_lead(originals, priority).id
     return [Assignment(d.id, leads[groups[i]], dups.get(d.id)) for i, d in enumerate(docs)]
+
+
+def story_members(docs: Sequence[Document], assignments: Sequence[Assignment]) -> dict[str, list[Document]]:
+    """Each story's documents by cluster label: the lead first, then the others as published.
+
+    Copies (``duplicate_of`` set) are left out: they are the same article, not another site's
+    telling, so they belong in the original's list of carriers rather than in "also covered by".
+    """
+    by_id = {d.id: d for d in docs}
+    out: dict[str, list[Document]] = {}
+    for a in assignments:
+        if a.duplicate_of is None and a.id in by_id:
+            out.setdefault(a.cluster, []).append(by_id[a.id])
+    for label, members in out.items():
+        members.sort(key=lambda d: (d.id != label, document_order(d)))
+    return out
 
 
 def _within(a: Document, b: Document, window: timedelta) -> bool:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from feedletter.boilerplate import strip_boilerplate
 from feedletter.models import Document
 
-__all__ = ["SIGNATURE_SIZE", "band_rows", "candidate_pairs", "document_order", "estimate_jaccard",
+__all__ = ["SIGNATURE_SIZE", "band_rows", "candidate_pairs", "carriers", "document_order", "estimate_jaccard",
            "estimate_similarity", "near_duplicates", "normalize", "paused_gc", "signature", "words"]
 
 SIGNATURE_SIZE = 64
@@ -212,3 +212,22 @@ def _near_duplicates(docs: Sequence[Document], threshold: float, min_ratio: floa
             if k != original and docs[k].id != docs[original].id:
                 result[docs[k].id] = docs[original].id
     return result
+
+
+def carriers(docs: Sequence[Document], copies: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """For each original with copies, the sources that carried it: its own first, then the others.
+
+    ``copies`` is the result of :func:`near_duplicates`. Sources are listed once each, copies in
+    the order they were published.
+    """
+    by_id = {d.id: d for d in docs}
+    found: dict[str, list[Document]] = defaultdict(list)
+    for copy, original in copies.items():
+        if copy in by_id and original in by_id:
+            found[original].append(by_id[copy])
+    out: dict[str, tuple[str, ...]] = {}
+    for original, copied in found.items():
+        names = [by_id[original].source or ""]
+        names += [c.source or "" for c in sorted(copied, key=document_order)]
+        out[original] = tuple(dict.fromkeys(n for n in names if n))
+    return out

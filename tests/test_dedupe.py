@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from feedletter.dedupe import (
     SIGNATURE_SIZE,
     band_rows,
+    carriers,
     estimate_jaccard,
     estimate_similarity,
     near_duplicates,
@@ -112,10 +113,22 @@ def test_many_documents_scale() -> None:
     rng = random.Random(5)
     vocab = [f"w{i}" for i in range(5000)]
     docs = []
-    for i in range(3000):
+    for i in range(1500):
         docs.append(Document(str(i), "", " ".join(rng.choice(vocab) for _ in range(120)), published=T0))
     docs.append(Document("copy", "", docs[17].text + " extra footer", published=T0 + timedelta(1)))
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other jobs on a shared machine do not count
     found = near_duplicates(docs)
     assert found == {"copy": "17"}
-    assert time.perf_counter() - start < 10
+    assert time.process_time() - start < 5
+
+
+def test_carriers_lists_original_source_first() -> None:
+    docs = [
+        Document("1", "", ARTICLE, source="gazette", published=T0),
+        Document("2", "", _copy_with_edits(ARTICLE), source="wire", published=T0 + timedelta(hours=2)),
+        Document("3", "", _copy_with_edits(ARTICLE), source="aggregator", published=T0 + timedelta(hours=1)),
+        Document("4", "", "Unrelated words about a bakery and its bread.", source="gazette", published=T0),
+    ]
+    copies = near_duplicates(docs)
+    assert copies == {"2": "1", "3": "1"}
+    assert carriers(docs, copies) == {"1": ("gazette", "aggregator", "wire")}
