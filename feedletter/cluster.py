@@ -35,8 +35,8 @@ class Assignment:
     duplicate_of: str | None
 
 
-_NAME_RE = re.compile(r"\b[A-Z][\w'’.-]*[\w]|\b[A-Z]\b")
-_FULL_NAME_RE = re.compile(r"\b[A-Z][\w'’-]*\w(?:[ \t]+[A-Z][\w'’-]*\w)+")
+# A run of capitalized words: each word is a name, and so is the run ("Daniel James").
+_NAME_RE = re.compile(r"\b[A-Z][\w'’.-]*\w(?:[ \t]+[A-Z][\w'’.-]*\w)*|\b[A-Z]\b")
 _NUMBER_RE = re.compile(r"(?<![\w.,])[$€£]?\d+(?:[.,:]\d+)*(?:\s?(?:%|percent|bn|m|km|kg))?(?:-\d+)?(?![\w])")
 _WORD_RE = re.compile(r"(?<![\w'’-])[a-z][a-z'’-]{3,}(?![\w'’-])")
 _NAME_WEIGHT = 2.0
@@ -49,13 +49,14 @@ def features(title: str, text: str) -> set[str]:
     """The comparable particulars of a story: names (``e:``), numbers (``n:``) and words (``w:``)."""
     body = " ".join(text.split()[:_MAX_WORDS])
     both = title + " . " + body
-    names = {n.rstrip(".").replace("’", "'").lower() for n in set(_NAME_RE.findall(both))}
-    # Whole names too: "Daniel James" is far rarer than "Daniel" or "James" alone.
-    for full in set(_FULL_NAME_RE.findall(both)):
-        parts = full.replace("’", "'").lower().split()
+    names: set[str] = set()
+    for run in set(_NAME_RE.findall(both)):
+        parts = run.replace("’", "'").lower().split()
+        names.update(parts)
         while parts and parts[0] in STOPWORDS:
             parts.pop(0)  # "The Daniel James" at a sentence start is still Daniel James
         if len(parts) > 1:
+            # The whole name too: "Daniel James" is far rarer than "Daniel" or "James" alone.
             names.add(" ".join(parts))
     names = {n[:-2] if n.endswith("'s") else n for n in names}
     out = {"e:" + n for n in names if len(n) > 1 and n not in STOPWORDS}
@@ -81,31 +82,62 @@ def pick_lead(docs: Sequence[Document], priority: Mapping[str, int] | None = Non
 
 def cluster_documents(docs: Sequence[Document], *, window: timedelta = timedelta(days=7),
                       threshold: float = 0.2, duplicate_threshold: float = 0.8,
-                      priority: Mapping[str, int] | None = None, max_posting: int = 200,
-                      probe_features: int = 12) -> list[Assignment]:
+                      priority: Mapping[str, int] | None = None, max_posting: int = 100,
+                      probe_features: int = 8,
+                      signatures: Mapping[str, Sequence[int]] | None = None) -> list[Assignment]:
     """Group ``docs`` into stories; one :class:`Assignment` per document, in input order.
 
     ``threshold`` is the weighted cosine similarity of feature sets two tellings must reach.
+    Candidates are documents sharing at least two of a document's ``probe_features`` rarest
+    features, counting only features held by at most ``max_posting`` documents. ``signatures``
+    (stored :func:`feedletter.dedupe.signature` values by id) spare re-hashing known texts.
     """
     with paused_gc():
-        return _cluster(docs, window, threshold, duplicate_threshold, priority, max_posting, probe_features)
+        dups = near_duplicates(docs, threshold=duplicate_threshold, signatures=signatures)
+        return _cluster(docs, dups, window, threshold, priority, max_posting, probe_features)
 
 
-def _cluster(docs: Sequence[Document], window: timedelta, threshold: float, duplicate_threshold: float,
+def _cluster(docs: Sequence[Document], dups: dict[str, str], window: timedelta, threshold: float,
              priority: Mapping[str, int] | None, max_posting: int, probe_features: int) -> list[Assignment]:
-    n = len(docs)
-    dups = near_duplicates(docs, threshold=duplicate_threshold)
     feats = [features(d.title, d.text) for d in docs]
     df: Counter[str] = Counter()
     for doc_feats in feats:
         df.update(doc_feats)
+    vecs = _unit_vectors(feats, df)
+    edges = _similar_pairs(docs, feats, vecs, df, window=window, threshold=threshold,
+                           max_posting=max_posting, probe_features=probe_features)
+    index = {d.id: i for i, d in enumerate(docs)}
+    for copy, original in dups.items():
+        i, j = sorted((index[copy], index[original]))
+        edges[(i, j)] = 2.0  # copies always join their original first
+    groups = _average_link(docs, edges, threshold, window)
+
+    members_of: dict[int, list[Document]] = defaultdict(list)
+    for i, d in enumerate(docs):
+        members_of[groups[i]].append(d)
+    leads: dict[int, str] = {}
+    for g, members in members_of.items():
+        # A copy never fronts a story while its original is there.
+        originals = [m for m in members if m.id not in dups] or members
+        leads[g] = pick_lead(originals, priority).id
+    return [Assignment(d.id, leads[groups[i]], dups.get(d.id)) for i, d in enumerate(docs)]
+
+
+def _unit_vectors(feats: Sequence[set[str]], df: Counter[str]) -> list[dict[str, float]]:
+    n = len(feats)
     weights = {f: _weight(f) * math.log(1 + n / c) for f, c in df.items()}
     vecs: list[dict[str, float]] = []
     for fs in feats:
         vec = {f: weights[f] for f in fs}
         norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
         vecs.append({f: v / norm for f, v in vec.items()})
+    return vecs
 
+
+def _similar_pairs(docs: Sequence[Document], feats: Sequence[set[str]], vecs: Sequence[dict[str, float]],
+                   df: Counter[str], *, window: timedelta, threshold: float, max_posting: int,
+                   probe_features: int) -> dict[tuple[int, int], float]:
+    """Pairs (i < j) within the window whose cosine reaches ``threshold``, found by blocking."""
     probes: list[list[str]] = []
     for fs in feats:
         # Probe with the rarest shared features; names and numbers carry a story's identity.
@@ -123,8 +155,8 @@ def _cluster(docs: Sequence[Document], window: timedelta, threshold: float, dupl
 
     edges: dict[tuple[int, int], float] = {}
     checked: set[tuple[int, int]] = set()
-    for i in range(n):
-        shared = Counter(chain.from_iterable(postings[f] for f in probes[i]))
+    for i, probe in enumerate(probes):
+        shared = Counter(chain.from_iterable(postings[f] for f in probe))
         a = vecs[i]
         for j, k in shared.items():
             if k < 2 or j == i:
@@ -139,22 +171,7 @@ def _cluster(docs: Sequence[Document], window: timedelta, threshold: float, dupl
             s = sum(a[f] * b[f] for f in a.keys() & b.keys())
             if s >= threshold:
                 edges[pair] = s
-
-    index = {d.id: i for i, d in enumerate(docs)}
-    for copy, original in dups.items():
-        i, j = sorted((index[copy], index[original]))
-        edges[(i, j)] = 2.0  # copies always join their original first
-    groups = _average_link(docs, edges, threshold, window)
-
-    members_of: dict[int, list[Document]] = defaultdict(list)
-    for i, d in enumerate(docs):
-        members_of[groups[i]].append(d)
-    leads: dict[int, str] = {}
-    for g, members in members_of.items():
-        # A copy never fronts a story while its original is there.
-        originals = [m for m in members if m.id not in dups] or members
-        leads[g] = pick_lead(originals, priority).id
-    return [Assignment(d.id, leads[groups[i]], dups.get(d.id)) for i, d in enumerate(docs)]
+    return edges
 
 
 def story_members(docs: Sequence[Document], assignments: Sequence[Assignment]) -> dict[str, list[Document]]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from feedletter.cluster import Assignment, cluster_documents, pick_lead, story_members
+from feedletter.dedupe import signature
 from feedletter.models import Document
 
 T0 = datetime(2026, 5, 10, 18, 0, tzinfo=UTC)
@@ -96,6 +97,15 @@ def test_story_members_lead_first_and_copies_left_out() -> None:
     assert members[lead][0].id == lead
     assert {d.id for d in members[lead]} == {"p1a", "p1b"}
     assert [d.id for d in members["p2"]] == ["p2"]
+
+
+def test_stored_signatures_are_passed_to_dedupe() -> None:
+    docs = [_doc("p1a", PHONE_1A), _doc("p2", PHONE_2, 1)]
+    # A stored signature says p2's text is p1a's: the copy is found without hashing p2 again.
+    stored = {"p2": signature(docs[0].title + "\n" + docs[0].text)}
+    out = {a.id: a for a in cluster_documents(docs, signatures=stored)}
+    assert out["p2"].duplicate_of == "p1a"
+    assert out["p2"].cluster == "p1a"
 
 
 def test_pick_lead_order() -> None:
