@@ -103,8 +103,7 @@ def _cluster(docs: Sequence[Document], dups: dict[str, str], window: timedelta, 
     df: Counter[str] = Counter()
     for doc_feats in feats:
         df.update(doc_feats)
-    vecs = _unit_vectors(feats, df)
-    edges = _similar_pairs(docs, feats, vecs, df, window=window, threshold=threshold,
+    edges = _similar_pairs(docs, feats, df, window=window, threshold=threshold,
                            max_posting=max_posting, probe_features=probe_features)
     index = {d.id: i for i, d in enumerate(docs)}
     for copy, original in dups.items():
@@ -123,21 +122,15 @@ def _cluster(docs: Sequence[Document], dups: dict[str, str], window: timedelta, 
     return [Assignment(d.id, leads[groups[i]], dups.get(d.id)) for i, d in enumerate(docs)]
 
 
-def _unit_vectors(feats: Sequence[set[str]], df: Counter[str]) -> list[dict[str, float]]:
-    n = len(feats)
-    weights = {f: _weight(f) * math.log(1 + n / c) for f, c in df.items()}
-    vecs: list[dict[str, float]] = []
-    for fs in feats:
-        vec = {f: weights[f] for f in fs}
-        norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
-        vecs.append({f: v / norm for f, v in vec.items()})
-    return vecs
-
-
-def _similar_pairs(docs: Sequence[Document], feats: Sequence[set[str]], vecs: Sequence[dict[str, float]],
-                   df: Counter[str], *, window: timedelta, threshold: float, max_posting: int,
+def _similar_pairs(docs: Sequence[Document], feats: Sequence[set[str]], df: Counter[str], *,
+                   window: timedelta, threshold: float, max_posting: int,
                    probe_features: int) -> dict[tuple[int, int], float]:
     """Pairs (i < j) within the window whose cosine reaches ``threshold``, found by blocking."""
+    # Features are present or absent, so a vector is its features' weights and a dot product is
+    # the sum of squared weights of the shared features.
+    n = len(feats)
+    square = {f: (_weight(f) * math.log(1 + n / c)) ** 2 for f, c in df.items()}
+    norms = [math.sqrt(sum(map(square.__getitem__, fs))) or 1.0 for fs in feats]
     probes: list[list[str]] = []
     for fs in feats:
         # Probe with the rarest shared features; names and numbers carry a story's identity.
@@ -157,7 +150,7 @@ def _similar_pairs(docs: Sequence[Document], feats: Sequence[set[str]], vecs: Se
     checked: set[tuple[int, int]] = set()
     for i, probe in enumerate(probes):
         shared = Counter(chain.from_iterable(postings[f] for f in probe))
-        a = vecs[i]
+        mine = feats[i]
         for j, k in shared.items():
             if k < 2 or j == i:
                 continue
@@ -167,8 +160,7 @@ def _similar_pairs(docs: Sequence[Document], feats: Sequence[set[str]], vecs: Se
             checked.add(pair)
             if not _within(docs[i], docs[j], window):
                 continue
-            b = vecs[j]
-            s = sum(a[f] * b[f] for f in a.keys() & b.keys())
+            s = sum(map(square.__getitem__, mine & feats[j])) / (norms[i] * norms[j])
             if s >= threshold:
                 edges[pair] = s
     return edges

@@ -88,12 +88,12 @@ def test_teaser_is_not_a_copy_of_the_full_article() -> None:
 
 
 def test_threshold_controls_what_counts() -> None:
+    # Every third sentence garbled in place: about two thirds of the shingles survive.
     sents = ARTICLE.split(". ")
-    changed = ". ".join(s if k % 3 else "Something else entirely was said here instead"
-                        for k, s in enumerate(sents))
+    changed = ". ".join(s if k % 3 else s.upper().replace("E", "3") for k, s in enumerate(sents))
     docs = [Document("a", "", ARTICLE, published=T0), Document("b", "", changed, published=T0)]
     assert near_duplicates(docs, threshold=0.9) == {}
-    assert near_duplicates(docs, threshold=0.4) == {"b": "a"}
+    assert near_duplicates(docs, threshold=0.5) == {"b": "a"}
 
 
 def test_band_rows_follow_threshold() -> None:
