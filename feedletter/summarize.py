@@ -27,7 +27,7 @@ def _wordset(text: str) -> frozenset[str]:
 
 
 # Bump whenever output for the same input may change: the store caches summaries under it.
-SUMMARIZER_VERSION = "extractive-2"
+SUMMARIZER_VERSION = "extractive-3"
 
 STOPWORDS = _wordset("""
 a about above after again against all also am an and any are as at be because been before being
@@ -134,7 +134,9 @@ class _Sentence:
 
 
 def _terms(text: str) -> Counter[str]:
-    return Counter(w for w in words(text) if w not in STOPWORDS and len(w) > 1)
+    # "Omur's free kick" and "Omur curled" are about the same man.
+    bare = (w[:-2] if w.endswith("'s") else w for w in words(text))
+    return Counter(w for w in bare if w not in STOPWORDS and len(w) > 1)
 
 
 def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
