@@ -27,8 +27,9 @@ from datetime import UTC, datetime
 from feedletter.boilerplate import strip_boilerplate
 from feedletter.models import Document
 
-__all__ = ["SIGNATURE_SIZE", "band_rows", "candidate_pairs", "carriers", "document_order", "estimate_jaccard",
-           "estimate_similarity", "near_duplicates", "normalize", "paused_gc", "signature", "words"]
+__all__ = ["SIGNATURE_SIZE", "band_rows", "candidate_pairs", "carriers", "document_order",
+           "document_signature", "estimate_jaccard", "estimate_similarity", "near_duplicates", "normalize",
+           "paused_gc", "signature", "words"]
 
 SIGNATURE_SIZE = 64
 SHINGLE = 3
@@ -102,6 +103,11 @@ def signature(text: str) -> tuple[int, ...]:
                 step += 1
             out[i] = bins[j] + step * _EMPTY * 2
     return (len(shingles), *out)
+
+
+def document_signature(doc: Document) -> tuple[int, ...]:
+    """The signature :func:`near_duplicates` computes for ``doc``: store this one."""
+    return signature(doc.title + "\n" + doc.text)
 
 
 def estimate_jaccard(a: Sequence[int], b: Sequence[int]) -> float:
@@ -186,7 +192,7 @@ def near_duplicates(docs: Sequence[Document], *, threshold: float = 0.8, min_rat
 
 def _near_duplicates(docs: Sequence[Document], threshold: float, min_ratio: float,
                      known: Mapping[str, Sequence[int]]) -> dict[str, str]:
-    sigs = [tuple(known[d.id]) if d.id in known else signature(d.title + "\n" + d.text) for d in docs]
+    sigs = [tuple(known[d.id]) if d.id in known else document_signature(d) for d in docs]
     parent = list(range(len(docs)))
 
     def find(i: int) -> int:

@@ -8,6 +8,7 @@ from feedletter.dedupe import (
     SIGNATURE_SIZE,
     band_rows,
     carriers,
+    document_signature,
     estimate_jaccard,
     estimate_similarity,
     near_duplicates,
@@ -100,6 +101,15 @@ def test_band_rows_follow_threshold() -> None:
     assert band_rows(0.8) == 3
     assert band_rows(0.6) == 2
     assert band_rows(0.3) == 1
+
+
+def test_document_signature_is_what_near_duplicates_uses() -> None:
+    docs = [Document("a", "Depot plan", ARTICLE, published=T0),
+            Document("b", "Something else", "A bakery opened on the high street today.", published=T0)]
+    # Stored as the store would keep it: the same value near_duplicates would compute.
+    stored = {d.id: document_signature(d) for d in docs}
+    assert near_duplicates(docs, signatures=stored) == near_duplicates(docs) == {}
+    assert document_signature(docs[0]) == signature("Depot plan\n" + ARTICLE)
 
 
 def test_stored_signatures_are_used() -> None:
