@@ -27,7 +27,7 @@ _SHORT_RULES = [
     r"(?:main )?menu$",
     # Bylines and comment counters.
     r"by\s+(?:admin|administrator|staff|editor|webmaster)\b",
-    r"(?:posted|written|published|filed)\s+(?:by|in|on)\b",
+    r"(?:posted|written|published|filed)\s+(?:by|in|on|under)\b",
     r"by\s+[\w.' -]{1,40}\s*[|•·]\s*",
     r"\d+\s+comments?$",
     r"no comments?(?: yet)?\.?$",
@@ -65,6 +65,26 @@ _SHORT_RULES = [
     r"tags?\s*:",
     r"categor(?:y|ies)\s*:",
     r"(?:previous|next) (?:post|article|story)\b",
+    # Site navigation labels standing alone on a line.
+    r"(?:top|latest|trending|popular|most read|editor's picks?) (?:stories|articles|news|posts)?\s*:?$",
+    r"(?:terms (?:of (?:service|use)|and conditions)|privacy (?:policy|notice|settings)|"
+    r"cookie (?:policy|settings)|dmca|accessibility|contact us|about us|sitemap|site map|"
+    r"corrections? (?:and|&) clarifications)\s*$",
+    r"toggle (?:navigation|menu)",
+    r"opens? in (?:a )?new (?:window|tab)",
+    r"(?:on this page|in this section|table of contents)\s*:?$",
+    r"enter (?:your )?(?:keywords?|search terms?)",
+    r"print (?:this )?(?:recipe|article|page|story)?\s*$",
+    r"explore more$",
+    r"live streams?$",
+    r"view (?:my|the|our) (?:complete|full) profile",
+    r"(?:simple theme\. )?powered by(?:\s+\S+){1,3}$",
+    r"followers?\s*\(\d+\)",
+    r"\d+\s*min(?:ute)?s?\s+read$",
+    r"never miss (?:a|an|the)\b",
+    r"missing out on the latest",
+    r"(?:get|sign up for|join) (?:the|our) .{0,40}newsletter",
+    r"post (?:your|a) comments?",
     # Advertising.
     r"advertisements?$",
     r"sponsored(?: content| post)?$",
@@ -100,6 +120,8 @@ _STREET_AD = re.compile(
     r"\b(?:visit us|call us|call|clinic|located at|suite|ste|appointments?|consultations?|"
     r"open (?:mon|tue|wed|thu|fri|sat|sun|daily|\d)|hours)\b", re.IGNORECASE)
 
+_ANYWHERE_KEYS = ("email address", "required fields", "cookie", "rights reserved", "©", "(c)", "copyright")
+_AD_MAX = 300
 _SHORT_RE = re.compile("|".join(f"(?:{r})" for r in _SHORT_RULES), re.IGNORECASE)
 _ANYWHERE_RE = re.compile("|".join(f"(?:{r})" for r in _ANYWHERE_RULES), re.IGNORECASE)
 # "Home News Health" must keep its capitals to count as a crumb, so it is checked case-sensitively.
@@ -116,13 +138,16 @@ def is_boilerplate(line: str) -> bool:
     if not _WORD.search(text):
         return True  # only bullets, dashes or separators
     text = _LEAD_NOISE.sub("", text, count=1)
-    if _ANYWHERE_RE.search(text):
+    lower = text.lower()
+    # Substring checks first: the regexes are slow on long paragraphs that match nothing.
+    if any(k in lower for k in _ANYWHERE_KEYS) and _ANYWHERE_RE.search(text):
         return True
     if len(text) <= _SHORT:
         m = _SHORT_RE.match(text)
         if m and _confirm_short(text, m.group(0)):
             return True
-    return _is_business_ad(text)
+    # An ad is a short block; a long paragraph that gives an address is reporting.
+    return len(text) <= _AD_MAX and _is_business_ad(text)
 
 
 def _confirm_short(text: str, matched: str) -> bool:

@@ -17,12 +17,13 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 
-from feedletter.dedupe import document_order, near_duplicates
+from feedletter.dedupe import document_order, near_duplicates, paused_gc
 from feedletter.models import Document
 from feedletter.summarize import STOPWORDS
 
-__all__ = ["Assignment", "cluster_documents", "features", "pick_lead"]
+__all__ = ["Assignment", "cluster_documents", "features", "pick_lead", "story_members"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class Assignment:
     duplicate_of: str | None
 
 
-_NAME_RE = re.compile(r"\b[A-Z][\w'’.-]*[\w]|\b[A-Z]\b")
+# A run of capitalized words: each word is a name, and so is the run ("Daniel James").
+_NAME_RE = re.compile(r"\b[A-Z][\w'’.-]*\w(?:[ \t]+[A-Z][\w'’.-]*\w)*|\b[A-Z]\b")
 _NUMBER_RE = re.compile(r"(?<![\w.,])[$€£]?\d+(?:[.,:]\d+)*(?:\s?(?:%|percent|bn|m|km|kg))?(?:-\d+)?(?![\w])")
 _WORD_RE = re.compile(r"(?<![\w'’-])[a-z][a-z'’-]{3,}(?![\w'’-])")
 _NAME_WEIGHT = 2.0
@@ -47,19 +49,21 @@ def features(title: str, text: str) -> set[str]:
     """The comparable particulars of a story: names (``e:``), numbers (``n:``) and words (``w:``)."""
     body = " ".join(text.split()[:_MAX_WORDS])
     both = title + " . " + body
-    out: set[str] = set()
-    for m in _NAME_RE.finditer(both):
-        name = m.group(0).rstrip(".").replace("’", "'").lower()
-        if name.endswith("'s"):
-            name = name[:-2]
-        if name not in STOPWORDS and len(name) > 1:
-            out.add("e:" + name)
-    for m in _NUMBER_RE.finditer(both):
-        out.add("n:" + m.group(0).replace(",", "").replace(" ", "").replace("percent", "%"))
-    for w in _WORD_RE.findall(both.lower()):
-        if w not in STOPWORDS:
-            # A crude stem: "launches", "launched" and "launching" meet at six letters.
-            out.add("w:" + w[:6])
+    names: set[str] = set()
+    for run in set(_NAME_RE.findall(both)):
+        parts = run.replace("’", "'").lower().split()
+        names.update(parts)
+        while parts and parts[0] in STOPWORDS:
+            parts.pop(0)  # "The Daniel James" at a sentence start is still Daniel James
+        if len(parts) > 1:
+            # The whole name too: "Daniel James" is far rarer than "Daniel" or "James" alone.
+            names.add(" ".join(parts))
+    names = {n[:-2] if n.endswith("'s") else n for n in names}
+    out = {"e:" + n for n in names if len(n) > 1 and n not in STOPWORDS}
+    out.update("n:" + m.replace(",", "").replace(" ", "").replace("percent", "%")
+               for m in set(_NUMBER_RE.findall(both)))
+    # A crude stem: "launches", "launched" and "launching" meet at six letters.
+    out.update("w:" + w[:6] for w in set(_WORD_RE.findall(both.lower())) if w not in STOPWORDS)
     return out
 
 
@@ -77,49 +81,30 @@ def pick_lead(docs: Sequence[Document], priority: Mapping[str, int] | None = Non
 
 
 def cluster_documents(docs: Sequence[Document], *, window: timedelta = timedelta(days=7),
-                      threshold: float = 0.3, duplicate_threshold: float = 0.8,
-                      priority: Mapping[str, int] | None = None, max_posting: int = 200,
-                      probe_features: int = 12) -> list[Assignment]:
+                      threshold: float = 0.2, duplicate_threshold: float = 0.8,
+                      priority: Mapping[str, int] | None = None, max_posting: int = 100,
+                      probe_features: int = 8,
+                      signatures: Mapping[str, Sequence[int]] | None = None) -> list[Assignment]:
     """Group ``docs`` into stories; one :class:`Assignment` per document, in input order.
 
     ``threshold`` is the weighted cosine similarity of feature sets two tellings must reach.
+    Candidates are documents sharing at least two of a document's ``probe_features`` rarest
+    features, counting only features held by at most ``max_posting`` documents. ``signatures``
+    (stored :func:`feedletter.dedupe.signature` values by id) spare re-hashing known texts.
     """
-    n = len(docs)
-    dups = near_duplicates(docs, threshold=duplicate_threshold)
+    with paused_gc():
+        dups = near_duplicates(docs, threshold=duplicate_threshold, signatures=signatures)
+        return _cluster(docs, dups, window, threshold, priority, max_posting, probe_features)
+
+
+def _cluster(docs: Sequence[Document], dups: dict[str, str], window: timedelta, threshold: float,
+             priority: Mapping[str, int] | None, max_posting: int, probe_features: int) -> list[Assignment]:
     feats = [features(d.title, d.text) for d in docs]
     df: Counter[str] = Counter()
     for doc_feats in feats:
         df.update(doc_feats)
-    idf = {f: math.log(1 + n / c) for f, c in df.items()}
-    vecs = [{f: _weight(f) * idf[f] for f in fs} for fs in feats]
-    norms = [math.sqrt(sum(v * v for v in vec.values())) or 1.0 for vec in vecs]
-
-    postings: dict[str, list[int]] = defaultdict(list)
-    probes: list[list[str]] = []
-    for i, fs in enumerate(feats):
-        # Probe with the rarest shared features; names and numbers carry a story's identity.
-        ranked = sorted((f for f in fs if 1 < df[f] <= max_posting), key=lambda f: (df[f], f))
-        probes.append(ranked[:probe_features])
-        for f in probes[-1]:
-            postings[f].append(i)
-
-    edges: dict[tuple[int, int], float] = {}
-    for i in range(n):
-        shared: Counter[int] = Counter()
-        for f in probes[i]:
-            for j in postings[f]:
-                if j > i:
-                    shared[j] += 1
-        for j, k in shared.items():
-            if k < 2 or not _within(docs[i], docs[j], window):
-                continue
-            a, b = vecs[i], vecs[j]
-            if len(a) > len(b):
-                a, b = b, a
-            s = sum(v * b[f] for f, v in a.items() if f in b) / (norms[i] * norms[j])
-            if s >= threshold:
-                edges[(i, j)] = s
-
+    edges = _similar_pairs(docs, feats, df, window=window, threshold=threshold,
+                           max_posting=max_posting, probe_features=probe_features)
     index = {d.id: i for i, d in enumerate(docs)}
     for copy, original in dups.items():
         i, j = sorted((index[copy], index[original]))
@@ -135,6 +120,66 @@ def cluster_documents(docs: Sequence[Document], *, window: timedelta = timedelta
         originals = [m for m in members if m.id not in dups] or members
         leads[g] = pick_lead(originals, priority).id
     return [Assignment(d.id, leads[groups[i]], dups.get(d.id)) for i, d in enumerate(docs)]
+
+
+def _similar_pairs(docs: Sequence[Document], feats: Sequence[set[str]], df: Counter[str], *,
+                   window: timedelta, threshold: float, max_posting: int,
+                   probe_features: int) -> dict[tuple[int, int], float]:
+    """Pairs (i < j) within the window whose cosine reaches ``threshold``, found by blocking."""
+    # Features are present or absent, so a vector is its features' weights and a dot product is
+    # the sum of squared weights of the shared features.
+    n = len(feats)
+    square = {f: (_weight(f) * math.log(1 + n / c)) ** 2 for f, c in df.items()}
+    norms = [math.sqrt(sum(map(square.__getitem__, fs))) or 1.0 for fs in feats]
+    probes: list[list[str]] = []
+    for fs in feats:
+        # Probe with the rarest shared features; names and numbers carry a story's identity.
+        # Sorting by name first keeps ties, and so the result, independent of set order.
+        ranked = sorted(f for f in fs if 1 < df[f] <= max_posting)
+        ranked.sort(key=df.__getitem__)
+        probes.append(ranked[:probe_features])
+    # Postings list every holder of a probed feature, not only those that probe with it: a short
+    # article naming "Conway" must find the long one whose rarest features are first names.
+    probed = set(chain.from_iterable(probes))
+    postings: dict[str, list[int]] = defaultdict(list)
+    for i, fs in enumerate(feats):
+        for f in probed.intersection(fs):
+            postings[f].append(i)
+
+    edges: dict[tuple[int, int], float] = {}
+    checked: set[tuple[int, int]] = set()
+    for i, probe in enumerate(probes):
+        shared = Counter(chain.from_iterable(postings[f] for f in probe))
+        mine = feats[i]
+        for j, k in shared.items():
+            if k < 2 or j == i:
+                continue
+            pair = (i, j) if i < j else (j, i)
+            if pair in checked:
+                continue
+            checked.add(pair)
+            if not _within(docs[i], docs[j], window):
+                continue
+            s = sum(map(square.__getitem__, mine & feats[j])) / (norms[i] * norms[j])
+            if s >= threshold:
+                edges[pair] = s
+    return edges
+
+
+def story_members(docs: Sequence[Document], assignments: Sequence[Assignment]) -> dict[str, list[Document]]:
+    """Each story's documents by cluster label: the lead first, then the others as published.
+
+    Copies (``duplicate_of`` set) are left out: they are the same article, not another site's
+    telling, so they belong in the original's list of carriers rather than in "also covered by".
+    """
+    by_id = {d.id: d for d in docs}
+    out: dict[str, list[Document]] = {}
+    for a in assignments:
+        if a.duplicate_of is None and a.id in by_id:
+            out.setdefault(a.cluster, []).append(by_id[a.id])
+    for label, members in out.items():
+        members.sort(key=lambda d: (d.id != label, document_order(d)))
+    return out
 
 
 def _within(a: Document, b: Document, window: timedelta) -> bool:

@@ -4,31 +4,58 @@ Exact duplicates are caught earlier by :func:`feedletter.identity.entry_key`. Wh
 copies whose header, footer or a paragraph differ. Each text becomes a set of word shingles and a
 MinHash signature built by one-permutation hashing (one hash per shingle, binned, with
 densification for empty bins), which keeps 100k documents affordable in pure Python. LSH banding
-over the signature yields candidate pairs; a pair is a duplicate when its estimated Jaccard
-similarity reaches the threshold.
+over the signature yields candidate pairs.
+
+Similarity is the share of the smaller text's shingles found in the other (the overlap
+coefficient), estimated from the MinHash Jaccard and the two set sizes, which the signature
+carries in front. Jaccard would punish the copy for its extra header and footer: on a short post a
+new footer and one changed paragraph already pull it below 0.8, though every reader would call
+it the same article. Texts of very different lengths (a teaser, a digest) are not copies.
 """
 
 from __future__ import annotations
 
+import gc
 import re
 import unicodedata
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from feedletter.boilerplate import strip_boilerplate
 from feedletter.models import Document
 
-__all__ = ["SIGNATURE_SIZE", "band_rows", "candidate_pairs", "document_order", "estimate_similarity",
-           "near_duplicates", "normalize", "signature", "words"]
+__all__ = ["SIGNATURE_SIZE", "band_rows", "candidate_pairs", "carriers", "document_order",
+           "document_signature", "estimate_jaccard", "estimate_similarity", "near_duplicates", "normalize",
+           "paused_gc", "signature", "words"]
 
 SIGNATURE_SIZE = 64
 SHINGLE = 3
+_BIN_BITS = SIGNATURE_SIZE.bit_length() - 1
+_BIN_MASK = SIGNATURE_SIZE - 1
 _MASK32 = 0xFFFFFFFF
 _EMPTY = _MASK32 + 1
 _WORD_RE = re.compile(r"\w+(?:[.,'’-]\w+)*")
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector around a bulk computation.
+
+    Building millions of tuples, sets and dicts that all stay alive makes the collector rescan
+    them again and again (it tripled the time of LSH bucketing at 100k documents); none of them
+    form cycles, so reference counting frees them anyway.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def normalize(text: str) -> str:
@@ -50,20 +77,21 @@ def _shingle_hashes(text: str) -> set[int]:
 
 
 def signature(text: str) -> tuple[int, ...]:
-    """A MinHash signature of ``text`` (:data:`SIGNATURE_SIZE` ints), stable across processes.
+    """The signature of ``text``: its shingle count, then :data:`SIGNATURE_SIZE` MinHash values.
 
-    Empty text gets an all-empty signature that matches nothing.
+    Stable across processes and versions of Python, so it can be stored. Empty text gets a
+    signature that matches nothing.
     """
+    shingles = _shingle_hashes(text)
     bins = [_EMPTY] * SIGNATURE_SIZE
-    for h in _shingle_hashes(text):
-        # Remix so that bin and value come from independent bits of the CRC.
-        h = (h * 0x9E3779B1) & _MASK32
-        b = h % SIGNATURE_SIZE
-        v = h // SIGNATURE_SIZE
+    for h in shingles:
+        # Low bits pick the bin, the rest is the value: one hash per shingle, not one per bin.
+        b = h & _BIN_MASK
+        v = h >> _BIN_BITS
         if v < bins[b]:
             bins[b] = v
-    if all(v == _EMPTY for v in bins):
-        return tuple(bins)
+    if not shingles:
+        return (0, *bins)
     # Densify: an empty bin borrows the next filled bin's value, salted by the distance, so that
     # two texts with the same shingles still agree bin for bin.
     out = list(bins)
@@ -74,14 +102,32 @@ def signature(text: str) -> tuple[int, ...]:
                 j = (j + 1) % SIGNATURE_SIZE
                 step += 1
             out[i] = bins[j] + step * _EMPTY * 2
-    return tuple(out)
+    return (len(shingles), *out)
 
 
-def estimate_similarity(a: Sequence[int], b: Sequence[int]) -> float:
+def document_signature(doc: Document) -> tuple[int, ...]:
+    """The signature :func:`near_duplicates` computes for ``doc``: store this one."""
+    return signature(doc.title + "\n" + doc.text)
+
+
+def estimate_jaccard(a: Sequence[int], b: Sequence[int]) -> float:
     """Estimated Jaccard similarity of the shingle sets behind two signatures."""
-    if not a or len(a) != len(b) or all(v == _EMPTY for v in a):
+    if len(a) != SIGNATURE_SIZE + 1 or len(b) != len(a) or not a[0] or not b[0]:
         return 0.0
-    return sum(1 for x, y in zip(a, b, strict=True) if x == y) / len(a)
+    return sum(1 for x, y in zip(a[1:], b[1:], strict=True) if x == y) / SIGNATURE_SIZE
+
+
+def estimate_similarity(a: Sequence[int], b: Sequence[int], *, min_ratio: float = 0.5) -> float:
+    """Estimated share of the smaller text's shingles that the other text has too.
+
+    0 when one text has fewer than ``min_ratio`` times the other's shingles.
+    """
+    j = estimate_jaccard(a, b)
+    small, large = sorted((a[0], b[0])) if j else (0, 0)
+    if not j or small < min_ratio * large:
+        return 0.0
+    # |A ∩ B| = J (|A| + |B|) / (1 + J)
+    return min(1.0, j * (small + large) / ((1 + j) * small))
 
 
 def document_order(doc: Document) -> tuple[datetime, tuple[int, int, str]]:
@@ -97,32 +143,42 @@ def _id_key(doc_id: str) -> tuple[int, int, str]:
 def band_rows(threshold: float) -> int:
     """Rows per LSH band: pairs at ``threshold`` must collide in some band almost surely.
 
-    With r rows the chance is 1 - (1 - J**r) ** (SIGNATURE_SIZE / r); four rows keep it above
-    0.99 from J = 0.75 while sparing the many low-similarity pairs that shorter bands would yield.
+    Two texts of equal size with overlap t have Jaccard t / (2 - t); with r rows the chance of a
+    shared band is 1 - (1 - J**r) ** (SIGNATURE_SIZE // r). Three rows keep it above 0.99 from
+    J = 0.6 (overlap 0.75) while sparing the many low-similarity pairs shorter bands would yield.
+    Pairs of unequal size have a lower Jaccard and are found less surely.
     """
-    return 4 if threshold >= 0.75 else 2 if threshold >= 0.45 else 1
+    jaccard = threshold / (2 - threshold) if threshold < 2 else 1.0
+    return 3 if jaccard >= 0.6 else 2 if jaccard >= 0.4 else 1
 
 
-def candidate_pairs(sigs: Sequence[Sequence[int]], rows: int = 4) -> Iterable[tuple[int, int]]:
-    """Index pairs that share at least one LSH band of ``rows`` signature values, each pair once."""
+def candidate_pairs(sigs: Sequence[Sequence[int]], rows: int = 3,
+                    neighbours: int = 8) -> Iterable[tuple[int, int]]:
+    """Index pairs that share an LSH band of ``rows`` signature values, each pair once.
+
+    In a bucket each member is paired with at most ``neighbours`` members before it: enough to
+    connect a family of copies through the caller's union-find, and it keeps a bucket that
+    collides on a stock phrase from costing quadratic time.
+    """
     seen: set[tuple[int, int]] = set()
-    for lo in range(0, SIGNATURE_SIZE, rows):
+    for lo in range(1, SIGNATURE_SIZE + 2 - rows, rows):
         buckets: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, sig in enumerate(sigs):
             key = tuple(sig[lo:lo + rows])
-            if key[0] != _EMPTY:
+            if sig[0]:
                 buckets[key].append(i)
         for members in buckets.values():
             if len(members) < 2:
                 continue
-            for x, i in enumerate(members):
-                for j in members[x + 1:]:
+            for x in range(1, len(members)):
+                j = members[x]
+                for i in members[max(0, x - neighbours):x]:
                     if (i, j) not in seen:
                         seen.add((i, j))
                         yield i, j
 
 
-def near_duplicates(docs: Sequence[Document], *, threshold: float = 0.8,
+def near_duplicates(docs: Sequence[Document], *, threshold: float = 0.8, min_ratio: float = 0.5,
                     signatures: Mapping[str, Sequence[int]] | None = None) -> dict[str, str]:
     """Map each near-duplicate copy's id to its original's id.
 
@@ -130,8 +186,13 @@ def near_duplicates(docs: Sequence[Document], *, threshold: float = 0.8,
     (ties and undated documents broken by lowest id). ``signatures`` may supply stored signatures
     by document id so that only new texts are hashed.
     """
-    known = signatures or {}
-    sigs = [tuple(known[d.id]) if d.id in known else signature(d.title + "\n" + d.text) for d in docs]
+    with paused_gc():
+        return _near_duplicates(docs, threshold, min_ratio, signatures or {})
+
+
+def _near_duplicates(docs: Sequence[Document], threshold: float, min_ratio: float,
+                     known: Mapping[str, Sequence[int]]) -> dict[str, str]:
+    sigs = [tuple(known[d.id]) if d.id in known else document_signature(d) for d in docs]
     parent = list(range(len(docs)))
 
     def find(i: int) -> int:
@@ -141,7 +202,7 @@ def near_duplicates(docs: Sequence[Document], *, threshold: float = 0.8,
         return i
 
     for i, j in candidate_pairs(sigs, band_rows(threshold)):
-        if estimate_similarity(sigs[i], sigs[j]) >= threshold:
+        if estimate_similarity(sigs[i], sigs[j], min_ratio=min_ratio) >= threshold:
             ri, rj = find(i), find(j)
             if ri != rj:
                 parent[max(ri, rj)] = min(ri, rj)
@@ -157,3 +218,22 @@ def near_duplicates(docs: Sequence[Document], *, threshold: float = 0.8,
             if k != original and docs[k].id != docs[original].id:
                 result[docs[k].id] = docs[original].id
     return result
+
+
+def carriers(docs: Sequence[Document], copies: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """For each original with copies, the sources that carried it: its own first, then the others.
+
+    ``copies`` is the result of :func:`near_duplicates`. Sources are listed once each, copies in
+    the order they were published.
+    """
+    by_id = {d.id: d for d in docs}
+    found: dict[str, list[Document]] = defaultdict(list)
+    for copy, original in copies.items():
+        if copy in by_id and original in by_id:
+            found[original].append(by_id[copy])
+    out: dict[str, tuple[str, ...]] = {}
+    for original, copied in found.items():
+        names = [by_id[original].source or ""]
+        names += [c.source or "" for c in sorted(copied, key=document_order)]
+        out[original] = tuple(dict.fromkeys(n for n in names if n))
+    return out

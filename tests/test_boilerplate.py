@@ -59,6 +59,25 @@ CHROME = [
     "Sponsored content",
     "Book your appointment online",
     "• • •",
+    "Top Stories",
+    "Latest articles",
+    "Terms Of Service",
+    "Privacy Policy",
+    "Toggle navigation",
+    "Opens in new window",
+    "On this page:",
+    "Enter your keywords",
+    "Print Recipe",
+    "Filed under",
+    "Filed under: Health, Local",
+    "Post Your Comments",
+    "View my complete profile",
+    "Simple theme. Powered by Blogger.",
+    "Followers (7)",
+    "5 min read",
+    "Corrections and Clarifications",
+    "Never miss the latest news by signing up",
+    "GET THE WEEKLY NEWSLETTER",
 ]
 
 CONTENT = [
@@ -79,6 +98,13 @@ CONTENT = [
     "Home to 40,000 people, the town depends on tourism.",
     "The advertisement market shrank for the third straight quarter, analysts said.",
     "Credits for solar panels will be extended until 2032 under the bill.",
+    "The privacy policy change drew criticism from regulators in Brussels.",
+    "Powered by solar panels, the village now exports electricity to the grid.",
+    "Top stories of the year included the election and the floods, the editor said.",
+    "She filed under a different name to avoid attention, court papers show.",
+    "Print runs of the magazine fell to 20,000 copies last year.",
+    "Latest figures show unemployment at 4.1 percent.",
+    "Never before had the river risen so fast, residents said.",
 ]
 
 

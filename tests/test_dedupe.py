@@ -4,7 +4,17 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
-from feedletter.dedupe import SIGNATURE_SIZE, estimate_similarity, near_duplicates, signature
+from feedletter.dedupe import (
+    SIGNATURE_SIZE,
+    band_rows,
+    carriers,
+    document_signature,
+    estimate_jaccard,
+    estimate_similarity,
+    near_duplicates,
+    signature,
+    words,
+)
 from feedletter.models import Document
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -27,7 +37,9 @@ def _copy_with_edits(text: str) -> str:
 
 def test_signature_is_stable_and_sized() -> None:
     assert signature(ARTICLE) == signature(ARTICLE)
-    assert len(signature(ARTICLE)) == SIGNATURE_SIZE
+    assert len(signature(ARTICLE)) == SIGNATURE_SIZE + 1
+    toks = words(ARTICLE)
+    assert signature(ARTICLE)[0] == len({tuple(toks[i:i + 3]) for i in range(len(toks) - 2)})
     assert all(isinstance(v, int) for v in signature(ARTICLE))
 
 
@@ -61,11 +73,43 @@ def test_tie_on_date_goes_to_lowest_numeric_id_and_undated_is_not_original() -> 
     assert near_duplicates(docs) == {"10": "9", "2": "9"}
 
 
+def test_added_header_and_footer_do_not_hide_a_copy() -> None:
+    # Much new material around the same text: Jaccard drops, the share of the smaller kept does not.
+    extra = " ".join(f"partner{i} boilerplate{i} line{i}" for i in range(25))
+    padded = extra + "\n" + ARTICLE + "\n" + extra
+    a, b = signature(ARTICLE), signature(padded)
+    assert estimate_jaccard(a, b) < 0.8
+    assert estimate_similarity(a, b) >= 0.9
+
+
+def test_teaser_is_not_a_copy_of_the_full_article() -> None:
+    teaser = " ".join(ARTICLE.split()[:40])
+    assert estimate_similarity(signature(teaser), signature(ARTICLE)) == 0.0
+    assert estimate_similarity(signature(teaser), signature(ARTICLE), min_ratio=0.2) >= 0.8
+
+
 def test_threshold_controls_what_counts() -> None:
-    half = ARTICLE[: len(ARTICLE) // 2]
-    docs = [Document("a", "", ARTICLE, published=T0), Document("b", "", half, published=T0)]
+    # Every third sentence garbled in place: about two thirds of the shingles survive.
+    sents = ARTICLE.split(". ")
+    changed = ". ".join(s if k % 3 else s.upper().replace("E", "3") for k, s in enumerate(sents))
+    docs = [Document("a", "", ARTICLE, published=T0), Document("b", "", changed, published=T0)]
     assert near_duplicates(docs, threshold=0.9) == {}
-    assert near_duplicates(docs, threshold=0.3) == {"b": "a"}
+    assert near_duplicates(docs, threshold=0.5) == {"b": "a"}
+
+
+def test_band_rows_follow_threshold() -> None:
+    assert band_rows(0.8) == 3
+    assert band_rows(0.6) == 2
+    assert band_rows(0.3) == 1
+
+
+def test_document_signature_is_what_near_duplicates_uses() -> None:
+    docs = [Document("a", "Depot plan", ARTICLE, published=T0),
+            Document("b", "Something else", "A bakery opened on the high street today.", published=T0)]
+    # Stored as the store would keep it: the same value near_duplicates would compute.
+    stored = {d.id: document_signature(d) for d in docs}
+    assert near_duplicates(docs, signatures=stored) == near_duplicates(docs) == {}
+    assert document_signature(docs[0]) == signature("Depot plan\n" + ARTICLE)
 
 
 def test_stored_signatures_are_used() -> None:
@@ -79,10 +123,22 @@ def test_many_documents_scale() -> None:
     rng = random.Random(5)
     vocab = [f"w{i}" for i in range(5000)]
     docs = []
-    for i in range(3000):
+    for i in range(1500):
         docs.append(Document(str(i), "", " ".join(rng.choice(vocab) for _ in range(120)), published=T0))
     docs.append(Document("copy", "", docs[17].text + " extra footer", published=T0 + timedelta(1)))
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other jobs on a shared machine do not count
     found = near_duplicates(docs)
     assert found == {"copy": "17"}
-    assert time.perf_counter() - start < 10
+    assert time.process_time() - start < 5
+
+
+def test_carriers_lists_original_source_first() -> None:
+    docs = [
+        Document("1", "", ARTICLE, source="gazette", published=T0),
+        Document("2", "", _copy_with_edits(ARTICLE), source="wire", published=T0 + timedelta(hours=2)),
+        Document("3", "", _copy_with_edits(ARTICLE), source="aggregator", published=T0 + timedelta(hours=1)),
+        Document("4", "", "Unrelated words about a bakery and its bread.", source="gazette", published=T0),
+    ]
+    copies = near_duplicates(docs)
+    assert copies == {"2": "1", "3": "1"}
+    assert carriers(docs, copies) == {"1": ("gazette", "aggregator", "wire")}
