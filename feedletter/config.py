@@ -267,6 +267,33 @@ class Alerts(_Model):
         return value
 
 
+class Llm(_Model):
+    base_url: str
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = Field(30.0, gt=0)
+
+    _url = field_validator("base_url")(_check_http_url)
+
+
+class Stories(_Model):
+    """How articles become stories and how stories are summarized."""
+
+    window_days: int = Field(7, ge=1, le=90)
+    near_duplicate: float = Field(0.7, gt=0, le=1)
+    same_story: float = Field(0.2, gt=0, le=1)
+    summary_sentences: int = Field(3, ge=1, le=10)
+    summary_chars: int = Field(600, ge=80, le=4000)
+    summarizer: Literal["extractive", "llm"] = "extractive"
+    llm: Llm | None = None
+
+    @model_validator(mode="after")
+    def _llm_settings(self) -> Stories:
+        if self.summarizer == "llm" and self.llm is None:
+            raise ValueError("summarizer: llm needs stories.llm: {base_url, model}")
+        return self
+
+
 class Config(_Model):
     store: str = "sqlite:///.feedletter/feedletter.db"
     allow_private: bool = False
@@ -277,6 +304,7 @@ class Config(_Model):
     providers: Providers = Providers()
     templates_dir: str | None = None
     alerts: Alerts | None = None
+    stories: Stories = Stories()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

@@ -15,10 +15,11 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from feedletter.cluster import cluster_documents, pick_lead
+from feedletter.config import Config
 from feedletter.identity import content_hash
 from feedletter.models import Article, Coverage, Document, Story
 from feedletter.store import Store, articles, carriers, now, stories, summaries, utc
-from feedletter.summarize import Summarizer
+from feedletter.summarize import ExtractiveSummarizer, Summarizer
 
 DEFAULT_WINDOW = timedelta(days=7)
 
@@ -39,7 +40,8 @@ def _article(row: sa.RowMapping) -> Article:
 
 
 def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
-                   priority: dict[str, int] | None = None) -> GroupCounts:
+                   priority: dict[str, int] | None = None, near_duplicate: float = 0.7,
+                   same_story: float = 0.2) -> GroupCounts:
     """Give every not-yet-grouped article a story: an existing one it joins, or a new one."""
     counts = GroupCounts()
     with store.begin() as conn:
@@ -53,7 +55,8 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
             sa.select(articles).where(articles.c.clustered, articles.c.published >= start)).mappings()]
     everyone = {a.id: a for a in [*known, *fresh]}
     docs = [a.as_document() for a in everyone.values()]
-    assignments = cluster_documents(docs, window=window)
+    assignments = cluster_documents(docs, window=window, threshold=same_story,
+                                    duplicate_threshold=near_duplicate, priority=priority)
     members: dict[str, list[int]] = defaultdict(list)
     for assignment in assignments:
         members[assignment.cluster].append(int(assignment.id))
@@ -78,6 +81,9 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
                 counts.new_stories += 1
             else:
                 counts.joined += 1
+                if article.id not in duplicate_of:
+                    # A new telling of a known story (a near-identical copy adds no text): summarize again.
+                    conn.execute(stories.update().where(stories.c.id == story_id).values(summary_hash=""))
             original = duplicate_of.get(article.id)
             counts.near_duplicates += original is not None
             conn.execute(articles.update().where(articles.c.id == article.id).values(
@@ -97,11 +103,41 @@ def story_articles(store: Store, story_ids: Sequence[int]) -> dict[int, list[Art
     return out
 
 
+def summarizer_for(config: Config) -> Summarizer:
+    """The summarizer the config asks for; the LLM one falls back to the extractive one on errors."""
+    settings = config.stories
+    if settings.summarizer == "llm" and settings.llm is not None:
+        from feedletter.llm import LLMSummarizer
+
+        return LLMSummarizer(settings.llm.base_url, settings.llm.model, settings.llm.api_key_env,
+                             timeout=settings.llm.timeout)
+    return ExtractiveSummarizer()
+
+
+def group(config: Config, store: Store) -> GroupCounts:
+    """The group stage with the config's window, thresholds and source priorities."""
+    s = config.stories
+    return group_articles(store, window=timedelta(days=s.window_days),
+                          priority={src.name: src.priority for src in config.sources},
+                          near_duplicate=s.near_duplicate, same_story=s.same_story)
+
+
+def summarize(config: Config, store: Store) -> tuple[int, int]:
+    """The summarize stage with the config's summarizer and length limits."""
+    s = config.stories
+    return summarize_stories(store, summarizer_for(config), sentences=s.summary_sentences,
+                             max_chars=s.summary_chars)
+
+
 def summarize_stories(store: Store, summarizer: Summarizer, *, sentences: int = 3,
                       max_chars: int = 600) -> tuple[int, int]:
-    """Summarize stories whose articles changed; return (summarized, served from cache)."""
+    """Summarize the stories that are new or gained articles; return (summarized, served from cache).
+
+    Only stories marked for it (an empty ``summary_hash``) are read, so the cost follows what changed,
+    not the size of the store.
+    """
     with store.begin() as conn:
-        rows = conn.execute(sa.select(stories.c.id, stories.c.lead_id, stories.c.summary_hash)).all()
+        rows = conn.execute(sa.select(stories.c.id, stories.c.lead_id).where(stories.c.summary_hash == "")).all()
     grouped = story_articles(store, [r.id for r in rows])
     done = cached = 0
     for row in rows:
@@ -110,19 +146,20 @@ def summarize_stories(store: Store, summarizer: Summarizer, *, sentences: int = 
         if lead is None:
             continue
         others = [a for a in group if a.id != lead.id and a.duplicate_of is None]
-        texts = [lead.text, *(a.text for a in others)]
+        texts = [lead.text, *(a.text for a in others)]  # the lead first: its sentences weigh more
         digest = content_hash(lead.title, *texts, str(sentences), str(max_chars))
-        if digest == row.summary_hash:
-            continue
         with store.begin() as conn:
             hit = conn.execute(sa.select(summaries.c.summary).where(
                 summaries.c.content_hash == digest, summaries.c.summarizer == summarizer.name,
                 summaries.c.version == summarizer.version)).scalar()
             if hit is None:
                 hit = summarizer.summarize(lead.title, texts, sentences=sentences, max_chars=max_chars)
-                conn.execute(summaries.insert().values(content_hash=digest, summarizer=summarizer.name,
-                                                       version=summarizer.version, summary=hit,
-                                                       created=now()))
+                # An LLM summarizer that fell back to the extractive one must not cache under its own name.
+                answered = getattr(summarizer, "last_source", "") or summarizer.name
+                if answered == summarizer.name:
+                    conn.execute(summaries.insert().values(content_hash=digest, summarizer=summarizer.name,
+                                                           version=summarizer.version, summary=hit,
+                                                           created=now()))
                 done += 1
             else:
                 cached += 1

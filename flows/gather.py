@@ -15,7 +15,6 @@ from feedletter import alerts, gather, health, stories
 from feedletter.config import Config
 from feedletter.fetch import Fetcher
 from feedletter.store import Store
-from feedletter.summarize import ExtractiveSummarizer
 from flows.common import STORE_TIMEOUT, alert_operators, io_task_options, open_config, run_slot
 
 
@@ -37,13 +36,12 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> gather.E
 
 @task(cache_policy=NO_CACHE, persist_result=False, timeout_seconds=STORE_TIMEOUT)
 def group_articles(config: Config, store: Store) -> stories.GroupCounts:
-    priority = {s.name: s.priority for s in config.sources}
-    return stories.group_articles(store, priority=priority)
+    return stories.group(config, store)
 
 
 @task(cache_policy=NO_CACHE, persist_result=False, timeout_seconds=STORE_TIMEOUT)
-def summarize_stories(store: Store) -> tuple[int, int]:
-    return stories.summarize_stories(store, ExtractiveSummarizer())
+def summarize_stories(config: Config, store: Store) -> tuple[int, int]:
+    return stories.summarize(config, store)
 
 
 @flow(name="gather", log_prints=False)
@@ -88,7 +86,7 @@ def _gather(config: Config, store: Store, sources: list[str] | None, started: fl
         log.info("store: %d new, %d duplicates", len(counts.new_ids), counts.duplicates)
         extracted = extract_articles(config, store, fetcher)
     grouped = group_articles(config, store)
-    summarized, cached = summarize_stories(store)
+    summarized, cached = summarize_stories(config, store)
     log.info("group: %d new stories, %d joined; summarize: %d (%d cached)", grouped.new_stories,
              grouped.joined, summarized, cached)
     if alerts.pending(store):

@@ -89,14 +89,13 @@ def postgres_url() -> str | None:
 def run_gather(config: Config, store: Store) -> dict[str, int]:
     """The gather flow's stages in order, without Prefect: what the flow's tasks call."""
     from feedletter import gather, stories
-    from feedletter.summarize import ExtractiveSummarizer
 
     with gather.make_fetcher(config) as fetcher:
         results = gather.fetch_sources(config, store, fetcher)
         counts = gather.store_entries(config, store, results)
         extracted = gather.extract_articles(config, store, fetcher)
-    grouped = stories.group_articles(store)
-    summarized, cached = stories.summarize_stories(store, ExtractiveSummarizer())
+    grouped = stories.group(config, store)
+    summarized, cached = stories.summarize(config, store)
     return {"ok": sum(r.status == "ok" for r in results),
             "not_modified": sum(r.status == "not_modified" for r in results),
             "errors": sum(r.status == "error" for r in results),
