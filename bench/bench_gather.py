@@ -113,13 +113,15 @@ def run_peer(feeds: int, items: int) -> dict[str, float] | None:
     return {"first": float(match.group(1)), "second": float(match.group(2))}
 
 
-def run_child(urls: list[str], *, full_text: bool, runs: int) -> dict[str, Any]:
+def run_child(urls: list[str], *, full_text: bool, runs: int, concurrency: int | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-gather-") as tmp:
         listing = Path(tmp) / "feeds.txt"
         listing.write_text("\n".join(urls))
         args = [sys.executable, __file__, "--child", str(listing), "--runs", str(runs)]
         if full_text:
             args.append("--full-text")
+        if concurrency is not None:
+            args += ["--concurrency", str(concurrency)]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         out = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp, timeout=3600)
     if out.returncode != 0:
@@ -128,7 +130,7 @@ def run_child(urls: list[str], *, full_text: bool, runs: int) -> dict[str, Any]:
     return result
 
 
-def child(listing: Path, *, full_text: bool, runs: int) -> None:
+def child(listing: Path, *, full_text: bool, runs: int, concurrency: int | None) -> None:
     """Time the gather stages in this process and print one JSON line."""
     sys.path.insert(0, str(ROOT))
     from feedletter import gather, stories
@@ -138,6 +140,7 @@ def child(listing: Path, *, full_text: bool, runs: int) -> None:
     urls = listing.read_text().split()
     config = Config.model_validate({
         "store": f"sqlite:///{listing.parent / 'bench.db'}", "allow_private": True,
+        "gather": {"concurrency": concurrency} if concurrency else {},
         "sources": [{"name": f"feed-{i}", "url": u, "full_text": "auto" if full_text else "never"}
                     for i, u in enumerate(urls)]})
     store = Store.open(config.store_url())
@@ -174,12 +177,14 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--no-peer", action="store_true", help="skip rss2email")
     parser.add_argument("--no-teaser", action="store_true", help="skip the --teaser farm")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="gather.concurrency for feedletter (default: the config default)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--runs", type=int, default=2, help=argparse.SUPPRESS)
     parser.add_argument("--full-text", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, full_text=args.full_text, runs=args.runs)
+        child(args.child, full_text=args.full_text, runs=args.runs, concurrency=args.concurrency)
         return
     if not (SHARED / "feedfarm.py").exists():
         print(f"bench_gather: skipped: {SHARED / 'feedfarm.py'} is absent")
@@ -187,7 +192,7 @@ def main() -> None:
     print(f"== gather: {args.feeds} feeds x {args.items} items on loopback ==", flush=True)
     peer = None if args.no_peer else run_peer(args.feeds, args.items)
     with Farm(args.feeds, args.items) as farm:
-        ours = run_child(farm.urls, full_text=False, runs=2)
+        ours = run_child(farm.urls, full_text=False, runs=2, concurrency=args.concurrency)
         hits = farm.hits()
     first, second = ours["runs"]
     for label, run in (("first run ", first), ("second run", second)):
@@ -204,7 +209,7 @@ def main() -> None:
                   f"({verdict} the {TARGET:g}x target; {with_group:.1f}x counting grouping)")
     if not args.no_teaser:
         with Farm(args.feeds, args.items, teaser=True) as farm:
-            teaser = run_child(farm.urls, full_text=True, runs=1)
+            teaser = run_child(farm.urls, full_text=True, runs=1, concurrency=args.concurrency)
         run = teaser["runs"][0]
         stages = " ".join(f"{k}={v:.2f}s" for k, v in run["stages"].items())
         print(f"feedletter --teaser farm with full text: {run['total']:.2f}s [{stages}] new={run['new']} "
