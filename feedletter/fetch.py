@@ -233,7 +233,7 @@ class Fetcher:
                             content_type=response.headers.get("Content-Type"),
                             moved_to=moved_to, seconds=time.monotonic() - started)
                     finally:
-                        response.release_conn()
+                        _finish(response)
             raise FetchError(url, f"more than {self.max_redirects} redirects", transient=False)
         finally:
             watchdog.cancel()
@@ -245,7 +245,7 @@ class Fetcher:
             raise FetchError(url, f"timed out after {self.timeout:g}s")
         manager = self._open if private else self._pinned
         try:
-            return manager.request("GET", url, headers=headers, redirect=False, preload_content=False,
+            response = manager.request("GET", url, headers=headers, redirect=False, preload_content=False,
                                    decode_content=True, retries=False,
                                    timeout=Timeout(connect=min(remaining, self.connect_timeout),
                                                    read=remaining))
@@ -255,6 +255,12 @@ class Fetcher:
             if time.monotonic() >= deadline:
                 raise FetchError(url, f"timed out after {self.timeout:g}s") from None
             raise FetchError(url, f"connection failed: {_reason(exc)}") from None
+        if time.monotonic() >= deadline:
+            # The watchdog cut the headers short, and http.client took what came for a response.
+            response.close()
+            response.release_conn()
+            raise FetchError(url, f"timed out after {self.timeout:g}s (slow headers)")
+        return response
 
     def _read(self, url: str, response: BaseHTTPResponse, deadline: float) -> bytes:
         declared = response.headers.get("Content-Length")
@@ -275,6 +281,8 @@ class Fetcher:
                 if time.monotonic() > deadline:
                     raise FetchError(url, f"timed out after {self.timeout:g}s (slow body)")
                 chunks.append(chunk)
+            if time.monotonic() >= deadline:  # the watchdog closed the socket: a cut, not an end
+                raise FetchError(url, f"timed out after {self.timeout:g}s (slow body)")
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             if time.monotonic() >= deadline:
                 raise FetchError(url, f"timed out after {self.timeout:g}s (slow body)") from None
@@ -301,6 +309,22 @@ class Fetcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _finish(response: BaseHTTPResponse) -> None:
+    """Hand the connection back for reuse if the rest of the response is short, else drop it.
+
+    http.client refuses a new request on a connection whose last response was not read to the end.
+    """
+    left = response.length_remaining
+    try:
+        if left is not None and left <= 65536:
+            response.drain_conn()
+        else:
+            response.close()
+    except (OSError, urllib3.exceptions.HTTPError):
+        response.close()
+    response.release_conn()
 
 
 def _shut(sockets: list[socket.socket]) -> None:
