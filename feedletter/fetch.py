@@ -7,6 +7,7 @@ urllib3 connection pools shared by the threads, so that hundreds of feeds cost a
 from __future__ import annotations
 
 import contextlib
+import heapq
 import ipaddress
 import logging
 import socket
@@ -176,6 +177,7 @@ class Fetcher:
         self._hosts_lock = threading.Lock()
         self._pinned = _pool_manager(per_host, pinned=True)
         self._open = _pool_manager(per_host, pinned=False)
+        self._watchdog = _Watchdog()
 
     def _host_slot(self, url: str) -> threading.Semaphore:
         host = (urlsplit(url).hostname or "").lower()
@@ -201,9 +203,7 @@ class Fetcher:
         # drips its headers or body a byte at a time cannot hold the run past the total timeout.
         sockets: list[socket.socket] = []
         _Watched.local.sockets = sockets
-        watchdog = threading.Timer(self.timeout, _shut, (sockets,))
-        watchdog.daemon = True
-        watchdog.start()
+        self._watchdog.watch(deadline, sockets)
         try:
             for _ in range(self.max_redirects + 1):
                 check_address(current, allow_private=True)  # scheme and host; addresses at connect
@@ -236,7 +236,7 @@ class Fetcher:
                         _finish(response)
             raise FetchError(url, f"more than {self.max_redirects} redirects", transient=False)
         finally:
-            watchdog.cancel()
+            sockets.clear()  # done: nothing left for the watchdog to shut
             _Watched.local.sockets = None
 
     def _request(self, url: str, headers: dict[str, str], deadline: float, private: bool) -> BaseHTTPResponse:
@@ -327,10 +327,39 @@ def _finish(response: BaseHTTPResponse) -> None:
     response.release_conn()
 
 
-def _shut(sockets: list[socket.socket]) -> None:
-    for sock in list(sockets):
-        with contextlib.suppress(OSError):  # already closed: the request ended on its own
-            sock.shutdown(socket.SHUT_RDWR)
+class _Watchdog:
+    """One thread per Fetcher that shuts a request's sockets when its deadline passes.
+
+    One shared thread rather than a timer thread per request: starting a thread cost more than
+    the rest of a 304 answer (bench/bench_gather.py, second run).
+    """
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, list[socket.socket]]] = []
+        self._wake = threading.Condition()
+        self._count = 0
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: float, sockets: list[socket.socket]) -> None:
+        with self._wake:
+            self._count += 1
+            heapq.heappush(self._due, (deadline, self._count, sockets))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="feedletter-watchdog", daemon=True)
+                self._thread.start()
+            elif self._due[0][2] is sockets:
+                self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._wake.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                _, _, sockets = heapq.heappop(self._due)
+                expired = list(sockets)
+            for sock in expired:
+                with contextlib.suppress(OSError):  # already closed: the request ended on its own
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 def _http_error(url: str, response: BaseHTTPResponse) -> FetchError:
