@@ -67,8 +67,9 @@ def main() -> int:
         from flows.gather import gather_flow
 
         first = gather_flow(config_path="sources.yaml")
+        dups = first["duplicates"]
         print(f"gather #1   {first['fetched']} sources fetched · {first['new']} new articles · "
-              f"{first['duplicates']} duplicate{'' if first['duplicates'] == 1 else 's'} · {first['extracted']} full texts extracted · "
+              f"{dups} duplicate{'' if dups == 1 else 's'} · {first['extracted']} full texts extracted · "
               f"{first['stories_new']} stories")
         second = gather_flow(config_path="sources.yaml")
         print(f"gather #2   {second['not_modified']} not modified (HTTP 304) · {second['new']} new articles")
@@ -86,7 +87,7 @@ def main() -> int:
     rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731
     print(f"email       {rel(sorted((OUT / 'mail').glob('*.eml'))[0])}  (one .eml per subscriber)")
     print(f"preview     {rel(preview[0])}  (+ digest.txt, digest.mjml, digest.json)")
-    print(f"feeds       {rel(archive / 'rss.xml')}  (+ atom.xml, feed.json; stories/ holds a feed and a page per story)")
+    print(f"feeds       {rel(archive / 'rss.xml')}  (+ atom.xml, feed.json; stories/: a feed, a page a story)")
     print(f"archive     {rel(archive / 'index.html')}")
     print(f"done in {time.monotonic() - started:.1f} s; servers stopped")
     return 0

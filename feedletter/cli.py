@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -236,22 +237,36 @@ def sources_status(config: ConfigOpt = None) -> None:
     from rich.table import Table
 
     from feedletter.health import all_states
+    from feedletter.store import now
 
     cfg = _config(config)
     with _store(cfg) as store:
         states = {s.name: s for s in all_states(store)}
     table = Table(title="Sources")
     for column in ("source", "status", "last success", "new", "dup", "failures", "next fetch", "last error"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
+    current = now()
+
+    def when(moment: datetime | None) -> str:
+        return moment.isoformat(timespec="seconds") if moment else "-"
+
     for source in cfg.sources:
         s = states.get(source.name)
         if s is None:
-            table.add_row(source.name, "never fetched", "-", "-", "-", "-", "-", "")
+            table.add_row(source.name, "off in config" if not source.enabled else "never fetched",
+                          "-", "-", "-", "-", "-", "")
             continue
-        state = "disabled" if s.disabled else ("failing" if s.failures else "ok")
-        table.add_row(source.name, state, s.last_success.isoformat(timespec="seconds") if s.last_success else "-",
-                      str(s.new_items), str(s.duplicates), str(s.failures),
-                      s.next_fetch.isoformat(timespec="seconds") if s.next_fetch else "-", s.last_error or "")
+        waiting = s.next_fetch is not None and s.next_fetch > current
+        if s.disabled:
+            state = f"disabled (run: feedletter sources enable {source.name})"
+        elif not source.enabled:
+            state = "off in config"
+        elif s.failures:
+            state = "backing off" if waiting else "failing"
+        else:
+            state = "ok"
+        table.add_row(source.name, state, when(s.last_success), str(s.new_items), str(s.duplicates),
+                      str(s.failures), when(s.next_fetch) if waiting else "due", s.last_error or "")
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
 
 

@@ -8,22 +8,39 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
 from feedletter import boilerplate, extract, parse, sanitize
 from feedletter.config import Config, Source
-from feedletter.errors import FeedletterError, FetchError
+from feedletter.errors import FeedletterError, FetchError, ParseError
 from feedletter.fetch import Fetcher
-from feedletter.health import SourceState, load_states, record_counts, record_failure, record_success
+from feedletter.health import SourceState, load_states, record_counts, record_failure, record_successes
 from feedletter.identity import canonical_url, content_hash
 from feedletter.models import Entry, ParsedFeed
 from feedletter.selection import matches_any
-from feedletter.store import Store, articles, carriers, now, pages, tombstones
+from feedletter.store import Store, articles, carriers, now, pages, rows_in_chunks, tombstones
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One feed entry made ready for the store in the fetch pool: sanitized, keyed, filtered."""
+
+    key: str
+    canonical: str
+    url: str
+    title: str
+    author: str | None
+    published: datetime | None
+    html: str
+    text: str
+    content_hash: str
+    needs_text: bool
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,8 @@ class SourceResult:
     feed: ParsedFeed | None = None
     error: str | None = None
     seconds: float = 0.0
+    entries: tuple[Prepared, ...] = ()  # the feed's entries that passed include/exclude
+    filtered: int = 0
 
 
 @dataclass
@@ -55,12 +74,18 @@ def _allow_private(config: Config, source: Source) -> bool:
     return config.allow_private if source.allow_private is None else source.allow_private
 
 
+_FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
+                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
+
+
 def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
                   only: Sequence[str] = (), force: bool = False,
                   progress: Callable[[int], None] | None = None) -> list[SourceResult]:
-    """Fetch and parse every due source; record each one's health. One failure stops nothing.
+    """Fetch, parse and prepare every due source; record each one's health. One failure stops nothing.
 
-    ``progress(1)`` is called (from worker threads) as each source is done.
+    Parsing and sanitizing run in the fetch pool, beside other sources' downloads, so the store
+    step after it is only bulk SQL (measured: bench/bench_gather.py). ``progress(1)`` is called
+    (from worker threads) as each source is done.
     """
     wanted = [s for s in config.sources if s.enabled and (not only or s.name in only)]
     unknown = set(only) - {s.name for s in config.sources}
@@ -69,24 +94,30 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
     states = load_states(store, wanted)
     current = now()
 
+    tracking = tuple(config.gather.tracking_params)
+
+    def waiting(state: SourceState) -> bool:
+        return not force and (state.disabled or (state.next_fetch is not None and state.next_fetch > current))
+
     def one(source: Source) -> tuple[SourceResult, SourceState, object]:
         state = states[source.name]
-        if not force and (state.disabled or (state.next_fetch and state.next_fetch > current)):
+        if waiting(state):
             why = "disabled after repeated failures" if state.disabled else "backing off"
             return SourceResult(source.name, "skipped", error=why), state, None
         try:
             result = fetcher.get(state.url, etag=state.etag, last_modified=state.last_modified,
-                                 allow_private=_allow_private(config, source),
-                                 accept="application/rss+xml, application/atom+xml, application/feed+json, "
-                                        "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
-            if result.not_modified or result.body is None:
-                return SourceResult(source.name, "not_modified", seconds=result.seconds), state, result
-            feed = parse.parse_feed(result.body, url=result.url, source=source.name,
-                                    content_type=result.content_type, now=current,
-                                    extra_tracking=config.gather.tracking_params)
-            return SourceResult(source.name, "ok", feed=feed, seconds=result.seconds), state, result
+                                 allow_private=_allow_private(config, source), accept=_FEED_ACCEPT)
         except FeedletterError as exc:
             return SourceResult(source.name, "error", error=str(exc)), state, exc
+        if result.not_modified or result.body is None:
+            return SourceResult(source.name, "not_modified", seconds=result.seconds), state, result
+        digested = digest_feed(result.body, result.url, result.content_type, source, tracking, current)
+        if isinstance(digested, str):
+            return SourceResult(source.name, "error", error=digested), state, ParseError(
+                source.name, digested)
+        feed, entries, filtered = digested
+        return SourceResult(source.name, "ok", feed=feed, seconds=result.seconds, entries=entries,
+                            filtered=filtered), state, result
 
     def counted(source: Source) -> tuple[SourceResult, SourceState, object]:
         outcome = one(source)
@@ -96,7 +127,8 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
 
     outcomes = list(fetcher.map(counted, wanted, workers=config.gather.concurrency))
     with store.begin() as conn:
-        for (result, state, detail), source in zip(outcomes, wanted, strict=True):
+        successes = []
+        for result, state, detail in outcomes:
             if result.status == "error":
                 assert isinstance(detail, FeedletterError)
                 retry_after = detail.retry_after if isinstance(detail, FetchError) else None
@@ -104,12 +136,32 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
                                retry_after=retry_after)
                 log.warning("%s", result.error)
             elif result.status != "skipped":
-                record_success(conn, state, detail, result.seconds)
-            del source
+                successes.append((state, detail, result.seconds))
+        record_successes(conn, successes)
     return [o[0] for o in outcomes]
 
 
+def digest_feed(body: bytes, url: str, content_type: str | None, source: Source, tracking: tuple[str, ...],
+                current: datetime) -> tuple[ParsedFeed, tuple[Prepared, ...], int] | str:
+    """Parse a fetched feed and prepare its entries; a parse failure comes back as its message.
+
+    Tried in a process pool too: on this 2-core machine it was 2x slower than the fetch threads
+    (bench/bench_gather.py --feeds 200), so it runs in the fetch thread.
+    """
+    try:
+        feed = parse.parse_feed(body, url=url, source=source.name, content_type=content_type, now=current,
+                                extra_tracking=tracking)
+    except FeedletterError as exc:
+        return str(exc)
+    kept = [e for e in feed.entries if _matches(source, e)]
+    entries = tuple(prepare_entry(source, e, feed.link, tracking) for e in kept)
+    # The entries travel as Prepared; the feed keeps only its own metadata.
+    return replace(feed, entries=()), entries, len(feed.entries) - len(kept)
+
+
 def _matches(source: Source, entry: Entry) -> bool:
+    if not source.include and not source.exclude:
+        return True
     haystack = f"{entry.title}\n{entry.summary}\n{entry.content}"
     # The same pattern rules as a newsletter's select: plain words match whole words, else a regex.
     if source.include and not matches_any(source.include, haystack):
@@ -117,57 +169,101 @@ def _matches(source: Source, entry: Entry) -> bool:
     return not matches_any(source.exclude, haystack)
 
 
+def prepare_entry(source: Source, entry: Entry, feed_link: str, tracking: Sequence[str] = ()) -> Prepared:
+    """Sanitize an entry's HTML once, derive its text, hash and canonical URL."""
+    body = entry.content or entry.summary
+    html = sanitize.sanitize_html(body, base_url=entry.link or feed_link)
+    text = boilerplate.strip_boilerplate(sanitize.html_to_text(html))
+    teaser = source.full_text == "always" or (
+        source.full_text == "auto" and extract.is_teaser(entry.summary, entry.content))
+    canonical = canonical_url(entry.link, tracking) if entry.link else ""
+    return Prepared(key=entry.key, canonical=canonical, url=entry.link, title=entry.title or "(untitled)",
+                    author=entry.author, published=entry.published, html=html, text=text,
+                    content_hash=content_hash(entry.title, text), needs_text=teaser and bool(entry.link))
+
+
+def _lookup(conn: sa.Connection, column: sa.Column[str], values: set[str],
+            *extra: sa.Column[Any]) -> dict[str, sa.Row[Any]]:
+    found: dict[str, sa.Row[Any]] = {}
+    for chunk in rows_in_chunks(sorted(values)):
+        for row in conn.execute(sa.select(column, *extra).where(column.in_(chunk))):
+            found[row[0]] = row
+    return found
+
+
 def store_entries(config: Config, store: Store, results: Sequence[SourceResult]) -> StoreCounts:
-    """Store new entries, sanitized; an entry met before (by key or canonical URL) only adds a carrier."""
+    """Store new entries; an entry met before (by key or canonical URL) only adds a carrier.
+
+    A handful of bulk statements per run, whatever the number of entries: existing keys, URLs and
+    tombstones are looked up in chunks, new articles inserted in one executemany.
+    """
     counts = StoreCounts()
     stamp = now()
-    tracking = config.gather.tracking_params
+    todo = [(r.source, p) for r in results for p in r.entries]
+    counts.filtered = sum(r.filtered for r in results)
     with store.begin() as conn:
-        for result in results:
-            if result.feed is None:
+        dead = _lookup(conn, tombstones.c.key, {p.key for _, p in todo})
+        by_key = {k: int(r[1]) for k, r in _lookup(conn, articles.c.key, {p.key for _, p in todo},
+                                                   articles.c.id).items()}
+        by_canonical = {k: int(r[1]) for k, r in _lookup(
+            conn, articles.c.canonical, {p.canonical for _, p in todo if p.canonical}, articles.c.id).items()}
+        # Entries of this batch that an earlier entry of the batch already claims: index into fresh.
+        pending_key: dict[str, int] = {}
+        pending_canonical: dict[str, int] = {}
+        fresh: list[dict[str, Any]] = []
+        fresh_carriers: list[tuple[int, str, str]] = []  # fresh index, source, url
+        old_carriers: list[tuple[int, str, str]] = []  # article id, source, url
+        per_source: dict[str, list[int]] = {r.source: [0, 0] for r in results if r.feed is not None}
+        for name, p in todo:
+            if p.key in dead:
                 continue
-            source = config.source(result.source)
-            new = dup = 0
-            for entry in result.feed.entries:
-                if not _matches(source, entry):
-                    counts.filtered += 1
-                    continue
-                canonical = canonical_url(entry.link, tracking) if entry.link else ""
-                if conn.execute(sa.select(tombstones.c.key).where(tombstones.c.key == entry.key)).first():
-                    continue
-                clause = articles.c.key == entry.key
-                if canonical:
-                    clause = sa.or_(clause, articles.c.canonical == canonical)
-                found = conn.execute(sa.select(articles.c.id).where(clause).limit(1)).first()
-                if found is not None:
-                    _add_carrier(conn, found.id, source.name, entry.link, stamp)
-                    dup += 1
-                    continue
-                body = entry.content or entry.summary
-                html = sanitize.sanitize_html(body, base_url=entry.link or result.feed.link)
-                text = boilerplate.strip_boilerplate(sanitize.html_to_text(html))
-                teaser = source.full_text == "always" or (
-                    source.full_text == "auto" and extract.is_teaser(entry.summary, entry.content))
-                row = conn.execute(articles.insert().values(
-                    key=entry.key, canonical=canonical, source=source.name, url=entry.link,
-                    title=entry.title or "(untitled)", author=entry.author,
-                    published=entry.published or stamp, fetched=stamp, html=html, text=text,
-                    content_hash=content_hash(entry.title, text), needs_text=teaser and bool(entry.link)))
-                article_id = int(row.inserted_primary_key[0])  # type: ignore[index]
-                _add_carrier(conn, article_id, source.name, entry.link, stamp)
-                counts.new_ids.append(article_id)
-                new += 1
-            counts.duplicates += dup
-            counts.per_source[source.name] = (new, dup)
-    record_counts(store, counts.per_source)
+            known = by_key.get(p.key) or (by_canonical.get(p.canonical) if p.canonical else None)
+            batch = pending_key.get(p.key)
+            if batch is None and p.canonical:
+                batch = pending_canonical.get(p.canonical)
+            if known is not None or batch is not None:
+                if known is not None:
+                    old_carriers.append((known, name, p.url))
+                else:
+                    fresh_carriers.append((batch, name, p.url))  # type: ignore[arg-type]
+                per_source[name][1] += 1
+                continue
+            pending_key[p.key] = len(fresh)
+            if p.canonical:
+                pending_canonical[p.canonical] = len(fresh)
+            fresh_carriers.append((len(fresh), name, p.url))
+            fresh.append({"key": p.key, "canonical": p.canonical, "source": name, "url": p.url,
+                          "title": p.title, "author": p.author, "published": p.published or stamp,
+                          "fetched": stamp, "html": p.html, "text": p.text,
+                          "content_hash": p.content_hash, "needs_text": p.needs_text})
+            per_source[name][0] += 1
+        ids: list[int] = []
+        if fresh:
+            rows = conn.execute(articles.insert().returning(articles.c.id, sort_by_parameter_order=True),
+                                fresh)
+            ids = [int(r[0]) for r in rows]
+        pairs = {(ids[i], name): url for i, name, url in fresh_carriers}
+        for article_id, name, url in old_carriers:
+            pairs.setdefault((article_id, name), url)
+        _add_carriers(conn, pairs, stamp)
+        counts.new_ids = ids
+        counts.duplicates = sum(d for _, d in per_source.values())
+        counts.per_source = {name: (n, d) for name, (n, d) in per_source.items()}
+        record_counts(conn, counts.per_source)
     return counts
 
 
-def _add_carrier(conn: sa.Connection, article_id: int, source: str, url: str, stamp: datetime) -> None:
-    exists = conn.execute(sa.select(carriers.c.article_id).where(
-        carriers.c.article_id == article_id, carriers.c.source == source)).first()
-    if exists is None:
-        conn.execute(carriers.insert().values(article_id=article_id, source=source, url=url, seen=stamp))
+def _add_carriers(conn: sa.Connection, pairs: dict[tuple[int, str], str], stamp: datetime) -> None:
+    if not pairs:
+        return
+    have: set[tuple[int, str]] = set()
+    for chunk in rows_in_chunks(sorted({a for a, _ in pairs})):
+        have.update((int(r[0]), r[1]) for r in conn.execute(
+            sa.select(carriers.c.article_id, carriers.c.source).where(carriers.c.article_id.in_(chunk))))
+    rows = [{"article_id": a, "source": s, "url": url, "seen": stamp}
+            for (a, s), url in pairs.items() if (a, s) not in have]
+    if rows:
+        conn.execute(carriers.insert(), rows)
 
 
 @dataclass
@@ -236,10 +332,13 @@ def save_page(store: Store, url: str, html: str, text: str) -> None:
 
 __all__ = [
     "ExtractCounts",
+    "Prepared",
     "SourceResult",
     "StoreCounts",
+    "digest_feed",
     "extract_articles",
     "fetch_sources",
     "make_fetcher",
+    "prepare_entry",
     "store_entries",
 ]

@@ -41,11 +41,11 @@ def load_states(store: Store, wanted: Sequence[Source]) -> dict[str, SourceState
     states: dict[str, SourceState] = {}
     with store.begin() as conn:
         rows = {r.name: r for r in conn.execute(sa.select(sources))}
+        added: list[dict[str, str]] = []
         for source in wanted:
             row = rows.get(source.name)
             if row is None:
-                conn.execute(sources.insert().values(name=source.name, url=source.url,
-                                                     configured_url=source.url))
+                added.append({"name": source.name, "url": source.url, "configured_url": source.url})
                 states[source.name] = SourceState(source.name, source.url)
                 continue
             if row.configured_url != source.url:
@@ -55,6 +55,8 @@ def load_states(store: Store, wanted: Sequence[Source]) -> dict[str, SourceState
                                                   disabled=row.disabled)
                 continue
             states[source.name] = _state(row)
+        if added:
+            conn.execute(sources.insert(), added)
     return states
 
 
@@ -71,18 +73,27 @@ def all_states(store: Store) -> list[SourceState]:
         return [_state(r) for r in conn.execute(sa.select(sources).order_by(sources.c.name))]
 
 
-def record_success(conn: sa.Connection, state: SourceState, result: object, seconds: float) -> None:
-    values: dict[str, object] = {"last_fetch": now(), "last_success": now(), "failures": 0,
-                                 "next_fetch": None, "last_error": None, "seconds": seconds}
-    if isinstance(result, FetchResult):
-        values["last_status"] = result.status
-        if result.status != 304:
-            values.update(etag=result.etag, last_modified=result.last_modified)
-        if result.moved_to:
-            values["url"] = result.moved_to
-        if result.status == 304:
-            values.update(new_items=0, duplicates=0)
-    conn.execute(sources.update().where(sources.c.name == state.name).values(**values))
+def record_successes(conn: sa.Connection, done: Sequence[tuple[SourceState, object, float]]) -> None:
+    """Record successful fetches (a 200 or a 304) in one executemany: validators, moved URL, health."""
+    if not done:
+        return
+    stamp = now()
+    rows = []
+    for state, result, seconds in done:
+        fetched = result if isinstance(result, FetchResult) else None
+        fresh = fetched is not None and fetched.status != 304
+        rows.append({
+            "b_name": state.name, "last_fetch": stamp, "last_success": stamp, "failures": 0,
+            "next_fetch": None, "last_error": None, "seconds": seconds,
+            "last_status": fetched.status if fetched else None,
+            # A 304 keeps the validators that earned it; a 200 brings the server's new ones.
+            "etag": fetched.etag if fresh and fetched else state.etag,
+            "last_modified": fetched.last_modified if fresh and fetched else state.last_modified,
+            "url": (fetched.moved_to if fetched and fetched.moved_to else state.url),
+            "new_items": 0, "duplicates": 0})
+    statement = sources.update().where(sources.c.name == sa.bindparam("b_name")).values(
+        {k: sa.bindparam(k) for k in rows[0] if k != "b_name"})
+    conn.execute(statement, rows)
 
 
 def backoff(failures: int, retry_after: float | None = None) -> timedelta:
@@ -103,10 +114,12 @@ def record_failure(conn: sa.Connection, state: SourceState, error: str, max_fail
     return disable and not state.disabled
 
 
-def record_counts(store: Store, per_source: Mapping[str, tuple[int, int]]) -> None:
-    with store.begin() as conn:
-        for name, (new, dup) in per_source.items():
-            conn.execute(sources.update().where(sources.c.name == name).values(new_items=new, duplicates=dup))
+def record_counts(conn: sa.Connection, per_source: Mapping[str, tuple[int, int]]) -> None:
+    """Store how many new and duplicate entries each source's last fetch brought."""
+    rows = [{"b_name": name, "new_items": new, "duplicates": dup} for name, (new, dup) in per_source.items()]
+    if rows:
+        conn.execute(sources.update().where(sources.c.name == sa.bindparam("b_name")).values(
+            new_items=sa.bindparam("new_items"), duplicates=sa.bindparam("duplicates")), rows)
 
 
 def enable(store: Store, name: str) -> bool:
