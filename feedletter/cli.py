@@ -52,6 +52,16 @@ def _store(config: Config) -> Iterator[Store]:
         store.close()
 
 
+def _emit(line: str) -> None:
+    """Write one output line; a reader that stopped early (`| head -1`) ends the command quietly."""
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
+
+
 def _input(name: str) -> TextIO:
     return sys.stdin if name == "-" else open(name, encoding="utf-8")
 
@@ -166,7 +176,7 @@ def parse(
         url, ctype = (feed if feed != "-" else "stdin"), None
     parsed = parse_feed(data, url=url, source=source, content_type=ctype)
     for entry in parsed.entries:
-        typer.echo(json.dumps(entry_record(entry), ensure_ascii=False))
+        _emit(json.dumps(entry_record(entry), ensure_ascii=False))
 
 
 @app.command()
@@ -213,7 +223,7 @@ def cluster(jsonl: Annotated[str, typer.Argument(help="lines of {id, title, text
     docs = [Document(id=str(r["id"]), title=r["title"], text=r["text"], url=r.get("url"),
                      source=r.get("source"), published=parse_date(r.get("published"))) for r in rows]
     for a in cluster_documents(docs):
-        typer.echo(json.dumps({"id": a.id, "cluster": a.cluster, "duplicate_of": a.duplicate_of}))
+        _emit(json.dumps({"id": a.id, "cluster": a.cluster, "duplicate_of": a.duplicate_of}))
 
 
 @app.command()
@@ -225,7 +235,7 @@ def summarize(
     from feedletter.summarize import summarize as run_summarize
 
     for row in _read_jsonl(jsonl, ("id", "title", "text")):
-        typer.echo(json.dumps({"id": row["id"], "summary": run_summarize(row["title"], [row["text"]],
+        _emit(json.dumps({"id": row["id"], "summary": run_summarize(row["title"], [row["text"]],
                                                                           sentences=sentences)},
                               ensure_ascii=False))
 
