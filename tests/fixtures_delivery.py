@@ -19,10 +19,10 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from feedletter.config import Config  # noqa: E402
-from feedletter.deliver import IssueContent, RetryPolicy  # noqa: E402
-from feedletter.deliver import outbox as outbox_queue  # noqa: E402
-from feedletter.store import Store, issues, now, outbox, subscribers  # noqa: E402
+from feedletter.config import Config
+from feedletter.deliver import IssueContent, RetryPolicy
+from feedletter.deliver import outbox as outbox_queue
+from feedletter.store import Store, issues, now, outbox, subscribers
 
 HTML = ("<html><body><p>Hello %%NAME%%</p><p>A story with caf\u00e9 and = signs.</p>"
         "<a href=\"%%UNSUBSCRIBE_URL%%\">Unsubscribe</a></body></html>")

@@ -79,6 +79,8 @@ def build_message(*, sender: str, subscriber: Subscriber, subject: str, html: st
 
 def _quoted_printable(text: str) -> bytes:
     lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not lines.endswith("\n"):
+        lines += "\n"  # as the email package does: a part ends with a line break
     return binascii.b2a_qp(lines.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 

@@ -85,6 +85,9 @@ class SmtpMailer:
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryError(f"smtp://{s.host}:{s.port}", f"authentication failed ({exc.smtp_code})",
                                 transient=False) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise DeliveryError(f"smtp://{s.host}:{s.port}", f"server refuses the setup: {exc}",
+                                transient=False) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"smtp://{s.host}:{s.port}", f"cannot connect: {exc}", transient=True) from None
         return conn
