@@ -75,7 +75,8 @@ class SmtpMailer:
                 conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
             # The final "." goes out alone, after the outbox record; without NODELAY, Nagle's
             # algorithm holds it until the server's delayed ACK (~40 ms per message on Linux).
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if conn.sock is not None:
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.ehlo()
             if s.starttls:
                 conn.starttls(context=self.tls_context)
