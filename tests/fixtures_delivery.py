@@ -75,7 +75,7 @@ def make_issue(config: Config, store: Store, people: int, *, newsletter: str = "
                  "status": "active", "created": stamp, "confirmed": stamp} for i in range(people)])
         number = conn.execute(sa.select(sa.func.count()).select_from(issues)).scalar_one() + 1
         row = conn.execute(issues.insert().values(newsletter=newsletter, number=number, issued=stamp,
-                                                  subject="Hi", preheader="", html=html, text=text, mjml="",
+                                                  subject="Weekly: hello", preheader="", html=html, text=text, mjml="",
                                                   data="{}"))
         issue_id = int(row.inserted_primary_key[0])  # type: ignore[index]
     target = config.newsletter(newsletter)
