@@ -11,6 +11,7 @@ import sys
 import threading
 from collections import Counter
 from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,27 @@ def test_a_lost_lease_aborts_mid_data_and_nothing_arrives(sink: MailSink) -> Non
     assert mailer.send(msg, "a@example.com", "b@example.com", lambda: True) is True
     mailer.close()
     assert len(sink.received) == 1
+
+
+def test_unsubscribing_after_the_claim_still_stops_the_message(demo_config: Config, any_store: Store,
+                                                               sink: MailSink) -> None:
+    from feedletter import subscribers
+
+    issue = make_issue(demo_config, any_store, 2)
+    items = outbox_queue.claim(any_store, issue.issue_id, "me", limit=10)
+    subscribers.remove(any_store, "weekly", items[0].email)  # lands while the batch is in flight
+    mailer = _mailer(sink)
+    for item in items:
+        mailer.send(_message(item.email), "news@riverside.example", item.email,
+                    lambda item=item: outbox_queue.mark_sent(any_store, item, "me"))
+    mailer.close()
+    assert [r.recipients[0] for r in sink.received] == [items[1].email]
+    assert outbox_queue.settle_refused(any_store, items[0], "me")
+    assert outbox_queue.counts(any_store, issue.issue_id)["skipped"] == 1
+
+
+def _message(to: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "news@riverside.example", to, "x", "<1@x>"
+    msg.set_content("body")
+    return msg

@@ -18,6 +18,7 @@ from email.message import EmailMessage
 from typing import Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from feedletter.config import Config, Newsletter
 from feedletter.deliver import outbox
@@ -109,6 +110,7 @@ def deliver_issue(config: Config, store: Store, issue: IssueContent, mailer: Mai
     template = IssueMessage(sender=newsletter.sender, subject=issue.subject, html=issue.html, text=issue.text,
                             list_id=newsletter.name, reply_to=newsletter.reply_to)
     give_up_at = time.monotonic() + policy.wait.total_seconds()
+    recorder = store.engine.connect()
     try:
         while True:
             items = outbox.claim(store, issue.issue_id, owner, limit=batch)
@@ -120,16 +122,17 @@ def deliver_issue(config: Config, store: Store, issue: IssueContent, mailer: Mai
                 time.sleep(min(max(delay, 0.01), 5.0))
                 continue
             for item in items:
-                _send_one(config, store, template, item, owner, mailer, counts, policy)
+                _send_one(config, store, template, item, owner, mailer, counts, policy, recorder)
                 if progress:
                     progress(1)
     finally:
         mailer.close()
+        recorder.close()
     return counts
 
 
 def _send_one(config: Config, store: Store, template: IssueMessage, item: outbox.OutboxItem, owner: str,
-              mailer: Mailer, counts: DeliveryCounts, policy: RetryPolicy) -> None:
+              mailer: Mailer, counts: DeliveryCounts, policy: RetryPolicy, recorder: Connection) -> None:
     person = Subscriber(item.subscriber_id, template.list_id, item.email, item.name)
     message = template.for_subscriber(person, message_id=item.message_id,
                                       unsubscribe_url=unsubscribe_url(config, item.subscriber_id))
@@ -137,7 +140,7 @@ def _send_one(config: Config, store: Store, template: IssueMessage, item: outbox
 
     def commit() -> bool:
         nonlocal recorded
-        recorded = outbox.mark_sent(store, item, owner)
+        recorded = outbox.mark_sent(store, item, owner, conn=recorder)
         return recorded
 
     try:
