@@ -200,6 +200,8 @@ class Newsletter(_Model):
     utm: bool | Utm = False
     checks: Checks = Checks()
     logo: Logo | None = None
+    # Listmonk list IDs or the Mailchimp audience ID for campaign providers (default: the provider's).
+    lists: list[str] = []
 
     _name = field_validator("name")(_check_name)
 
@@ -219,9 +221,42 @@ class Newsletter(_Model):
         return value
 
 
+class Dkim(_Model):
+    """DKIM signing of every SMTP message; the private key comes from a file or the environment."""
+
+    domain: str
+    selector: str
+    key_file: str | None = None
+    key_env: str = "FEEDLETTER_DKIM_KEY"
+
+
 class SmtpProvider(_Model):
     url_env: str = "FEEDLETTER_SMTP_URL"
     rate_per_second: float | None = None
+    dkim: Dkim | None = None
+    # 4xx refusals and dropped connections: retried after retry_base, doubled each attempt; one run
+    # waits up to retry_wait seconds for them before leaving the rest to the next run.
+    retry_base: float = Field(30.0, gt=0)
+    retry_wait: float = Field(600.0, ge=0)
+    max_attempts: int = Field(5, ge=1)
+    bounce_limit: int = Field(3, ge=1)
+
+
+class ListmonkProvider(_Model):
+    url: str = "http://localhost:9000"
+    user_env: str = "FEEDLETTER_LISTMONK_USER"
+    token_env: str = "FEEDLETTER_LISTMONK_TOKEN"
+    lists: list[int] = []
+    template_id: int | None = None
+
+    _url = field_validator("url")(_check_http_url)
+
+
+class MailchimpProvider(_Model):
+    key_env: str = "FEEDLETTER_MAILCHIMP_KEY"
+    list_id: str = ""
+    # Normally derived from the key's data-center suffix (…-us6 → https://us6.api.mailchimp.com/3.0).
+    api_url: str | None = None
 
 
 class FileProvider(_Model):
@@ -231,6 +266,8 @@ class FileProvider(_Model):
 class Providers(_Model):
     smtp: SmtpProvider = SmtpProvider()
     file: FileProvider = FileProvider()
+    listmonk: ListmonkProvider = ListmonkProvider()
+    mailchimp: MailchimpProvider = MailchimpProvider()
 
 
 class Gather(_Model):

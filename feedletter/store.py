@@ -171,6 +171,21 @@ runs = sa.Table(
     sa.Column("counts", sa.Text, nullable=False, server_default="{}"),
 )
 
+# One campaign per (issue, provider) for providers that send a whole list at once (Listmonk,
+# Mailchimp): recorded before and after each remote step, so a rerun never creates or starts twice.
+campaigns = sa.Table(
+    "campaigns", metadata,
+    sa.Column("issue_id", sa.Integer, sa.ForeignKey("issues.id"), primary_key=True),
+    sa.Column("provider", sa.String(16), primary_key=True),
+    sa.Column("campaign_id", sa.String(64)),
+    sa.Column("state", sa.String(16), nullable=False),  # creating | created | starting | started
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started", sa.DateTime(timezone=True)),
+    sa.Column("error", sa.Text),
+)
+
 
 # Something operators were told about: open until it is resolved, so it is alerted only once.
 incidents = sa.Table(

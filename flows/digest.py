@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from feedletter import alerts, digest, syndicate
 from feedletter.config import Config, Newsletter
-from feedletter.deliver import DeliveryCounts, deliver_issue, make_mailer
+from feedletter.deliver import DeliveryCounts, send_issue
 from feedletter.deliver import outbox as outbox_queue
 from feedletter.errors import DeliveryError, RenderError
 from feedletter.redact import redact, secret_values
@@ -35,8 +35,8 @@ def save_issue(store: Store, prepared: digest.Prepared, newsletter: Newsletter) 
 @task(cache_policy=NO_CACHE, persist_result=False, **io_task_options(timeout=3600))
 def deliver_digest(config: Config, store: Store, issue_id: int,
                    progress: Callable[[int], None] | None = None) -> DeliveryCounts:
-    content = digest.issue_content(config, store, issue_id)
-    return deliver_issue(config, store, content, make_mailer(config, content.newsletter), progress=progress)
+    # Every provider: per-subscriber SMTP or file sends, or one Listmonk/Mailchimp campaign.
+    return send_issue(config, store, issue_id, progress=progress)
 
 
 @task(cache_policy=NO_CACHE, persist_result=False, timeout_seconds=STORE_TIMEOUT)

@@ -1,9 +1,15 @@
-"""Delivery: queue an issue in the outbox and send it through a mailer, exactly once per subscriber."""
+"""Delivery: queue an issue in the outbox and send it through a mailer, exactly once per subscriber.
+
+Per-subscriber providers (smtp, file) go through the outbox; campaign providers (listmonk,
+mailchimp) hand the whole issue over as one campaign (see ``campaign``). ``send_issue`` picks the
+right one for a newsletter and is what the digest flow calls.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,25 +17,31 @@ from datetime import timedelta
 from email.message import EmailMessage
 from typing import Protocol
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
 from feedletter.config import Config, Newsletter
 from feedletter.deliver import outbox
 from feedletter.deliver.filebox import FileMailer
-from feedletter.deliver.message import build_message
+from feedletter.deliver.message import IssueContent, IssueMessage, Outgoing, build_message
 from feedletter.deliver.smtp import SmtpMailer, SmtpSettings
 from feedletter.errors import DeliveryError
 from feedletter.models import Subscriber
-from feedletter.store import Store
+from feedletter.store import Store, issues, now
 from feedletter.subscribers import make_token
 
+__all__ = ["CAMPAIGN_PROVIDERS", "DeliveryCounts", "IssueContent", "Mailer", "RetryPolicy", "build_message",
+           "deliver_issue", "load_issue", "make_mailer", "send_issue"]
+
 log = logging.getLogger(__name__)
-RETRY_BASE = timedelta(seconds=30)
-MAX_ATTEMPTS = 5
+CAMPAIGN_PROVIDERS = ("listmonk", "mailchimp")
 
 
 class Mailer(Protocol):
     name: str
 
-    def send(self, msg: EmailMessage, sender: str, recipient: str, commit: Callable[[], bool]) -> bool: ...
+    def send(self, msg: EmailMessage | Outgoing, sender: str, recipient: str, commit: Callable[[], bool]) -> bool:
+        ...
 
     def close(self, *, abort: bool = False) -> None: ...
 
@@ -39,23 +51,35 @@ def make_mailer(config: Config, newsletter: Newsletter) -> Mailer:
     if newsletter.provider == "file":
         return FileMailer(config.resolve(config.providers.file.dir))
     if newsletter.provider == "smtp":
-        env = config.providers.smtp.url_env
-        url = os.environ.get(env)
+        smtp = config.providers.smtp
+        url = os.environ.get(smtp.url_env)
         if not url:
-            raise DeliveryError("smtp", f"${env} is not set (smtp://user:pass@host:587?starttls=1)",
+            raise DeliveryError("smtp", f"${smtp.url_env} is not set (smtp://user:pass@host:587?starttls=1)",
                                 transient=False)
-        return SmtpMailer(SmtpSettings.from_url(url), rate_per_second=config.providers.smtp.rate_per_second)
+        signer = None
+        if smtp.dkim is not None:
+            from feedletter.deliver.dkim import DkimSigner
+
+            signer = DkimSigner.from_config(config, smtp.dkim)
+        return SmtpMailer(SmtpSettings.from_url(url), rate_per_second=smtp.rate_per_second, signer=signer)
     raise DeliveryError(newsletter.provider, "this provider sends campaigns, not single messages",
                         transient=False)
 
 
 @dataclass(frozen=True)
-class IssueContent:
-    issue_id: int
-    newsletter: Newsletter
-    subject: str
-    html: str
-    text: str
+class RetryPolicy:
+    """How transient failures are retried; from ``providers.smtp`` in the config."""
+
+    base: timedelta = timedelta(seconds=30)
+    wait: timedelta = timedelta(minutes=10)
+    max_attempts: int = 5
+    bounce_limit: int = outbox.BOUNCE_LIMIT
+
+    @classmethod
+    def from_config(cls, config: Config) -> RetryPolicy:
+        smtp = config.providers.smtp
+        return cls(timedelta(seconds=smtp.retry_base), timedelta(seconds=smtp.retry_wait), smtp.max_attempts,
+                   smtp.bounce_limit)
 
 
 @dataclass
@@ -63,6 +87,7 @@ class DeliveryCounts:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    skipped: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -71,50 +96,93 @@ def unsubscribe_url(config: Config, subscriber_id: int) -> str:
 
 
 def deliver_issue(config: Config, store: Store, issue: IssueContent, mailer: Mailer, *,
-                  batch: int = 200, progress: Callable[[int], None] | None = None) -> DeliveryCounts:
-    """Send every claimable outbox row of an issue; safe to run twice at once or after a crash."""
+                  batch: int = 200, progress: Callable[[int], None] | None = None,
+                  policy: RetryPolicy | None = None) -> DeliveryCounts:
+    """Send every claimable outbox row of an issue; safe to run twice at once or after a crash.
+
+    Rows refused with a 4xx wait out their back-off; this run waits for them while the next one is
+    due within ``policy.wait``, and leaves the rest queued for the next run.
+    """
+    policy = policy or RetryPolicy.from_config(config)
     owner = uuid.uuid4().hex
     counts = DeliveryCounts()
     newsletter = issue.newsletter
+    template = IssueMessage(sender=newsletter.sender, subject=issue.subject, html=issue.html, text=issue.text,
+                            list_id=newsletter.name, reply_to=newsletter.reply_to)
+    give_up_at = time.monotonic() + policy.wait.total_seconds()
+    recorder = store.engine.connect()
     try:
-        while items := outbox.claim(store, issue.issue_id, owner, limit=batch):
+        while True:
+            items = outbox.claim(store, issue.issue_id, owner, limit=batch)
+            if not items:
+                due = outbox.next_retry(store, issue.issue_id)
+                delay = 0.0 if due is None else (due - now()).total_seconds()
+                if due is None or time.monotonic() + delay > give_up_at:
+                    break
+                time.sleep(min(max(delay, 0.01), 5.0))
+                continue
             for item in items:
-                person = Subscriber(item.subscriber_id, newsletter.name, item.email, item.name)
-                msg = build_message(sender=newsletter.sender, subscriber=person, subject=issue.subject,
-                                    html=issue.html, text=issue.text, message_id=item.message_id,
-                                    unsubscribe_url=unsubscribe_url(config, item.subscriber_id),
-                                    list_id=newsletter.name, reply_to=newsletter.reply_to)
-                recorded = False
-
-                def commit(item: outbox.OutboxItem = item) -> bool:
-                    nonlocal recorded
-                    recorded = outbox.mark_sent(store, item, owner)
-                    return recorded
-
-                try:
-                    if mailer.send(msg, newsletter.sender, item.email, commit):
-                        counts.sent += 1
-                except DeliveryError as exc:
-                    _failed(store, item, exc, counts, recorded)
+                _send_one(config, store, template, item, owner, mailer, counts, policy, recorder)
                 if progress:
                     progress(1)
     finally:
         mailer.close()
+        recorder.close()
     return counts
 
 
-def _failed(store: Store, item: outbox.OutboxItem, exc: DeliveryError, counts: DeliveryCounts,
-            recorded: bool) -> None:
-    give_up = not exc.transient or item.attempts >= MAX_ATTEMPTS
-    retry_in = None if give_up else RETRY_BASE * (2 ** (item.attempts - 1))
-    if recorded:
-        outbox.unmark_sent(store, item, str(exc), retry_in=retry_in)
-    else:
-        outbox.release(store, item, str(exc), retry_in=retry_in)
-    if give_up:
-        counts.failed += 1
-        counts.errors.append(str(exc))
-        log.warning("%s", exc)
-    else:
-        counts.retried += 1
-        log.info("will retry: %s", exc)
+def _send_one(config: Config, store: Store, template: IssueMessage, item: outbox.OutboxItem, owner: str,
+              mailer: Mailer, counts: DeliveryCounts, policy: RetryPolicy, recorder: Connection) -> None:
+    person = Subscriber(item.subscriber_id, template.list_id, item.email, item.name)
+    message = template.for_subscriber(person, message_id=item.message_id,
+                                      unsubscribe_url=unsubscribe_url(config, item.subscriber_id))
+    recorded = False
+
+    def commit() -> bool:
+        nonlocal recorded
+        recorded = outbox.mark_sent(store, item, owner, conn=recorder)
+        return recorded
+
+    try:
+        if mailer.send(message, template.sender, item.email, commit):
+            counts.sent += 1
+        # Refused before the end of DATA: either the subscriber left (skip them) or another worker
+        # took the row over (it is theirs to send; settle_refused leaves it alone).
+        elif not recorded and outbox.settle_refused(store, item, owner):
+            counts.skipped += 1
+    except DeliveryError as exc:
+        give_up = not exc.transient or item.attempts >= policy.max_attempts
+        retry_in = None if give_up else policy.base * (2 ** (item.attempts - 1))
+        if recorded:
+            outbox.unmark_sent(store, item, str(exc), retry_in=retry_in, bounce_limit=policy.bounce_limit)
+        else:
+            outbox.release(store, item, str(exc), retry_in=retry_in, bounce_limit=policy.bounce_limit)
+        if give_up:
+            counts.failed += 1
+            counts.errors.append(str(exc))
+            log.warning("%s", exc)
+        else:
+            counts.retried += 1
+            log.info("will retry: %s", exc)
+
+
+def load_issue(config: Config, store: Store, issue_id: int) -> IssueContent:
+    with store.begin() as conn:
+        row = conn.execute(sa.select(issues).where(issues.c.id == issue_id)).mappings().first()
+    if row is None:
+        raise DeliveryError(f"issue {issue_id}", "no such issue in the store", transient=False)
+    return IssueContent(issue_id, config.newsletter(row["newsletter"]), row["subject"], row["html"], row["text"])
+
+
+def send_issue(config: Config, store: Store, issue_id: int, *,
+               progress: Callable[[int], None] | None = None) -> DeliveryCounts:
+    """Deliver a saved issue through its newsletter's provider, exactly once; safe to rerun."""
+    issue = load_issue(config, store, issue_id)
+    if issue.newsletter.provider in CAMPAIGN_PROVIDERS:
+        from feedletter.deliver.campaign import send_campaign
+
+        result = send_campaign(config, store, issue)
+        # Rows queued for this issue are not ours to send: the campaign reached the whole list.
+        skipped = outbox.skip_queued(store, issue_id, f"sent as {result.provider} campaign {result.campaign_id}")
+        return DeliveryCounts(sent=1 if result.started else 0, skipped=skipped)
+    return deliver_issue(config, store, issue, make_mailer(config, issue.newsletter), progress=progress)

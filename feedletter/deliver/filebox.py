@@ -8,6 +8,8 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
+from feedletter.deliver.message import Outgoing
+
 
 class FileMailer:
     name = "file"
@@ -15,12 +17,14 @@ class FileMailer:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
 
-    def send(self, msg: EmailMessage, sender: str, recipient: str, commit: Callable[[], bool]) -> bool:
+    def send(self, msg: EmailMessage | Outgoing, sender: str, recipient: str, commit: Callable[[], bool]) -> bool:
         self.directory.mkdir(parents=True, exist_ok=True)
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(msg["Message-ID"]).strip("<>"))
+        message_id, data = (msg.message_id, msg.data) if isinstance(msg, Outgoing) \
+            else (str(msg["Message-ID"]), msg.as_bytes())
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", message_id.strip("<>"))
         final = self.directory / f"{stem}.eml"
         partial = final.with_suffix(".eml.part")
-        partial.write_bytes(msg.as_bytes())
+        partial.write_bytes(data)
         # As with SMTP, the record comes before the message is complete: a crash in between leaves a
         # .part file behind, never a second message.
         if not commit():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from feedletter.store import Store, now, outbox, subscribers, utc
 
@@ -54,7 +55,12 @@ def queue(store: Store, issue_id: int, newsletter: str, domain: str, *, only: li
 
 def claim(store: Store, issue_id: int, owner: str, *, limit: int = 100,
           lease: timedelta = LEASE) -> list[OutboxItem]:
-    """Claim up to ``limit`` rows that are queued, or whose previous worker's lease ran out."""
+    """Claim up to ``limit`` rows that are queued, or whose previous worker's lease ran out.
+
+    One conditional UPDATE takes the whole batch: a row another worker claimed since we looked no
+    longer matches ``ready`` (PostgreSQL re-checks the condition on the newest row version; SQLite
+    lets one writer in at a time), so each row is won by exactly one worker.
+    """
     stamp = now()
     ready = sa.or_(outbox.c.state == "queued",
                    sa.and_(outbox.c.state == "sending", outbox.c.lease_until < stamp))
@@ -62,20 +68,15 @@ def claim(store: Store, issue_id: int, owner: str, *, limit: int = 100,
     with store.begin() as conn:
         candidates = conn.execute(sa.select(outbox.c.id).where(outbox.c.issue_id == issue_id, ready, due)
                                   .order_by(outbox.c.id).limit(limit)).scalars().all()
-    won: list[int] = []
-    for row_id in candidates:
-        with store.begin() as conn:
-            result = conn.execute(outbox.update().where(outbox.c.id == row_id, ready).values(
-                state="sending", lease_owner=owner, lease_until=stamp + lease,
-                attempts=outbox.c.attempts + 1))
-            if result.rowcount == 1:
-                won.append(row_id)
-    if not won:
+    if not candidates:
         return []
     with store.begin() as conn:
+        conn.execute(outbox.update().where(outbox.c.id.in_(candidates), ready).values(
+            state="sending", lease_owner=owner, lease_until=stamp + lease, attempts=outbox.c.attempts + 1))
         rows = conn.execute(sa.select(outbox, subscribers.c.name, subscribers.c.status.label("sub_status"))
                             .join(subscribers, subscribers.c.id == outbox.c.subscriber_id)
-                            .where(outbox.c.id.in_(won)).order_by(outbox.c.id)).mappings().all()
+                            .where(outbox.c.id.in_(candidates), outbox.c.state == "sending",
+                                   outbox.c.lease_owner == owner).order_by(outbox.c.id)).mappings().all()
         gone = [r["id"] for r in rows if r["sub_status"] != "active"]
         if gone:
             # Unsubscribed while the issue was in flight: nothing more goes to them.
@@ -84,22 +85,46 @@ def claim(store: Store, issue_id: int, owner: str, *, limit: int = 100,
                        r["attempts"]) for r in rows if r["sub_status"] == "active"]
 
 
-def mark_sent(store: Store, item: OutboxItem, owner: str) -> bool:
-    """Record the send; False when the lease was lost, in which case the caller must not send."""
+# The hot statement of a send, once per message: plain SQL skips SQLAlchemy's per-call statement
+# traversal, which cost as much as the commit itself.
+_MARK_SENT = sa.text(
+    "UPDATE outbox SET state = 'sent', sent = :sent, lease_owner = NULL, lease_until = NULL, error = NULL "
+    "WHERE id = :id AND state = 'sending' AND lease_owner = :owner AND EXISTS ("
+    "SELECT 1 FROM subscribers WHERE subscribers.id = outbox.subscriber_id AND subscribers.status = 'active')"
+).bindparams(sa.bindparam("sent", type_=sa.DateTime(timezone=True)))
+
+
+def mark_sent(store: Store, item: OutboxItem, owner: str, *, conn: Connection | None = None) -> bool:
+    """Record the send; False when the lease was lost or the subscriber left: then nothing is sent.
+
+    The subscriber's status is checked in the same statement, so an unsubscribe that lands while
+    the batch is in flight still stops the message (the record precedes the end of DATA). Pass a
+    held ``conn`` to skip the pool's checkout and ping on every message of a large send.
+    """
+    params = {"sent": now(), "id": item.id, "owner": owner}
+    if conn is not None:
+        with conn.begin():
+            return conn.execute(_MARK_SENT, params).rowcount == 1
+    with store.begin() as fresh:
+        return fresh.execute(_MARK_SENT, params).rowcount == 1
+
+
+def settle_refused(store: Store, item: OutboxItem, owner: str) -> bool:
+    """After ``mark_sent`` said no: a row still ours was refused because its subscriber left."""
     with store.begin() as conn:
-        result = conn.execute(outbox.update().where(
-            outbox.c.id == item.id, outbox.c.state == "sending", outbox.c.lease_owner == owner)
-            .values(state="sent", sent=now(), lease_owner=None, lease_until=None, error=None))
-        return result.rowcount == 1
+        return conn.execute(outbox.update().where(outbox.c.id == item.id, outbox.c.state == "sending",
+                                           outbox.c.lease_owner == owner)
+                     .values(state="skipped", lease_owner=None, lease_until=None)).rowcount == 1
 
 
-def unmark_sent(store: Store, item: OutboxItem, error: str, *, retry_in: timedelta | None) -> None:
+def unmark_sent(store: Store, item: OutboxItem, error: str, *, retry_in: timedelta | None,
+                bounce_limit: int = BOUNCE_LIMIT) -> None:
     """The server refused after we recorded the send: put the row back (or fail it)."""
-    release(store, item, error, retry_in=retry_in, from_state="sent")
+    release(store, item, error, retry_in=retry_in, from_state="sent", bounce_limit=bounce_limit)
 
 
 def release(store: Store, item: OutboxItem, error: str, *, retry_in: timedelta | None,
-            from_state: str = "sending") -> None:
+            from_state: str = "sending", bounce_limit: int = BOUNCE_LIMIT) -> None:
     """A failed attempt: queue again after ``retry_in``, or fail for good when it is None."""
     values: dict[str, object] = {"lease_owner": None, "lease_until": None, "error": error[:500], "sent": None}
     if retry_in is None:
@@ -107,12 +132,13 @@ def release(store: Store, item: OutboxItem, error: str, *, retry_in: timedelta |
     else:
         values.update(state="queued", not_before=now() + retry_in)
     with store.begin() as conn:
-        conn.execute(outbox.update().where(outbox.c.id == item.id, outbox.c.state == from_state).values(**values))
-        if retry_in is None:
+        moved = conn.execute(outbox.update().where(outbox.c.id == item.id, outbox.c.state == from_state)
+                             .values(**values)).rowcount
+        if retry_in is None and moved == 1:
             conn.execute(subscribers.update().where(subscribers.c.id == item.subscriber_id)
                          .values(bounces=subscribers.c.bounces + 1))
             conn.execute(subscribers.update().where(subscribers.c.id == item.subscriber_id,
-                                                    subscribers.c.bounces >= BOUNCE_LIMIT)
+                                                    subscribers.c.bounces >= bounce_limit)
                          .values(status="bounced"))
 
 
@@ -131,4 +157,19 @@ def next_due(store: Store, issue_id: int) -> datetime | None:
         value = conn.execute(sa.select(sa.func.min(sa.func.coalesce(outbox.c.not_before, outbox.c.lease_until)))
                              .where(outbox.c.issue_id == issue_id,
                                     outbox.c.state.in_(("queued", "sending")))).scalar()
+    return utc(value)
+
+
+def skip_queued(store: Store, issue_id: int, reason: str) -> int:
+    """Settle rows that will never be sent one by one (the issue went out as a campaign)."""
+    with store.begin() as conn:
+        return int(conn.execute(outbox.update().where(outbox.c.issue_id == issue_id, outbox.c.state == "queued")
+                                .values(state="skipped", error=reason[:500])).rowcount)
+
+
+def next_retry(store: Store, issue_id: int) -> datetime | None:
+    """When the earliest queued row may be tried (rows other workers hold are theirs to finish)."""
+    with store.begin() as conn:
+        value = conn.execute(sa.select(sa.func.min(sa.func.coalesce(outbox.c.not_before, now())))
+                             .where(outbox.c.issue_id == issue_id, outbox.c.state == "queued")).scalar()
     return utc(value)

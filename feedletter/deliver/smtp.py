@@ -8,6 +8,7 @@ unfinished message; after it, the message is complete. So a rerun after a crash 
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from feedletter.deliver.dkim import DkimSigner
+from feedletter.deliver.message import Outgoing
 from feedletter.errors import DeliveryError
 
 
@@ -27,10 +30,14 @@ class SmtpSettings:
     ssl: bool = False
     starttls: bool = False
     timeout: float = 30.0
+    cafile: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SmtpSettings:
-        """``smtp://user:pass@host:587?starttls=1`` or ``smtps://user:pass@host:465``."""
+        """``smtp://user:pass@host:587?starttls=1`` or ``smtps://user:pass@host:465``.
+
+        ``cafile=/path/ca.pem`` trusts a private certificate authority (a relay inside the network).
+        """
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise DeliveryError("smtp", "provider URL must look like smtp://user:pass@host:587?starttls=1",
@@ -41,7 +48,7 @@ class SmtpSettings:
                    username=unquote(parts.username) if parts.username else None,
                    password=unquote(parts.password) if parts.password else None, ssl=secure,
                    starttls=query.get("starttls", "0").lower() in ("1", "true", "yes"),
-                   timeout=float(query.get("timeout", "30")))
+                   timeout=float(query.get("timeout", "30")), cafile=query.get("cafile"))
 
 
 class SmtpMailer:
@@ -50,10 +57,11 @@ class SmtpMailer:
     name = "smtp"
 
     def __init__(self, settings: SmtpSettings, *, rate_per_second: float | None = None,
-                 tls_context: ssl.SSLContext | None = None) -> None:
+                 tls_context: ssl.SSLContext | None = None, signer: DkimSigner | None = None) -> None:
         self.settings = settings
         self.interval = 1.0 / rate_per_second if rate_per_second else 0.0
-        self.tls_context = tls_context or ssl.create_default_context()
+        self.tls_context = tls_context or ssl.create_default_context(cafile=settings.cafile)
+        self.signer = signer
         self._conn: smtplib.SMTP | None = None
         self._last = 0.0
 
@@ -65,6 +73,10 @@ class SmtpMailer:
                 conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self.tls_context)
             else:
                 conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            # The final "." goes out alone, after the outbox record; without NODELAY, Nagle's
+            # algorithm holds it until the server's delayed ACK (~40 ms per message on Linux).
+            if conn.sock is not None:
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.ehlo()
             if s.starttls:
                 conn.starttls(context=self.tls_context)
@@ -74,25 +86,55 @@ class SmtpMailer:
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryError(f"smtp://{s.host}:{s.port}", f"authentication failed ({exc.smtp_code})",
                                 transient=False) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise DeliveryError(f"smtp://{s.host}:{s.port}", f"server refuses the setup: {exc}",
+                                transient=False) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"smtp://{s.host}:{s.port}", f"cannot connect: {exc}", transient=True) from None
         return conn
 
-    def send(self, msg: EmailMessage, sender: str, recipient: str, commit: Callable[[], bool]) -> bool:
+    def send(self, msg: EmailMessage | Outgoing, sender: str, recipient: str, commit: Callable[[], bool]) -> bool:
         """Send one message; ``commit`` records it just before the end of DATA.
 
         Returns False when ``commit`` said no (another worker owns the row): nothing was sent.
         Raises DeliveryError (transient for 4xx and dropped connections, permanent for 5xx).
         """
+        data = msg.data if isinstance(msg, Outgoing) else msg.as_bytes()
+        if self.signer is not None:
+            data = self.signer.sign(data)
+        body = smtplib._quote_periods(data)  # type: ignore[attr-defined]
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
         if self.interval:
             wait = self._last + self.interval - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-        if self._conn is None:
+        self._last = time.monotonic()
+        fresh = self._conn is None
+        if fresh:
             self._conn = self._connect()
+        try:
+            return self._transaction(body, sender, recipient, commit)
+        except _Stale:
+            if fresh:
+                raise DeliveryError(recipient, "connection lost before MAIL FROM", transient=True) from None
+            # The server hung up while the connection sat idle (a timeout between messages): nothing
+            # of this message was sent, so a new connection may carry it at once.
+            self._conn = self._connect()
+            try:
+                return self._transaction(body, sender, recipient, commit)
+            except _Stale:
+                raise DeliveryError(recipient, "connection lost before MAIL FROM", transient=True) from None
+
+    def _transaction(self, body: bytes, sender: str, recipient: str, commit: Callable[[], bool]) -> bool:
         conn = self._conn
+        assert conn is not None
         try:
             code, reply = conn.mail(sender)
+        except (smtplib.SMTPServerDisconnected, OSError):
+            self.close(abort=True)
+            raise _Stale() from None
+        try:
             if code != 250:
                 self._reset()
                 raise _refused(recipient, "MAIL FROM", code, reply)
@@ -104,9 +146,6 @@ class SmtpMailer:
             if code != 354:
                 self._reset()
                 raise _refused(recipient, "DATA", code, reply)
-            body = smtplib._quote_periods(msg.as_bytes())  # type: ignore[attr-defined]
-            if not body.endswith(b"\r\n"):
-                body += b"\r\n"
             conn.send(body)
             if not commit():
                 # Not ours any more: hang up mid-DATA so the server discards the message.
@@ -114,7 +153,6 @@ class SmtpMailer:
                 return False
             conn.send(b".\r\n")
             code, reply = conn.getreply()
-            self._last = time.monotonic()
             if code != 250:
                 raise _refused(recipient, "end of DATA", code, reply)
             return True
@@ -143,6 +181,10 @@ class SmtpMailer:
                 conn.quit()
         except (smtplib.SMTPException, OSError):
             conn.close()
+
+
+class _Stale(Exception):
+    """The connection was gone before this message's first command."""
 
 
 def _refused(recipient: str, step: str, code: int, reply: bytes) -> DeliveryError:

@@ -1,0 +1,108 @@
+"""Delivery fixtures: stores on SQLite and (when configured) PostgreSQL, issues with N subscribers.
+
+Also a worker entry point, so that tests can run a send in another process:
+    python tests/fixtures_delivery.py CONFIG STORE_URL SMTP_URL ISSUE_ID
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from feedletter.config import Config
+from feedletter.deliver import IssueContent, RetryPolicy
+from feedletter.deliver import outbox as outbox_queue
+from feedletter.store import Store, issues, now, outbox, subscribers
+
+HTML = ("<html><body><p>Hello %%NAME%%</p><p>A story with caf\u00e9 and = signs.</p>"
+        "<a href=\"%%UNSUBSCRIBE_URL%%\">Unsubscribe</a></body></html>")
+TEXT = "Hello %%NAME%%\n\nUnsubscribe: %%UNSUBSCRIBE_URL%%\n"
+FAST_RETRY = RetryPolicy(base=timedelta(milliseconds=20), wait=timedelta(seconds=20), max_attempts=5)
+PG_REASON = "FEEDLETTER_TEST_DATABASE_URL is not set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
+
+
+def postgres_schema_url() -> Iterator[str]:
+    """A fresh schema on the test PostgreSQL, dropped afterwards, so reruns and parallel runs never meet."""
+    base = os.environ.get("FEEDLETTER_TEST_DATABASE_URL")
+    if not base:
+        pytest.skip(PG_REASON)
+    schema = f"fl_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    joiner = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{joiner}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        yield from postgres_schema_url()
+
+
+@pytest.fixture
+def any_store(store_url: str) -> Iterator[Store]:
+    handle = Store.open(store_url)
+    yield handle
+    handle.close()
+
+
+def make_issue(config: Config, store: Store, people: int, *, newsletter: str = "weekly",
+               html: str = HTML, text: str = TEXT) -> IssueContent:
+    """An issue of ``newsletter`` with ``people`` active subscribers, queued in the outbox."""
+    stamp = now()
+    with store.begin() as conn:
+        if people:
+            conn.execute(subscribers.insert(), [
+                {"newsletter": newsletter, "email": f"reader{i}@example.com", "name": f"Reader {i}",
+                 "status": "active", "created": stamp, "confirmed": stamp} for i in range(people)])
+        number = conn.execute(sa.select(sa.func.count()).select_from(issues)).scalar_one() + 1
+        row = conn.execute(issues.insert().values(newsletter=newsletter, number=number, issued=stamp,
+                                                  subject="Weekly: hello", preheader="", html=html, text=text, mjml="",
+                                                  data="{}"))
+        issue_id = int(row.inserted_primary_key[0])  # type: ignore[index]
+    target = config.newsletter(newsletter)
+    outbox_queue.queue(store, issue_id, newsletter, "riverside.example")
+    return IssueContent(issue_id, target, "Weekly: hello", html, text)
+
+
+def expire_waits(store: Store) -> None:
+    """Pretend time passed: back-offs are over and every lease has run out."""
+    past = datetime(2000, 1, 1, tzinfo=UTC)
+    with store.begin() as conn:
+        conn.execute(outbox.update().values(not_before=past))
+        conn.execute(outbox.update().where(outbox.c.state == "sending").values(lease_until=past))
+
+
+def _worker(config_path: str, store_url: str, smtp_url: str, issue_id: int) -> None:
+    from feedletter.config import load_config
+    from feedletter.deliver import deliver_issue, load_issue
+    from feedletter.deliver.smtp import SmtpMailer, SmtpSettings
+
+    config = load_config(config_path)
+    store = Store.open(store_url)
+    counts = deliver_issue(config, store, load_issue(config, store, issue_id),
+                           SmtpMailer(SmtpSettings.from_url(smtp_url)), batch=50, policy=FAST_RETRY)
+    print(f"sent={counts.sent}", flush=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("FEEDLETTER_SECRET", "test-secret-0123456789abcdef")
+    _worker(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))

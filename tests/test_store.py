@@ -1,0 +1,89 @@
+"""The store's basic operations, on SQLite always and on PostgreSQL when FEEDLETTER_TEST_DATABASE_URL is set."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from fixtures_delivery import any_store, store_url
+
+from feedletter import subscribers
+from feedletter.errors import StoreError
+from feedletter.store import Store, campaigns, issues, metadata, now, rows_in_chunks, utc
+
+__all__ = ["any_store", "store_url"]  # fixtures used below, imported for pytest to find
+
+
+def test_opening_creates_every_table_and_is_repeatable(store_url: str) -> None:
+    first = Store.open(store_url)
+    first.close()
+    again = Store.open(store_url)  # create_all on an existing schema changes nothing
+    try:
+        names = set(sa.inspect(again.engine).get_table_names())
+        assert {t.name for t in metadata.sorted_tables} <= names
+        assert again.dialect in ("sqlite", "postgresql")
+    finally:
+        again.close()
+
+
+def test_runs_are_recorded_and_listed_newest_first(any_store: Store) -> None:
+    first = any_store.start_run("gather")
+    second = any_store.start_run("digest", "weekly")
+    any_store.finish_run(first, "completed", {"new": 3, "at": now()})
+    runs = any_store.last_runs()
+    assert [r["id"] for r in runs] == [second, first]
+    assert runs[1]["status"] == "completed" and runs[1]["counts"]["new"] == 3
+    assert runs[0]["finished"] is None and runs[0]["status"] == "running"
+    assert runs[1]["started"].tzinfo is not None
+
+
+def test_subscribers_round_trip_and_stay_unique(any_store: Store) -> None:
+    a = subscribers.add(any_store, "weekly", "Ann@Example.com", "Ann")
+    again = subscribers.add(any_store, "weekly", "ann@example.com", "Ann")
+    assert again.id == a.id
+    subscribers.add(any_store, "other", "ann@example.com")
+    assert [s.email for s in subscribers.listing(any_store, "weekly")] == ["Ann@Example.com"]
+    assert subscribers.remove(any_store, "weekly", "ANN@example.com")
+    assert subscribers.listing(any_store, "weekly", status="unsubscribed")[0].id == a.id
+
+
+def test_timestamps_come_back_in_utc(any_store: Store) -> None:
+    stamp = datetime(2025, 3, 30, 1, 30, tzinfo=UTC) + timedelta(microseconds=5)
+    with any_store.begin() as conn:
+        conn.execute(issues.insert().values(newsletter="weekly", number=1, issued=stamp, subject="s", preheader="",
+                                            html="", text="", mjml="", data="{}"))
+        stored = conn.execute(sa.select(issues.c.issued)).scalar_one()
+    assert utc(stored) == stamp
+
+
+def test_a_failed_transaction_leaves_nothing_behind(any_store: Store) -> None:
+    with pytest.raises(sa.exc.IntegrityError), any_store.begin() as conn:
+        conn.execute(issues.insert().values(newsletter="weekly", number=1, issued=now(), subject="s", preheader="",
+                                            html="", text="", mjml="", data="{}"))
+        conn.execute(issues.insert().values(newsletter="weekly", number=1, issued=now(), subject="s", preheader="",
+                                            html="", text="", mjml="", data="{}"))
+    with any_store.begin() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(issues)).scalar_one() == 0
+
+
+def test_campaign_record_is_unique_per_issue_and_provider(any_store: Store) -> None:
+    with any_store.begin() as conn:
+        row = conn.execute(issues.insert().values(newsletter="weekly", number=1, issued=now(), subject="s",
+                                                  preheader="", html="", text="", mjml="", data="{}"))
+        issue_id = row.inserted_primary_key[0]  # type: ignore[index]
+        conn.execute(campaigns.insert().values(issue_id=issue_id, provider="listmonk", state="creating",
+                                               created=now()))
+    with pytest.raises(sa.exc.IntegrityError), any_store.begin() as conn:
+        conn.execute(campaigns.insert().values(issue_id=issue_id, provider="listmonk", state="creating",
+                                               created=now()))
+
+
+def test_an_unreachable_store_is_one_clear_error_without_the_password() -> None:
+    with pytest.raises(StoreError) as err:
+        Store.open("postgresql+psycopg://feedletter:hunter2@127.0.0.1:1/nowhere?connect_timeout=2")
+    assert "cannot open store" in str(err.value) and "hunter2" not in str(err.value)
+
+
+def test_in_lists_are_chunked() -> None:
+    assert [list(c) for c in rows_in_chunks(list(range(5)), 2)] == [[0, 1], [2, 3], [4]]
