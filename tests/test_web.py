@@ -234,8 +234,6 @@ class _UnsubscribeMidBatch:
         self.inner.close(abort=abort)
 
 
-@pytest.mark.xfail(strict=True, reason="rows claimed in the same batch are sent even if the subscriber left "
-                   "meanwhile; needs outbox.mark_sent to require an active subscriber (deliver's area)")
 def test_unsubscribe_during_the_batch_being_sent(config: Config, store: Store) -> None:
     people = [subscribers.add(store, "weekly", f"reader{i}@example.com") for i in range(3)]
     with MailSink() as sink, serving(create_app(config, store)) as base:
