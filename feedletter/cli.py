@@ -52,6 +52,10 @@ def _store(config: Config) -> Iterator[Store]:
         store.close()
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _emit(line: str) -> None:
     """Write one output line; a reader that stopped early (`| head -1`) ends the command quietly."""
     try:
@@ -82,7 +86,8 @@ def validate(
     parsed, problems = check_file(path)
     if problems or parsed is None:
         raise _fail("\n".join(problems))
-    typer.echo(f"{path}: ok ({len(parsed.sources)} sources, {len(parsed.newsletters)} newsletters)")
+    typer.echo(f"{path}: ok ({_count(len(parsed.sources), 'source')}, "
+               f"{_count(len(parsed.newsletters), 'newsletter')})")
 
 
 @app.command()

@@ -149,7 +149,7 @@ def test_validate_finds_templates_beside_the_config(tmp_path: Path) -> None:
         (tmp_path / "templates" / f"house{suffix}").write_text(builtin.read_text())
     result = _cli("validate", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"{path}: ok (1 sources, 1 newsletters)"
+    assert result.stdout.strip() == f"{path}: ok (1 source, 1 newsletter)"
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
