@@ -92,3 +92,35 @@ def test_a_failing_source_does_not_stop_the_others(tmp_path: Path, site: SiteHos
     assert row.failures == 1 and row.last_error.startswith("fetch: ") and "HTTP 404" in row.last_error
     assert row.next_fetch is not None
     store.close()
+
+
+def test_a_removed_article_never_comes_back(demo_config: Config, store: Store, site: SiteHost) -> None:
+    from typer.testing import CliRunner
+
+    from feedletter.cli import app
+    from feedletter.removal import remove_article
+
+    run_gather(demo_config, store)
+    flu = _rows(store, sa.select(articles.c.id, articles.c.url, articles.c.story_id)
+                .where(articles.c.url.like("%flu-vaccine-drop-in-hours.html")))[0]
+    removed = remove_article(store, flu.url + "?utm_source=newsletter")  # any link to the page will do
+    assert removed.id == flu.id
+    footbridge = _rows(store, sa.select(articles.c.id).where(articles.c.source == "valley-post",
+                                                             articles.c.url.like("%bridge-day%")))[0]
+    path = str(Path(demo_config._path))
+    result = CliRunner().invoke(app, ["articles", "remove", str(footbridge.id), "--config", path])
+    assert result.exit_code == 0 and f"removed article {footbridge.id}" in result.output
+
+    # The feeds change (no 304), so both entries are met again, under their keys and under the
+    # utm-tagged link of the roundup's copy: neither is stored again.
+    with store.begin() as conn:
+        conn.execute(sources.update().values(etag=None, last_modified=None))
+    again = run_gather(demo_config, store)
+    assert again["new"] == 0
+    urls = [r.url for r in _rows(store, sa.select(articles.c.url))]
+    assert not any("flu-vaccine-drop-in-hours" in u for u in urls)
+    assert not any("bridge-day" in u for u in urls)
+    # The story the footbridge article was part of lives on with the other two tellings.
+    assert len(_rows(store, sa.select(stories.c.id).where(stories.c.id == flu.story_id))) == 0
+    listed = CliRunner().invoke(app, ["articles", "list", "--config", path, "--limit", "100"])
+    assert listed.exit_code == 0 and len(listed.output.strip().splitlines()) == EXPECTED["articles"] - 2
