@@ -81,7 +81,7 @@ def pick_lead(docs: Sequence[Document], priority: Mapping[str, int] | None = Non
 
 
 def cluster_documents(docs: Sequence[Document], *, window: timedelta = timedelta(days=7),
-                      threshold: float = 0.2, duplicate_threshold: float = 0.8,
+                      threshold: float = 0.2, duplicate_threshold: float = 0.7,
                       priority: Mapping[str, int] | None = None, max_posting: int = 100,
                       probe_features: int = 8,
                       signatures: Mapping[str, Sequence[int]] | None = None) -> list[Assignment]:

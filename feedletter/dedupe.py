@@ -178,7 +178,7 @@ def candidate_pairs(sigs: Sequence[Sequence[int]], rows: int = 3,
                         yield i, j
 
 
-def near_duplicates(docs: Sequence[Document], *, threshold: float = 0.8, min_ratio: float = 0.5,
+def near_duplicates(docs: Sequence[Document], *, threshold: float = 0.7, min_ratio: float = 0.5,
                     signatures: Mapping[str, Sequence[int]] | None = None) -> dict[str, str]:
     """Map each near-duplicate copy's id to its original's id.
 

@@ -142,3 +142,28 @@ def test_carriers_lists_original_source_first() -> None:
     copies = near_duplicates(docs)
     assert copies == {"2": "1", "3": "1"}
     assert carriers(docs, copies) == {"1": ("gazette", "aggregator", "wire")}
+
+
+def test_default_threshold_is_the_pipelines() -> None:
+    # `feedletter cluster` calls these with their defaults; the pipeline passes stories.near_duplicate.
+    import inspect
+
+    from feedletter.cluster import cluster_documents
+    from feedletter.config import Stories
+
+    default = Stories().near_duplicate
+    assert inspect.signature(near_duplicates).parameters["threshold"].default == default == 0.7
+    assert inspect.signature(cluster_documents).parameters["duplicate_threshold"].default == default
+
+
+def test_default_finds_a_copy_with_a_quarter_changed() -> None:
+    # Two of eight sentences replaced and a header added: below 0.8 overlap, above 0.7.
+    sents = ARTICLE.split(". ")
+    sents[1] = "Councillors argued late into the evening before a show of hands settled the matter"
+    sents[5] = "Our correspondent adds that the details may still change before the work begins"
+    copy = "Syndicated from a partner site.\n" + ". ".join(sents)
+    docs = [Document("a", "", ARTICLE, published=T0), Document("b", "", copy, published=T0 + timedelta(1))]
+    share = estimate_similarity(signature(copy), signature(ARTICLE))
+    assert 0.7 <= share < 0.8, share
+    assert near_duplicates(docs) == {"b": "a"}
+    assert near_duplicates(docs, threshold=0.8) == {}
