@@ -182,7 +182,7 @@ def extractive(title: str, texts: Sequence[str], docs: Sequence[Document], max_c
 
 
 # The previous version ("extractive-3"): no fact redundancy, no particulars bonus, no chatter penalty.
-_PREVIOUS = ExtractiveSummarizer(fact_overlap=None, fact_weight=0.0, chatter_penalty=0.0)
+_PREVIOUS = ExtractiveSummarizer(fact_overlap=None, fact_weight=0.0, chatter_penalty=0.0, min_facts=0)
 
 
 def extractive_previous(title: str, texts: Sequence[str], docs: Sequence[Document], max_chars: int) -> str:

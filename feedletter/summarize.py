@@ -151,7 +151,8 @@ class _Sentence:
 
 def _capitalized(sentence: str) -> list[tuple[str, bool]]:
     """Capitalized words of ``sentence``, lower-cased, each with whether it opens the sentence."""
-    start = len(_LEADING.match(sentence).group(0))  # type: ignore[union-attr]
+    lead = _LEADING.match(sentence)
+    start = lead.end() if lead else 0
     out = []
     for m in _CAPITALIZED.finditer(sentence):
         w = m.group(0).replace("’", "'").lower()
@@ -222,8 +223,8 @@ class ExtractiveSummarizer:
                  max_sentences_per_text: int = 40, position_weight: float = 0.2, title_weight: float = 0.1,
                  lead_weight: float = 0.3, fact_overlap: float | None = 0.5, fact_weight: float = 0.1,
                  chatter_penalty: float = 0.3, min_facts: int = 2) -> None:
-        # fact_overlap=None, fact_weight=0 and chatter_penalty=0 give the previous version's
-        # output ("extractive-3"), which the eval prints side by side with this one.
+        # fact_overlap=None, fact_weight=0, chatter_penalty=0 and min_facts=0 give the previous
+        # version's output ("extractive-3"), which the eval prints side by side with this one.
         self.fact_overlap = fact_overlap
         self.fact_weight = fact_weight
         self.chatter_penalty = chatter_penalty
