@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import compress
 
 from feedletter.boilerplate import strip_boilerplate
 from feedletter.models import Document
@@ -170,15 +171,20 @@ def candidate_pairs(sigs: Sequence[Sequence[int]], rows: int = 3,
     collides on a stock phrase from costing quadratic time.
     """
     seen: set[tuple[int, int]] = set()
-    for lo in range(1, SIGNATURE_SIZE + 2 - rows, rows):
+    live = [i for i, sig in enumerate(sigs) if sig[0]]
+    n = len(live)
+    # One column of band keys per band, built by zip in C: band b of a signature is its values
+    # 1 + b*rows ... (b+1)*rows.
+    columns = zip(*(tuple(zip(*(sigs[i][1 + k::rows] for k in range(rows)))) for i in live))  # noqa: B905
+    for col in columns:
+        # Most keys occur once. Find the shared ones without a Python step per document: a key
+        # is shared when some position holds it that is not its last.
+        last = dict(zip(col, range(n)))  # noqa: B905 - same length
+        shared = set(compress(col, map(operator.ne, map(last.__getitem__, col), range(n))))
         buckets: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, sig in enumerate(sigs):
-            key = tuple(sig[lo:lo + rows])
-            if sig[0]:
-                buckets[key].append(i)
+        for pos in compress(range(n), map(shared.__contains__, col)):
+            buckets[col[pos]].append(live[pos])
         for members in buckets.values():
-            if len(members) < 2:
-                continue
             for x in range(1, len(members)):
                 j = members[x]
                 for i in members[max(0, x - neighbours):x]:

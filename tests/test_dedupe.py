@@ -186,3 +186,26 @@ def test_signature_values_are_the_stored_formula() -> None:
             in_bin = [h >> 6 for h in hashes if h & 63 == b]
             if in_bin:
                 assert sig[1 + b] == min(in_bin)
+
+
+def test_candidate_pairs_are_those_sharing_a_band() -> None:
+    # Reference: bucket by each band's values in document order, pair each member with up to
+    # `neighbours` before it. Small value ranges force crowded buckets, so the cap matters.
+    from collections import defaultdict
+
+    from feedletter.dedupe import candidate_pairs
+
+    rng = random.Random(3)
+    sigs = [(rng.choice([0, 5, 9]), *(rng.randrange(3) for _ in range(SIGNATURE_SIZE))) for _ in range(60)]
+    for rows in (1, 2, 3, 4):
+        expected: set[tuple[int, int]] = set()
+        for lo in range(1, SIGNATURE_SIZE + 2 - rows, rows):
+            buckets: dict[tuple[int, ...], list[int]] = defaultdict(list)
+            for i, sig in enumerate(sigs):
+                if sig[0]:
+                    buckets[sig[lo:lo + rows]].append(i)
+            for members in buckets.values():
+                for x, j in enumerate(members):
+                    expected.update((i, j) for i in members[max(0, x - 4):x])
+        found = list(candidate_pairs(sigs, rows, neighbours=4))
+        assert len(found) == len(set(found)) and set(found) == expected
