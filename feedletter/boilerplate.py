@@ -132,6 +132,7 @@ _WORD = re.compile(r"\w")
 # paragraph (about 0.1 ms each): every _ANYWHERE_RULES match holds one of these words, and every
 # phone number ends in "ddd-dddd".
 _PHONE_TAIL = re.compile(r"\d{3}[\s.-]\d{4}\b")
+_GAPS = re.compile(r"\n{3,}")
 
 
 def is_boilerplate(line: str) -> bool:
@@ -183,4 +184,4 @@ def strip_boilerplate(text: str) -> str:
     """``text`` without its boilerplate lines; content lines and paragraph breaks are kept."""
     kept = [line for line in text.splitlines() if not is_boilerplate(line)]
     out = "\n".join(kept)
-    return re.sub(r"\n{3,}", "\n\n", out).strip()
+    return (_GAPS.sub("\n\n", out) if "\n\n\n" in out else out).strip()
