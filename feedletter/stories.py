@@ -25,6 +25,7 @@ from feedletter.store import Store, articles, carriers, now, rows_in_chunks, sto
 from feedletter.summarize import ExtractiveSummarizer, Summarizer
 
 DEFAULT_WINDOW = timedelta(days=7)
+_SUMMARY_BATCH = 500
 
 
 @dataclass
@@ -190,33 +191,49 @@ def summarize_stories(store: Store, summarizer: Summarizer, *, sentences: int = 
     """
     with store.begin() as conn:
         rows = conn.execute(sa.select(stories.c.id, stories.c.lead_id).where(stories.c.summary_hash == "")).all()
-    grouped = story_articles(store, [r.id for r in rows])
     done = cached = 0
-    for row in rows:
-        group = grouped.get(row.id, [])
-        lead = next((a for a in group if a.id == row.lead_id), group[0] if group else None)
-        if lead is None:
-            continue
-        others = [a for a in group if a.id != lead.id and a.duplicate_of is None]
-        texts = [lead.text, *(a.text for a in others)]  # the lead first: its sentences weigh more
-        digest = content_hash(lead.title, *texts, str(sentences), str(max_chars))
+    # Batches of stories, each read and written in a few bulk statements (one transaction per story
+    # cost more than the extractive summarizer itself at 8k stories); a batch commits as it ends, so a
+    # stopped run keeps what slow (LLM) summaries it made.
+    for batch in rows_in_chunks(rows, _SUMMARY_BATCH):
+        grouped = story_articles(store, [r.id for r in batch])
+        todo: list[tuple[int, Article, list[str], str]] = []
+        for row in batch:
+            group = grouped.get(row.id, [])
+            lead = next((a for a in group if a.id == row.lead_id), group[0] if group else None)
+            if lead is None:
+                continue
+            others = [a for a in group if a.id != lead.id and a.duplicate_of is None]
+            texts = [lead.text, *(a.text for a in others)]  # the lead first: its sentences weigh more
+            todo.append((row.id, lead, texts, content_hash(lead.title, *texts, str(sentences), str(max_chars))))
         with store.begin() as conn:
-            hit = conn.execute(sa.select(summaries.c.summary).where(
-                summaries.c.content_hash == digest, summaries.c.summarizer == summarizer.name,
-                summaries.c.version == summarizer.version)).scalar()
-            if hit is None:
-                hit = summarizer.summarize(lead.title, texts, sentences=sentences, max_chars=max_chars)
-                # An LLM summarizer that fell back to the extractive one must not cache under its own name.
-                answered = getattr(summarizer, "last_source", "") or summarizer.name
-                if answered == summarizer.name:
-                    conn.execute(summaries.insert().values(content_hash=digest, summarizer=summarizer.name,
-                                                           version=summarizer.version, summary=hit,
-                                                           created=now()))
-                done += 1
-            else:
-                cached += 1
-            conn.execute(stories.update().where(stories.c.id == row.id).values(summary=hit,
-                                                                                summary_hash=digest))
+            known: dict[str, str] = {}
+            for chunk in rows_in_chunks(sorted({digest for *_, digest in todo})):
+                for digest, summary in conn.execute(sa.select(summaries.c.content_hash, summaries.c.summary).where(
+                        summaries.c.content_hash.in_(chunk), summaries.c.summarizer == summarizer.name,
+                        summaries.c.version == summarizer.version)):
+                    known[digest] = summary
+            fresh: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            for story_id, lead, texts, digest in todo:
+                hit = known.get(digest)
+                if hit is None:
+                    hit = summarizer.summarize(lead.title, texts, sentences=sentences, max_chars=max_chars)
+                    # An LLM summarizer that fell back to the extractive one must not cache under its own name.
+                    answered = getattr(summarizer, "last_source", "") or summarizer.name
+                    if answered == summarizer.name:
+                        known[digest] = hit
+                        fresh.append({"content_hash": digest, "summarizer": summarizer.name,
+                                      "version": summarizer.version, "summary": hit, "created": now()})
+                    done += 1
+                else:
+                    cached += 1
+                updates.append({"_id": story_id, "_summary": hit, "_hash": digest})
+            if fresh:
+                conn.execute(summaries.insert(), fresh)
+            if updates:
+                conn.execute(stories.update().where(stories.c.id == sa.bindparam("_id")).values(
+                    summary=sa.bindparam("_summary"), summary_hash=sa.bindparam("_hash")), updates)
     return done, cached
 
 

@@ -150,3 +150,14 @@ def test_signature_survives_packing() -> None:
     assert stories.unpack_signature(stories.pack_signature(sig)) == sig
     assert stories.unpack_signature(None) is None and stories.unpack_signature(b"xyz") is None
     assert stories.pack_signature([2**63]) is None
+
+
+def test_summaries_come_from_the_cache_when_the_texts_are_unchanged(demo_config: Config, store: Store) -> None:
+    run_gather(demo_config, store)
+    before = {r.id: r.summary for r in _rows(store, sa.select(stories_table.c.id, stories_table.c.summary))}
+    assert before and all(before.values())
+    with store.begin() as conn:
+        conn.execute(stories_table.update().values(summary="", summary_hash=""))
+    assert stories.summarize(demo_config, store) == (0, len(before))
+    after = {r.id: r.summary for r in _rows(store, sa.select(stories_table.c.id, stories_table.c.summary))}
+    assert after == before
