@@ -165,16 +165,16 @@ def test_summaries_come_from_the_cache_when_the_texts_are_unchanged(demo_config:
 
 def test_gather_command_runs_its_flow_without_the_heartbeat_unless_configured(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from prefect.settings import get_current_settings
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
 
     from feedletter.cli import _one_shot_flow
 
     for name in ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY"):
         monkeypatch.delenv(name, raising=False)
-    assert get_current_settings().flows.heartbeat_frequency is not None  # Prefect's default: on
-    with _one_shot_flow():
-        assert get_current_settings().flows.heartbeat_frequency is None
-    assert get_current_settings().flows.heartbeat_frequency is not None
-    monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60")
-    with _one_shot_flow():  # the operator's choice stands (Prefect read it when the process started)
-        assert get_current_settings().flows.heartbeat_frequency is not None
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 180}):  # Prefect's default
+        with _one_shot_flow():
+            assert get_current_settings().flows.heartbeat_frequency is None
+        assert get_current_settings().flows.heartbeat_frequency == 180
+        monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "180")
+        with _one_shot_flow():  # the operator's choice stands
+            assert get_current_settings().flows.heartbeat_frequency == 180
