@@ -9,6 +9,11 @@ Run from the repository root: ``python bench/eval_stories.py [--quick] [--seed N
   of one topic close in time). Pairwise precision/recall.
 * Summaries: ROUGE-1/2 F1 against the hand-written reference summaries, for the extractive
   summarizer and two baselines (Lead-3 of the lead article, a TF-IDF centroid summarizer).
+* Repetition: in each summary, the largest share of particulars (capitalized names, places,
+  days, months, and numbers) two of its sentences have in common, over the sparser of the two;
+  its mean, and the share of summaries with a pair sharing two or more particulars at >= 0.5
+  (two sentences stating the same fact). Also the share of summaries with a sentence where the
+  writer talks to the reader ("you", "we", questions), outside quotes.
 * Boilerplate leakage: the same, with every text salted with chrome lines; share of summaries
   that contain any of those lines.
 * Scaling: near-duplicates + clustering over 10k/30k/100k generated articles, times and the
@@ -21,6 +26,7 @@ import argparse
 import json
 import math
 import random
+import re
 import sys
 import time
 from collections import Counter
@@ -37,7 +43,14 @@ from feedletter.boilerplate import is_boilerplate  # noqa: E402
 from feedletter.cluster import cluster_documents, pick_lead  # noqa: E402
 from feedletter.dedupe import near_duplicates, words  # noqa: E402
 from feedletter.models import Document  # noqa: E402
-from feedletter.summarize import STOPWORDS, split_sentences, summarize, truncate_words  # noqa: E402
+from feedletter.summarize import (  # noqa: E402
+    STOPWORDS,
+    SUMMARIZER_VERSION,
+    ExtractiveSummarizer,
+    split_sentences,
+    summarize,
+    truncate_words,
+)
 
 DATA = ROOT / "bench" / "data" / "stories"
 T0 = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
@@ -168,6 +181,45 @@ def extractive(title: str, texts: Sequence[str], docs: Sequence[Document], max_c
     return summarize(title, texts, sentences=3, max_chars=max_chars)
 
 
+# The previous version ("extractive-3"): no fact redundancy, no particulars bonus, no chatter penalty.
+_PREVIOUS = ExtractiveSummarizer(fact_overlap=None, fact_weight=0.0, chatter_penalty=0.0, min_facts=0)
+
+
+def extractive_previous(title: str, texts: Sequence[str], docs: Sequence[Document], max_chars: int) -> str:
+    return _PREVIOUS.summarize(title, texts, sentences=3, max_chars=max_chars)
+
+
+# --- repetition and chatter ------------------------------------------------------------------
+
+_CAPS = re.compile(r"(?<![\w'’-])[A-Z][\w'’-]*")
+_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
+_TALK = re.compile(r"\b(?:[Yy]ou|[Yy]our|[Ww]e|us|[Oo]ur)\b|[?!]$")
+
+
+def particulars(sentence: str) -> set[str]:
+    """Capitalized words past the sentence's first word, and numbers: what a sentence pins down."""
+    caps = [m for m in _CAPS.finditer(sentence) if m.start() > 1]
+    found = {m.group(0).lower().removesuffix("'s").removesuffix("’s") for m in caps}
+    return {w for w in found if w not in STOPWORDS} | {n.replace(",", "") for n in _DIGITS.findall(sentence)}
+
+
+def repetition(summary: str) -> tuple[float, bool]:
+    """The largest particulars overlap of two sentences, and whether two state the same fact."""
+    facts = [particulars(s) for s in split_sentences(summary)]
+    worst, same = 0.0, False
+    for a, b in combinations(facts, 2):
+        if a and b:
+            common = len(a & b)
+            share = common / min(len(a), len(b))
+            worst = max(worst, share)
+            same = same or (common >= 2 and share >= 0.5)
+    return worst, same
+
+
+def chatty(summary: str) -> bool:
+    return any(_TALK.search(re.sub(r"[\"“][^\"“”]*[\"”]", "", s)) for s in split_sentences(summary))
+
+
 def _fit(sents: Sequence[str], max_chars: int) -> str:
     out = ""
     for s in sents:
@@ -284,7 +336,8 @@ def edit_copy(text: str, rng: random.Random, *, heavy: bool) -> str:
 # --- the evaluation --------------------------------------------------------------------------
 
 Summarizer = Callable[[str, Sequence[str], Sequence[Document], int], str]
-SUMMARIZERS: dict[str, Summarizer] = {"extractive": extractive, "lead-3": lead3, "tfidf-centroid": centroid}
+SUMMARIZERS: dict[str, Summarizer] = {SUMMARIZER_VERSION: extractive, "extractive-3 (before)": extractive_previous,
+                                       "lead-3": lead3, "tfidf-centroid": centroid}
 
 
 def eval_duplicates(events: list[Event], gen: Generator, n: int) -> None:
@@ -334,13 +387,14 @@ def eval_clusters(events: list[Event], label: str) -> None:
 def eval_summaries(events: list[Event], max_chars: int, seed: int, label: str) -> None:
     print(f"summaries   {label}: {len(events)} events, {sum(len(e.docs) for e in events)} articles, "
           f"references written for this project, 3 sentences / {max_chars} chars")
-    print(f"            {'summarizer':<16} {'ROUGE-1 F1':>10} {'ROUGE-2 F1':>10} {'leakage (salted)':>17}")
+    print(f"            {'summarizer':<22} {'ROUGE-1 F1':>10} {'ROUGE-2 F1':>10} {'leakage (salted)':>17} "
+          f"{'max fact overlap':>16} {'same fact twice':>15} {'talks to reader':>15}")
     rng = random.Random(seed)
     salted = {e.id: [salt(d.text, rng) for d in e.docs] for e in events}
     salted_lines = [" ".join(s.split()) for s in SALT]
     for name, fn in SUMMARIZERS.items():
-        r1 = r2 = 0.0
-        leaks = 0
+        r1 = r2 = overlap = 0.0
+        leaks = repeats = talks = 0
         for e in events:
             # The lead's text first, as the pipeline passes it.
             lead = pick_lead(list(e.docs))
@@ -349,12 +403,17 @@ def eval_summaries(events: list[Event], max_chars: int, seed: int, label: str) -
             out = fn(lead.title, [d.text for d in docs], docs, max_chars)
             r1 += rouge_f1(out, e.reference, 1)
             r2 += rouge_f1(out, e.reference, 2)
+            worst, same = repetition(out)
+            overlap += worst
+            repeats += same
+            talks += chatty(out)
             dirty_docs = [Document(e.docs[k].id, e.docs[k].title, salted[e.id][k], source=e.docs[k].source,
                                    published=e.docs[k].published) for k in ordered]
             dirty = fn(lead.title, [d.text for d in dirty_docs], dirty_docs, max_chars)
             leaks += any(line in dirty for line in salted_lines)
         k = len(events)
-        print(f"            {name:<16} {r1 / k:>10.3f} {r2 / k:>10.3f} {leaks / k:>16.1%}")
+        print(f"            {name:<22} {r1 / k:>10.3f} {r2 / k:>10.3f} {leaks / k:>16.1%} {overlap / k:>17.3f} "
+              f"{repeats / k:>15.1%} {talks / k:>15.1%}")
 
 
 def eval_real_snippets(corpus: Path) -> None:

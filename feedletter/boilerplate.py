@@ -139,6 +139,11 @@ def is_boilerplate(line: str) -> bool:
     text = " ".join(line.split())
     if not text:
         return False
+    if len(text) > _AD_MAX and _WORD.match(text):
+        # A long paragraph (nothing for _LEAD_NOISE to strip): only the anywhere-rules apply, and
+        # most article text is such paragraphs, so they skip the rest.
+        lower = text.lower()
+        return any(k in lower for k in _ANYWHERE_KEYS) and bool(_ANYWHERE_RE.search(text))
     if not _WORD.search(text):
         return True  # only bullets, dashes or separators
     text = _LEAD_NOISE.sub("", text, count=1)

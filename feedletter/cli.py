@@ -28,6 +28,8 @@ subscribers_app = typer.Typer(no_args_is_help=True, help="Manage a newsletter's 
 sources_app = typer.Typer(no_args_is_help=True, help="Sources: health, re-enabling, OPML import/export.")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(sources_app, name="sources")
+articles_app = typer.Typer(no_args_is_help=True, help="Look at stored articles; remove one for good.")
+app.add_typer(articles_app, name="articles")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="sources.yaml to use "
                                                 "[default: $FEEDLETTER_CONFIG or ./sources.yaml]")]
@@ -50,6 +52,10 @@ def _store(config: Config) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _emit(line: str) -> None:
@@ -82,7 +88,8 @@ def validate(
     parsed, problems = check_file(path)
     if problems or parsed is None:
         raise _fail("\n".join(problems))
-    typer.echo(f"{path}: ok ({len(parsed.sources)} sources, {len(parsed.newsletters)} newsletters)")
+    typer.echo(f"{path}: ok ({_count(len(parsed.sources), 'source')}, "
+               f"{_count(len(parsed.newsletters), 'newsletter')})")
 
 
 @app.command()
@@ -547,6 +554,40 @@ def _one_shot_flow() -> Iterator[None]:
 
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
+
+
+# --- articles ---
+@articles_app.command("list")
+def articles_list(
+    source: Annotated[str | None, typer.Option(help="only this source")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    config: ConfigOpt = None,
+) -> None:
+    """List the newest stored articles: id, source, published, title, URL."""
+    import sqlalchemy as sa
+
+    from feedletter.store import articles
+
+    cfg = _config(config)
+    query = sa.select(articles.c.id, articles.c.source, articles.c.published, articles.c.title, articles.c.url) \
+        .order_by(articles.c.published.desc(), articles.c.id.desc()).limit(limit)
+    if source:
+        query = query.where(articles.c.source == source)
+    with _store(cfg) as store, store.begin() as conn:
+        for row in conn.execute(query):
+            _emit(f"{row.id}\t{row.source}\t{row.published:%Y-%m-%d}\t{row.title}\t{row.url}")
+
+
+@articles_app.command("remove")
+def articles_remove(ref: Annotated[str, typer.Argument(help="the article's id (see `articles list`) or URL")],
+                    config: ConfigOpt = None) -> None:
+    """Remove an article for good: it leaves a tombstone and is never stored again."""
+    from feedletter.removal import remove_article
+
+    cfg = _config(config)
+    with _store(cfg) as store:
+        removed = remove_article(store, ref)
+    typer.echo(f"removed article {removed.id}: {removed.title} <{removed.url}>")
 
 
 def main() -> None:

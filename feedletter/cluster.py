@@ -12,6 +12,7 @@ order of similarity, so one ambiguous article cannot chain two stories together.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -36,13 +37,18 @@ class Assignment:
 
 
 # A run of capitalized words: each word is a name, and so is the run ("Daniel James").
-_NAME_RE = re.compile(r"\b[A-Z][\w'’.-]*\w(?:[ \t]+[A-Z][\w'’.-]*\w)*|\b[A-Z]\b")
-_NUMBER_RE = re.compile(r"(?<![\w.,])[$€£]?\d+(?:[.,:]\d+)*(?:\s?(?:%|percent|bn|m|km|kg))?(?:-\d+)?(?![\w])")
+# Both patterns open with a character class and check what precedes it with a lookbehind after
+# it, rather than with \b or a lookbehind first: then the regex engine skips ahead to candidate
+# characters instead of trying every position (names twice, numbers half again as fast).
+_NAME_RE = re.compile(r"[A-Z](?<!\w[A-Z])(?:[\w'’.-]*\w(?:[ \t]+[A-Z][\w'’.-]*\w)*|\b)")
+_NUMBER_RE = re.compile(r"[$€£\d](?<![\w.,][$€£\d])(?:(?<=[$€£])\d+|(?<=\d)\d*)(?:[.,:]\d+)*"
+                        r"(?:\s?(?:%|percent|bn|m|km|kg))?(?:-\d+)?(?![\w])")
 _WORD_RE = re.compile(r"(?<![\w'’-])[a-z][a-z'’-]{3,}(?![\w'’-])")
 _NAME_WEIGHT = 2.0
 _NUMBER_WEIGHT = 1.5
 _WORD_WEIGHT = 1.0
 _MAX_WORDS = 400
+_STEM = operator.itemgetter(slice(0, 6))
 
 
 def features(title: str, text: str) -> set[str]:
@@ -63,7 +69,8 @@ def features(title: str, text: str) -> set[str]:
     out.update("n:" + m.replace(",", "").replace(" ", "").replace("percent", "%")
                for m in set(_NUMBER_RE.findall(both)))
     # A crude stem: "launches", "launched" and "launching" meet at six letters.
-    out.update("w:" + w[:6] for w in set(_WORD_RE.findall(both.lower())) if w not in STOPWORDS)
+    # (map and set difference rather than a generator: this runs for every word of every article)
+    out.update(map("w:".__add__, map(_STEM, set(_WORD_RE.findall(both.lower())) - STOPWORDS)))
     return out
 
 
@@ -81,7 +88,7 @@ def pick_lead(docs: Sequence[Document], priority: Mapping[str, int] | None = Non
 
 
 def cluster_documents(docs: Sequence[Document], *, window: timedelta = timedelta(days=7),
-                      threshold: float = 0.2, duplicate_threshold: float = 0.8,
+                      threshold: float = 0.2, duplicate_threshold: float = 0.7,
                       priority: Mapping[str, int] | None = None, max_posting: int = 100,
                       probe_features: int = 8,
                       signatures: Mapping[str, Sequence[int]] | None = None) -> list[Assignment]:
@@ -132,10 +139,12 @@ def _similar_pairs(docs: Sequence[Document], feats: Sequence[set[str]], df: Coun
     square = {f: (_weight(f) * math.log(1 + n / c)) ** 2 for f, c in df.items()}
     norms = [math.sqrt(sum(map(square.__getitem__, fs))) or 1.0 for fs in feats]
     probes: list[list[str]] = []
+    # Features shared by a few documents, tested once each rather than once per holder.
+    sharable = {f for f, c in df.items() if 1 < c <= max_posting}
     for fs in feats:
         # Probe with the rarest shared features; names and numbers carry a story's identity.
         # Sorting by name first keeps ties, and so the result, independent of set order.
-        ranked = sorted(f for f in fs if 1 < df[f] <= max_posting)
+        ranked = sorted(fs & sharable)
         ranked.sort(key=df.__getitem__)
         probes.append(ranked[:probe_features])
     # Postings list every holder of a probed feature, not only those that probe with it: a short

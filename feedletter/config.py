@@ -78,6 +78,7 @@ class Site(_Model):
 class Source(_Model):
     name: str
     url: str
+    title: str | None = None  # how readers see the site's name; default: the name, title-cased
     tags: list[str] = []
     full_text: Literal["auto", "always", "never"] = "auto"
     include: list[str] = []

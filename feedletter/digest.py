@@ -36,7 +36,7 @@ class Prepared:
 
 
 def source_titles(config: Config) -> dict[str, str]:
-    return {s.name: s.name.replace("-", " ").title() for s in config.sources}
+    return {s.name: s.title or s.name.replace("-", " ").title() for s in config.sources}
 
 
 def issue_url(config: Config, newsletter: str, number: int) -> str:

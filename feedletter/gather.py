@@ -19,7 +19,7 @@ from feedletter.config import Config, Source
 from feedletter.errors import FeedletterError, FetchError, ParseError
 from feedletter.fetch import Fetcher
 from feedletter.health import SourceState, load_states, record_counts, record_failure, record_successes
-from feedletter.identity import canonical_url, content_hash
+from feedletter.identity import canonical_url, content_hash, tombstone_of_url
 from feedletter.models import Entry, ParsedFeed
 from feedletter.selection import matches_any
 from feedletter.store import Store, articles, carriers, now, pages, rows_in_chunks, tombstones
@@ -202,7 +202,9 @@ def store_entries(config: Config, store: Store, results: Sequence[SourceResult])
     todo = [(r.source, p) for r in results for p in r.entries]
     counts.filtered = sum(r.filtered for r in results)
     with store.begin() as conn:
-        dead = _lookup(conn, tombstones.c.key, {p.key for _, p in todo})
+        # A removed article leaves tombstones under its key and its canonical URL: neither comes back.
+        dead = _lookup(conn, tombstones.c.key, {p.key for _, p in todo}
+                       | {tombstone_of_url(p.canonical) for _, p in todo if p.canonical})
         by_key = {k: int(r[1]) for k, r in _lookup(conn, articles.c.key, {p.key for _, p in todo},
                                                    articles.c.id).items()}
         by_canonical = {k: int(r[1]) for k, r in _lookup(
@@ -215,7 +217,7 @@ def store_entries(config: Config, store: Store, results: Sequence[SourceResult])
         old_carriers: list[tuple[int, str, str]] = []  # article id, source, url
         per_source: dict[str, list[int]] = {r.source: [0, 0] for r in results if r.feed is not None}
         for name, p in todo:
-            if p.key in dead:
+            if p.key in dead or (p.canonical and tombstone_of_url(p.canonical) in dead):
                 continue
             known = by_key.get(p.key) or (by_canonical.get(p.canonical) if p.canonical else None)
             batch = pending_key.get(p.key)

@@ -62,3 +62,8 @@ def entry_key(guid: str | None, link: str | None, title: str = "", body: str = "
     if link and link.strip():
         return "url:" + canonical_url(link, extra_tracking)
     return "hash:" + content_hash(title, body)
+
+
+def tombstone_of_url(canonical: str) -> str:
+    """The tombstone key that keeps an article's canonical URL from coming back under another key."""
+    return "url:" + canonical

@@ -119,6 +119,9 @@ def _prepare(html: str, base_url: str | None) -> str:
     return inner + "".join(tostring(child, encoding="unicode") for child in root)
 
 
+_SOURCELESS_IMG = re.compile(r"<img\b(?![^>]*\ssrc=)[^>]*>")
+
+
 def sanitize_html(html: str, base_url: str | None = None) -> str:
     """Clean untrusted HTML for email and web output.
 
@@ -146,7 +149,9 @@ def sanitize_html(html: str, base_url: str | None = None) -> str:
         link_rel="noopener noreferrer",
         strip_comments=True,
     )
-    return cleaned.strip()
+    # nh3's parser can surface an <img> that the pre-pass never saw (inside <svg><script>, say); one
+    # left without a usable source is dropped here too, so that sanitizing twice changes nothing.
+    return _SOURCELESS_IMG.sub("", cleaned).strip()
 
 
 # --- plain text --------------------------------------------------------------------------------

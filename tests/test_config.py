@@ -149,7 +149,7 @@ def test_validate_finds_templates_beside_the_config(tmp_path: Path) -> None:
         (tmp_path / "templates" / f"house{suffix}").write_text(builtin.read_text())
     result = _cli("validate", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"{path}: ok (1 sources, 1 newsletters)"
+    assert result.stdout.strip() == f"{path}: ok (1 source, 1 newsletter)"
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
@@ -164,12 +164,12 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_the_staff_guide_snippets_validate(tmp_path: Path) -> None:
-    """docs/staff.md's "add a feed" and "second newsletter" snippets, pasted into the demo config."""
+    """The README's "add a feed" and "second newsletter" snippets, pasted into the demo config."""
     import re
 
     from tests.conftest import ROOT
 
-    guide = (ROOT / "docs" / "staff.md").read_text()
+    guide = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", guide, re.S)
     source, newsletter = (
         "\n".join(line for line in textwrap.dedent(block).splitlines()[1:] if not line.strip().startswith("# …"))

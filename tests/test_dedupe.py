@@ -142,3 +142,70 @@ def test_carriers_lists_original_source_first() -> None:
     copies = near_duplicates(docs)
     assert copies == {"2": "1", "3": "1"}
     assert carriers(docs, copies) == {"1": ("gazette", "aggregator", "wire")}
+
+
+def test_default_threshold_is_the_pipelines() -> None:
+    # `feedletter cluster` calls these with their defaults; the pipeline passes stories.near_duplicate.
+    import inspect
+
+    from feedletter.cluster import cluster_documents
+    from feedletter.config import Stories
+
+    default = Stories().near_duplicate
+    assert inspect.signature(near_duplicates).parameters["threshold"].default == default == 0.7
+    assert inspect.signature(cluster_documents).parameters["duplicate_threshold"].default == default
+
+
+def test_default_finds_a_copy_with_a_quarter_changed() -> None:
+    # Two of eight sentences replaced and a header added: below 0.8 overlap, above 0.7.
+    sents = ARTICLE.split(". ")
+    sents[1] = "Councillors argued late into the evening before a show of hands settled the matter"
+    sents[5] = "Our correspondent adds that the details may still change before the work begins"
+    copy = "Syndicated from a partner site.\n" + ". ".join(sents)
+    docs = [Document("a", "", ARTICLE, published=T0), Document("b", "", copy, published=T0 + timedelta(1))]
+    share = estimate_similarity(signature(copy), signature(ARTICLE))
+    assert 0.7 <= share < 0.8, share
+    assert near_duplicates(docs) == {"b": "a"}
+    assert near_duplicates(docs, threshold=0.8) == {}
+
+
+def test_signature_values_are_the_stored_formula() -> None:
+    # Signatures are stored: the faster hashing must give exactly the values of the plain formula
+    # (crc32 of each three-word shingle joined by spaces, binned by its low six bits), non-ASCII too.
+    import zlib
+
+    from feedletter.boilerplate import strip_boilerplate
+
+    for text in (ARTICLE, "Zoë’s café in Malmö served 1,200 crêpes — “déjà vu”, said the chef.", "two words"):
+        toks = words(strip_boilerplate(text))
+        grams = [" ".join(toks[i:i + 3]) for i in range(max(1, len(toks) - 2))]
+        hashes = {zlib.crc32(g.encode()) for g in grams}
+        sig = signature(text)
+        assert sig[0] == len(hashes)
+        for b in range(SIGNATURE_SIZE):
+            in_bin = [h >> 6 for h in hashes if h & 63 == b]
+            if in_bin:
+                assert sig[1 + b] == min(in_bin)
+
+
+def test_candidate_pairs_are_those_sharing_a_band() -> None:
+    # Reference: bucket by each band's values in document order, pair each member with up to
+    # `neighbours` before it. Small value ranges force crowded buckets, so the cap matters.
+    from collections import defaultdict
+
+    from feedletter.dedupe import candidate_pairs
+
+    rng = random.Random(3)
+    sigs = [(rng.choice([0, 5, 9]), *(rng.randrange(3) for _ in range(SIGNATURE_SIZE))) for _ in range(60)]
+    for rows in (1, 2, 3, 4):
+        expected: set[tuple[int, int]] = set()
+        for lo in range(1, SIGNATURE_SIZE + 2 - rows, rows):
+            buckets: dict[tuple[int, ...], list[int]] = defaultdict(list)
+            for i, sig in enumerate(sigs):
+                if sig[0]:
+                    buckets[sig[lo:lo + rows]].append(i)
+            for members in buckets.values():
+                for x, j in enumerate(members):
+                    expected.update((i, j) for i in members[max(0, x - 4):x])
+        found = list(candidate_pairs(sigs, rows, neighbours=4))
+        assert len(found) == len(set(found)) and set(found) == expected

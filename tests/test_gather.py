@@ -178,3 +178,35 @@ def test_gather_command_runs_its_flow_without_the_heartbeat_unless_configured(
         monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "180")
         with _one_shot_flow():  # the operator's choice stands
             assert get_current_settings().flows.heartbeat_frequency == 180
+
+
+def test_a_removed_article_never_comes_back(demo_config: Config, store: Store, site: SiteHost) -> None:
+    from typer.testing import CliRunner
+
+    from feedletter.cli import app
+    from feedletter.removal import remove_article
+
+    run_gather(demo_config, store)
+    flu = _rows(store, sa.select(articles.c.id, articles.c.url, articles.c.story_id)
+                .where(articles.c.url.like("%flu-vaccine-drop-in-hours.html")))[0]
+    removed = remove_article(store, flu.url + "?utm_source=newsletter")  # any link to the page will do
+    assert removed.id == flu.id
+    footbridge = _rows(store, sa.select(articles.c.id).where(articles.c.source == "valley-post",
+                                                             articles.c.url.like("%bridge-day%")))[0]
+    path = str(Path(demo_config._path))
+    result = CliRunner().invoke(app, ["articles", "remove", str(footbridge.id), "--config", path])
+    assert result.exit_code == 0 and f"removed article {footbridge.id}" in result.output
+
+    # The feeds change (no 304), so both entries are met again, under their keys and under the
+    # utm-tagged link of the roundup's copy: neither is stored again.
+    with store.begin() as conn:
+        conn.execute(sources.update().values(etag=None, last_modified=None))
+    again = run_gather(demo_config, store)
+    assert again["new"] == 0
+    urls = [r.url for r in _rows(store, sa.select(articles.c.url))]
+    assert not any("flu-vaccine-drop-in-hours" in u for u in urls)
+    assert not any("bridge-day" in u for u in urls)
+    # The story the footbridge article was part of lives on with the other two tellings.
+    assert len(_rows(store, sa.select(stories_table.c.id).where(stories_table.c.id == flu.story_id))) == 0
+    listed = CliRunner().invoke(app, ["articles", "list", "--config", path, "--limit", "100"])
+    assert listed.exit_code == 0 and len(listed.output.strip().splitlines()) == EXPECTED["articles"] - 2

@@ -43,7 +43,7 @@ def test_init_writes_a_project_that_validates_and_renders(tmp_path: Path, site: 
 
     checked = _cli("validate", cwd=project)
     assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.strip() == "sources.yaml: ok (2 sources, 1 newsletters)"
+    assert checked.stdout.strip() == "sources.yaml: ok (2 sources, 1 newsletter)"
 
     config = load_config(project / "sources.yaml")
     assert config.allow_private is True  # loopback feeds were given

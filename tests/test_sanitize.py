@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml.html import fragment_fromstring
 
@@ -196,6 +196,7 @@ def test_hostile_markup_never_survives(html: str, base: str | None) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(_hostile)
+@example("<svg onclick=alert(1)><script><img style='x:expression(alert(1))'>")  # found once in CI
 def test_sanitizing_is_idempotent(html: str) -> None:
     """Sanitized output passes through again unchanged: nothing was left for a second parse to find."""
     once = sanitize_html(html, BASE)

@@ -190,3 +190,96 @@ def test_llm_falls_back_on_timeout(httpserver: HTTPServer) -> None:
 def test_llm_falls_back_when_server_is_down() -> None:
     llm = LLMSummarizer("http://127.0.0.1:9", "m", timeout=1)
     assert llm.summarize("Juice", [STORY_B]) == summarize("Juice", [STORY_B])
+
+
+# One invented event told by three sites: each opens with the same fact (who, what, where, when) in
+# its own words, and the blog talks to its readers. Written for this test.
+FERRY_WIRE = """Harbour Lines launched its first electric ferry, the Selkie, on the Marrow Estuary on Monday,
+March 9, cutting the crossing between Portbury and Keld Point to 11 minutes.
+The vessel carries 220 passengers and 30 bicycles and recharges in eight minutes at each quay.
+It cost 14.5 million euros, of which the regional council paid 9 million.
+Captain Ines Varga, who has crossed the estuary for 22 years, said the ship was "quieter than the gulls".
+Harbour Lines plans to replace its two diesel ferries by 2029."""
+
+FERRY_LOCAL = """Commuters on both banks of the Marrow Estuary boarded the Selkie on Monday morning, March 9, as
+Harbour Lines put its electric ferry into service between Portbury and Keld Point.
+The ship takes 220 passengers and 30 bikes, and a fast charger at each quay tops it up in eight minutes.
+Skipper Ines Varga said regulars had been queueing since six.
+The regional council contributed 9 million euros of the 14.5 million euro price."""
+
+FERRY_BLOG = """If you commute from Portbury and have ever sat in the queue for the old diesel boat, your
+mornings just got shorter: the Selkie is running from Monday, March 9, between Portbury and Keld Point.
+We rode it three times and loved the silence on deck.
+Harbour Lines says the crossing now takes 11 minutes instead of 18.
+Why does it matter? Because you will get to work earlier."""
+
+FERRY_TEXTS = [FERRY_WIRE, FERRY_LOCAL, FERRY_BLOG]
+
+
+def _particulars(sentence: str) -> set[str]:
+    # Capitalized words past the first, and numbers: the names, places and dates a sentence states.
+    words = sentence.replace(",", "").replace(".", " ").split()
+    caps = {w.lower() for w in words[1:] if w[:1].isupper()}
+    return caps | {w for w in words if w.isdigit()}
+
+
+def _states_a_fact_twice(summary: str) -> bool:
+    facts = [_particulars(s) for s in split_sentences(summary)]
+    for i, a in enumerate(facts):
+        for b in facts[i + 1:]:
+            common = len(a & b)
+            if a and b and common >= 2 and common >= 0.5 * min(len(a), len(b)):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (1, 0, 2), (2, 0, 1), (1, 2, 0)])
+def test_story_from_several_sites_states_each_fact_once(order: tuple[int, int, int]) -> None:
+    texts = [FERRY_TEXTS[k] for k in order]
+    out = summarize("Electric ferry Selkie enters service on the Marrow Estuary", texts, sentences=3,
+                    max_chars=600)
+    sents = split_sentences(out)
+    assert len(sents) == 3
+    assert not _states_a_fact_twice(out), out
+    # The blog's chatter never gets in, even when the blog is the lead text.
+    for chatter in ("you", "We rode", "Why does it matter", "Because"):
+        assert chatter not in out, out
+    # Informative sentences win: the summary gives the ship's numbers, not only its name.
+    assert sum(any(ch.isdigit() for ch in s) for s in sents) >= 2, out
+
+
+def test_previous_version_did_repeat_the_story() -> None:
+    # The same story through the summarizer with the new rules switched off (extractive-3): the
+    # test above fails on it, so it does measure the change.
+    before = ExtractiveSummarizer(fact_overlap=None, fact_weight=0.0, chatter_penalty=0.0, min_facts=0)
+    outs = [before.summarize("Electric ferry Selkie enters service", [FERRY_TEXTS[k] for k in order],
+                             sentences=3, max_chars=600) for order in ((0, 1, 2), (1, 0, 2), (2, 0, 1))]
+    assert any(_states_a_fact_twice(o) or "you" in o for o in outs), outs
+    assert SUMMARIZER_VERSION != "extractive-3"  # cached summaries of the old rules are not reused
+
+
+def test_sentences_without_particulars_still_fill_a_plain_story() -> None:
+    # An essay with no names or numbers: the particulars rule must not starve it.
+    text = ("Gardening teaches patience in a way few other hobbies manage. Seeds take their time and "
+            "cannot be hurried by anyone. Weeds on the other hand arrive quickly and without invitation. "
+            "Most gardeners learn to enjoy the slow pace after a season or two.")
+    assert len(split_sentences(summarize("On patience", [text], sentences=3, max_chars=600))) == 3
+
+
+def test_demo_footbridge_story_states_each_fact_once() -> None:
+    # The demo's three tellings of the footbridge opening (demo/expected.json same_story), as the
+    # pipeline extracts them; the lead changes with the sites' priorities, so every order counts.
+    from pathlib import Path
+
+    from feedletter.extract import extract
+
+    site = Path(__file__).resolve().parent.parent / "demo" / "site"
+    pages = ["city-ledger/kingfisher-footbridge-opens.html", "morning-teaser/posts/new-footbridge-finally-open.html",
+             "valley-post/bridge-day-neighbours-cross-the-wren.html"]
+    found = [extract((site / p).read_text(encoding="utf-8"), f"http://demo.test/{p}") for p in pages]
+    for order in ((0, 1, 2), (1, 0, 2), (2, 0, 1)):
+        for limit in (400, 600):
+            out = summarize(found[order[0]].title or "", [found[k].text for k in order], max_chars=limit)
+            assert out and not _states_a_fact_twice(out), out
+            assert "you" not in out.lower().split(), out
+            assert "Kingfisher Footbridge" in out
