@@ -543,7 +543,7 @@ def _one_shot_flow() -> Iterator[None]:
 
     The heartbeat thread exists to notice crashed runs of long-lived deployments; a command that
     runs one flow and exits has its exit status for that, and the thread's shutdown (it sleeps in
-    one-second steps) added up to a second to every `feedletter gather` (bench/bench_process.py).
+    one-second steps) can add up to a second (bench/bench_process.py did not separate it from noise).
     Prefect's setting cannot be switched off from the environment (every value must be >= 30), so
     it is set to None for the flow's duration here.
     """
