@@ -314,7 +314,8 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
                 continue
             title = conn.execute(sa.select(articles.c.title).where(articles.c.id == article_id)).scalar_one()
             conn.execute(articles.update().where(articles.c.id == article_id).values(
-                html=html, text=text, needs_text=False, content_hash=content_hash(title, text)))
+                html=html, text=text, needs_text=False, content_hash=content_hash(title, text),
+                signature=None))  # the text changed: grouping hashes it afresh
         counts.cached += cached
         counts.extracted += not cached
     return counts

@@ -69,6 +69,9 @@ articles = sa.Table(
     sa.Column("clustered", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("duplicate_of", sa.Integer, sa.ForeignKey("articles.id")),
     sa.Column("story_id", sa.Integer, sa.ForeignKey("stories.id"), index=True),
+    # The MinHash signature of title + text (feedletter.dedupe.document_signature) packed as int64s,
+    # so that grouping hashes each text once; NULL until grouped, and again when the text changes.
+    sa.Column("signature", sa.LargeBinary),
 )
 
 # The same article met again under another feed: kept so a story can say who carried it.

@@ -7,21 +7,25 @@ outcome: a near-identical copy points at its original, and every article belongs
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
 from feedletter.cluster import cluster_documents, pick_lead
 from feedletter.config import Config
+from feedletter.dedupe import document_signature
 from feedletter.identity import content_hash
 from feedletter.models import Article, Coverage, Document, Story
-from feedletter.store import Store, articles, carriers, now, stories, summaries, utc
+from feedletter.store import Store, articles, carriers, now, rows_in_chunks, stories, summaries, utc
 from feedletter.summarize import ExtractiveSummarizer, Summarizer
 
 DEFAULT_WINDOW = timedelta(days=7)
+_SUMMARY_BATCH = 500
 
 
 @dataclass
@@ -34,61 +38,110 @@ class GroupCounts:
 
 def _article(row: sa.RowMapping) -> Article:
     return Article(id=row["id"], source=row["source"], key=row["key"], url=row["url"], title=row["title"],
-                   published=utc(row["published"]) or now(), text=row["text"], html=row["html"],
+                   published=utc(row["published"]) or now(), text=row["text"], html=row.get("html", ""),
                    author=row["author"], content_hash=row["content_hash"],
                    duplicate_of=row["duplicate_of"], story_id=row["story_id"])
+
+
+# What grouping reads: everything but the HTML, which it never looks at (a third of the bytes).
+_GROUPING = [c for c in articles.c if c.name != "html"]
+
+
+def pack_signature(sig: Sequence[int]) -> bytes | None:
+    """A signature as stored: native int64s (None, so it is recomputed, if a value does not fit)."""
+    try:
+        return array("q", sig).tobytes()
+    except OverflowError:
+        return None
+
+
+def unpack_signature(blob: bytes | None) -> tuple[int, ...] | None:
+    if not blob or len(blob) % 8:
+        return None
+    return tuple(array("q", blob))
 
 
 def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
                    priority: dict[str, int] | None = None, near_duplicate: float = 0.7,
                    same_story: float = 0.2) -> GroupCounts:
-    """Give every not-yet-grouped article a story: an existing one it joins, or a new one."""
+    """Give every not-yet-grouped article a story: an existing one it joins, or a new one.
+
+    Each text is hashed once: its signature is stored with the article and handed back to the
+    clustering on later runs. The outcome is written in a few bulk statements, not one per article.
+    """
     counts = GroupCounts()
+    signatures: dict[str, tuple[int, ...]] = {}
+
+    def read(query: sa.Select[Any], conn: sa.Connection) -> list[Article]:
+        out = []
+        for row in conn.execute(query).mappings():
+            out.append(_article(row))
+            sig = unpack_signature(row["signature"])
+            if sig is not None:
+                signatures[str(row["id"])] = sig
+        return out
+
     with store.begin() as conn:
-        fresh = [_article(r) for r in conn.execute(
-            sa.select(articles).where(sa.not_(articles.c.clustered), sa.not_(articles.c.needs_text))
-            .order_by(articles.c.published, articles.c.id)).mappings()]
+        fresh = read(sa.select(*_GROUPING).where(sa.not_(articles.c.clustered), sa.not_(articles.c.needs_text))
+                     .order_by(articles.c.published, articles.c.id), conn)
         if not fresh:
             return counts
         start = min(a.published for a in fresh) - window
-        known = [_article(r) for r in conn.execute(
-            sa.select(articles).where(articles.c.clustered, articles.c.published >= start)).mappings()]
+        known = read(sa.select(*_GROUPING).where(articles.c.clustered, articles.c.published >= start), conn)
     everyone = {a.id: a for a in [*known, *fresh]}
     docs = [a.as_document() for a in everyone.values()]
+    for doc in docs:
+        if doc.id not in signatures:
+            signatures[doc.id] = document_signature(doc)
     assignments = cluster_documents(docs, window=window, threshold=same_story,
-                                    duplicate_threshold=near_duplicate, priority=priority)
+                                    duplicate_threshold=near_duplicate, priority=priority,
+                                    signatures=signatures)
     members: dict[str, list[int]] = defaultdict(list)
     for assignment in assignments:
         members[assignment.cluster].append(int(assignment.id))
     duplicate_of = {int(a.id): int(a.duplicate_of) for a in assignments if a.duplicate_of}
     label = {int(a.id): a.cluster for a in assignments}
 
+    story_of_label: dict[str, int] = {}
+    for name, ids in members.items():
+        # A cluster holding an already-grouped article keeps that article's story.
+        existing = [everyone[i].story_id for i in ids if everyone[i].story_id is not None]
+        if existing:
+            story_of_label[name] = existing[0]  # type: ignore[assignment]
+    new_labels: dict[str, None] = {}  # clusters that need a story, in the order of their first article
+    resummarize: set[int] = set()
+    for article in fresh:
+        name = label[article.id]
+        if name not in story_of_label and name not in new_labels:
+            new_labels[name] = None
+            continue
+        counts.joined += 1  # a known story, or one an earlier article of this batch started
+        if name in story_of_label and article.id not in duplicate_of:
+            # A new telling of a known story (a near-identical copy adds no text): summarize again.
+            resummarize.add(story_of_label[name])
+    counts.new_stories = len(new_labels)
+    stamp = now()
     with store.begin() as conn:
-        story_of_label: dict[str, int] = {}
-        for name, ids in members.items():
-            # A cluster holding an already-grouped article keeps that article's story.
-            existing = [everyone[i].story_id for i in ids if everyone[i].story_id is not None]
-            if existing:
-                story_of_label[name] = existing[0]  # type: ignore[assignment]
+        leads = []
+        for name in new_labels:
+            group = [everyone[i] for i in members[name] if everyone[i].story_id is None]
+            leads.append({"lead_id": int(pick_lead([a.as_document() for a in group], priority or {}).id),
+                          "created": stamp})
+        if leads:
+            rows = conn.execute(stories.insert().returning(stories.c.id, sort_by_parameter_order=True), leads)
+            story_of_label.update(zip(new_labels, (int(r[0]) for r in rows), strict=True))
+        for chunk in rows_in_chunks(sorted(resummarize)):
+            conn.execute(stories.update().where(stories.c.id.in_(chunk)).values(summary_hash=""))
+        updates = []
         for article in fresh:
-            name = label[article.id]
-            story_id = story_of_label.get(name)
-            if story_id is None:
-                group = [everyone[i] for i in members[name] if everyone[i].story_id is None]
-                lead = pick_lead([a.as_document() for a in group], priority or {})
-                row = conn.execute(stories.insert().values(lead_id=int(lead.id), created=now()))
-                story_id = story_of_label[name] = int(row.inserted_primary_key[0])  # type: ignore[index]
-                counts.new_stories += 1
-            else:
-                counts.joined += 1
-                if article.id not in duplicate_of:
-                    # A new telling of a known story (a near-identical copy adds no text): summarize again.
-                    conn.execute(stories.update().where(stories.c.id == story_id).values(summary_hash=""))
             original = duplicate_of.get(article.id)
             counts.near_duplicates += original is not None
-            conn.execute(articles.update().where(articles.c.id == article.id).values(
-                clustered=True, story_id=story_id, duplicate_of=original))
-            counts.articles += 1
+            updates.append({"_id": article.id, "_story": story_of_label[label[article.id]], "_dup": original,
+                            "_sig": pack_signature(signatures[str(article.id)])})
+        conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
+            clustered=True, story_id=sa.bindparam("_story"), duplicate_of=sa.bindparam("_dup"),
+            signature=sa.bindparam("_sig")), updates)
+        counts.articles = len(fresh)
     return counts
 
 
@@ -138,33 +191,49 @@ def summarize_stories(store: Store, summarizer: Summarizer, *, sentences: int = 
     """
     with store.begin() as conn:
         rows = conn.execute(sa.select(stories.c.id, stories.c.lead_id).where(stories.c.summary_hash == "")).all()
-    grouped = story_articles(store, [r.id for r in rows])
     done = cached = 0
-    for row in rows:
-        group = grouped.get(row.id, [])
-        lead = next((a for a in group if a.id == row.lead_id), group[0] if group else None)
-        if lead is None:
-            continue
-        others = [a for a in group if a.id != lead.id and a.duplicate_of is None]
-        texts = [lead.text, *(a.text for a in others)]  # the lead first: its sentences weigh more
-        digest = content_hash(lead.title, *texts, str(sentences), str(max_chars))
+    # Batches of stories, each read and written in a few bulk statements (one transaction per story
+    # cost more than the extractive summarizer itself at 8k stories); a batch commits as it ends, so a
+    # stopped run keeps what slow (LLM) summaries it made.
+    for batch in rows_in_chunks(rows, _SUMMARY_BATCH):
+        grouped = story_articles(store, [r.id for r in batch])
+        todo: list[tuple[int, Article, list[str], str]] = []
+        for row in batch:
+            group = grouped.get(row.id, [])
+            lead = next((a for a in group if a.id == row.lead_id), group[0] if group else None)
+            if lead is None:
+                continue
+            others = [a for a in group if a.id != lead.id and a.duplicate_of is None]
+            texts = [lead.text, *(a.text for a in others)]  # the lead first: its sentences weigh more
+            todo.append((row.id, lead, texts, content_hash(lead.title, *texts, str(sentences), str(max_chars))))
         with store.begin() as conn:
-            hit = conn.execute(sa.select(summaries.c.summary).where(
-                summaries.c.content_hash == digest, summaries.c.summarizer == summarizer.name,
-                summaries.c.version == summarizer.version)).scalar()
-            if hit is None:
-                hit = summarizer.summarize(lead.title, texts, sentences=sentences, max_chars=max_chars)
-                # An LLM summarizer that fell back to the extractive one must not cache under its own name.
-                answered = getattr(summarizer, "last_source", "") or summarizer.name
-                if answered == summarizer.name:
-                    conn.execute(summaries.insert().values(content_hash=digest, summarizer=summarizer.name,
-                                                           version=summarizer.version, summary=hit,
-                                                           created=now()))
-                done += 1
-            else:
-                cached += 1
-            conn.execute(stories.update().where(stories.c.id == row.id).values(summary=hit,
-                                                                                summary_hash=digest))
+            known: dict[str, str] = {}
+            for chunk in rows_in_chunks(sorted({digest for *_, digest in todo})):
+                for digest, summary in conn.execute(sa.select(summaries.c.content_hash, summaries.c.summary).where(
+                        summaries.c.content_hash.in_(chunk), summaries.c.summarizer == summarizer.name,
+                        summaries.c.version == summarizer.version)):
+                    known[digest] = summary
+            fresh: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            for story_id, lead, texts, digest in todo:
+                hit = known.get(digest)
+                if hit is None:
+                    hit = summarizer.summarize(lead.title, texts, sentences=sentences, max_chars=max_chars)
+                    # An LLM summarizer that fell back to the extractive one must not cache under its own name.
+                    answered = getattr(summarizer, "last_source", "") or summarizer.name
+                    if answered == summarizer.name:
+                        known[digest] = hit
+                        fresh.append({"content_hash": digest, "summarizer": summarizer.name,
+                                      "version": summarizer.version, "summary": hit, "created": now()})
+                    done += 1
+                else:
+                    cached += 1
+                updates.append({"_id": story_id, "_summary": hit, "_hash": digest})
+            if fresh:
+                conn.execute(summaries.insert(), fresh)
+            if updates:
+                conn.execute(stories.update().where(stories.c.id == sa.bindparam("_id")).values(
+                    summary=sa.bindparam("_summary"), summary_hash=sa.bindparam("_hash")), updates)
     return done, cached
 
 

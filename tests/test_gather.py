@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
+from feedletter import stories
 from feedletter.config import Config
+from feedletter.dedupe import document_signature
+from feedletter.models import Article, Document
 from feedletter.sitehost import SiteHost
-from feedletter.store import Store, articles, carriers, sources, stories
+from feedletter.store import Store, articles, carriers, sources
+from feedletter.store import stories as stories_table
 from tests.conftest import ROOT, run_gather
 
 EXPECTED = json.loads((ROOT / "demo" / "expected.json").read_text())
@@ -66,12 +72,12 @@ def test_same_story_from_three_sites_is_one_story(demo_config: Config, store: St
         assert len({story_of[p] for p in group}) == 1, group
     for a, b in EXPECTED["distinct_same_topic"]:
         assert story_of[a] != story_of[b]
-    assert len(_rows(store, sa.select(stories.c.id))) == EXPECTED["stories"]
+    assert len(_rows(store, sa.select(stories_table.c.id))) == EXPECTED["stories"]
 
 
 def test_summaries_are_short_and_clean(demo_config: Config, store: Store) -> None:
     run_gather(demo_config, store)
-    for row in _rows(store, sa.select(stories.c.summary)):
+    for row in _rows(store, sa.select(stories_table.c.summary)):
         assert 40 < len(row.summary) <= 600
         for junk in EXPECTED["boilerplate"]:
             assert junk not in row.summary
@@ -92,6 +98,86 @@ def test_a_failing_source_does_not_stop_the_others(tmp_path: Path, site: SiteHos
     assert row.failures == 1 and row.last_error.startswith("fetch: ") and "HTTP 404" in row.last_error
     assert row.next_fetch is not None
     store.close()
+
+
+def _insert(store: Store, key: str, title: str, text: str, hours: int) -> None:
+    stamp = datetime(2026, 3, 2, 8, tzinfo=UTC) + timedelta(hours=hours)
+    with store.begin() as conn:
+        conn.execute(articles.insert().values(key=key, source=key.split("/")[0], url=f"https://{key}",
+                                              canonical=f"https://{key}", title=title, published=stamp,
+                                              fetched=stamp, text=text))
+
+
+_STORY = ("Harbour Board approves the Kestrel Quay ferry terminal after a 7-2 vote on Tuesday; "
+          "chair Imogen Varga said building starts in 2027 at a cost of $48m. ")
+
+
+def test_grouping_stores_each_signature_and_reuses_it(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    _insert(store, "a/1", "Ferry terminal approved", _STORY * 4, 0)
+    _insert(store, "b/1", "Kestrel Quay terminal gets the go-ahead", _STORY * 4, 1)  # a copy
+    _insert(store, "c/1", "Pie contest returns", "Bakers of Wexley Fen gather for the 31st pie contest. " * 6, 2)
+    first = stories.group_articles(store)
+    assert (first.articles, first.new_stories, first.joined, first.near_duplicates) == (3, 2, 1, 1)
+    rows = {r.key: r for r in _rows(store, sa.select(articles))}
+    for row in rows.values():
+        doc = Article(id=row.id, source=row.source, key=row.key, url=row.url, title=row.title,
+                      published=row.published, text=row.text).as_document()
+        assert stories.unpack_signature(row.signature) == document_signature(doc)
+    assert rows["b/1"].duplicate_of == rows["a/1"].id and rows["b/1"].story_id == rows["a/1"].story_id
+    # A later run hands the stored signatures to the clustering: only the new text is hashed.
+    hashed: list[str] = []
+
+    def counting(doc: Document) -> tuple[int, ...]:
+        hashed.append(doc.id)
+        return document_signature(doc)
+
+    monkeypatch.setattr(stories, "document_signature", counting)
+    with store.begin() as conn:  # as if summarized since
+        conn.execute(stories_table.update().values(summary_hash="done"))
+    _insert(store, "d/1", "Terminal vote, in brief", "Kestrel Quay ferry terminal: the Harbour Board vote "
+            "went 7-2; Imogen Varga says building starts in 2027 and costs $48m. " * 2, 3)
+    second = stories.group_articles(store)
+    assert (second.articles, second.new_stories, second.joined) == (1, 0, 1)
+    assert hashed == [str(_rows(store, sa.select(articles.c.id).where(articles.c.key == "d/1"))[0].id)]
+    story = _rows(store, sa.select(stories_table.c.summary_hash).where(
+        stories_table.c.id == rows["a/1"].story_id))
+    assert story[0].summary_hash == ""  # a new telling: marked for summarizing again
+    assert len(_rows(store, sa.select(stories_table.c.id).where(stories_table.c.summary_hash == "done"))) == 1
+
+
+def test_signature_survives_packing() -> None:
+    sig = document_signature(Document(id="1", title="t", text="one two three four five six"))
+    assert stories.unpack_signature(stories.pack_signature(sig)) == sig
+    assert stories.unpack_signature(None) is None and stories.unpack_signature(b"xyz") is None
+    assert stories.pack_signature([2**63]) is None
+
+
+def test_summaries_come_from_the_cache_when_the_texts_are_unchanged(demo_config: Config, store: Store) -> None:
+    run_gather(demo_config, store)
+    before = {r.id: r.summary for r in _rows(store, sa.select(stories_table.c.id, stories_table.c.summary))}
+    assert before and all(before.values())
+    with store.begin() as conn:
+        conn.execute(stories_table.update().values(summary="", summary_hash=""))
+    assert stories.summarize(demo_config, store) == (0, len(before))
+    after = {r.id: r.summary for r in _rows(store, sa.select(stories_table.c.id, stories_table.c.summary))}
+    assert after == before
+
+
+def test_gather_command_runs_its_flow_without_the_heartbeat_unless_configured(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
+
+    from feedletter.cli import _one_shot_flow
+
+    for name in ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY"):
+        monkeypatch.delenv(name, raising=False)
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 180}):  # Prefect's default
+        with _one_shot_flow():
+            assert get_current_settings().flows.heartbeat_frequency is None
+        assert get_current_settings().flows.heartbeat_frequency == 180
+        monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "180")
+        with _one_shot_flow():  # the operator's choice stands
+            assert get_current_settings().flows.heartbeat_frequency == 180
 
 
 def test_a_removed_article_never_comes_back(demo_config: Config, store: Store, site: SiteHost) -> None:
@@ -121,6 +207,6 @@ def test_a_removed_article_never_comes_back(demo_config: Config, store: Store, s
     assert not any("flu-vaccine-drop-in-hours" in u for u in urls)
     assert not any("bridge-day" in u for u in urls)
     # The story the footbridge article was part of lives on with the other two tellings.
-    assert len(_rows(store, sa.select(stories.c.id).where(stories.c.id == flu.story_id))) == 0
+    assert len(_rows(store, sa.select(stories_table.c.id).where(stories_table.c.id == flu.story_id))) == 0
     listed = CliRunner().invoke(app, ["articles", "list", "--config", path, "--limit", "100"])
     assert listed.exit_code == 0 and len(listed.output.strip().splitlines()) == EXPECTED["articles"] - 2
