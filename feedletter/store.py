@@ -228,9 +228,28 @@ def connect(url: str) -> Engine:
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         with engine.begin() as conn:
             metadata.create_all(conn)
+            _add_missing_columns(conn)
     except sa.exc.SQLAlchemyError as exc:
         raise StoreError(_redact(url), f"cannot open store: {exc.__class__.__name__}: {exc.args[0]}") from None
     return engine
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Bring a store made by an older feedletter up to date, keeping everything in it.
+
+    Schema changes so far only add columns (nullable, or with a server default), so an
+    ``ALTER TABLE … ADD COLUMN`` per missing column is the whole migration.
+    """
+    inspector = sa.inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=conn.dialect)
+            default = f" DEFAULT {column.server_default.arg}" if column.server_default is not None else ""  # type: ignore[attr-defined]
+            null = "" if column.nullable or default else " NOT NULL"
+            conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{default}{null}'))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

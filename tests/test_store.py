@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -87,3 +88,28 @@ def test_an_unreachable_store_is_one_clear_error_without_the_password() -> None:
 
 def test_in_lists_are_chunked() -> None:
     assert [list(c) for c in rows_in_chunks(list(range(5)), 2)] == [[0, 1], [2, 3], [4]]
+
+
+def test_a_store_from_an_older_version_gains_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from feedletter.store import Store
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with sa.create_engine(url).begin() as conn:  # the articles table as the first release made it
+        conn.execute(sa.text("CREATE TABLE articles (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, "
+                             "source VARCHAR(64) NOT NULL, url TEXT NOT NULL, canonical TEXT NOT NULL, "
+                             "title TEXT NOT NULL, author TEXT, published DATETIME NOT NULL, "
+                             "fetched DATETIME NOT NULL, html TEXT NOT NULL DEFAULT '', "
+                             "text TEXT NOT NULL DEFAULT '', content_hash VARCHAR(64) NOT NULL DEFAULT '', "
+                             "needs_text BOOLEAN NOT NULL DEFAULT 0, clustered BOOLEAN NOT NULL DEFAULT 0, "
+                             "duplicate_of INTEGER, story_id INTEGER)"))
+        conn.execute(sa.text("INSERT INTO articles (key, source, url, canonical, title, published, fetched) "
+                             "VALUES ('guid:1', 'blog', 'https://b.example/1', 'https://b.example/1', 'One', "
+                             "'2026-11-20 08:00:00', '2026-11-20 09:00:00')"))
+    store = Store.open(url)
+    with store.begin() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("articles")}
+        assert "signature" in columns
+        assert conn.execute(sa.text("SELECT title FROM articles")).scalar_one() == "One"
+    store.close()
