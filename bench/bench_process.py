@@ -21,8 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,38 +29,9 @@ SHARED = ROOT.parent / "shared" / "bench"
 PEER_VENV = ROOT / "build" / ".peer"
 sys.path.insert(0, str(ROOT))
 
-from flows.localserver import LocalPrefectServer, free_port  # noqa: E402
+from bench_gather import Farm  # noqa: E402  (the same warmed feed farm as the in-process bench)
 
-
-class _Farm:
-    """feedfarm.py in a child process, warmed (it builds each feed on first request) before timing."""
-
-    def __init__(self, feeds: int, items: int) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen([sys.executable, str(SHARED / "feedfarm.py"), "--feeds", str(feeds),
-                                         "--items", str(items), "--port", str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> _Farm:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(self.base + "/feeds.txt", timeout=5) as response:
-                    self.urls = response.read().decode().split()
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.__exit__()
-                    raise SystemExit("bench_process: the feed farm did not start") from None
-                time.sleep(0.2)
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda u: urllib.request.urlopen(u, timeout=60).read(), self.urls))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+from flows.localserver import LocalPrefectServer  # noqa: E402
 
 
 def _seconds(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
@@ -109,7 +78,7 @@ def main() -> int:
     results: dict[str, Any] = {"feeds": opts.feeds, "items": opts.items}
     with tempfile.TemporaryDirectory(prefix="bench-process-") as tmp_name:
         tmp = Path(tmp_name)
-        with LocalPrefectServer(tmp / "prefect") as server, _Farm(opts.feeds, opts.items) as farm:
+        with LocalPrefectServer(tmp / "prefect") as server, Farm(opts.feeds, opts.items) as farm:
             lines = [f"store: sqlite:///{tmp / 'bench.db'}", "allow_private: true", "sources:"]
             lines += [f"  - {{name: feed-{i}, url: '{u}'}}" for i, u in enumerate(farm.urls)]
             (tmp / "sources.yaml").write_text("\n".join(lines) + "\n")
