@@ -101,10 +101,11 @@ def gather(
     cfg = _config(config)
     _prepare_prefect()
     from feedletter.progress import report_progress
+    from flows.common import one_shot_flow
     from flows.gather import gather_flow
 
     total = sum(s.enabled and (not source or s.name in source) for s in cfg.sources)
-    with report_progress("gather", total, unit="sources") as advance, _one_shot_flow():
+    with report_progress("gather", total, unit="sources") as advance, one_shot_flow():
         report = gather_flow(config_path=str(cfg.resolve(Path(cfg._path).name)), sources=source or None,
                              progress=advance)
     typer.echo(json.dumps(report))
@@ -534,28 +535,6 @@ def serve(
 
 
 # --- perf ---
-_HEARTBEAT_VARS = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
-
-
-@contextmanager
-def _one_shot_flow() -> Iterator[None]:
-    """Run a command's flow without Prefect's flow-run heartbeat, unless the operator configured one.
-
-    The heartbeat thread exists to notice crashed runs of long-lived deployments; a command that
-    runs one flow and exits has its exit status for that, and the thread's shutdown (it sleeps in
-    one-second steps) can add up to a second (bench/bench_process.py did not separate it from noise).
-    Prefect's setting cannot be switched off from the environment (every value must be >= 30), so
-    it is set to None for the flow's duration here.
-    """
-    if any(name in os.environ for name in _HEARTBEAT_VARS):
-        yield
-        return
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
-
-
 # --- articles ---
 @articles_app.command("list")
 def articles_list(

@@ -49,51 +49,9 @@ providers:
   file: {{dir: .feedletter/outbox}}
 """
 
-DEPLOYMENTS = '''\
-"""This project's Prefect deployments: gather on an interval, each newsletter on its own cron.
-
-    python flows/deployments.py           # serve them all (keep it running: systemd, a container …)
-    python flows/deployments.py --check   # list them and exit
-
-One run by hand instead: `feedletter gather`, `feedletter digest weekly`.
-"""
-
-from __future__ import annotations
-
-import sys
-from datetime import timedelta
-from pathlib import Path
-
-from prefect import serve
-from prefect.schedules import Cron
-
-from feedletter.config import load_config
-from flows.digest import digest_flow
-from flows.gather import gather_flow
-
-CONFIG = Path(__file__).resolve().parents[1] / "sources.yaml"
-
-
-def deployments() -> list:
-    config = load_config(CONFIG)
-    params = {"config_path": str(CONFIG)}
-    out = [gather_flow.to_deployment(name="gather", parameters=params,
-                                     interval=timedelta(minutes=config.gather.interval_minutes))]
-    for newsletter in config.newsletters:
-        if newsletter.schedule is not None:
-            out.append(digest_flow.to_deployment(
-                name=f"digest-{newsletter.name}", parameters={**params, "newsletter": newsletter.name},
-                schedules=[Cron(newsletter.schedule.cron, timezone=newsletter.schedule.timezone)]))
-    return out
-
-
-if __name__ == "__main__":
-    found = deployments()
-    if "--check" in sys.argv:
-        print("\\n".join(d.name for d in found))
-    else:
-        serve(*found)
-'''
+# The flows file a new project gets: read from the shipped templates (it imports Prefect, which the
+# library itself never does).
+DEPLOYMENTS_TEMPLATE = BUILTIN_TEMPLATES / "init" / "deployments.py.txt"
 
 README = """\
 # {title}
@@ -153,7 +111,9 @@ def files(feeds: Sequence[str], title: str) -> dict[str, str]:
     sources = SOURCES.format(allow_private="true" if private else "false", title=title.replace('"', "'"),
                              private_note="   # a feed lives on a private address" if private else "",
                              sources=_sources(feeds))
-    return {"sources.yaml": sources, "flows/deployments.py": DEPLOYMENTS, "README.md": README.format(title=title)}
+    return {"sources.yaml": sources,
+            "flows/deployments.py": DEPLOYMENTS_TEMPLATE.read_text(encoding="utf-8"),
+            "README.md": README.format(title=title)}
 
 
 def init_project(directory: Path, feeds: Sequence[str] = (), *, title: str = "Weekly News",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from feedletter import alerts
 from feedletter.config import Config, load_config
@@ -89,3 +91,23 @@ def run_slot(name: str) -> Iterator[None]:
 def alert_operators(config: Config, store: Store) -> alerts.AlertCounts:
     """Email operators about new incidents. No retries here: a failed alert stays pending for the next run."""
     return alerts.send_alerts(config, store)
+
+
+_HEARTBEAT_VARS = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
+
+
+@contextmanager
+def one_shot_flow() -> Iterator[None]:
+    """Run a command's flow without Prefect's flow-run heartbeat, unless the operator configured one.
+
+    The heartbeat thread exists to notice crashed runs of long-lived deployments; a command that
+    runs one flow and exits has its exit status for that, and the thread's shutdown (it sleeps in
+    one-second steps) can add up to a second (bench/bench_process.py did not separate it from noise).
+    Prefect's setting cannot be switched off from the environment (every value must be >= 30), so
+    it is set to None for the flow's duration here.
+    """
+    if any(name in os.environ for name in _HEARTBEAT_VARS):
+        yield
+        return
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield

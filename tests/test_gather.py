@@ -167,16 +167,16 @@ def test_gather_command_runs_its_flow_without_the_heartbeat_unless_configured(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
 
-    from feedletter.cli import _one_shot_flow
+    from flows.common import one_shot_flow
 
     for name in ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY"):
         monkeypatch.delenv(name, raising=False)
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 180}):  # Prefect's default
-        with _one_shot_flow():
+        with one_shot_flow():
             assert get_current_settings().flows.heartbeat_frequency is None
         assert get_current_settings().flows.heartbeat_frequency == 180
         monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "180")
-        with _one_shot_flow():  # the operator's choice stands
+        with one_shot_flow():  # the operator's choice stands
             assert get_current_settings().flows.heartbeat_frequency == 180
 
 
