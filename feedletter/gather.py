@@ -285,6 +285,7 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
     if not todo:
         return counts
     by_name = {s.name: s for s in config.sources}
+    titles = {row.id: row.title for row in todo}
 
     def one(row: sa.Row[tuple[int, str, str, str]]) -> tuple[int, str, str, str | None, bool]:
         url = row.url
@@ -312,7 +313,7 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
                 # Keep the teaser; trying again every run would hammer a broken page.
                 conn.execute(articles.update().where(articles.c.id == article_id).values(needs_text=False))
                 continue
-            title = conn.execute(sa.select(articles.c.title).where(articles.c.id == article_id)).scalar_one()
+            title = titles[article_id]
             conn.execute(articles.update().where(articles.c.id == article_id).values(
                 html=html, text=text, needs_text=False, content_hash=content_hash(title, text),
                 signature=None))  # the text changed: grouping hashes it afresh

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from feedletter.config import Config, load_config
 from feedletter.models import Coverage, Story
 from feedletter.render import Rendered, render_digest
+from feedletter.store import Store
 
 CONFIG = """\
 sources:
@@ -30,6 +34,22 @@ def email_config(tmp_path: Path, extra: str = "") -> Config:
     path = tmp_path / "sources.yaml"
     path.write_text(CONFIG + extra, encoding="utf-8")
     return load_config(path)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    """A newsletter delivered by the file provider, with its store and archive in tmp_path."""
+    return email_config(tmp_path, "    provider: file\n"
+                        f"store: sqlite:///{tmp_path / 'fl.db'}\n"
+                        f"site: {{base_url: 'https://news.example.com', archive_dir: '{tmp_path / 'public'}'}}\n"
+                        f"providers: {{file: {{dir: '{tmp_path / 'outbox'}'}}}}\n")
+
+
+@pytest.fixture
+def store(config: Config) -> Iterator[Store]:
+    handle = Store.open(config.store_url())
+    yield handle
+    handle.close()
 
 
 def story(i: int, title: str = "Footbridge opens", summary: str = "The bridge opened on Saturday.",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -18,23 +17,9 @@ from feedletter.deliver.outbox import queue
 from feedletter.mailsink import MailSink
 from feedletter.store import Store, issues, now
 from feedletter.subscribers import SubscriberError, import_csv, make_token, read_token
-from tests.fixtures_email import email_config
+from tests.fixtures_email import config, email_config, store  # noqa: F401 (fixtures)
 
 KEY = b"k" * 32
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return email_config(tmp_path, "    provider: file\n"
-                        f"store: sqlite:///{tmp_path / 'fl.db'}\n"
-                        f"providers: {{file: {{dir: '{tmp_path / 'outbox'}'}}}}\n")
-
-
-@pytest.fixture
-def store(config: Config) -> Iterator[Store]:
-    handle = Store.open(config.store_url())
-    yield handle
-    handle.close()
 
 
 def test_csv_import_reports_every_bad_line_and_adds_nothing(store: Store) -> None:

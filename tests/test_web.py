@@ -32,25 +32,10 @@ from feedletter.mailsink import MailSink
 from feedletter.store import Store, issues, now
 from feedletter.subscribers import make_token
 from feedletter.web import create_app
-from tests.fixtures_email import email_config, render_sample
+from tests.fixtures_email import config, email_config, render_sample, store  # noqa: F401 (fixtures)
 
 ONE_CLICK = {"content": b"List-Unsubscribe=One-Click",
              "headers": {"Content-Type": "application/x-www-form-urlencoded"}}
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return email_config(tmp_path, "    provider: file\n"
-                        f"store: sqlite:///{tmp_path / 'fl.db'}\n"
-                        f"site: {{base_url: 'https://news.example.com', archive_dir: '{tmp_path / 'public'}'}}\n"
-                        f"providers: {{file: {{dir: '{tmp_path / 'outbox'}'}}}}\n")
-
-
-@pytest.fixture
-def store(config: Config) -> Iterator[Store]:
-    handle = Store.open(config.store_url())
-    yield handle
-    handle.close()
 
 
 @pytest.fixture
