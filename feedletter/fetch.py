@@ -109,6 +109,22 @@ class _Watched:
     def request(self, *args: Any, **kwargs: Any) -> None:
         self._watch()  # a kept-alive connection is already connected
         super().request(*args, **kwargs)  # type: ignore[misc]
+        _quick_ack(getattr(self, "sock", None))
+
+
+def _quick_ack(sock: socket.socket | None) -> None:
+    """Acknowledge the response's first segment at once rather than after the delayed-ACK timer.
+
+    A server that writes its headers and its body separately with Nagle's algorithm on (Python's
+    http.server, many app servers) holds the body until the headers are acknowledged; Linux delays
+    that acknowledgement by up to 40 ms on a kept-alive connection. Measured on the loopback feed
+    farm: 43 ms per feed with connection reuse, 0.7 ms with this. Not every platform has it.
+    """
+    option = getattr(socket, "TCP_QUICKACK", None)
+    if sock is not None and option is not None:
+        # A socket the watchdog already closed, or a platform that refuses the option: no harm.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, 1)
 
 
 class _PinnedMixin(_Watched):
