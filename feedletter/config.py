@@ -274,6 +274,7 @@ class Providers(_Model):
 class Gather(_Model):
     concurrency: int = Field(16, ge=1, le=256)
     per_host: int = Field(4, ge=1, le=64)
+    processes: int | None = Field(None, ge=0, le=64)  # parse workers; None: one per CPU, 0: in the fetch threads
     timeout: float = Field(20.0, gt=0)
     max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_failures: int = Field(10, ge=1)

@@ -14,8 +14,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from feedletter import boilerplate, extract, parse, sanitize
+from feedletter import boilerplate, dedupe, extract, parse, sanitize
 from feedletter.config import Config, Source
+from feedletter.dedupe import pack_signature
 from feedletter.errors import FeedletterError, FetchError, ParseError
 from feedletter.fetch import Fetcher
 from feedletter.health import SourceState, load_states, record_counts, record_failure, record_successes
@@ -23,6 +24,7 @@ from feedletter.identity import canonical_url, content_hash, tombstone_of_url
 from feedletter.models import Entry, ParsedFeed
 from feedletter.selection import matches_any
 from feedletter.store import Store, articles, carriers, now, pages, rows_in_chunks, tombstones
+from feedletter.workers import CpuPool, default_processes
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class Prepared:
     text: str
     content_hash: str
     needs_text: bool
+    signature: bytes | None = None  # the near-duplicate signature, packed; None while the text is a teaser
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ def _allow_private(config: Config, source: Source) -> bool:
     return config.allow_private if source.allow_private is None else source.allow_private
 
 
+# Feeds parsed in the fetch threads before worker processes start: a run with fewer never starts them.
+PROCESSES_AFTER = 16
+
 _FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
                 "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
 
@@ -83,9 +89,10 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
                   progress: Callable[[int], None] | None = None) -> list[SourceResult]:
     """Fetch, parse and prepare every due source; record each one's health. One failure stops nothing.
 
-    Parsing and sanitizing run in the fetch pool, beside other sources' downloads, so the store
-    step after it is only bulk SQL (measured: bench/bench_gather.py). ``progress(1)`` is called
-    (from worker threads) as each source is done.
+    Parsing, sanitizing and hashing run beside other sources' downloads — in worker processes once
+    enough feeds come (``gather.processes``) — so the store step after it is only bulk SQL
+    (measured: bench/bench_gather.py). ``progress(1)`` is called (from worker threads) as each
+    source is done.
     """
     wanted = [s for s in config.sources if s.enabled and (not only or s.name in only)]
     unknown = set(only) - {s.name for s in config.sources}
@@ -111,7 +118,7 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
             return SourceResult(source.name, "error", error=str(exc)), state, exc
         if result.not_modified or result.body is None:
             return SourceResult(source.name, "not_modified", seconds=result.seconds), state, result
-        digested = digest_feed(result.body, result.url, result.content_type, source, tracking, current)
+        digested = cpu.run(digest_feed, result.body, result.url, result.content_type, source, tracking, current)
         if isinstance(digested, str):
             return SourceResult(source.name, "error", error=digested), state, ParseError(
                 source.name, digested)
@@ -125,7 +132,9 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
             progress(1)
         return outcome
 
-    outcomes = list(fetcher.map(counted, wanted, workers=config.gather.concurrency))
+    processes = default_processes() if config.gather.processes is None else config.gather.processes
+    with CpuPool(processes, after=PROCESSES_AFTER) as cpu:
+        outcomes = list(fetcher.map(counted, wanted, workers=config.gather.concurrency))
     with store.begin() as conn:
         successes = []
         for result, state, detail in outcomes:
@@ -145,8 +154,8 @@ def digest_feed(body: bytes, url: str, content_type: str | None, source: Source,
                 current: datetime) -> tuple[ParsedFeed, tuple[Prepared, ...], int] | str:
     """Parse a fetched feed and prepare its entries; a parse failure comes back as its message.
 
-    Tried in a process pool too: on this 2-core machine it was 2x slower than the fetch threads
-    (bench/bench_gather.py --feeds 200), so it runs in the fetch thread.
+    Runs in a worker process when many feeds came (see :mod:`feedletter.workers`): everything it
+    takes and gives back pickles.
     """
     try:
         feed = parse.parse_feed(body, url=url, source=source.name, content_type=content_type, now=current,
@@ -177,9 +186,14 @@ def prepare_entry(source: Source, entry: Entry, feed_link: str, tracking: Sequen
     teaser = source.full_text == "always" or (
         source.full_text == "auto" and extract.is_teaser(entry.summary, entry.content))
     canonical = canonical_url(entry.link, tracking) if entry.link else ""
-    return Prepared(key=entry.key, canonical=canonical, url=entry.link, title=entry.title or "(untitled)",
+    title = entry.title or "(untitled)"
+    needs_text = teaser and bool(entry.link)
+    # Hashed here, in the parse workers, rather than in the grouping stage after the store: the same
+    # value grouping would compute (it reads it back), at a fraction of the wall time.
+    signature = None if needs_text else pack_signature(dedupe.article_signature(title, text))
+    return Prepared(key=entry.key, canonical=canonical, url=entry.link, title=title,
                     author=entry.author, published=entry.published, html=html, text=text,
-                    content_hash=content_hash(entry.title, text), needs_text=teaser and bool(entry.link))
+                    content_hash=content_hash(entry.title, text), needs_text=needs_text, signature=signature)
 
 
 def _lookup(conn: sa.Connection, column: sa.Column[str], values: set[str],
@@ -237,13 +251,16 @@ def store_entries(config: Config, store: Store, results: Sequence[SourceResult])
             fresh.append({"key": p.key, "canonical": p.canonical, "source": name, "url": p.url,
                           "title": p.title, "author": p.author, "published": p.published or stamp,
                           "fetched": stamp, "html": p.html, "text": p.text,
-                          "content_hash": p.content_hash, "needs_text": p.needs_text})
+                          "content_hash": p.content_hash, "needs_text": p.needs_text,
+                          "signature": p.signature})
             per_source[name][0] += 1
         ids: list[int] = []
         if fresh:
-            rows = conn.execute(articles.insert().returning(articles.c.id, sort_by_parameter_order=True),
-                                fresh)
-            ids = [int(r[0]) for r in rows]
+            # A plain executemany, then the new ids by key: RETURNING with the rows' order kept makes
+            # SQLAlchemy send SQLite one INSERT per row (10k statements, 1.2 s of a 2.3 s store step).
+            conn.execute(articles.insert(), fresh)
+            new_ids = _lookup(conn, articles.c.key, {row["key"] for row in fresh}, articles.c.id)
+            ids = [int(new_ids[row["key"]][1]) for row in fresh]
         pairs = {(ids[i], name): url for i, name, url in fresh_carriers}
         for article_id, name, url in old_carriers:
             pairs.setdefault((article_id, name), url)

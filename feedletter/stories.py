@@ -7,7 +7,6 @@ outcome: a near-identical copy points at its original, and every article belongs
 
 from __future__ import annotations
 
-from array import array
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import sqlalchemy as sa
 
 from feedletter.cluster import cluster_documents, pick_lead
 from feedletter.config import Config
-from feedletter.dedupe import document_signature
+from feedletter.dedupe import document_signature, pack_signature, unpack_signature
 from feedletter.identity import content_hash
 from feedletter.models import Article, Coverage, Document, Story
 from feedletter.store import Store, articles, carriers, now, rows_in_chunks, stories, summaries, utc
@@ -45,20 +44,6 @@ def _article(row: sa.RowMapping) -> Article:
 
 # What grouping reads: everything but the HTML, which it never looks at (a third of the bytes).
 _GROUPING = [c for c in articles.c if c.name != "html"]
-
-
-def pack_signature(sig: Sequence[int]) -> bytes | None:
-    """A signature as stored: native int64s (None, so it is recomputed, if a value does not fit)."""
-    try:
-        return array("q", sig).tobytes()
-    except OverflowError:
-        return None
-
-
-def unpack_signature(blob: bytes | None) -> tuple[int, ...] | None:
-    if not blob or len(blob) % 8:
-        return None
-    return tuple(array("q", blob))
 
 
 def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,

@@ -4,6 +4,8 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from feedletter.dedupe import (
     SIGNATURE_SIZE,
     band_rows,
@@ -209,3 +211,16 @@ def test_candidate_pairs_are_those_sharing_a_band() -> None:
                     expected.update((i, j) for i in members[max(0, x - 4):x])
         found = list(candidate_pairs(sigs, rows, neighbours=4))
         assert len(found) == len(set(found)) and set(found) == expected
+
+
+@pytest.mark.parametrize("title", ["Clinic opens", "", "   ", "  Spaced title ", "Leave a Reply", "Home News Health",
+                                   "two\nlines", "sep\u2028arated", "(untitled)", "© 2024 Example"])
+@pytest.mark.parametrize("raw", [
+    "First paragraph with several words here.\n\nLeave a Reply\nYour email address will not be published.\n\nMore text",
+    "", "Home News Health\nOne line only", "a\n\n\n\nb c d e f", "Back to top button"])
+def test_article_signature_is_document_signature(title: str, raw: str) -> None:
+    from feedletter.boilerplate import strip_boilerplate
+    from feedletter.dedupe import article_signature, signature
+
+    text = strip_boilerplate(raw)
+    assert article_signature(title, text) == signature(title + "\n" + text)

@@ -210,3 +210,46 @@ def test_a_removed_article_never_comes_back(demo_config: Config, store: Store, s
     assert len(_rows(store, sa.select(stories_table.c.id).where(stories_table.c.id == flu.story_id))) == 0
     listed = CliRunner().invoke(app, ["articles", "list", "--config", path, "--limit", "100"])
     assert listed.exit_code == 0 and len(listed.output.strip().splitlines()) == EXPECTED["articles"] - 2
+
+
+def test_parsing_in_worker_processes_stores_what_the_threads_store(
+        tmp_path: Path, site: SiteHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedletter import gather
+    from feedletter.config import load_config
+    from tests.conftest import write_config
+
+    def stored(processes: int, name: str) -> list[tuple[object, ...]]:
+        (tmp_path / name).mkdir()
+        config = load_config(write_config(tmp_path / name, site))
+        config = config.model_copy(update={"gather": config.gather.model_copy(update={"processes": processes})})
+        store = Store.open(config.store_url())
+        try:
+            run_gather(config, store)
+            return [tuple(r) for r in _rows(store, sa.select(
+                articles.c.key, articles.c.canonical, articles.c.title, articles.c.html, articles.c.text,
+                articles.c.content_hash, articles.c.signature).order_by(articles.c.key))]
+        finally:
+            store.close()
+
+    used: list[bool] = []
+
+    class Warm(gather.CpuPool):
+        """Workers started and ready before the first feed, so every feed is parsed in them."""
+
+        def __enter__(self) -> gather.CpuPool:
+            self.after = 0
+            self.run(int, 0)
+            if self._ready is not None:
+                self._ready.result(timeout=120)
+            return self
+
+        def close(self) -> None:
+            used.append(self.started and not self._broken)
+            super().close()
+
+    monkeypatch.setattr(gather, "CpuPool", Warm)
+    in_processes = stored(2, "processes")
+    assert used == [True]
+    in_threads = stored(0, "threads")
+    assert used == [True, False]
+    assert in_processes == in_threads and len(in_threads) == EXPECTED["articles"]

@@ -1,0 +1,52 @@
+"""The worker-process pool the gather stage parses in."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from feedletter.workers import CpuPool, default_processes
+
+
+def _pid(_: int) -> int:
+    return os.getpid()
+
+
+def _die_unless(parent: int) -> int:
+    if os.getpid() != parent:
+        os._exit(3)  # a worker killed mid-task, as the OOM killer would
+    return parent
+
+
+def test_calls_run_inline_until_enough_come_and_a_worker_is_ready() -> None:
+    with CpuPool(2, after=3) as pool:
+        pids = [pool.run(_pid, i) for i in range(4)]
+        assert pool.started
+        assert pids == [os.getpid()] * 4  # the fourth started the pool, and ran here while it started
+        assert pool._ready is not None
+        pool._ready.result(timeout=60)
+        later = [pool.run(_pid, i) for i in range(4)]
+    assert os.getpid() not in later
+
+
+def test_one_process_or_none_never_starts_a_pool() -> None:
+    for processes in (0, 1):
+        with CpuPool(processes, after=0) as pool:
+            assert pool.run(_pid, 0) == os.getpid()
+            assert not pool.started
+
+
+def test_a_broken_pool_falls_back_to_running_inline(caplog: pytest.LogCaptureFixture) -> None:
+    with CpuPool(2, after=0) as pool:
+        pool.run(_pid, 0)
+        assert pool._ready is not None
+        pool._ready.result(timeout=60)
+        assert pool.run(_die_unless, os.getpid()) == os.getpid()
+        assert pool.run(_die_unless, os.getpid()) == os.getpid()
+    assert [r.message for r in caplog.records if "worker processes stopped" in r.message][:1]
+    assert len([r for r in caplog.records if "worker processes stopped" in r.message]) == 1
+
+
+def test_default_is_one_worker_per_cpu_or_none() -> None:
+    assert default_processes() == 0 or default_processes() >= 2
