@@ -11,6 +11,7 @@ order of similarity, so one ambiguous article cannot chain two stories together.
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import re
@@ -24,7 +25,8 @@ from feedletter.dedupe import document_order, near_duplicates, paused_gc
 from feedletter.models import Document
 from feedletter.summarize import STOPWORDS
 
-__all__ = ["Assignment", "cluster_documents", "features", "pick_lead", "story_members"]
+__all__ = ["Assignment", "cluster_documents", "document_features", "features", "features_json", "pick_lead",
+           "story_members"]
 
 
 @dataclass(frozen=True)
@@ -91,22 +93,35 @@ def cluster_documents(docs: Sequence[Document], *, window: timedelta = timedelta
                       threshold: float = 0.2, duplicate_threshold: float = 0.7,
                       priority: Mapping[str, int] | None = None, max_posting: int = 100,
                       probe_features: int = 8,
-                      signatures: Mapping[str, Sequence[int]] | None = None) -> list[Assignment]:
+                      signatures: Mapping[str, Sequence[int]] | None = None,
+                      known_features: Mapping[str, set[str]] | None = None) -> list[Assignment]:
     """Group ``docs`` into stories; one :class:`Assignment` per document, in input order.
 
     ``threshold`` is the weighted cosine similarity of feature sets two tellings must reach.
     Candidates are documents sharing at least two of a document's ``probe_features`` rarest
     features, counting only features held by at most ``max_posting`` documents. ``signatures``
-    (stored :func:`feedletter.dedupe.signature` values by id) spare re-hashing known texts.
+    (stored :func:`feedletter.dedupe.signature` values by id) spare re-hashing known texts, and
+    ``known_features`` (stored :func:`document_features` by id) re-reading them.
     """
     with paused_gc():
         dups = near_duplicates(docs, threshold=duplicate_threshold, signatures=signatures)
-        return _cluster(docs, dups, window, threshold, priority, max_posting, probe_features)
+        return _cluster(docs, dups, window, threshold, priority, max_posting, probe_features, known_features or {})
+
+
+def document_features(doc: Document) -> set[str]:
+    """The features :func:`cluster_documents` compares ``doc`` by."""
+    return features(doc.title, doc.text)
+
+
+def features_json(title: str, text: str) -> str:
+    """:func:`features` as stored: a JSON list, sorted so that equal sets are equal strings."""
+    return json.dumps(sorted(features(title, text)), ensure_ascii=False)
 
 
 def _cluster(docs: Sequence[Document], dups: dict[str, str], window: timedelta, threshold: float,
-             priority: Mapping[str, int] | None, max_posting: int, probe_features: int) -> list[Assignment]:
-    feats = [features(d.title, d.text) for d in docs]
+             priority: Mapping[str, int] | None, max_posting: int, probe_features: int,
+             known: Mapping[str, set[str]]) -> list[Assignment]:
+    feats = [known[d.id] if d.id in known else document_features(d) for d in docs]
     df: Counter[str] = Counter()
     for doc_feats in feats:
         df.update(doc_feats)

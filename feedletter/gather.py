@@ -133,7 +133,7 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
         return outcome
 
     processes = default_processes() if config.gather.processes is None else config.gather.processes
-    with CpuPool(processes, after=PROCESSES_AFTER) as cpu:
+    with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.gather"]) as cpu:
         outcomes = list(fetcher.map(counted, wanted, workers=config.gather.concurrency))
     with store.begin() as conn:
         successes = []
@@ -333,7 +333,7 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
             title = titles[article_id]
             conn.execute(articles.update().where(articles.c.id == article_id).values(
                 html=html, text=text, needs_text=False, content_hash=content_hash(title, text),
-                signature=None))  # the text changed: grouping hashes it afresh
+                signature=None, features=None))  # the text changed: grouping reads it afresh
         counts.cached += cached
         counts.extracted += not cached
     return counts

@@ -70,8 +70,11 @@ articles = sa.Table(
     sa.Column("duplicate_of", sa.Integer, sa.ForeignKey("articles.id")),
     sa.Column("story_id", sa.Integer, sa.ForeignKey("stories.id"), index=True),
     # The MinHash signature of title + text (feedletter.dedupe.document_signature) packed as int64s,
-    # so that grouping hashes each text once; NULL until grouped, and again when the text changes.
+    # so that grouping hashes each text once; NULL until computed, and again when the text changes.
     sa.Column("signature", sa.LargeBinary),
+    # The same-story features (feedletter.cluster.features) as a JSON list, for the same reason:
+    # every grouping compares the new articles with those of the whole window.
+    sa.Column("features", sa.Text),
 )
 
 # The same article met again under another feed: kept so a story can say who carried it.

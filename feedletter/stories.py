@@ -7,24 +7,30 @@ outcome: a near-identical copy points at its original, and every article belongs
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from feedletter.cluster import cluster_documents, pick_lead
+from feedletter.cluster import cluster_documents, features_json, pick_lead
 from feedletter.config import Config
 from feedletter.dedupe import document_signature, pack_signature, unpack_signature
 from feedletter.identity import content_hash
 from feedletter.models import Article, Coverage, Document, Story
 from feedletter.store import Store, articles, carriers, now, rows_in_chunks, stories, summaries, utc
 from feedletter.summarize import ExtractiveSummarizer, Summarizer
+from feedletter.workers import CpuPool, default_processes
 
 DEFAULT_WINDOW = timedelta(days=7)
 _SUMMARY_BATCH = 500
+# Articles whose features are computed in worker processes, a chunk per call, when this many lack them.
+_FEATURES_IN_WORKERS = 2000
+_FEATURES_CHUNK = 250
 
 
 @dataclass
@@ -46,16 +52,34 @@ def _article(row: sa.RowMapping) -> Article:
 _GROUPING = [c for c in articles.c if c.name != "html"]
 
 
+def _features_of(docs: Sequence[Document], processes: int) -> dict[str, str]:
+    """Each document's features as stored (JSON), in worker processes when there are many."""
+    if processes < 2 or len(docs) < _FEATURES_IN_WORKERS:
+        return {d.id: features_json(d.title, d.text) for d in docs}
+    chunks = [docs[i:i + _FEATURES_CHUNK] for i in range(0, len(docs), _FEATURES_CHUNK)]
+    with CpuPool(processes, after=0, preload=["feedletter.cluster"]) as cpu, \
+            ThreadPoolExecutor(processes + 1) as threads:
+        done = threads.map(lambda chunk: cpu.run(_features_json_of, [(d.title, d.text) for d in chunk]), chunks)
+        return {d.id: value for chunk, values in zip(chunks, done, strict=True)
+                for d, value in zip(chunk, values, strict=True)}
+
+
+def _features_json_of(pairs: Sequence[tuple[str, str]]) -> list[str]:
+    return [features_json(title, text) for title, text in pairs]
+
+
 def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
                    priority: dict[str, int] | None = None, near_duplicate: float = 0.7,
-                   same_story: float = 0.2) -> GroupCounts:
+                   same_story: float = 0.2, processes: int = 0) -> GroupCounts:
     """Give every not-yet-grouped article a story: an existing one it joins, or a new one.
 
-    Each text is hashed once: its signature is stored with the article and handed back to the
-    clustering on later runs. The outcome is written in a few bulk statements, not one per article.
+    Each text is hashed and read for features once: both are stored with the article and handed
+    back to the clustering on later runs. The outcome is written in a few bulk statements, not one
+    per article. ``processes`` > 1 lets many articles' features be computed in worker processes.
     """
     counts = GroupCounts()
     signatures: dict[str, tuple[int, ...]] = {}
+    stored_features: dict[str, str] = {}
 
     def read(query: sa.Select[Any], conn: sa.Connection) -> list[Article]:
         out = []
@@ -64,6 +88,8 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
             sig = unpack_signature(row["signature"])
             if sig is not None:
                 signatures[str(row["id"])] = sig
+            if row["features"] is not None:
+                stored_features[str(row["id"])] = row["features"]
         return out
 
     with store.begin() as conn:
@@ -78,9 +104,12 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
     for doc in docs:
         if doc.id not in signatures:
             signatures[doc.id] = document_signature(doc)
+    missing = _features_of([d for d in docs if d.id not in stored_features], processes)
+    stored_features.update(missing)
     assignments = cluster_documents(docs, window=window, threshold=same_story,
                                     duplicate_threshold=near_duplicate, priority=priority,
-                                    signatures=signatures)
+                                    signatures=signatures,
+                                    known_features={k: set(json.loads(v)) for k, v in stored_features.items()})
     members: dict[str, list[int]] = defaultdict(list)
     for assignment in assignments:
         members[assignment.cluster].append(int(assignment.id))
@@ -122,10 +151,17 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
             original = duplicate_of.get(article.id)
             counts.near_duplicates += original is not None
             updates.append({"_id": article.id, "_story": story_of_label[label[article.id]], "_dup": original,
-                            "_sig": pack_signature(signatures[str(article.id)])})
+                            "_sig": pack_signature(signatures[str(article.id)]),
+                            "_features": stored_features[str(article.id)]})
         conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
             clustered=True, story_id=sa.bindparam("_story"), duplicate_of=sa.bindparam("_dup"),
-            signature=sa.bindparam("_sig")), updates)
+            signature=sa.bindparam("_sig"), features=sa.bindparam("_features")), updates)
+        # Known articles from a store older than the features column catch up once.
+        fresh_ids = {str(a.id) for a in fresh}
+        late = [{"_id": int(k), "_features": v} for k, v in missing.items() if k not in fresh_ids]
+        if late:
+            conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
+                features=sa.bindparam("_features")), late)
         counts.articles = len(fresh)
     return counts
 
@@ -155,9 +191,10 @@ def summarizer_for(config: Config) -> Summarizer:
 def group(config: Config, store: Store) -> GroupCounts:
     """The group stage with the config's window, thresholds and source priorities."""
     s = config.stories
+    processes = default_processes() if config.gather.processes is None else config.gather.processes
     return group_articles(store, window=timedelta(days=s.window_days),
                           priority={src.name: src.priority for src in config.sources},
-                          near_duplicate=s.near_duplicate, same_story=s.same_story)
+                          near_duplicate=s.near_duplicate, same_story=s.same_story, processes=processes)
 
 
 def summarize(config: Config, store: Store) -> tuple[int, int]:

@@ -4,14 +4,15 @@ Parsing, sanitizing and hashing a feed is pure CPU. In the fetch threads it all 
 and sixteen threads contending for it made it twice as slow as one thread doing it alone (measured
 on the loopback farm, 500 feeds of 20 items: 9.5 s in the fetch threads, 5.1 s in one thread,
 3.1 s in two processes). A run that parses only a few feeds (the usual hourly run, where most
-answer 304) never pays for the processes: the first ``after`` calls run in the calling thread and
-the pool starts only when more come; calls go on running inline until a worker is ready.
+answer 304) never pays for the processes: the first ``after`` calls run in the calling thread, then
+a background thread starts the pool, and calls go on running inline until it is ready.
 
 Workers come from a fork server (``forkserver``), not a plain ``fork`` of this process: the
 caller has threads (the fetch pool, Prefect's), and a child forked while one of them holds a lock
-can hang on it. Nothing is preloaded into the fork server, because preloading makes it import the
-caller's ``__main__`` too (a script without a ``__name__`` guard would run again); each worker
-imports what the first call it gets needs, about 0.7 s here, while the caller goes on fetching.
+can hang on it. The fork server imports ``preload`` once (about a second here) and every worker
+forks from it ready to work, in this run and in later ones of the same process. As with any
+multiprocessing, it also imports the caller's ``__main__``: a script of your own that gathers
+needs the usual ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
@@ -50,53 +51,81 @@ def _quiet() -> None:
 class CpuPool:
     """Run picklable functions inline or in worker processes; safe to call from many threads.
 
-    ``processes`` of 0 or 1 keeps everything inline. A pool that breaks (a worker killed for memory,
-    say) is not fatal: that call and every later one runs inline, and the reason is logged once.
+    ``processes`` of 0 or 1 keeps everything inline. A pool that breaks or cannot start (a worker
+    killed for memory, say) is not fatal: that call and every later one runs inline, and the reason
+    is logged once.
     """
 
-    def __init__(self, processes: int, *, after: int = 16) -> None:
+    def __init__(self, processes: int, *, after: int = 16, preload: Sequence[str] = ()) -> None:
         self.processes = processes
         self.after = after
+        self.preload = list(preload)
         self._lock = threading.Lock()
         self._calls = 0
-        self._pool: ProcessPoolExecutor | None = None
-        self._ready: Future[int] | None = None
+        self._starter: threading.Thread | None = None
+        self._pool: ProcessPoolExecutor | None = None  # set once a worker has answered
         self._broken = False
+        self._closed = False
 
     def _executor(self) -> ProcessPoolExecutor | None:
         with self._lock:
             self._calls += 1
-            if self.processes < 2 or self._broken or self._calls <= self.after:
+            if self.processes < 2 or self._broken or self._closed or self._calls <= self.after:
                 return None
-            if self._pool is None:
-                context = multiprocessing.get_context("forkserver")
-                self._pool = ProcessPoolExecutor(self.processes, mp_context=context, initializer=_quiet)
-                # Until a worker has answered (it imports for a second or so), calls go on inline.
-                self._ready = self._pool.submit(int)
-            if self._ready is not None and not self._ready.done():
-                return None
+            if self._starter is None:
+                self._starter = threading.Thread(target=self._start, name="feedletter-workers", daemon=True)
+                self._starter.start()
             return self._pool
 
+    def _start(self) -> None:
+        try:
+            context = multiprocessing.get_context("forkserver")
+            if self.preload:
+                context.set_forkserver_preload(self.preload)
+            pool = ProcessPoolExecutor(self.processes, mp_context=context, initializer=_quiet)
+            pool.submit(int).result()  # the fork server's imports, then a worker's answer
+        except Exception as exc:  # any failure to start means: work inline
+            self._stopped(exc)
+            return
+        with self._lock:
+            if not self._closed:
+                self._pool = pool
+                return
+        pool.shutdown(wait=True)
+
+    def _stopped(self, exc: BaseException) -> None:
+        with self._lock:
+            if not self._broken:
+                log.warning("worker processes stopped (%s); the rest of this run works in-process", exc)
+            self._broken = True
+
     def run(self, func: Callable[..., R], *args: Any) -> R:
-        """``func(*args)``, in a worker process when the pool is running, else here."""
+        """``func(*args)``, in a worker process when the pool is ready, else here."""
         pool = self._executor()
         if pool is not None:
             try:
                 return pool.submit(func, *args).result()
             except BrokenProcessPool as exc:
-                with self._lock:
-                    if not self._broken:
-                        log.warning("worker processes stopped (%s); the rest of this run works in-process", exc)
-                    self._broken = True
+                self._stopped(exc)
         return func(*args)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait for a started pool to be ready (tests use it); True when calls now go to workers."""
+        starter = self._starter
+        if starter is not None:
+            starter.join(timeout)
+        return self._pool is not None and not self._broken
 
     @property
     def started(self) -> bool:
-        return self._pool is not None
+        return self._starter is not None
 
     def close(self) -> None:
         with self._lock:
-            pool, self._pool = self._pool, None
+            self._closed = True
+            starter, pool, self._pool = self._starter, self._pool, None
+        if starter is not None:
+            starter.join()  # a pool still starting shuts itself down when it sees _closed
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 

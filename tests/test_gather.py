@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from feedletter import stories
+from feedletter import gather, stories
 from feedletter.config import Config
 from feedletter.dedupe import document_signature
 from feedletter.models import Article, Document
@@ -214,7 +214,6 @@ def test_a_removed_article_never_comes_back(demo_config: Config, store: Store, s
 
 def test_parsing_in_worker_processes_stores_what_the_threads_store(
         tmp_path: Path, site: SiteHost, monkeypatch: pytest.MonkeyPatch) -> None:
-    from feedletter import gather
     from feedletter.config import load_config
     from tests.conftest import write_config
 
@@ -239,8 +238,7 @@ def test_parsing_in_worker_processes_stores_what_the_threads_store(
         def __enter__(self) -> gather.CpuPool:
             self.after = 0
             self.run(int, 0)
-            if self._ready is not None:
-                self._ready.result(timeout=120)
+            assert self.wait_ready(120) == (self.processes >= 2)
             return self
 
         def close(self) -> None:
@@ -253,3 +251,53 @@ def test_parsing_in_worker_processes_stores_what_the_threads_store(
     in_threads = stored(0, "threads")
     assert used == [True, False]
     assert in_processes == in_threads and len(in_threads) == EXPECTED["articles"]
+
+
+def test_grouping_stores_each_articles_features_and_reuses_them(store: Store,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedletter.cluster import features
+
+    _insert(store, "a/1", "Ferry terminal approved", _STORY * 4, 0)
+    _insert(store, "c/1", "Pie contest returns", "Bakers of Wexley Fen gather for the 31st pie contest. " * 6, 2)
+    stories.group_articles(store)
+    for row in _rows(store, sa.select(articles)):
+        assert set(json.loads(row.features)) == features(row.title, row.text)
+    read: list[str] = []
+    real = stories.features_json
+
+    def counting(title: str, text: str) -> str:
+        read.append(title)
+        return real(title, text)
+
+    monkeypatch.setattr(stories, "features_json", counting)
+    _insert(store, "d/1", "Terminal vote, in brief", "Kestrel Quay ferry terminal: the Harbour Board vote "
+            "went 7-2; Imogen Varga says building starts in 2027 and costs $48m. " * 2, 3)
+    assert stories.group_articles(store).joined == 1
+    assert read == ["Terminal vote, in brief"]  # the known articles' features came from the store
+    with store.begin() as conn:  # a store from before the features column: they are read once, then kept
+        conn.execute(articles.update().values(features=None))
+    _insert(store, "e/1", "Pie contest, day two", "Bakers of Wexley Fen judged the 31st pie contest. " * 6, 4)
+    read.clear()
+    stories.group_articles(store)
+    assert sorted(read) == sorted(r.title for r in _rows(store, sa.select(articles.c.title)))
+    assert all(r.features for r in _rows(store, sa.select(articles.c.features)))
+
+
+def test_features_computed_in_worker_processes_group_the_same(demo_config: Config, store: Store, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    with gather.make_fetcher(demo_config) as fetcher:
+        gather.store_entries(demo_config, store, gather.fetch_sources(demo_config, store, fetcher))
+    other = Store.open(f"sqlite:///{tmp_path / 'copy.db'}")
+    try:
+        with store.begin() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(articles))]
+        with other.begin() as conn:
+            conn.execute(articles.insert(), rows)
+        inline = stories.group_articles(store, processes=0)
+        monkeypatch.setattr(stories, "_FEATURES_IN_WORKERS", 0)
+        parallel = stories.group_articles(other, processes=2)
+        assert inline == parallel
+        query = sa.select(articles.c.key, articles.c.features, articles.c.duplicate_of).order_by(articles.c.key)
+        assert _rows(store, query) == _rows(other, query)
+    finally:
+        other.close()

@@ -24,8 +24,7 @@ def test_calls_run_inline_until_enough_come_and_a_worker_is_ready() -> None:
         pids = [pool.run(_pid, i) for i in range(4)]
         assert pool.started
         assert pids == [os.getpid()] * 4  # the fourth started the pool, and ran here while it started
-        assert pool._ready is not None
-        pool._ready.result(timeout=60)
+        assert pool.wait_ready(60)
         later = [pool.run(_pid, i) for i in range(4)]
     assert os.getpid() not in later
 
@@ -40,8 +39,7 @@ def test_one_process_or_none_never_starts_a_pool() -> None:
 def test_a_broken_pool_falls_back_to_running_inline(caplog: pytest.LogCaptureFixture) -> None:
     with CpuPool(2, after=0) as pool:
         pool.run(_pid, 0)
-        assert pool._ready is not None
-        pool._ready.result(timeout=60)
+        assert pool.wait_ready(60)
         assert pool.run(_die_unless, os.getpid()) == os.getpid()
         assert pool.run(_die_unless, os.getpid()) == os.getpid()
     assert [r.message for r in caplog.records if "worker processes stopped" in r.message][:1]
@@ -50,3 +48,10 @@ def test_a_broken_pool_falls_back_to_running_inline(caplog: pytest.LogCaptureFix
 
 def test_default_is_one_worker_per_cpu_or_none() -> None:
     assert default_processes() == 0 or default_processes() >= 2
+
+
+def test_closing_while_the_pool_starts_leaves_no_workers() -> None:
+    pool = CpuPool(2, after=0)
+    assert pool.run(_pid, 0) == os.getpid()
+    pool.close()
+    assert not pool.wait_ready(0) and pool.run(_pid, 0) == os.getpid()
