@@ -109,8 +109,11 @@ _ANYWHERE_RULES = [
 # A business ad: a street address or a phone number together with a call to act or a place
 # to go. A bare number or year in an article sentence must not trigger it.
 _PHONE = re.compile(r"(?:\+?\d{1,3}[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")
+# A house number of up to five digits that starts a word: the lookbehind after the first digit does
+# the work of a leading \b, so that the search can skip straight to digits instead of trying the
+# pattern at every position (twice as fast on article sentences, which have few digits).
 _STREET = re.compile(
-    r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Boulevard|Dr|Drive|"
+    r"\d(?<!\w\d)\d{0,4}\s+(?:[A-Z][a-z]+\s+){1,3}(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Boulevard|Dr|Drive|"
     r"Ln|Lane|Way|Suite|Ste|Pkwy|Parkway|Ct|Court|Pl|Place)\b\.?")
 _PHONE_AD = re.compile(
     r"\b(?:call|phone|tel|contact|visit|book|appointment|consultation|clinic|office|located|"
@@ -130,8 +133,8 @@ _LEAD_NOISE = re.compile(r"^[^\w©]+")
 _WORD = re.compile(r"\w")
 # Cheap necessary conditions for the two costly searches, which otherwise run on every article
 # paragraph (about 0.1 ms each): every _ANYWHERE_RULES match holds one of these words, and every
-# phone number ends in "ddd-dddd".
-_PHONE_TAIL = re.compile(r"\d{3}[\s.-]\d{4}\b")
+# phone number ends in "ddd-dddd" (spelled \d\d\d, not \d{3}, so that the search skips to digits).
+_PHONE_TAIL = re.compile(r"\d\d\d[\s.-]\d{4}\b")
 _GAPS = re.compile(r"\n{3,}")
 
 
