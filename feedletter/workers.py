@@ -61,6 +61,7 @@ class CpuPool:
         self.after = after
         self.preload = list(preload)
         self._lock = threading.Lock()
+        self._inline = threading.Lock()
         self._calls = 0
         self._starter: threading.Thread | None = None
         self._pool: ProcessPoolExecutor | None = None  # set once a worker has answered
@@ -100,14 +101,25 @@ class CpuPool:
             self._broken = True
 
     def run(self, func: Callable[..., R], *args: Any) -> R:
-        """``func(*args)``, in a worker process when the pool is ready, else here."""
+        """``func(*args)``, in a worker process when the pool is ready, else here.
+
+        Here means one call at a time: threads contending for the GIL with CPU-bound work get less
+        done together than one of them alone, while the others wait on the network or on this.
+        """
         pool = self._executor()
-        if pool is not None:
-            try:
-                return pool.submit(func, *args).result()
-            except BrokenProcessPool as exc:
-                self._stopped(exc)
-        return func(*args)
+        while pool is None:
+            if self._inline.acquire(timeout=0.05):
+                try:
+                    return func(*args)
+                finally:
+                    self._inline.release()
+            pool = self._pool  # ready while this call waited its turn
+        try:
+            return pool.submit(func, *args).result()
+        except BrokenProcessPool as exc:
+            self._stopped(exc)
+        with self._inline:
+            return func(*args)
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait for a started pool to be ready (tests use it); True when calls now go to workers."""
