@@ -294,7 +294,12 @@ class ExtractCounts:
 
 
 def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractCounts:
-    """Fetch and extract the full text of teaser articles, once per page URL."""
+    """Fetch and extract the full text of teaser articles, once per page URL.
+
+    Pages already extracted are looked up in bulk first; extraction (CPU) runs in worker processes
+    when many pages come, like parsing; the outcome is written a chunk of articles per
+    transaction, so a stopped run keeps what it extracted.
+    """
     counts = ExtractCounts()
     with store.begin() as conn:
         todo = conn.execute(sa.select(articles.c.id, articles.c.url, articles.c.source, articles.c.title)
@@ -303,52 +308,83 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
         return counts
     by_name = {s.name: s for s in config.sources}
     titles = {row.id: row.title for row in todo}
+    canonical = {row.id: canonical_url(row.url) for row in todo}
+    cached = cached_pages(store, set(canonical.values()))
 
     def one(row: sa.Row[tuple[int, str, str, str]]) -> tuple[int, str, str, str | None, bool]:
-        url = row.url
-        hit = cached_page(store, canonical_url(url))
+        hit = cached.get(canonical[row.id])
         if hit is not None:
             return row.id, hit[0], hit[1], None, True
         source = by_name.get(row.source)
         private = _allow_private(config, source) if source else config.allow_private
         try:
-            page = fetcher.get(url, accept="text/html,application/xhtml+xml", allow_private=private)
-            found = extract.extract(page.body or b"", url=page.url)
+            page = fetcher.get(row.url, accept="text/html,application/xhtml+xml", allow_private=private)
         except FeedletterError as exc:
             return row.id, "", "", str(exc), False
-        html = sanitize.sanitize_html(found.html, base_url=page.url) if found.html else ""
-        text = boilerplate.strip_boilerplate(found.text)
-        save_page(store, canonical_url(url), html, text)
-        return row.id, html, text, None, False
+        html, text, error = cpu.run(extract_page, page.body or b"", page.url)
+        return row.id, html, text, error, False
 
-    for article_id, html, text, error, cached in fetcher.map(one, todo, workers=config.gather.concurrency):
-        with store.begin() as conn:
+    processes = default_processes() if config.gather.processes is None else config.gather.processes
+    with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.gather"]) as cpu:
+        outcomes = list(fetcher.map(one, todo, workers=config.gather.concurrency))
+    for chunk in rows_in_chunks(outcomes, _EXTRACT_BATCH):
+        saved: dict[str, tuple[str, str]] = {}
+        updates: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for article_id, html, text, error, was_cached in chunk:
             if error:
                 counts.failed += 1
                 counts.errors.append(error)
                 log.warning("%s", error)
                 # Keep the teaser; trying again every run would hammer a broken page.
-                conn.execute(articles.update().where(articles.c.id == article_id).values(needs_text=False))
+                failed.append({"_id": article_id})
                 continue
-            title = titles[article_id]
-            conn.execute(articles.update().where(articles.c.id == article_id).values(
-                html=html, text=text, needs_text=False, content_hash=content_hash(title, text),
-                signature=None, features=None))  # the text changed: grouping reads it afresh
-        counts.cached += cached
-        counts.extracted += not cached
+            if not was_cached:
+                saved.setdefault(canonical[article_id], (html, text))
+            updates.append({"_id": article_id, "_html": html, "_text": text,
+                            "_hash": content_hash(titles[article_id], text)})
+            counts.cached += was_cached
+            counts.extracted += not was_cached
+        with store.begin() as conn:
+            if failed:
+                conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
+                    needs_text=False), failed)
+            if updates:
+                # The text changed: grouping hashes it and reads its features afresh.
+                conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
+                    html=sa.bindparam("_html"), text=sa.bindparam("_text"), needs_text=False,
+                    content_hash=sa.bindparam("_hash"), signature=None, features=None), updates)
+            _save_pages(conn, saved)
     return counts
 
 
-def cached_page(store: Store, url: str) -> tuple[str, str] | None:
-    with store.begin() as conn:
-        row = conn.execute(sa.select(pages.c.html, pages.c.text).where(pages.c.url == url)).first()
-    return None if row is None else (row.html, row.text)
+_EXTRACT_BATCH = 500
 
 
-def save_page(store: Store, url: str, html: str, text: str) -> None:
+def extract_page(body: bytes, url: str) -> tuple[str, str, str | None]:
+    """A fetched article page's sanitized HTML and plain text, or the extraction error."""
+    try:
+        found = extract.extract(body, url=url)
+    except FeedletterError as exc:
+        return "", "", str(exc)
+    html = sanitize.sanitize_html(found.html, base_url=url) if found.html else ""
+    return html, boilerplate.strip_boilerplate(found.text), None
+
+
+def cached_pages(store: Store, urls: set[str]) -> dict[str, tuple[str, str]]:
+    """Pages extracted before, by canonical URL: ``(html, text)``."""
     with store.begin() as conn:
-        conn.execute(pages.delete().where(pages.c.url == url))
-        conn.execute(pages.insert().values(url=url, fetched=now(), html=html, text=text))
+        return {r.url: (r.html, r.text) for r in _lookup(conn, pages.c.url, urls, pages.c.html, pages.c.text).values()}
+
+
+def _save_pages(conn: sa.Connection, found: dict[str, tuple[str, str]]) -> None:
+    if not found:
+        return
+    stamp = now()
+    for chunk in rows_in_chunks(sorted(found)):
+        conn.execute(pages.delete().where(pages.c.url.in_(chunk)))
+    conn.execute(pages.insert(), [{"url": url, "fetched": stamp, "html": html, "text": text}
+                                  for url, (html, text) in found.items()])
 
 
 __all__ = [

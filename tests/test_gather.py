@@ -212,7 +212,7 @@ def test_a_removed_article_never_comes_back(demo_config: Config, store: Store, s
     assert listed.exit_code == 0 and len(listed.output.strip().splitlines()) == EXPECTED["articles"] - 2
 
 
-def test_parsing_in_worker_processes_stores_what_the_threads_store(
+def test_parsing_and_extracting_in_worker_processes_stores_what_the_threads_store(
         tmp_path: Path, site: SiteHost, monkeypatch: pytest.MonkeyPatch) -> None:
     from feedletter.config import load_config
     from tests.conftest import write_config
@@ -247,9 +247,9 @@ def test_parsing_in_worker_processes_stores_what_the_threads_store(
 
     monkeypatch.setattr(gather, "CpuPool", Warm)
     in_processes = stored(2, "processes")
-    assert used == [True]
+    assert used == [True, True]  # parsing, then the teasers' full-text extraction
     in_threads = stored(0, "threads")
-    assert used == [True, False]
+    assert used == [True, True, False, False]
     assert in_processes == in_threads and len(in_threads) == EXPECTED["articles"]
 
 
@@ -301,3 +301,20 @@ def test_features_computed_in_worker_processes_group_the_same(demo_config: Confi
         assert _rows(store, query) == _rows(other, query)
     finally:
         other.close()
+
+
+def test_an_extracted_page_is_fetched_once_and_reused(demo_config: Config, store: Store, site: SiteHost) -> None:
+    first = run_gather(demo_config, store)
+    teasers = EXPECTED["entries"]["morning-teaser"]
+    assert first["extracted"] == teasers
+    hits = sum(n for path, n in site.hits.items() if not path.endswith((".xml", ".json")))
+    teaser_rows = sa.select(articles.c.id, articles.c.text).where(articles.c.source == "morning-teaser")
+    full = {r.id: r.text for r in _rows(store, teaser_rows)}
+    with store.begin() as conn:  # as if the teasers came again under new keys
+        conn.execute(articles.update().where(articles.c.source == "morning-teaser").values(
+            needs_text=True, text="teaser"))
+    with gather.make_fetcher(demo_config) as fetcher:
+        again = gather.extract_articles(demo_config, store, fetcher)
+    assert (again.extracted, again.cached, again.failed) == (0, teasers, 0)
+    assert sum(n for path, n in site.hits.items() if not path.endswith((".xml", ".json"))) == hits
+    assert {r.id: r.text for r in _rows(store, teaser_rows)} == full
