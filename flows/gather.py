@@ -10,6 +10,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 from feedletter import alerts, gather, health, stories
 from feedletter.config import Config
@@ -74,7 +75,7 @@ def _gather(config: Config, store: Store, sources: list[str] | None, started: fl
             progress: Callable[[int], None] | None) -> dict[str, Any]:
     log = get_run_logger()
     with gather.make_fetcher(config) as fetcher:
-        results = fetch_sources(config, store, fetcher, list(sources or []), progress)
+        results = fetch_sources(quote(config), store, fetcher, list(sources or []), progress)
         for r in results:
             if r.status == "error":
                 log.warning("%s", r.error)
@@ -82,11 +83,13 @@ def _gather(config: Config, store: Store, sources: list[str] | None, started: fl
                  *(sum(r.status == s for r in results) for s in ("ok", "not_modified", "error", "skipped")))
         for name in alerts.track_sources(store):
             log.error("%s: disabled after repeated failures", name)
-        counts = store_entries(config, store, results)
+        # quote: Prefect would otherwise walk every field of every entry (10k dataclasses at 500
+        # feeds) looking for futures to wait on; there are none, only data.
+        counts = store_entries(quote(config), store, quote(results))
         log.info("store: %d new, %d duplicates", len(counts.new_ids), counts.duplicates)
-        extracted = extract_articles(config, store, fetcher)
-    grouped = group_articles(config, store)
-    summarized, cached = summarize_stories(config, store)
+        extracted = extract_articles(quote(config), store, fetcher)
+    grouped = group_articles(quote(config), store)
+    summarized, cached = summarize_stories(quote(config), store)
     log.info("group: %d new stories, %d joined; summarize: %d (%d cached)", grouped.new_stories,
              grouped.joined, summarized, cached)
     if alerts.pending(store):
