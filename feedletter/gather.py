@@ -24,7 +24,7 @@ from feedletter.identity import canonical_url, content_hash, tombstone_of_url
 from feedletter.models import Entry, ParsedFeed
 from feedletter.selection import matches_any
 from feedletter.store import Store, articles, carriers, now, pages, rows_in_chunks, tombstones
-from feedletter.workers import CpuPool, default_processes
+from feedletter.workers import CpuPool, processes_for
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
             progress(1)
         return outcome
 
-    processes = default_processes() if config.gather.processes is None else config.gather.processes
+    processes = processes_for(config.gather.processes)
     with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.gather"]) as cpu:
         outcomes = list(fetcher.map(counted, wanted, workers=config.gather.concurrency))
     with store.begin() as conn:
@@ -324,7 +324,7 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
         html, text, error = cpu.run(extract_page, page.body or b"", page.url)
         return row.id, html, text, error, False
 
-    processes = default_processes() if config.gather.processes is None else config.gather.processes
+    processes = processes_for(config.gather.processes)
     with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.gather"]) as cpu:
         outcomes = list(fetcher.map(one, todo, workers=config.gather.concurrency))
     for chunk in rows_in_chunks(outcomes, _EXTRACT_BATCH):

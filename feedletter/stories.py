@@ -24,7 +24,7 @@ from feedletter.identity import content_hash
 from feedletter.models import Article, Coverage, Document, Story
 from feedletter.store import Store, articles, carriers, now, rows_in_chunks, stories, summaries, utc
 from feedletter.summarize import ExtractiveSummarizer, Summarizer
-from feedletter.workers import CpuPool, default_processes
+from feedletter.workers import CpuPool, processes_for
 
 DEFAULT_WINDOW = timedelta(days=7)
 _SUMMARY_BATCH = 500
@@ -191,7 +191,7 @@ def summarizer_for(config: Config) -> Summarizer:
 def group(config: Config, store: Store) -> GroupCounts:
     """The group stage with the config's window, thresholds and source priorities."""
     s = config.stories
-    processes = default_processes() if config.gather.processes is None else config.gather.processes
+    processes = processes_for(config.gather.processes)
     return group_articles(store, window=timedelta(days=s.window_days),
                           priority={src.name: src.priority for src in config.sources},
                           near_duplicate=s.near_duplicate, same_story=s.same_story, processes=processes)

@@ -27,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-__all__ = ["CpuPool", "default_processes"]
+__all__ = ["CpuPool", "default_processes", "processes_for"]
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -40,6 +40,11 @@ def default_processes() -> int:
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
     return cpus if cpus > 1 else 0
+
+
+def processes_for(setting: int | None) -> int:
+    """Worker processes for a ``gather.processes`` setting: unset means one per CPU."""
+    return default_processes() if setting is None else setting
 
 
 def _quiet() -> None:

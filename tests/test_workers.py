@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from feedletter.workers import CpuPool, default_processes
+from feedletter.workers import CpuPool, default_processes, processes_for
 
 
 def _pid(_: int) -> int:
@@ -55,3 +55,8 @@ def test_closing_while_the_pool_starts_leaves_no_workers() -> None:
     assert pool.run(_pid, 0) == os.getpid()
     pool.close()
     assert not pool.wait_ready(0) and pool.run(_pid, 0) == os.getpid()
+
+
+def test_an_unset_setting_means_the_default_and_a_set_one_is_kept() -> None:
+    assert processes_for(None) == default_processes()
+    assert processes_for(0) == 0 and processes_for(3) == 3
