@@ -420,13 +420,14 @@ _TEASER_TAIL = re.compile(
     re.IGNORECASE,
 )
 _TEASER_LENGTH = 600
+_TAIL_WINDOW = 200  # characters: far more than the longest "continue reading »" with its punctuation
 
 
 def is_teaser(summary_html: str, content_html: str) -> bool:
     """Whether a feed entry only teases its article, so ``full_text: auto`` should fetch the page."""
     content = " ".join(html_to_text(content_html).split())
+    if content:
+        # Only the end can say "read more"; the regex would try every position of a long body.
+        return bool(_TEASER_TAIL.search(content[-_TAIL_WINDOW:]))
     summary = " ".join(html_to_text(summary_html).split())
-    body = content or summary
-    if _TEASER_TAIL.search(body):
-        return True
-    return not content and len(summary) < _TEASER_LENGTH
+    return bool(_TEASER_TAIL.search(summary[-_TAIL_WINDOW:])) or len(summary) < _TEASER_LENGTH
