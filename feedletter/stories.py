@@ -101,9 +101,9 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
         known = read(sa.select(*_GROUPING).where(articles.c.clustered, articles.c.published >= start), conn)
     everyone = {a.id: a for a in [*known, *fresh]}
     docs = [a.as_document() for a in everyone.values()]
-    for doc in docs:
-        if doc.id not in signatures:
-            signatures[doc.id] = document_signature(doc)
+    unsigned = [doc for doc in docs if doc.id not in signatures]
+    for doc in unsigned:
+        signatures[doc.id] = document_signature(doc)
     missing = _features_of([d for d in docs if d.id not in stored_features], processes)
     stored_features.update(missing)
     assignments = cluster_documents(docs, window=window, threshold=same_story,
@@ -156,12 +156,18 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
         conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
             clustered=True, story_id=sa.bindparam("_story"), duplicate_of=sa.bindparam("_dup"),
             signature=sa.bindparam("_sig"), features=sa.bindparam("_features")), updates)
-        # Known articles from a store older than the features column catch up once.
+        # Known articles from a store older than the features column, or than the signature's
+        # hashing, catch up once.
         fresh_ids = {str(a.id) for a in fresh}
         late = [{"_id": int(k), "_features": v} for k, v in missing.items() if k not in fresh_ids]
         if late:
             conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
                 features=sa.bindparam("_features")), late)
+        resigned = [{"_id": int(d.id), "_sig": pack_signature(signatures[d.id])}
+                    for d in unsigned if d.id not in fresh_ids]
+        if resigned:
+            conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
+                signature=sa.bindparam("_sig")), resigned)
         counts.articles = len(fresh)
     return counts
 

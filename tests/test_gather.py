@@ -150,6 +150,9 @@ def test_signature_survives_packing() -> None:
     assert stories.unpack_signature(stories.pack_signature(sig)) == sig
     assert stories.unpack_signature(None) is None and stories.unpack_signature(b"xyz") is None
     assert stories.pack_signature([2**63]) is None
+    # The first store format (65 int64s of crc32 shingle hashes, no marker) reads as missing.
+    from array import array
+    assert stories.unpack_signature(array("q", sig).tobytes()) is None
 
 
 def test_summaries_come_from_the_cache_when_the_texts_are_unchanged(demo_config: Config, store: Store) -> None:
@@ -281,6 +284,36 @@ def test_grouping_stores_each_articles_features_and_reuses_them(store: Store,
     stories.group_articles(store)
     assert sorted(read) == sorted(r.title for r in _rows(store, sa.select(articles.c.title)))
     assert all(r.features for r in _rows(store, sa.select(articles.c.features)))
+
+
+def test_signatures_of_an_older_hashing_are_replaced_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from array import array
+
+    _insert(store, "a/1", "Ferry terminal approved", _STORY * 4, 0)
+    _insert(store, "b/1", "Kestrel Quay terminal gets the go-ahead", _STORY * 4, 1)
+    stories.group_articles(store)
+    with store.begin() as conn:  # as the first store format wrote them: no format marker
+        conn.execute(articles.update().values(signature=array("q", [7] * 65).tobytes()))
+    _insert(store, "c/1", "Terminal vote, in brief", _STORY * 3, 2)
+    hashed: list[str] = []
+    real = stories.document_signature
+
+    def counting(doc: Document) -> tuple[int, ...]:
+        hashed.append(doc.title)
+        return real(doc)
+
+    monkeypatch.setattr(stories, "document_signature", counting)
+    counts = stories.group_articles(store)
+    assert counts.joined == 1 and counts.near_duplicates == 1  # the old texts were hashed again
+    assert sorted(hashed) == sorted(r.title for r in _rows(store, sa.select(articles.c.title)))
+    for row in _rows(store, sa.select(articles)):
+        doc = Article(id=row.id, source=row.source, key=row.key, url=row.url, title=row.title,
+                      published=row.published, text=row.text).as_document()
+        assert stories.unpack_signature(row.signature) == real(doc)
+    hashed.clear()
+    _insert(store, "d/1", "Pie contest returns", "Bakers of Wexley Fen gather for the pie contest. " * 6, 3)
+    stories.group_articles(store)
+    assert hashed == ["Pie contest returns"]  # once only
 
 
 def test_features_computed_in_worker_processes_group_the_same(demo_config: Config, store: Store, tmp_path: Path,
