@@ -23,7 +23,7 @@ from feedletter.health import SourceState, load_states, record_counts, record_fa
 from feedletter.identity import canonical_url, content_hash, tombstone_of_url
 from feedletter.models import Entry, ParsedFeed
 from feedletter.selection import matches_any
-from feedletter.store import Store, articles, carriers, now, pages, rows_in_chunks, tombstones
+from feedletter.store import Store, articles, carriers, insert_rows, now, pages, rows_in_chunks, tombstones
 from feedletter.workers import CpuPool, processes_for
 
 log = logging.getLogger(__name__)
@@ -258,13 +258,12 @@ def store_entries(config: Config, store: Store, results: Sequence[SourceResult])
         if fresh:
             # A plain executemany, then the new ids by key: RETURNING with the rows' order kept makes
             # SQLAlchemy send SQLite one INSERT per row (10k statements, 1.2 s of a 2.3 s store step).
-            conn.execute(articles.insert(), fresh)
+            insert_rows(conn, articles, fresh)
             new_ids = _lookup(conn, articles.c.key, {row["key"] for row in fresh}, articles.c.id)
             ids = [int(new_ids[row["key"]][1]) for row in fresh]
-        pairs = {(ids[i], name): url for i, name, url in fresh_carriers}
-        for article_id, name, url in old_carriers:
-            pairs.setdefault((article_id, name), url)
-        _add_carriers(conn, pairs, stamp)
+        # A new article has no carriers yet: only the known ones' are looked up.
+        _add_carriers(conn, {(ids[i], name): url for i, name, url in fresh_carriers},
+                      {(a, name): url for a, name, url in reversed(old_carriers)}, stamp)
         counts.new_ids = ids
         counts.duplicates = sum(d for _, d in per_source.values())
         counts.per_source = {name: (n, d) for name, (n, d) in per_source.items()}
@@ -272,17 +271,16 @@ def store_entries(config: Config, store: Store, results: Sequence[SourceResult])
     return counts
 
 
-def _add_carriers(conn: sa.Connection, pairs: dict[tuple[int, str], str], stamp: datetime) -> None:
-    if not pairs:
-        return
+def _add_carriers(conn: sa.Connection, fresh: dict[tuple[int, str], str], known: dict[tuple[int, str], str],
+                  stamp: datetime) -> None:
+    """Record who carries what: ``fresh`` pairs are of articles new in this batch, ``known`` of stored ones."""
     have: set[tuple[int, str]] = set()
-    for chunk in rows_in_chunks(sorted({a for a, _ in pairs})):
+    for chunk in rows_in_chunks(sorted({a for a, _ in known})):
         have.update((int(r[0]), r[1]) for r in conn.execute(
             sa.select(carriers.c.article_id, carriers.c.source).where(carriers.c.article_id.in_(chunk))))
-    rows = [{"article_id": a, "source": s, "url": url, "seen": stamp}
-            for (a, s), url in pairs.items() if (a, s) not in have]
-    if rows:
-        conn.execute(carriers.insert(), rows)
+    pairs = {**known, **fresh}
+    insert_rows(conn, carriers, [{"article_id": a, "source": s, "url": url, "seen": stamp}
+                                 for (a, s), url in pairs.items() if (a, s) not in have])
 
 
 @dataclass

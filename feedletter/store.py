@@ -9,7 +9,7 @@ object leaves this module.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -308,6 +308,32 @@ class Store:
             rows = conn.execute(runs.select().order_by(runs.c.id.desc()).limit(limit)).mappings()
             return [{**row, "started": utc(row["started"]), "finished": utc(row["finished"]),
                      "counts": json.loads(row["counts"])} for row in rows]
+
+
+def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many rows, all with the same keys, in one executemany straight to the driver.
+
+    The statement is compiled once and each value goes through its column type's own bind
+    processor (how SQLite stores a datetime, say), so the rows are stored exactly as
+    ``conn.execute(table.insert(), rows)`` would store them; SQLAlchemy's generic per-row
+    parameter handling, a third of the gather store step at 10k articles, is skipped.
+    """
+    if not rows:
+        return
+    dialect = conn.dialect
+    keys = list(rows[0])
+    # inline(): no implicit RETURNING of the new keys (PostgreSQL would send one per row).
+    compiled = table.insert().inline().compile(dialect=dialect, column_keys=keys)
+    names = list(compiled.positiontup or ()) if compiled.positional else keys
+    columns: list[list[Any]] = []
+    for name in names:  # column by column: one list and one processor call per value
+        values = [row[name] for row in rows]
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        columns.append(values if process is None else [None if v is None else process(v) for v in values])
+    params: list[Any] = list(zip(*columns, strict=True))
+    if not compiled.positional:
+        params = [dict(zip(names, values, strict=True)) for values in params]
+    conn.exec_driver_sql(str(compiled), params)
 
 
 def rows_in_chunks(values: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:

@@ -11,7 +11,7 @@ from fixtures_delivery import any_store, store_url
 
 from feedletter import subscribers
 from feedletter.errors import StoreError
-from feedletter.store import Store, campaigns, issues, metadata, now, rows_in_chunks, utc
+from feedletter.store import Store, articles, campaigns, insert_rows, issues, metadata, now, rows_in_chunks, utc
 
 __all__ = ["any_store", "store_url"]  # fixtures used below, imported for pytest to find
 
@@ -56,6 +56,32 @@ def test_timestamps_come_back_in_utc(any_store: Store) -> None:
                                             html="", text="", mjml="", data="{}"))
         stored = conn.execute(sa.select(issues.c.issued)).scalar_one()
     assert utc(stored) == stamp
+
+
+def test_bulk_insert_stores_what_sqlalchemy_would(any_store: Store) -> None:
+    # insert_rows hands the driver the values itself: read back, the rows must equal those of a
+    # plain conn.execute(insert, rows) — datetimes (with microseconds), booleans, bytes, NULLs, text.
+    stamp = datetime(2025, 3, 30, 1, 30, tzinfo=UTC) + timedelta(microseconds=5)
+
+    def rows(prefix: str) -> list[dict[str, object]]:
+        return [{"key": f"{prefix}/{i}", "source": "s", "url": f"https://example.org/{prefix}/{i}",
+                 "canonical": "", "title": "Tea & “quotes” ✓ 100%", "author": None if i % 2 else "Ann",
+                 "published": stamp + timedelta(hours=i), "fetched": stamp, "html": "<p>x</p>", "text": "x",
+                 "content_hash": "h", "needs_text": bool(i % 2), "signature": bytes([i, 0, 255]) if i else None}
+                for i in range(3)]
+
+    with any_store.begin() as conn:
+        conn.execute(articles.insert(), rows("plain"))
+        insert_rows(conn, articles, rows("bulk"))
+        insert_rows(conn, articles, [])  # nothing to do
+        stored = {r.key: r._asdict() for r in conn.execute(sa.select(articles))}
+    assert len(stored) == 6
+    for i in range(3):
+        plain, bulk = stored[f"plain/{i}"], stored[f"bulk/{i}"]
+        for name in ("id", "key", "url"):
+            plain.pop(name), bulk.pop(name)
+        assert bulk == plain
+        assert utc(bulk["published"]) == stamp + timedelta(hours=i)
 
 
 def test_a_failed_transaction_leaves_nothing_behind(any_store: Store) -> None:
