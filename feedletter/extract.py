@@ -14,10 +14,8 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-import trafilatura
 from lxml import etree
 from lxml.html import HtmlElement
-from trafilatura.metadata import extract_metadata
 
 from feedletter.errors import ExtractError
 from feedletter.models import Extracted
@@ -247,6 +245,8 @@ _DATE_PARAMS = {"original_date": True, "extensive_search": False, "outputformat"
 
 
 def _metadata(tree: HtmlElement, url: str | None) -> tuple[str | None, str | None, datetime | None]:
+    from trafilatura.metadata import extract_metadata  # imported late: see extract()
+
     try:
         meta = extract_metadata(tree, url, dict(_DATE_PARAMS), False, set())
     except Exception:  # metadata is a bonus; a broken byline must not lose the article
@@ -273,6 +273,10 @@ def extract(html: str | bytes, url: str | None = None, *, fast: bool = False,
     ``fast`` skips trafilatura's fallback extractors (about twice as fast, a little less recall).
     Raises :class:`ExtractError` when the page has no usable main content.
     """
+    # Imported here: it takes a fifth of a second, and the gather workers that only parse feeds
+    # (is_teaser) never need it.
+    import trafilatura
+
     name = url or "document"
     if not html.strip():
         raise ExtractError(name, "empty page")

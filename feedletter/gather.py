@@ -8,42 +8,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from feedletter import boilerplate, dedupe, extract, parse, sanitize
 from feedletter.config import Config, Source
-from feedletter.dedupe import pack_signature
+from feedletter.dedupe import paused_gc
+from feedletter.entries import EntryRules, Prepared, digest_feed, extract_page, prepare_entry
 from feedletter.errors import FeedletterError, FetchError, ParseError
 from feedletter.fetch import Fetcher
 from feedletter.health import SourceState, load_states, record_counts, record_failure, record_successes
 from feedletter.identity import canonical_url, content_hash, tombstone_of_url
-from feedletter.models import Entry, ParsedFeed
-from feedletter.selection import matches_any
+from feedletter.models import ParsedFeed
 from feedletter.store import Store, articles, carriers, insert_rows, now, pages, rows_in_chunks, tombstones
 from feedletter.workers import CpuPool, processes_for
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """One feed entry made ready for the store in the fetch pool: sanitized, keyed, filtered."""
-
-    key: str
-    canonical: str
-    url: str
-    title: str
-    author: str | None
-    published: datetime | None
-    html: str
-    text: str
-    content_hash: str
-    needs_text: bool
-    signature: bytes | None = None  # the near-duplicate signature, packed; None while the text is a teaser
 
 
 @dataclass(frozen=True)
@@ -102,6 +84,7 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
     current = now()
 
     tracking = tuple(config.gather.tracking_params)
+    rules = {s.name: EntryRules.of(s) for s in wanted}
 
     def waiting(state: SourceState) -> bool:
         return not force and (state.disabled or (state.next_fetch is not None and state.next_fetch > current))
@@ -118,7 +101,8 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
             return SourceResult(source.name, "error", error=str(exc)), state, exc
         if result.not_modified or result.body is None:
             return SourceResult(source.name, "not_modified", seconds=result.seconds), state, result
-        digested = cpu.run(digest_feed, result.body, result.url, result.content_type, source, tracking, current)
+        digested = cpu.run(digest_feed, result.body, result.url, result.content_type, rules[source.name], tracking,
+                           current)
         if isinstance(digested, str):
             return SourceResult(source.name, "error", error=digested), state, ParseError(
                 source.name, digested)
@@ -133,7 +117,7 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
         return outcome
 
     processes = processes_for(config.gather.processes)
-    with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.gather"]) as cpu:
+    with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.entries"]) as cpu:
         outcomes = list(fetcher.map(counted, wanted, workers=config.gather.concurrency))
     with store.begin() as conn:
         successes = []
@@ -148,52 +132,6 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
                 successes.append((state, detail, result.seconds))
         record_successes(conn, successes)
     return [o[0] for o in outcomes]
-
-
-def digest_feed(body: bytes, url: str, content_type: str | None, source: Source, tracking: tuple[str, ...],
-                current: datetime) -> tuple[ParsedFeed, tuple[Prepared, ...], int] | str:
-    """Parse a fetched feed and prepare its entries; a parse failure comes back as its message.
-
-    Runs in a worker process when many feeds came (see :mod:`feedletter.workers`): everything it
-    takes and gives back pickles.
-    """
-    try:
-        feed = parse.parse_feed(body, url=url, source=source.name, content_type=content_type, now=current,
-                                extra_tracking=tracking)
-    except FeedletterError as exc:
-        return str(exc)
-    kept = [e for e in feed.entries if _matches(source, e)]
-    entries = tuple(prepare_entry(source, e, feed.link, tracking) for e in kept)
-    # The entries travel as Prepared; the feed keeps only its own metadata.
-    return replace(feed, entries=()), entries, len(feed.entries) - len(kept)
-
-
-def _matches(source: Source, entry: Entry) -> bool:
-    if not source.include and not source.exclude:
-        return True
-    haystack = f"{entry.title}\n{entry.summary}\n{entry.content}"
-    # The same pattern rules as a newsletter's select: plain words match whole words, else a regex.
-    if source.include and not matches_any(source.include, haystack):
-        return False
-    return not matches_any(source.exclude, haystack)
-
-
-def prepare_entry(source: Source, entry: Entry, feed_link: str, tracking: Sequence[str] = ()) -> Prepared:
-    """Sanitize an entry's HTML once, derive its text, hash and canonical URL."""
-    body = entry.content or entry.summary
-    html = sanitize.sanitize_html(body, base_url=entry.link or feed_link)
-    text = boilerplate.strip_boilerplate(sanitize.html_to_text(html))
-    teaser = source.full_text == "always" or (
-        source.full_text == "auto" and extract.is_teaser(entry.summary, entry.content))
-    canonical = canonical_url(entry.link, tracking) if entry.link else ""
-    title = entry.title or "(untitled)"
-    needs_text = teaser and bool(entry.link)
-    # Hashed here, in the parse workers, rather than in the grouping stage after the store: the same
-    # value grouping would compute (it reads it back), at a fraction of the wall time.
-    signature = None if needs_text else pack_signature(dedupe.article_signature(title, text))
-    return Prepared(key=entry.key, canonical=canonical, url=entry.link, title=title,
-                    author=entry.author, published=entry.published, html=html, text=text,
-                    content_hash=content_hash(entry.title, text), needs_text=needs_text, signature=signature)
 
 
 def _lookup(conn: sa.Connection, column: sa.Column[str], values: set[str],
@@ -211,6 +149,11 @@ def store_entries(config: Config, store: Store, results: Sequence[SourceResult])
     A handful of bulk statements per run, whatever the number of entries: existing keys, URLs and
     tombstones are looked up in chunks, new articles inserted in one executemany.
     """
+    with paused_gc():  # 10k rows of dicts that all stay alive: the collector would rescan them twice
+        return _store_entries(store, results)
+
+
+def _store_entries(store: Store, results: Sequence[SourceResult]) -> StoreCounts:
     counts = StoreCounts()
     stamp = now()
     todo = [(r.source, p) for r in results for p in r.entries]
@@ -323,7 +266,8 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
         return row.id, html, text, error, False
 
     processes = processes_for(config.gather.processes)
-    with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.gather"]) as cpu:
+    # Extraction needs trafilatura, which parsing feeds does not: the fork server loads it here only.
+    with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.entries", "trafilatura"]) as cpu:
         outcomes = list(fetcher.map(one, todo, workers=config.gather.concurrency))
     for chunk in rows_in_chunks(outcomes, _EXTRACT_BATCH):
         saved: dict[str, tuple[str, str]] = {}
@@ -359,16 +303,6 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
 _EXTRACT_BATCH = 500
 
 
-def extract_page(body: bytes, url: str) -> tuple[str, str, str | None]:
-    """A fetched article page's sanitized HTML and plain text, or the extraction error."""
-    try:
-        found = extract.extract(body, url=url)
-    except FeedletterError as exc:
-        return "", "", str(exc)
-    html = sanitize.sanitize_html(found.html, base_url=url) if found.html else ""
-    return html, boilerplate.strip_boilerplate(found.text), None
-
-
 def cached_pages(store: Store, urls: set[str]) -> dict[str, tuple[str, str]]:
     """Pages extracted before, by canonical URL: ``(html, text)``."""
     with store.begin() as conn:
@@ -386,12 +320,14 @@ def _save_pages(conn: sa.Connection, found: dict[str, tuple[str, str]]) -> None:
 
 
 __all__ = [
+    "EntryRules",
     "ExtractCounts",
     "Prepared",
     "SourceResult",
     "StoreCounts",
     "digest_feed",
     "extract_articles",
+    "extract_page",
     "fetch_sources",
     "make_fetcher",
     "prepare_entry",

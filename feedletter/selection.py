@@ -18,36 +18,21 @@ make the issue.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from feedletter.config import Config, Newsletter
 from feedletter.models import Story
+from feedletter.patterns import matches_any
 from feedletter.store import Store, issue_stories, issues, now, stories, utc
 from feedletter.stories import load_stories, story_articles
 from feedletter.summarize import split_sentences
 
-# Words, spaces, apostrophes and hyphens only: staff wrote a word or a phrase, not a regex.
-_PLAIN = re.compile(r"[\w\s'’-]+")
 _SENTENCE_END = (".", "!", "?", "…", ".\"", ".”", "!”", "?”")
 MIN_SENTENCE_WORDS = 4
-
-
-@functools.lru_cache(maxsize=1024)
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """A staff pattern: whole words for a plain word or phrase, else a regular expression."""
-    if _PLAIN.fullmatch(pattern) and pattern.strip():
-        words = r"\s+".join(re.escape(w) for w in pattern.split())
-        return re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
-    return re.compile(pattern, re.IGNORECASE)
-
-
-def matches_any(patterns: Iterable[str], text: str) -> bool:
-    return any(compile_pattern(p).search(text) for p in patterns)
 
 
 def summary_quality(summary: str) -> int:

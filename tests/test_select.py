@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from feedletter.config import Config
 from feedletter.digest import prepare_digest, save_issue
 from feedletter.models import Story
-from feedletter.selection import compile_pattern, select_stories, story_score, summary_quality
+from feedletter.patterns import compile_pattern
+from feedletter.selection import select_stories, story_score, summary_quality
 from feedletter.store import Store, issue_stories, issues
 from tests.fixtures_staff import AT, put_story, staff, staff_config
 

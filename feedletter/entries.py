@@ -1,0 +1,112 @@
+"""The CPU-bound half of gathering: a fetched feed, or article page, made ready for the store.
+
+Parsing, sanitizing, stripping boilerplate and hashing run here, in worker processes when a run
+has many feeds (see :mod:`feedletter.workers`). Everything these functions take and give back
+pickles, and this module imports neither the store nor the config: a worker process starts with
+only what it needs (about a third of the imports of :mod:`feedletter.gather`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from feedletter import boilerplate, dedupe, extract, parse, sanitize
+from feedletter.dedupe import pack_signature
+from feedletter.errors import FeedletterError
+from feedletter.identity import canonical_url, content_hash
+from feedletter.models import Entry, ParsedFeed
+from feedletter.patterns import matches_any
+
+if TYPE_CHECKING:
+    from feedletter.config import Source
+
+__all__ = ["EntryRules", "Prepared", "digest_feed", "extract_page", "prepare_entry"]
+
+
+@dataclass(frozen=True)
+class EntryRules:
+    """What a source's settings say about its entries: which to keep, and whether to fetch pages."""
+
+    name: str
+    full_text: str = "auto"  # auto | always | never
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, source: Source) -> EntryRules:
+        return cls(source.name, source.full_text, tuple(source.include), tuple(source.exclude))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One feed entry made ready for the store: sanitized, keyed, hashed, filtered."""
+
+    key: str
+    canonical: str
+    url: str
+    title: str
+    author: str | None
+    published: datetime | None
+    html: str
+    text: str
+    content_hash: str
+    needs_text: bool
+    signature: bytes | None = None  # the near-duplicate signature, packed; None while the text is a teaser
+
+
+def digest_feed(body: bytes, url: str, content_type: str | None, rules: EntryRules, tracking: tuple[str, ...],
+                current: datetime) -> tuple[ParsedFeed, tuple[Prepared, ...], int] | str:
+    """Parse a fetched feed and prepare its entries; a parse failure comes back as its message.
+
+    Also gives the number of entries that include/exclude filtered out.
+    """
+    try:
+        feed = parse.parse_feed(body, url=url, source=rules.name, content_type=content_type, now=current,
+                                extra_tracking=tracking)
+    except FeedletterError as exc:
+        return str(exc)
+    kept = [e for e in feed.entries if _matches(rules, e)]
+    entries = tuple(prepare_entry(rules, e, feed.link, tracking) for e in kept)
+    # The entries travel as Prepared; the feed keeps only its own metadata.
+    return replace(feed, entries=()), entries, len(feed.entries) - len(kept)
+
+
+def _matches(rules: EntryRules, entry: Entry) -> bool:
+    if not rules.include and not rules.exclude:
+        return True
+    haystack = f"{entry.title}\n{entry.summary}\n{entry.content}"
+    # The same pattern rules as a newsletter's select: plain words match whole words, else a regex.
+    if rules.include and not matches_any(rules.include, haystack):
+        return False
+    return not matches_any(rules.exclude, haystack)
+
+
+def prepare_entry(rules: EntryRules, entry: Entry, feed_link: str, tracking: Sequence[str] = ()) -> Prepared:
+    """Sanitize an entry's HTML once, derive its text, hash and canonical URL."""
+    body = entry.content or entry.summary
+    html = sanitize.sanitize_html(body, base_url=entry.link or feed_link)
+    text = boilerplate.strip_boilerplate(sanitize.html_to_text(html))
+    teaser = rules.full_text == "always" or (
+        rules.full_text == "auto" and extract.is_teaser(entry.summary, entry.content))
+    canonical = canonical_url(entry.link, tracking) if entry.link else ""
+    title = entry.title or "(untitled)"
+    needs_text = teaser and bool(entry.link)
+    # Hashed here, in the parse workers, rather than in the grouping stage after the store: the same
+    # value grouping would compute (it reads it back), at a fraction of the wall time.
+    signature = None if needs_text else pack_signature(dedupe.article_signature(title, text))
+    return Prepared(key=entry.key, canonical=canonical, url=entry.link, title=title,
+                    author=entry.author, published=entry.published, html=html, text=text,
+                    content_hash=content_hash(entry.title, text), needs_text=needs_text, signature=signature)
+
+
+def extract_page(body: bytes, url: str) -> tuple[str, str, str | None]:
+    """A fetched article page's sanitized HTML and plain text, or the extraction error."""
+    try:
+        found = extract.extract(body, url=url)
+    except FeedletterError as exc:
+        return "", "", str(exc)
+    html = sanitize.sanitize_html(found.html, base_url=url) if found.html else ""
+    return html, boilerplate.strip_boilerplate(found.text), None
