@@ -268,3 +268,19 @@ def test_article_signature_is_document_signature(title: str, raw: str) -> None:
 
     text = strip_boilerplate(raw)
     assert article_signature(title, text) == signature(title + "\n" + text)
+
+
+def test_signatures_hashed_together_are_those_hashed_alone() -> None:
+    # A feed's articles are hashed in one batch: each must get exactly its own signature, whatever
+    # its neighbours (empty, one or two words, non-ASCII, a multi-line title, boilerplate).
+    from feedletter.dedupe import article_signature, article_signatures, signatures
+
+    rng = random.Random(5)
+    pool = [ARTICLE, _copy_with_edits(ARTICLE), "", "one", "two words", "a b c", "— … —", "Zoë’s café: 1,200 crêpes.",
+            "Leave a Reply\nYour email address will not be published.\n" + ARTICLE[:300], "x.y,z don't e-mail"]
+    for _ in range(40):
+        batch = [rng.choice(pool) for _ in range(rng.randint(0, 12))]
+        for stripped in (False, True):
+            assert signatures(batch, stripped=stripped) == [signature(t, stripped=stripped) for t in batch]
+        pairs = [(rng.choice(["A title", "Two\nlines", "", "Share this"]), t) for t in batch]
+        assert article_signatures(pairs) == [article_signature(title, text) for title, text in pairs]
