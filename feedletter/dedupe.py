@@ -153,19 +153,31 @@ def _shingle_hashes(text: str, *, stripped: bool = False) -> np.ndarray[Any, np.
     letters, lengths = _word_bytes(normalize(text if stripped else strip_boilerplate(text)))
     if not len(lengths):
         return np.zeros(0, dtype=np.uint64)
-    # A word's hash: its bytes weighted by their place in it, summed.
-    offsets = np.concatenate((_ZERO_INDEX, np.cumsum(lengths[:-1])))
-    place = np.arange(len(letters)) - np.repeat(offsets, lengths)
-    words_ = np.add.reduceat((letters + _ONE) * _PLACE_WEIGHTS[place & 255], offsets)
+    words_ = _word_hashes(letters, lengths)
     if len(words_) < SHINGLE:  # a short text is one shingle
         words_ = np.concatenate((words_, np.zeros(SHINGLE - len(words_), dtype=np.uint64)))
+    grams = _gram_hashes(words_)
+    grams.sort()
+    return grams[np.concatenate(([True], grams[1:] != grams[:-1]))]
+
+
+def _word_hashes(letters: np.ndarray[Any, np.dtype[np.uint8]],
+                 lengths: np.ndarray[Any, np.dtype[np.intp]]) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """A word's hash: its bytes weighted by their place in it, summed."""
+    offsets = np.concatenate((_ZERO_INDEX, np.cumsum(lengths[:-1])))
+    place = np.arange(len(letters)) - np.repeat(offsets, lengths)
+    hashed: np.ndarray[Any, np.dtype[np.uint64]] = np.add.reduceat(
+        (letters + _ONE) * _PLACE_WEIGHTS[place & 255], offsets)
+    return hashed
+
+
+def _gram_hashes(words_: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """The 32-bit hash of each run of :data:`SHINGLE` words: the words weighted, summed and mixed."""
     n = len(words_) - SHINGLE + 1
     grams = words_[:n] * _SHINGLE_WEIGHTS[0]
     for k in range(1, SHINGLE):
         grams += words_[k:k + n] * _SHINGLE_WEIGHTS[k]
-    grams = _mix(grams) >> _S32
-    grams.sort()
-    return grams[np.concatenate(([True], grams[1:] != grams[:-1]))]
+    return _mix(grams) >> _S32
 
 
 def signature(text: str, *, stripped: bool = False) -> tuple[int, ...]:
@@ -199,26 +211,19 @@ def signatures(texts: Sequence[str], *, stripped: bool = False) -> list[tuple[in
     out: list[tuple[int, ...] | None] = [None] * len(texts)
     for i in np.flatnonzero(counts < SHINGLE).tolist():  # a short text is one padded shingle: the plain way
         out[i] = signature(prepared[i], stripped=True)
-    if len(lengths):
-        offsets = np.concatenate((_ZERO_INDEX, np.cumsum(lengths[:-1])))
-        place = np.arange(len(letters)) - np.repeat(offsets, lengths)
-        words_ = np.add.reduceat((letters + _ONE) * _PLACE_WEIGHTS[place & 255], offsets)
-        n = len(words_) - SHINGLE + 1
-        if n > 0:
-            grams = words_[:n] * _SHINGLE_WEIGHTS[0]
-            for k in range(1, SHINGLE):
-                grams += words_[k:k + n] * _SHINGLE_WEIGHTS[k]
-            keep = owner[:n] == owner[SHINGLE - 1:]  # shingles within one text
-            docs = owner[:n][keep].astype(np.uint64)
-            keyed = np.unique((docs << _S32) | (_mix(grams[keep]) >> _S32))
-            docs, grams = keyed >> _S32, keyed & np.uint64(0xFFFFFFFF)
-            distinct = np.bincount(docs.astype(np.intp), minlength=len(texts)).tolist()
-            found = np.full(len(texts) * SIGNATURE_SIZE, _EMPTY, dtype=np.uint64)
-            np.minimum.at(found, docs * np.uint64(SIGNATURE_SIZE) + (grams & _BIN_MASK_U), grams >> _BIN_BITS_U)
-            rows = found.reshape(len(texts), SIGNATURE_SIZE).tolist()
-            for i, row in enumerate(rows):
-                if out[i] is None:
-                    out[i] = (distinct[i], *_densify(row))
+    if len(lengths) >= SHINGLE:
+        grams = _gram_hashes(_word_hashes(letters, lengths))
+        keep = owner[:len(grams)] == owner[SHINGLE - 1:]  # shingles within one text
+        docs = owner[:len(grams)][keep].astype(np.uint64)
+        keyed = np.unique((docs << _S32) | grams[keep])
+        docs, grams = keyed >> _S32, keyed & np.uint64(0xFFFFFFFF)
+        distinct = np.bincount(docs.astype(np.intp), minlength=len(texts)).tolist()
+        found = np.full(len(texts) * SIGNATURE_SIZE, _EMPTY, dtype=np.uint64)
+        np.minimum.at(found, docs * np.uint64(SIGNATURE_SIZE) + (grams & _BIN_MASK_U), grams >> _BIN_BITS_U)
+        rows = found.reshape(len(texts), SIGNATURE_SIZE).tolist()
+        for i, row in enumerate(rows):
+            if out[i] is None:
+                out[i] = (distinct[i], *_densify(row))
     return [sig if sig is not None else signature(prepared[i], stripped=True) for i, sig in enumerate(out)]
 
 
