@@ -1,30 +1,29 @@
 """HTTP for feeds and article pages: conditional GET, caps, redirects, an SSRF guard, politeness.
 
 One :class:`Fetcher` serves a whole gather run: a bounded thread pool, a per-host limit and
-urllib3 connection pools shared by the threads, so that hundreds of feeds cost a few connections.
+kept-alive connections shared by the threads, so that hundreds of feeds cost a few connections.
 """
 
 from __future__ import annotations
 
 import contextlib
 import heapq
+import http.client
 import ipaddress
 import logging
+import re
+import select
 import socket
+import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import urljoin, urlsplit
-
-import urllib3
-from urllib3 import BaseHTTPResponse, HTTPConnectionPool, HTTPSConnectionPool, PoolManager, Timeout
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-from urllib3.util import connection
+from urllib.parse import quote, urljoin, urlsplit
 
 from feedletter.errors import FetchError
 
@@ -80,36 +79,9 @@ def public_addresses(url: str, host: str, port: int) -> list[str]:
 
 def check_address(url: str, *, allow_private: bool) -> None:
     """Refuse URLs whose host resolves to loopback, private, link-local or reserved addresses."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise FetchError(url, f"only http and https URLs are fetched, not {parts.scheme or 'none'}",
-                         transient=False)
-    host = parts.hostname
-    if not host:
-        raise FetchError(url, "URL has no host", transient=False)
+    (_, host, port, _), _ = _destination(url, pinned=not allow_private)
     if not allow_private:
-        public_addresses(url, host, parts.port or (443 if parts.scheme == "https" else 80))
-
-
-class _Watched:
-    """Connections register their socket with the request that uses them, for its watchdog."""
-
-    local = threading.local()
-
-    def _watch(self) -> None:
-        sockets: list[socket.socket] | None = getattr(_Watched.local, "sockets", None)
-        sock = getattr(self, "sock", None)
-        if sockets is not None and sock is not None and sock not in sockets:
-            sockets.append(sock)
-
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        self._watch()
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        self._watch()  # a kept-alive connection is already connected
-        super().request(*args, **kwargs)  # type: ignore[misc]
-        _quick_ack(getattr(self, "sock", None))
+        public_addresses(url, host, port)
 
 
 def _quick_ack(sock: socket.socket | None) -> None:
@@ -127,56 +99,112 @@ def _quick_ack(sock: socket.socket | None) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, option, 1)
 
 
-class _PinnedMixin(_Watched):
-    """Connect only to an address checked to be public, so that DNS cannot change its answer
-    between the check and the connection (DNS rebinding): the check and the connect use one lookup."""
+class _Connection(http.client.HTTPConnection):
+    """A kept-alive HTTP connection; ``pinned`` connects only to addresses checked to be public.
 
-    def _new_conn(self) -> socket.socket:
-        host, port = self._dns_host, self.port  # type: ignore[attr-defined]
-        addresses = public_addresses(f"{host}:{port}", host, port)
-        error: OSError | None = None
-        for address in addresses:
-            try:
-                return connection.create_connection((address, port), self.timeout,  # type: ignore[attr-defined]
-                                                    socket_options=self.socket_options)  # type: ignore[attr-defined]
-            except TimeoutError as exc:
-                raise ConnectTimeoutError(self, f"connect to {host} timed out") from exc
-            except OSError as exc:
-                error = exc
-        raise NewConnectionError(self, f"cannot connect to {host}: {error}")  # type: ignore[arg-type]
+    The check and the connect use one DNS lookup, so DNS cannot change its answer between them
+    (rebinding).
+    """
+
+    def __init__(self, host: str, port: int, timeout: float, *, pinned: bool) -> None:
+        super().__init__(host, port, timeout=timeout)
+        if pinned:
+            self._create_connection = _pinned_connect
 
 
-class _OpenHTTP(_Watched, HTTPConnection):
-    pass
+class _SecureConnection(http.client.HTTPSConnection):
+    """The same for https: the certificate is checked against the name, not the pinned address."""
+
+    def __init__(self, host: str, port: int, timeout: float, *, pinned: bool, context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        if pinned:
+            self._create_connection = _pinned_connect
 
 
-class _OpenHTTPS(_Watched, HTTPSConnection):
-    pass
+def _pinned_connect(address: tuple[str, int], timeout: float | None = None,
+                    source_address: tuple[str, int] | None = None) -> socket.socket:
+    host, port = address
+    error: OSError | None = None
+    for ip in public_addresses(f"{host}:{port}", host, port):
+        try:
+            return socket.create_connection((ip, port), timeout, source_address)
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            error = exc
+    raise OSError(f"cannot connect to {host}: {error}")
 
 
-class _PinnedHTTP(_PinnedMixin, HTTPConnection):
-    pass
+_Key = tuple[str, str, int, bool]  # scheme, host, port, pinned
 
 
-class _PinnedHTTPS(_PinnedMixin, HTTPSConnection):
-    pass
+class _Connections:
+    """Idle kept-alive connections by scheme, host, port and pinning; safe to share between threads."""
+
+    def __init__(self, per_host: int) -> None:
+        self.per_host = per_host
+        self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self._context: ssl.SSLContext | None = None
+
+    def take(self, key: _Key, connect_timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection still open (and True), else a new, unconnected one (and False)."""
+        with self._lock:
+            idle = self._idle.get(key)
+            while idle:
+                conn = idle.pop()
+                if _still_open(conn):
+                    return conn, True
+                conn.close()
+        scheme, host, port, pinned = key
+        if scheme == "https":
+            return _SecureConnection(host, port, connect_timeout, pinned=pinned, context=self.context()), False
+        return _Connection(host, port, connect_timeout, pinned=pinned), False
+
+    def context(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._context is None:  # 10-20 ms to load the system's certificates: once, when first needed
+                self._context = ssl.create_default_context()
+            return self._context
+
+    def give_back(self, key: _Key, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self.per_host:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle = [c for conns in self._idle.values() for c in conns]
+            self._idle.clear()
+        for conn in idle:
+            conn.close()
 
 
-def _pool_manager(per_host: int, *, pinned: bool) -> PoolManager:
-    http_cls, https_cls = (_PinnedHTTP, _PinnedHTTPS) if pinned else (_OpenHTTP, _OpenHTTPS)
-    manager = PoolManager(num_pools=256, maxsize=per_host, retries=False)
-    manager.pool_classes_by_scheme = {
-        "http": type("Pool", (HTTPConnectionPool,), {"ConnectionCls": http_cls}),
-        "https": type("Pool", (HTTPSConnectionPool,), {"ConnectionCls": https_cls}),
-    }
-    return manager
+def _still_open(conn: http.client.HTTPConnection) -> bool:
+    """A kept-alive connection has nothing to read while idle: if it has, the server closed it."""
+    sock = conn.sock
+    if sock is None:
+        return False
+    try:
+        if hasattr(select, "poll"):  # select() cannot take descriptors above 1023
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return not poller.poll(0)
+        return not select.select([sock], [], [], 0)[0]
+    except (OSError, ValueError):
+        return False
 
 
 class Fetcher:
     """Fetch URLs politely with hard limits; safe to share between threads.
 
-    urllib3 directly, not requests: a conditional GET answered 304 costs 0.5 ms of CPU instead
-    of 2.6 ms, which is most of a gather run where nothing changed (bench/bench_gather.py).
+    On http.client directly, not requests or urllib3: a conditional GET answered 304 costs about
+    0.1 ms of CPU here against 0.25 ms through urllib3 and 2.6 ms through requests, and a run where
+    nothing changed is little else (bench/bench_gather.py, second run). What those libraries would
+    add is here, and tested: connection reuse, redirects, gzip/deflate, caps and timeouts.
     """
 
     def __init__(self, *, timeout: float = 20.0, max_bytes: int = 10 * 1024 * 1024,
@@ -191,12 +219,10 @@ class Fetcher:
         self.allow_private = allow_private
         self._hosts: dict[str, threading.Semaphore] = {}
         self._hosts_lock = threading.Lock()
-        self._pinned = _pool_manager(per_host, pinned=True)
-        self._open = _pool_manager(per_host, pinned=False)
+        self._connections = _Connections(per_host)
         self._watchdog = _Watchdog()
 
-    def _host_slot(self, url: str) -> threading.Semaphore:
-        host = (urlsplit(url).hostname or "").lower()
+    def _host_slot(self, host: str) -> threading.Semaphore:
         with self._hosts_lock:
             slot = self._hosts.get(host)
             if slot is None:
@@ -218,92 +244,131 @@ class Fetcher:
         # The watchdog shuts the sockets of this request at the deadline, so a server that
         # drips its headers or body a byte at a time cannot hold the run past the total timeout.
         sockets: list[socket.socket] = []
-        _Watched.local.sockets = sockets
         self._watchdog.watch(deadline, sockets)
         try:
             for _ in range(self.max_redirects + 1):
-                check_address(current, allow_private=True)  # scheme and host; addresses at connect
-                with self._host_slot(current):
-                    response = self._request(current, headers, deadline, private)
+                key, target = _destination(current, pinned=not private)
+                with self._host_slot(key[1]):
+                    conn, response = self._request(url, key, target, headers, deadline, sockets)
                     try:
-                        if response.status in _REDIRECTS:
-                            location = response.headers.get("Location")
+                        status = response.status
+                        if status in _REDIRECTS:
+                            location = response.getheader("Location")
                             if not location:
-                                raise FetchError(url, f"HTTP {response.status} without Location",
-                                                 status=response.status, transient=False)
-                            permanent = permanent and response.status in _PERMANENT
-                            current = urljoin(current, location)
+                                raise FetchError(url, f"HTTP {status} without Location", status=status,
+                                                 transient=False)
+                            permanent = permanent and status in _PERMANENT
+                            current = urljoin(current, _header_text(location).strip())
                             if permanent:
                                 moved_to = current
                             continue
-                        if response.status == 304:
+                        if status == 304:
                             return FetchResult(current, 304, None, etag, last_modified,
                                                moved_to=moved_to, seconds=time.monotonic() - started)
-                        if response.status >= 400:
+                        if status >= 400:
                             raise _http_error(url, response)
                         body = self._read(url, response, deadline)
                         return FetchResult(
-                            current, response.status, body,
-                            etag=response.headers.get("ETag"),
-                            last_modified=response.headers.get("Last-Modified"),
-                            content_type=response.headers.get("Content-Type"),
+                            current, status, body,
+                            etag=response.getheader("ETag"),
+                            last_modified=response.getheader("Last-Modified"),
+                            content_type=response.getheader("Content-Type"),
                             moved_to=moved_to, seconds=time.monotonic() - started)
                     finally:
-                        _finish(response)
+                        self._finish(key, conn, response, deadline)
             raise FetchError(url, f"more than {self.max_redirects} redirects", transient=False)
         finally:
             sockets.clear()  # done: nothing left for the watchdog to shut
-            _Watched.local.sockets = None
 
-    def _request(self, url: str, headers: dict[str, str], deadline: float, private: bool) -> BaseHTTPResponse:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise FetchError(url, f"timed out after {self.timeout:g}s")
-        manager = self._open if private else self._pinned
-        try:
-            response = manager.request("GET", url, headers=headers, redirect=False, preload_content=False,
-                                   decode_content=True, retries=False,
-                                   timeout=Timeout(connect=min(remaining, self.connect_timeout),
-                                                   read=remaining))
-        except (TimeoutError, urllib3.exceptions.TimeoutError):
-            raise FetchError(url, f"timed out after {self.timeout:g}s") from None
-        except (OSError, urllib3.exceptions.HTTPError) as exc:
+    def _request(self, url: str, key: _Key, target: str, headers: dict[str, str], deadline: float,
+                 sockets: list[socket.socket]) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        for attempt in range(2):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise FetchError(url, f"timed out after {self.timeout:g}s")
+            conn, reused = self._connections.take(key, min(remaining, self.connect_timeout))
+            try:
+                if conn.sock is None:
+                    conn.connect()
+                sock = conn.sock
+                assert sock is not None
+                sockets.append(sock)  # before the deadline is checked: the watchdog cannot miss it
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                sock.settimeout(remaining)
+                conn.request("GET", target, headers=headers)
+                _quick_ack(sock)
+                response = conn.getresponse()
+            except ValueError as exc:  # http.client refuses a header value with a line break in it
+                conn.close()
+                raise FetchError(url, f"cannot send the request: {exc}", transient=False) from None
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                late = time.monotonic() >= deadline
+                if reused and attempt == 0 and not late and isinstance(exc, _STALE):
+                    continue  # the server closed the idle connection as we sent: once more, on a new one
+                if late or isinstance(exc, TimeoutError):
+                    raise FetchError(url, f"timed out after {self.timeout:g}s") from None
+                raise FetchError(url, f"connection failed: {_reason(exc)}") from None
             if time.monotonic() >= deadline:
-                raise FetchError(url, f"timed out after {self.timeout:g}s") from None
-            raise FetchError(url, f"connection failed: {_reason(exc)}") from None
-        if time.monotonic() >= deadline:
-            # The watchdog cut the headers short, and http.client took what came for a response.
-            response.close()
-            response.release_conn()
-            raise FetchError(url, f"timed out after {self.timeout:g}s (slow headers)")
-        return response
+                # The watchdog cut the headers short, and http.client took what came for a response.
+                response.close()
+                conn.close()
+                raise FetchError(url, f"timed out after {self.timeout:g}s (slow headers)")
+            return conn, response
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
-    def _read(self, url: str, response: BaseHTTPResponse, deadline: float) -> bytes:
-        declared = response.headers.get("Content-Length")
+    def _read(self, url: str, response: http.client.HTTPResponse, deadline: float) -> bytes:
+        declared = response.getheader("Content-Length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
             raise FetchError(url, f"body of {int(declared)} bytes exceeds the {self.max_bytes}-byte cap",
                              transient=False)
+        decoder = _decoder(url, response.getheader("Content-Encoding"))
         chunks: list[bytes] = []
         size = 0
         try:
             while True:
                 # read1: whatever one recv brings, so the deadline is checked however slow the sender.
                 chunk = response.read1(65536)
+                if decoder is not None:
+                    # Decoded at most one byte past the cap at a time: a gzip bomb stops at the cap.
+                    chunk = decoder.decompress(chunk, self.max_bytes - size + 1) if chunk else decoder.flush()
                 if not chunk:
                     break
                 size += len(chunk)
-                if size > self.max_bytes:  # counted after gzip/deflate decoding: bombs stop here too
+                if size > self.max_bytes:
                     raise FetchError(url, f"body exceeds the {self.max_bytes}-byte cap", transient=False)
                 if time.monotonic() > deadline:
                     raise FetchError(url, f"timed out after {self.timeout:g}s (slow body)")
                 chunks.append(chunk)
             if time.monotonic() >= deadline:  # the watchdog closed the socket: a cut, not an end
                 raise FetchError(url, f"timed out after {self.timeout:g}s (slow body)")
-        except (OSError, urllib3.exceptions.HTTPError) as exc:
+        except (OSError, http.client.HTTPException) as exc:
             if time.monotonic() >= deadline:
                 raise FetchError(url, f"timed out after {self.timeout:g}s (slow body)") from None
             raise FetchError(url, f"reading body failed: {_reason(exc)}") from None
+        except zlib.error as exc:
+            raise FetchError(url, f"body is not valid {response.getheader('Content-Encoding')}: {exc}",
+                             transient=False) from None
         return b"".join(chunks)
+
+    def _finish(self, key: _Key, conn: http.client.HTTPConnection, response: http.client.HTTPResponse,
+                deadline: float) -> None:
+        """Keep the connection for the next request if the rest of the response is short, else drop it.
+
+        http.client refuses a new request on a connection whose last response was not read to the end.
+        """
+        if not response.isclosed() and not response.will_close and time.monotonic() < deadline:
+            left = response.length  # None when chunked
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                if left is None or left <= 65536:
+                    response.read(65536)  # an error page or a redirect's note: usually a few hundred bytes
+        if response.isclosed() and not response.will_close and conn.sock is not None:
+            self._connections.give_back(key, conn)
+        else:
+            response.close()
+            conn.close()
 
     def map(self, func: Callable[[T], R], items: Sequence[T], *, workers: int) -> Iterator[R]:
         """Run ``func`` over ``items`` on a bounded pool, yielding results in input order."""
@@ -317,8 +382,7 @@ class Fetcher:
             pool.shutdown(wait=True)
 
     def close(self) -> None:
-        self._pinned.clear()
-        self._open.clear()
+        self._connections.close()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -327,20 +391,77 @@ class Fetcher:
         self.close()
 
 
-def _finish(response: BaseHTTPResponse) -> None:
-    """Hand the connection back for reuse if the rest of the response is short, else drop it.
+# What a kept-alive connection the server has just closed raises on the next request.
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
-    http.client refuses a new request on a connection whose last response was not read to the end.
-    """
-    left = response.length_remaining
+# Characters left as they are in a request target; anything else (spaces, non-ASCII) is %-encoded.
+_TARGET_SAFE = "/?&=;:@!$'()*+,~%-._[]"
+
+
+def _destination(url: str, *, pinned: bool) -> tuple[_Key, str]:
+    """The connection key and request target of ``url``; FetchError for what cannot be fetched."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise FetchError(url, f"only http and https URLs are fetched, not {scheme or 'none'}", transient=False)
     try:
-        if left is not None and left <= 65536:
-            response.drain_conn()
-        else:
-            response.close()
-    except (OSError, urllib3.exceptions.HTTPError):
-        response.close()
-    response.release_conn()
+        host, port = parts.hostname, parts.port
+        if not host:
+            raise FetchError(url, "URL has no host", transient=False)
+        if not host.isascii():
+            host = host.encode("idna").decode("ascii")
+    except (ValueError, UnicodeError) as exc:
+        raise FetchError(url, f"bad host or port: {exc}", transient=False) from None
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    if not _PLAIN_TARGET.fullmatch(target):
+        target = quote(target, safe=_TARGET_SAFE)
+    return (scheme, host, port or (443 if scheme == "https" else 80), pinned), target
+
+
+_PLAIN_TARGET = re.compile(r"[!-~]*")  # printable ASCII, no spaces
+
+
+def _header_text(value: str) -> str:
+    """A header as UTF-8 where it is: http.client reads header bytes as Latin-1, servers send UTF-8."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def _decoder(url: str, encoding: str | None) -> Any:
+    """A zlib decompressor for the body's Content-Encoding, or None for a plain body."""
+    name = (encoding or "").strip().lower()
+    if name in ("", "identity"):
+        return None
+    if name in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if name == "deflate":
+        return _Deflate()
+    raise FetchError(url, f"body sent with Content-Encoding {encoding!r}, which was not asked for",
+                     transient=False)
+
+
+class _Deflate:
+    """"deflate" as servers send it: zlib-wrapped as the standard says, or raw as some do."""
+
+    def __init__(self) -> None:
+        self._inner = zlib.decompressobj()
+        self._started = False
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        if not self._started:
+            self._started = True
+            try:
+                return self._inner.decompress(data, max_length)
+            except zlib.error:
+                self._inner = zlib.decompressobj(-zlib.MAX_WBITS)
+        return self._inner.decompress(data, max_length)
+
+    def flush(self) -> bytes:
+        return self._inner.flush()
 
 
 class _Watchdog:
@@ -378,9 +499,9 @@ class _Watchdog:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
-def _http_error(url: str, response: BaseHTTPResponse) -> FetchError:
+def _http_error(url: str, response: http.client.HTTPResponse) -> FetchError:
     status = response.status
-    retry_after = _retry_after(response.headers.get("Retry-After"))
+    retry_after = _retry_after(response.getheader("Retry-After"))
     note = f" (retry after {retry_after:g}s)" if retry_after else ""
     return FetchError(url, f"HTTP {status} {response.reason or ''}".rstrip() + note, status=status,
                       transient=status in _TRANSIENT, retry_after=retry_after)
@@ -400,6 +521,5 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc.args[0]) if exc.args else exc.__class__.__name__
-    # urllib3 nests the useful part after the last colon of a long repr
-    return text.rsplit(": ", 1)[-1].rstrip(")'\"") if len(text) > 160 else text
+    text = str(exc) or exc.__class__.__name__
+    return text if len(text) <= 200 else text[:199] + "…"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from fixtures_delivery import FAST_RETRY, expire_waits, make_issue
+from fixtures_tls import self_signed
 
 from feedletter import subscribers
 from feedletter.config import Config, Dkim, SmtpProvider
@@ -150,32 +151,6 @@ class _Recorder:
         return "250 OK"
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 made here, so TLS is tested against a real handshake."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    stamp = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(stamp - timedelta(minutes=5))
-            .not_valid_after(stamp + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 def _authenticator(logins: list[bytes]) -> Any:
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -191,7 +166,7 @@ def _authenticator(logins: list[bytes]) -> Any:
 @pytest.mark.parametrize("mode", ["starttls", "ssl"])
 def test_tls_and_auth_against_a_self_signed_server(demo_config: Config, store: Store, tmp_path: Path,
                                                    mode: str) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
     recorder, logins = _Recorder(), []

@@ -5,17 +5,21 @@ from __future__ import annotations
 import gzip
 import re
 import socket
+import ssl
 import time
 import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import pytest
 
+from feedletter import fetch
 from feedletter.config import Gather
 from feedletter.errors import FetchError
 from feedletter.fetch import DEFAULT_USER_AGENT, Fetcher, check_address
 from tests.fixtures_ingest import RSS, RudeServer, rude, send
+from tests.fixtures_tls import self_signed
 
 __all__ = ["rude"]
 
@@ -283,3 +287,115 @@ def test_a_name_resolving_to_loopback_is_refused(rude: RudeServer, monkeypatch: 
     with Fetcher() as f, pytest.raises(FetchError, match=r"rebind\.example resolves to non-public address 127\.0"):
         f.get(f"http://rebind.example:{rude.httpd.server_address[1]}/feed")
     assert rude.hits["/feed"] == 0
+
+
+@pytest.fixture
+def tls(rude: RudeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RudeServer, Path]]:
+    """The rude server behind TLS, with a certificate of its own; ``SSL_CERT_FILE`` is left to the test."""
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    rude.httpd.socket = context.wrap_socket(rude.httpd.socket, server_side=True)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    yield rude, cert
+
+
+def test_https_is_fetched_only_from_a_trusted_certificate(tls: tuple[RudeServer, Path],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    rude, cert = tls
+    url = rude.route("/feed", lambda r: send(r, 200, RSS)).replace("http://", "https://")
+    with Fetcher(allow_private=True, timeout=5) as f, pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED"):
+        f.get(url)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # how a private CA is trusted, as with curl or requests
+    with Fetcher(allow_private=True, timeout=5) as f:
+        assert [f.get(url).body for _ in range(3)] == [RSS] * 3
+    assert rude.hits["/feed"] == 3 and len(rude.connections) == 1  # kept alive across TLS too
+
+
+def _close_after(request: BaseHTTPRequestHandler) -> None:
+    """Answer, then hang up without having said so, as servers do when their keep-alive runs out."""
+    send(request, 200, RSS)
+    request.close_connection = True
+
+
+def test_a_connection_the_server_closed_is_not_reused(rude: RudeServer, fetcher: Fetcher,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fetch, "_STALE", ())  # no second try: the check before reuse alone must see it
+    url = rude.route("/feed", _close_after)
+    for _ in range(3):
+        assert fetcher.get(url).body == RSS
+        time.sleep(0.05)  # the server's close has arrived
+    assert rude.hits["/feed"] == 3 and len(rude.connections) == 3
+
+
+def test_a_request_on_a_connection_closed_meanwhile_is_sent_again(rude: RudeServer, fetcher: Fetcher,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server's close can cross the next request on the wire; the check before reuse cannot
+    # see that case, so it is made to miss every close here.
+    monkeypatch.setattr(fetch, "_still_open", lambda conn: conn.sock is not None)
+    url = rude.route("/feed", _close_after)
+    for _ in range(3):
+        assert fetcher.get(url).body == RSS
+        time.sleep(0.05)
+    assert rude.hits["/feed"] == 3
+
+
+def test_spaces_and_non_ascii_in_a_url_are_percent_encoded(rude: RudeServer, fetcher: Fetcher) -> None:
+    rude.route("/caf%C3%A9%20feed.xml", lambda r: send(r, 200, RSS))
+    assert fetcher.get(rude.url("/café feed.xml")).body == RSS
+    assert fetcher.get(rude.url("/caf%C3%A9%20feed.xml")).body == RSS  # already encoded: left alone
+
+
+def test_chunked_and_raw_deflate_bodies_are_decoded(rude: RudeServer, fetcher: Fetcher) -> None:
+    def chunked(request: BaseHTTPRequestHandler) -> None:
+        raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # "deflate" without its zlib wrapper, as some send it
+        packed = raw.compress(RSS) + raw.flush()
+        request.send_response(200)
+        request.send_header("Transfer-Encoding", "chunked")
+        request.send_header("Content-Encoding", "deflate")
+        request.end_headers()
+        for start in range(0, len(packed), 50):
+            piece = packed[start:start + 50]
+            request.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        request.wfile.write(b"0\r\n\r\n")
+
+    url = rude.route("/chunked", chunked)
+    assert fetcher.get(url).body == RSS
+    assert fetcher.get(url).body == RSS and len(rude.connections) == 1  # read to its end: reused
+
+
+def test_an_encoding_not_asked_for_is_a_clear_error(rude: RudeServer, fetcher: Fetcher) -> None:
+    url = rude.route("/br", lambda r: send(r, 200, b"\x1b\x00", {"Content-Encoding": "br"}))
+    with pytest.raises(FetchError, match="Content-Encoding 'br', which was not asked for") as caught:
+        fetcher.get(url)
+    assert not caught.value.transient
+    bad = rude.route("/bad-gzip", lambda r: send(r, 200, b"not gzip at all", {"Content-Encoding": "gzip"}))
+    with pytest.raises(FetchError, match="body is not valid gzip"):
+        fetcher.get(bad)
+
+
+def test_a_refused_connection_says_so(fetcher: Fetcher) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: connections are refused
+        with pytest.raises(FetchError, match=r"connection failed: .*Connection refused") as caught:
+            fetcher.get(f"http://127.0.0.1:{port}/feed")
+    assert caught.value.transient
+
+
+def test_a_redirect_to_a_utf8_location_is_followed(rude: RudeServer, fetcher: Fetcher) -> None:
+    def moved(request: BaseHTTPRequestHandler) -> None:
+        # The UTF-8 bytes on the wire as servers send them (send_header would encode Latin-1).
+        request.wfile.write("HTTP/1.1 301 Moved\r\nLocation: /névé.xml\r\nContent-Length: 0\r\n\r\n".encode())
+
+    rude.route("/old.xml", moved)
+    rude.route("/n%C3%A9v%C3%A9.xml", lambda r: send(r, 200, RSS))
+    result = fetcher.get(rude.url("/old.xml"))
+    assert result.body == RSS and result.moved_to == rude.url("/névé.xml")
+
+
+def test_a_header_value_with_a_line_break_is_refused(rude: RudeServer, fetcher: Fetcher) -> None:
+    url = rude.route("/feed", lambda r: send(r, 200, RSS))
+    with pytest.raises(FetchError, match="cannot send the request") as caught:
+        fetcher.get(url, etag='"v1"\r\nX-Injected: yes')
+    assert not caught.value.transient and rude.hits["/feed"] == 0
