@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from feedletter.whitespace import squash
+
 __all__ = ["is_boilerplate", "strip_boilerplate"]
 
 # Chrome lines are short; an article sentence that happens to start with "Subscribe" or "Home"
@@ -140,20 +142,29 @@ _GAPS = re.compile(r"\n{3,}")
 
 def is_boilerplate(line: str) -> bool:
     """True when ``line`` (a line or a sentence) is site chrome rather than article content."""
-    text = " ".join(line.split())
+    return _is_boilerplate(line, _has_key(line))
+
+
+def _has_key(text: str) -> bool:
+    lower = text.lower()
+    return any(k in lower for k in _ANYWHERE_KEYS)
+
+
+def _is_boilerplate(line: str, keyed: bool) -> bool:
+    # keyed: False when the line holds none of _ANYWHERE_KEYS (strip_boilerplate checks a whole
+    # text at once); True when it may.
+    text = squash(line)
     if not text:
         return False
     if len(text) > _AD_MAX and _WORD.match(text):
         # A long paragraph (nothing for _LEAD_NOISE to strip): only the anywhere-rules apply, and
         # most article text is such paragraphs, so they skip the rest.
-        lower = text.lower()
-        return any(k in lower for k in _ANYWHERE_KEYS) and bool(_ANYWHERE_RE.search(text))
+        return keyed and _has_key(text) and bool(_ANYWHERE_RE.search(text))
     if not _WORD.search(text):
         return True  # only bullets, dashes or separators
     text = _LEAD_NOISE.sub("", text, count=1)
-    lower = text.lower()
     # Substring checks first: the regexes are slow on long paragraphs that match nothing.
-    if any(k in lower for k in _ANYWHERE_KEYS) and _ANYWHERE_RE.search(text):
+    if keyed and _has_key(text) and _ANYWHERE_RE.search(text):
         return True
     if len(text) <= _SHORT:
         m = _SHORT_RE.match(text)
@@ -185,6 +196,9 @@ def _is_business_ad(text: str) -> bool:
 
 def strip_boilerplate(text: str) -> str:
     """``text`` without its boilerplate lines; content lines and paragraph breaks are kept."""
-    kept = [line for line in text.splitlines() if not is_boilerplate(line)]
+    # A line can hold one of the anywhere-rules' words only if the whole text does: most texts
+    # hold none, and their lines skip that check.
+    keyed = _has_key(text)
+    kept = [line for line in text.splitlines() if not _is_boilerplate(line, keyed)]
     out = "\n".join(kept)
     return (_GAPS.sub("\n\n", out) if "\n\n\n" in out else out).strip()

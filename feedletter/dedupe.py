@@ -113,6 +113,7 @@ _WORD_TABLE = bytes(_WORD_BYTE.view(np.uint8))
 _JOINER_TABLE = bytes(1 if chr(i) in ".,'-" else 0 for i in range(256))
 _ZERO = np.zeros(1, dtype=np.int8)
 _ZERO_INDEX = np.zeros(1, dtype=np.intp)
+_TRUE = np.ones(1, dtype=np.bool_)
 _ONE = np.uint64(1)
 _BIN_MASK_U = np.uint64(SIGNATURE_SIZE - 1)
 _BIN_BITS_U = np.uint64(SIGNATURE_SIZE.bit_length() - 1)
@@ -158,7 +159,8 @@ def _shingle_hashes(text: str, *, stripped: bool = False) -> np.ndarray[Any, np.
         words_ = np.concatenate((words_, np.zeros(SHINGLE - len(words_), dtype=np.uint64)))
     grams = _gram_hashes(words_)
     grams.sort()
-    return grams[np.concatenate(([True], grams[1:] != grams[:-1]))]
+    distinct: np.ndarray[Any, np.dtype[np.uint64]] = grams[np.concatenate((_TRUE, grams[1:] != grams[:-1]))]
+    return distinct
 
 
 def _word_hashes(letters: np.ndarray[Any, np.dtype[np.uint8]],
@@ -215,7 +217,8 @@ def signatures(texts: Sequence[str], *, stripped: bool = False) -> list[tuple[in
         grams = _gram_hashes(_word_hashes(letters, lengths))
         keep = owner[:len(grams)] == owner[SHINGLE - 1:]  # shingles within one text
         docs = owner[:len(grams)][keep].astype(np.uint64)
-        keyed = np.unique((docs << _S32) | grams[keep])
+        keyed = np.sort((docs << _S32) | grams[keep])  # then distinct: np.unique hashes, 15x slower here
+        keyed = keyed[np.concatenate((_TRUE, keyed[1:] != keyed[:-1]))]
         docs, grams = keyed >> _S32, keyed & np.uint64(0xFFFFFFFF)
         distinct = np.bincount(docs.astype(np.intp), minlength=len(texts)).tolist()
         found = np.full(len(texts) * SIGNATURE_SIZE, _EMPTY, dtype=np.uint64)

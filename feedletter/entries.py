@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from feedletter import boilerplate, dedupe, extract, parse, sanitize
 from feedletter.dedupe import pack_signature
@@ -69,14 +69,13 @@ def digest_feed(body: bytes, url: str, content_type: str | None, rules: EntryRul
     except FeedletterError as exc:
         return str(exc)
     kept = [e for e in feed.entries if _matches(rules, e)]
-    prepared = [prepare_entry(rules, e, feed.link, tracking, sign=False) for e in kept]
+    made = [_fields(rules, e, feed.link, tracking) for e in kept]
     # The whole feed's signatures at once: a fraction of hashing article by article.
-    todo = [i for i, p in enumerate(prepared) if not p.needs_text]
-    signed = dedupe.article_signatures([(prepared[i].title, prepared[i].text) for i in todo])
-    for i, sig in zip(todo, signed, strict=True):
-        prepared[i] = replace(prepared[i], signature=pack_signature(sig))
+    signed = iter(dedupe.article_signatures([(f["title"], f["text"]) for f in made if not f["needs_text"]]))
+    prepared = tuple(Prepared(**f, signature=None if f["needs_text"] else pack_signature(next(signed)))
+                     for f in made)
     # The entries travel as Prepared; the feed keeps only its own metadata.
-    return replace(feed, entries=()), tuple(prepared), len(feed.entries) - len(kept)
+    return replace(feed, entries=()), prepared, len(feed.entries) - len(kept)
 
 
 def _matches(rules: EntryRules, entry: Entry) -> bool:
@@ -89,27 +88,27 @@ def _matches(rules: EntryRules, entry: Entry) -> bool:
     return not matches_any(rules.exclude, haystack)
 
 
-def prepare_entry(rules: EntryRules, entry: Entry, feed_link: str, tracking: Sequence[str] = (), *,
-                  sign: bool = True) -> Prepared:
-    """Sanitize an entry's HTML once, derive its text, hash and canonical URL.
+def prepare_entry(rules: EntryRules, entry: Entry, feed_link: str, tracking: Sequence[str] = ()) -> Prepared:
+    """Sanitize an entry's HTML once, derive its text, hash, signature and canonical URL."""
+    made = _fields(rules, entry, feed_link, tracking)
+    # Hashed here, in the parse workers, rather than in the grouping stage after the store: the same
+    # value grouping would compute (it reads it back), at a fraction of the wall time.
+    signature = None if made["needs_text"] else pack_signature(dedupe.article_signature(made["title"], made["text"]))
+    return Prepared(**made, signature=signature)
 
-    ``sign=False`` leaves the near-duplicate signature to the caller (:func:`digest_feed` hashes a
-    whole feed's at once).
-    """
+
+def _fields(rules: EntryRules, entry: Entry, feed_link: str, tracking: Sequence[str]) -> dict[str, Any]:
+    """A :class:`Prepared` entry's fields but its signature (which :func:`digest_feed` hashes per feed)."""
     body = entry.content or entry.summary
     html = sanitize.sanitize_html(body, base_url=entry.link or feed_link)
     text = boilerplate.strip_boilerplate(sanitize.html_to_text(html))
     teaser = rules.full_text == "always" or (
         rules.full_text == "auto" and extract.is_teaser(entry.summary, entry.content))
-    canonical = canonical_url(entry.link, tracking) if entry.link else ""
     title = entry.title or "(untitled)"
-    needs_text = teaser and bool(entry.link)
-    # Hashed here, in the parse workers, rather than in the grouping stage after the store: the same
-    # value grouping would compute (it reads it back), at a fraction of the wall time.
-    signature = None if needs_text or not sign else pack_signature(dedupe.article_signature(title, text))
-    return Prepared(key=entry.key, canonical=canonical, url=entry.link, title=title,
-                    author=entry.author, published=entry.published, html=html, text=text,
-                    content_hash=content_hash(entry.title, text), needs_text=needs_text, signature=signature)
+    return {"key": entry.key, "canonical": canonical_url(entry.link, tracking) if entry.link else "",
+            "url": entry.link, "title": title, "author": entry.author, "published": entry.published,
+            "html": html, "text": text, "content_hash": content_hash(entry.title, text),
+            "needs_text": teaser and bool(entry.link)}
 
 
 def extract_page(body: bytes, url: str) -> tuple[str, str, str | None]:

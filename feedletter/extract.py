@@ -20,6 +20,7 @@ from lxml.html import HtmlElement
 from feedletter.errors import ExtractError
 from feedletter.models import Extracted
 from feedletter.sanitize import html_to_text
+from feedletter.whitespace import squash
 
 __all__ = ["extract", "is_teaser"]
 
@@ -429,9 +430,9 @@ _TAIL_WINDOW = 200  # characters: far more than the longest "continue reading »
 
 def is_teaser(summary_html: str, content_html: str) -> bool:
     """Whether a feed entry only teases its article, so ``full_text: auto`` should fetch the page."""
-    content = " ".join(html_to_text(content_html).split())
+    content = squash(html_to_text(content_html))
     if content:
         # Only the end can say "read more"; the regex would try every position of a long body.
         return bool(_TEASER_TAIL.search(content[-_TAIL_WINDOW:]))
-    summary = " ".join(html_to_text(summary_html).split())
+    summary = squash(html_to_text(summary_html))
     return bool(_TEASER_TAIL.search(summary[-_TAIL_WINDOW:])) or len(summary) < _TEASER_LENGTH

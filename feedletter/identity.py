@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from feedletter.whitespace import squash
+
 TRACKING_PARAMS = frozenset({"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "ref",
                              "ref_src", "igshid", "yclid", "_hsenc", "_hsmi", "mkt_tok"})
 TRACKING_PREFIXES = ("utm_",)
@@ -43,7 +45,7 @@ def canonical_url(url: str, extra_tracking: Iterable[str] = ()) -> str:
 
 def content_hash(*parts: str) -> str:
     """A short, stable hash of text, whitespace-normalized."""
-    joined = "\x1f".join(" ".join(p.split()) for p in parts)
+    joined = "\x1f".join(squash(p) for p in parts)
     return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:32]
 
 

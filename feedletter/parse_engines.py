@@ -83,10 +83,13 @@ def _unmask(parts: FeedParts, origin: str) -> FeedParts:
     title, link, fmt, items = parts
     fixed = []
     for item in items:
-        changes: dict[str, Any] = {f.name: back(getattr(item, f.name)) for f in fields(item)
-                                   if isinstance(getattr(item, f.name), str)}
-        fixed.append(replace(item, **changes))
+        changes: dict[str, Any] = {name: back(value) for name in _ITEM_TEXT
+                   if (value := getattr(item, name)) and _MASK in value}
+        fixed.append(replace(item, **changes) if changes else item)
     return back(title) or "", back(link) or "", fmt, fixed
+
+
+_ITEM_TEXT = tuple(f.name for f in fields(RawItem) if f.type in ("str | None", "str"))
 
 
 def _read_fast(prepared: Prepared, body: bytes) -> tuple[Any, str]:

@@ -16,6 +16,8 @@ import nh3
 from lxml import etree
 from lxml.html import HtmlElement, fragment_fromstring, tostring
 
+from feedletter.whitespace import squash
+
 __all__ = ["html_to_text", "sanitize_html"]
 
 _TAGS = frozenset({
@@ -246,7 +248,7 @@ def _squash(text: str) -> str:
     # use str.isspace's notion of whitespace); a space at either end is kept, as the regex kept it.
     if not text:
         return text
-    inner = " ".join(text.split())
+    inner = squash(text)
     if not inner:
         return " "
     return (" " if text[0].isspace() else "") + inner + (" " if text[-1].isspace() else "")
