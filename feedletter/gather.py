@@ -22,7 +22,7 @@ from feedletter.fetch import Fetcher
 from feedletter.health import SourceState, load_states, record_counts, record_failure, record_successes
 from feedletter.identity import canonical_url, content_hash, tombstone_of_url
 from feedletter.models import ParsedFeed
-from feedletter.store import Store, articles, carriers, insert_rows, now, pages, rows_in_chunks, tombstones
+from feedletter.store import Store, articles, carriers, insert_rows, now, pages, rows_in_chunks, select_in, tombstones
 from feedletter.workers import CpuPool, processes_for
 
 log = logging.getLogger(__name__)
@@ -136,11 +136,7 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
 
 def _lookup(conn: sa.Connection, column: sa.Column[str], values: set[str],
             *extra: sa.Column[Any]) -> dict[str, sa.Row[Any]]:
-    found: dict[str, sa.Row[Any]] = {}
-    for chunk in rows_in_chunks(sorted(values)):
-        for row in conn.execute(sa.select(column, *extra).where(column.in_(chunk))):
-            found[row[0]] = row
-    return found
+    return {row[0]: row for row in select_in(conn, column, values, *extra)}
 
 
 def store_entries(config: Config, store: Store, results: Sequence[SourceResult]) -> StoreCounts:
@@ -306,7 +302,7 @@ _EXTRACT_BATCH = 500
 def cached_pages(store: Store, urls: set[str]) -> dict[str, tuple[str, str]]:
     """Pages extracted before, by canonical URL: ``(html, text)``."""
     with store.begin() as conn:
-        return {r.url: (r.html, r.text) for r in _lookup(conn, pages.c.url, urls, pages.c.html, pages.c.text).values()}
+        return {r[0]: (r[1], r[2]) for r in _lookup(conn, pages.c.url, urls, pages.c.html, pages.c.text).values()}
 
 
 def _save_pages(conn: sa.Connection, found: dict[str, tuple[str, str]]) -> None:

@@ -11,7 +11,18 @@ from fixtures_delivery import any_store, store_url
 
 from feedletter import subscribers
 from feedletter.errors import StoreError
-from feedletter.store import Store, articles, campaigns, insert_rows, issues, metadata, now, rows_in_chunks, utc
+from feedletter.store import (
+    Store,
+    articles,
+    campaigns,
+    insert_rows,
+    issues,
+    metadata,
+    now,
+    rows_in_chunks,
+    select_in,
+    utc,
+)
 
 __all__ = ["any_store", "store_url"]  # fixtures used below, imported for pytest to find
 
@@ -82,6 +93,23 @@ def test_bulk_insert_stores_what_sqlalchemy_would(any_store: Store) -> None:
             plain.pop(name), bulk.pop(name)
         assert bulk == plain
         assert utc(bulk["published"]) == stamp + timedelta(hours=i)
+
+
+def test_select_in_finds_what_a_select_finds(any_store: Store) -> None:
+    # More values than one statement takes, quotes in them, and columns named like SQL words.
+    stamp = now()
+    rows = [{"key": f"k'{i}\"", "source": "s", "url": f"https://example.org/{i}", "canonical": f"c{i % 7}",
+             "title": "t", "published": stamp, "fetched": stamp, "text": f"body {i}"} for i in range(1200)]
+    wanted = {f"k'{i}\"" for i in range(0, 1400, 3)}  # some of them were never stored
+    with any_store.begin() as conn:
+        insert_rows(conn, articles, rows)
+        found = {tuple(r) for r in select_in(conn, articles.c.key, wanted, articles.c.text)}
+        expected = {tuple(r) for r in conn.execute(
+            sa.select(articles.c.key, articles.c.text).where(articles.c.key.in_(sorted(wanted))))}
+        assert found == expected and len(found) == 400
+        sevens = list(select_in(conn, articles.c.canonical, {"c3", "none"}))
+        assert len(sevens) == len([i for i in range(1200) if i % 7 == 3])
+        assert list(select_in(conn, articles.c.key, set())) == []
 
 
 def test_a_failed_transaction_leaves_nothing_behind(any_store: Store) -> None:
