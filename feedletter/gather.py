@@ -118,7 +118,8 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
 
     processes = processes_for(config.gather.processes)
     with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.entries"]) as cpu:
-        outcomes = list(fetcher.map(counted, wanted, workers=config.gather.concurrency))
+        threads = fetcher.threads_for([states[s.name].url for s in wanted], config.gather.concurrency)
+        outcomes = list(fetcher.map(counted, wanted, workers=threads))
     with store.begin() as conn:
         successes = []
         for result, state, detail in outcomes:
@@ -264,7 +265,8 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
     processes = processes_for(config.gather.processes)
     # Extraction needs trafilatura, which parsing feeds does not: the fork server loads it here only.
     with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.entries", "trafilatura"]) as cpu:
-        outcomes = list(fetcher.map(one, todo, workers=config.gather.concurrency))
+        threads = fetcher.threads_for([row.url for row in todo], config.gather.concurrency)
+        outcomes = list(fetcher.map(one, todo, workers=threads))
     for chunk in rows_in_chunks(outcomes, _EXTRACT_BATCH):
         saved: dict[str, tuple[str, str]] = {}
         updates: list[dict[str, Any]] = []

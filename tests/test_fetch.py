@@ -57,6 +57,15 @@ def test_per_host_limit(rude: RudeServer) -> None:
     assert rude.peak == 2
 
 
+def test_no_more_threads_than_the_hosts_serve_at_once() -> None:
+    with Fetcher(per_host=2) as f:
+        one_host = [f"https://a.example/feed/{i}" for i in range(50)]
+        assert f.threads_for(one_host, 16) == 2
+        assert f.threads_for([*one_host, "https://B.example/x", "http://c.example:8080/y"], 16) == 6
+        assert f.threads_for([f"https://h{i}.example/" for i in range(50)], 16) == 16
+        assert f.threads_for([], 16) == 1
+
+
 def test_connections_are_reused(rude: RudeServer, fetcher: Fetcher) -> None:
     url = rude.route("/feed", lambda r: send(r, 200, RSS))
     for _ in range(5):
@@ -399,3 +408,20 @@ def test_a_header_value_with_a_line_break_is_refused(rude: RudeServer, fetcher: 
     with pytest.raises(FetchError, match="cannot send the request") as caught:
         fetcher.get(url, etag='"v1"\r\nX-Injected: yes')
     assert not caught.value.transient and rude.hits["/feed"] == 0
+
+
+def test_map_keeps_order_and_raises_the_first_failure_after_all_ran() -> None:
+    ran: list[int] = []
+
+    def work(i: int) -> int:
+        time.sleep(0.001 * (i % 3))
+        ran.append(i)
+        if i in (7, 3):
+            raise ValueError(f"item {i}")
+        return i * i
+
+    with Fetcher() as f:
+        assert list(f.map(lambda i: i * i, list(range(50)), workers=4)) == [i * i for i in range(50)]
+        with pytest.raises(ValueError, match="item 3"):
+            f.map(work, list(range(20)), workers=4)
+    assert sorted(ran) == list(range(20))
