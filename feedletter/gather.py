@@ -59,6 +59,9 @@ def _allow_private(config: Config, source: Source) -> bool:
     return config.allow_private if source.allow_private is None else source.allow_private
 
 
+# A source's result, its health record, and what to record: the FetchResult or the error.
+_Outcome = tuple[SourceResult, SourceState, object]
+
 # Feeds parsed in the fetch threads before worker processes start: a run with fewer never starts them.
 PROCESSES_AFTER = 16
 
@@ -89,37 +92,44 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
     def waiting(state: SourceState) -> bool:
         return not force and (state.disabled or (state.next_fetch is not None and state.next_fetch > current))
 
-    def one(source: Source) -> tuple[SourceResult, SourceState, object]:
+    def settled(outcome: _Outcome) -> Callable[[], _Outcome]:
+        if progress:
+            progress(1)
+        return lambda: outcome
+
+    def one(source: Source) -> Callable[[], _Outcome]:
+        """Fetch ``source`` and hand its body to be parsed; what it returns gives the outcome, parsed."""
         state = states[source.name]
         if waiting(state):
             why = "disabled after repeated failures" if state.disabled else "backing off"
-            return SourceResult(source.name, "skipped", error=why), state, None
+            return settled((SourceResult(source.name, "skipped", error=why), state, None))
         try:
             result = fetcher.get(state.url, etag=state.etag, last_modified=state.last_modified,
                                  allow_private=_allow_private(config, source), accept=_FEED_ACCEPT)
         except FeedletterError as exc:
-            return SourceResult(source.name, "error", error=str(exc)), state, exc
+            return settled((SourceResult(source.name, "error", error=str(exc)), state, exc))
         if result.not_modified or result.body is None:
-            return SourceResult(source.name, "not_modified", seconds=result.seconds), state, result
-        digested = cpu.run(digest_feed, result.body, result.url, result.content_type, rules[source.name], tracking,
-                           current)
-        if isinstance(digested, str):
-            return SourceResult(source.name, "error", error=digested), state, ParseError(
-                source.name, digested)
-        feed, entries, filtered = digested
-        return SourceResult(source.name, "ok", feed=feed, seconds=result.seconds, entries=entries,
-                            filtered=filtered), state, result
-
-    def counted(source: Source) -> tuple[SourceResult, SourceState, object]:
-        outcome = one(source)
+            return settled((SourceResult(source.name, "not_modified", seconds=result.seconds), state, result))
+        # The fetch thread goes on to the next feed while this one is parsed.
+        job = cpu.submit(digest_feed, result.body, result.url, result.content_type, rules[source.name], tracking,
+                         current)
         if progress:
-            progress(1)
-        return outcome
+            job.add_done_callback(lambda _: progress(1))
+
+        def parsed() -> _Outcome:
+            digested = job.result()
+            if isinstance(digested, str):
+                return SourceResult(source.name, "error", error=digested), state, ParseError(source.name, digested)
+            feed, entries, filtered = digested
+            return SourceResult(source.name, "ok", feed=feed, seconds=result.seconds, entries=entries,
+                                filtered=filtered), state, result
+
+        return parsed
 
     processes = processes_for(config.gather.processes)
     with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.entries"]) as cpu:
         threads = fetcher.threads_for([states[s.name].url for s in wanted], config.gather.concurrency)
-        outcomes = list(fetcher.map(counted, wanted, workers=threads))
+        outcomes = [outcome() for outcome in fetcher.map(one, wanted, workers=threads)]
     with store.begin() as conn:
         successes = []
         for result, state, detail in outcomes:

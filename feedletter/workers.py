@@ -17,17 +17,19 @@ your own that gathers needs the usual ``if __name__ == "__main__":`` guard.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
 import signal
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["CpuPool", "default_processes", "processes_for"]
+__all__ = ["CpuPool", "Job", "default_processes", "processes_for"]
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -53,25 +55,88 @@ def _quiet() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+class Job(Generic[R]):
+    """A call handed to a :class:`CpuPool`: :meth:`result` waits for its value or raises its error."""
+
+    __slots__ = ("_args", "_callbacks", "_done", "_error", "_func", "_pool", "_rerun", "_value")
+
+    def __init__(self, pool: CpuPool, func: Callable[..., R], args: tuple[Any, ...]) -> None:
+        self._pool, self._func, self._args = pool, func, args
+        self._done = threading.Event()
+        self._value: R | None = None
+        self._error: BaseException | None = None
+        self._rerun = False  # the pool broke before answering: result() runs the call here
+        self._callbacks: list[Callable[[Job[R]], None]] = []
+
+    def result(self) -> R:
+        self._done.wait()
+        if self._rerun:
+            return self._pool._inline(self._func, self._args)
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+    def add_done_callback(self, callback: Callable[[Job[R]], None]) -> None:
+        """Call ``callback(job)`` once the job is done (at once if it is), from whichever thread ends it."""
+        with self._pool._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def _finish(self, *, value: R | None = None, error: BaseException | None = None, rerun: bool = False) -> None:
+        self._value, self._error, self._rerun = value, error, rerun
+        if not rerun:
+            self._args = ()  # a feed's body is not kept past its parse
+        with self._pool._lock:
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self)
+
+
+def _run_batch(calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
+    """In a worker: each call's value, or the exception it raised, in order."""
+    out: list[tuple[bool, Any]] = []
+    for func, args in calls:
+        try:
+            out.append((True, func(*args)))
+        except Exception as exc:  # handed back to the caller's Job, as an executor would
+            out.append((False, exc))
+    return out
+
+
 class CpuPool:
     """Run picklable functions inline or in worker processes; safe to call from many threads.
 
     ``processes`` of 0 or 1 keeps everything inline. A pool that breaks or cannot start (a worker
     killed for memory, say) is not fatal: that call and every later one runs inline, and the reason
     is logged once.
+
+    :meth:`submit` hands a call over without waiting for it; calls waiting for a worker go to it
+    several at a time. Each hand-over costs the caller's process about 0.4 ms of CPU in the
+    executor's threads and pipes, which batching divides: a tenth of gathering 500 feeds had
+    gone there. At most ``max_waiting`` calls wait (their arguments held in memory); ``submit``
+    blocks while that many do.
     """
 
-    def __init__(self, processes: int, *, after: int = 16, preload: Sequence[str] = ()) -> None:
+    def __init__(self, processes: int, *, after: int = 16, preload: Sequence[str] = (),
+                 batch: int = 8, max_waiting: int = 32) -> None:
         self.processes = processes
         self.after = after
         self.preload = list(preload)
-        self._lock = threading.Lock()
-        self._inline = threading.Lock()
+        self.batch = batch
+        self.max_waiting = max_waiting
+        self._lock = threading.RLock()
+        self._room = threading.Condition(self._lock)
+        self._inline_lock = threading.Lock()
         self._calls = 0
         self._starter: threading.Thread | None = None
         self._pool: ProcessPoolExecutor | None = None  # set once a worker has answered
         self._broken = False
         self._closed = False
+        self._waiting: deque[Job[Any]] = deque()
+        self._in_flight = 0  # batches handed to the executor and not yet answered
 
     def _executor(self) -> ProcessPoolExecutor | None:
         with self._lock:
@@ -104,27 +169,87 @@ class CpuPool:
             if not self._broken:
                 log.warning("worker processes stopped (%s); the rest of this run works in-process", exc)
             self._broken = True
+            waiting, self._waiting = list(self._waiting), deque()
+            self._room.notify_all()
+        for job in waiting:
+            job._finish(rerun=True)
 
     def run(self, func: Callable[..., R], *args: Any) -> R:
-        """``func(*args)``, in a worker process when the pool is ready, else here.
+        """``func(*args)``, in a worker process when the pool is ready, else here."""
+        return self.submit(func, *args).result()
+
+    def submit(self, func: Callable[..., R], *args: Any) -> Job[R]:
+        """Hand ``func(*args)`` to a worker process when the pool is ready, else run it here now.
 
         Here means one call at a time: threads contending for the GIL with CPU-bound work get less
         done together than one of them alone, while the others wait on the network or on this.
         """
+        job: Job[R] = Job(self, func, args)
         pool = self._executor()
         while pool is None:
-            if self._inline.acquire(timeout=0.05):
+            if self._inline_lock.acquire(timeout=0.05):
                 try:
-                    return func(*args)
+                    job._finish(value=func(*args))
+                except Exception as exc:
+                    job._finish(error=exc)
                 finally:
-                    self._inline.release()
+                    self._inline_lock.release()
+                return job
             pool = self._pool  # ready while this call waited its turn
+        with self._lock:
+            while len(self._waiting) >= self.max_waiting and not self._broken:
+                self._room.wait()
+            if self._broken:
+                job._finish(rerun=True)
+                return job
+            self._waiting.append(job)
+            self._pump()
+        return job
+
+    def _inline(self, func: Callable[..., R], args: tuple[Any, ...]) -> R:
+        with self._inline_lock:
+            return func(*args)
+
+    def _pump(self) -> None:
+        """Hand waiting calls to the executor, a batch at a time, keeping one batch queued per worker."""
+        with self._lock:
+            while self._waiting and self._pool is not None and self._in_flight < self.processes + 1:
+                # Shared out between the workers, so that a short queue is not all given to one.
+                size = min(self.batch, -(-len(self._waiting) // self.processes))
+                batch = [self._waiting.popleft() for _ in range(size)]
+                self._in_flight += 1
+                try:
+                    future = self._pool.submit(_run_batch, [(job._func, job._args) for job in batch])
+                except (BrokenProcessPool, RuntimeError) as exc:  # broken, or shut down under us
+                    self._in_flight -= 1
+                    self._waiting.extendleft(reversed(batch))
+                    self._stopped(exc)
+                    return
+                future.add_done_callback(functools.partial(self._answered, batch))
+            self._room.notify_all()
+
+    def _answered(self, batch: list[Job[Any]], future: Future[list[tuple[bool, Any]]]) -> None:
         try:
-            return pool.submit(func, *args).result()
+            outcomes = future.result()
         except BrokenProcessPool as exc:
             self._stopped(exc)
-        with self._inline:
-            return func(*args)
+            for job in batch:
+                job._finish(rerun=True)
+        except CancelledError:  # the pool was closed first: whoever asks runs the call
+            for job in batch:
+                job._finish(rerun=True)
+        except BaseException as exc:  # the batch as a whole failed (an argument that does not pickle)
+            for job in batch:
+                job._finish(error=exc)
+        else:
+            for job, (ok, value) in zip(batch, outcomes, strict=True):
+                if ok:
+                    job._finish(value=value)
+                else:
+                    job._finish(error=value)
+        with self._lock:
+            self._in_flight -= 1
+            self._pump()
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait for a started pool to be ready (tests use it); True when calls now go to workers."""
@@ -138,9 +263,14 @@ class CpuPool:
         return self._starter is not None
 
     def close(self) -> None:
+        """Stop the workers; calls still waiting run in this process, when their results are asked."""
         with self._lock:
             self._closed = True
             starter, pool, self._pool = self._starter, self._pool, None
+            waiting, self._waiting = list(self._waiting), deque()
+            self._room.notify_all()
+        for job in waiting:
+            job._finish(rerun=True)
         if starter is not None:
             starter.join()  # a pool still starting shuts itself down when it sees _closed
         if pool is not None:

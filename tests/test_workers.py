@@ -60,3 +60,36 @@ def test_closing_while_the_pool_starts_leaves_no_workers() -> None:
 def test_an_unset_setting_means_the_default_and_a_set_one_is_kept() -> None:
     assert processes_for(None) == default_processes()
     assert processes_for(0) == 0 and processes_for(3) == 3
+
+
+def _square_or_fail(i: int) -> int:
+    if i % 10 == 7:
+        raise ValueError(f"no {i}")
+    return i * i
+
+
+def test_submitted_calls_go_in_batches_and_each_gets_its_own_answer() -> None:
+    with CpuPool(2, after=0, batch=3, max_waiting=4) as pool:
+        pool.run(_pid, 0)
+        assert pool.wait_ready(60)
+        done: list[int] = []
+        jobs = [pool.submit(_square_or_fail, i) for i in range(60)]
+        for job in jobs:
+            job.add_done_callback(lambda j: done.append(1))
+        for i, job in enumerate(jobs):
+            if i % 10 == 7:
+                with pytest.raises(ValueError, match=f"no {i}"):
+                    job.result()
+            else:
+                assert job.result() == i * i
+        assert len(done) == 60  # once each, whichever thread finished the job
+        assert os.getpid() not in {pool.run(_pid, i) for i in range(4)}
+
+
+def test_calls_still_waiting_when_the_pool_closes_run_here() -> None:
+    pool = CpuPool(2, after=0, batch=1, max_waiting=100)
+    pool.run(_pid, 0)
+    assert pool.wait_ready(60)
+    jobs = [pool.submit(_pid, i) for i in range(40)]
+    pool.close()
+    assert all(job.result() > 0 for job in jobs)  # answered by a worker, or here after the close
