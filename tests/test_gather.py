@@ -97,6 +97,12 @@ def test_a_failing_source_does_not_stop_the_others(tmp_path: Path, site: SiteHos
     row = _rows(store, sa.select(sources).where(sources.c.name == "city-ledger"))[0]
     assert row.failures == 1 and row.last_error.startswith("fetch: ") and "HTTP 404" in row.last_error
     assert row.next_fetch is not None
+    # Progress ticks once a source, whatever became of it: an error, a 304 or a parse.
+    ticks: list[int] = []
+    with gather.make_fetcher(config) as fetcher:
+        again = gather.fetch_sources(config, store, fetcher, progress=ticks.append, force=True)
+    assert sum(ticks) == len(again) == len(EXPECTED["feeds"])
+    assert sorted({r.status for r in again}) == ["error", "not_modified"]
     store.close()
 
 
@@ -215,6 +221,39 @@ def test_a_removed_article_never_comes_back(demo_config: Config, store: Store, s
     assert listed.exit_code == 0 and len(listed.output.strip().splitlines()) == EXPECTED["articles"] - 2
 
 
+def _warm_pools(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Gather's worker pools started and ready before the first feed, so every feed is parsed in them.
+
+    Gives the list that records, as each pool closes, whether it had workers.
+    """
+    used: list[bool] = []
+
+    class Warm(gather.CpuPool):
+        def __enter__(self) -> gather.CpuPool:
+            self.after = 0
+            self.run(int, 0)
+            assert self.wait_ready(120) == (self.processes >= 2)
+            return self
+
+        def close(self) -> None:
+            used.append(self.started and not self._broken)
+            super().close()
+
+    monkeypatch.setattr(gather, "CpuPool", Warm)
+    return used
+
+
+def test_progress_ticks_once_a_source_when_its_parse_is_done_in_a_worker(
+        demo_config: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    used = _warm_pools(monkeypatch)
+    config = demo_config.model_copy(update={"gather": demo_config.gather.model_copy(update={"processes": 2})})
+    ticks: list[int] = []
+    with gather.make_fetcher(config) as fetcher:
+        results = gather.fetch_sources(config, store, fetcher, progress=ticks.append)
+    assert used == [True] and sum(ticks) == len(results) == len(EXPECTED["feeds"])
+    assert all(r.status == "ok" and r.entries for r in results)
+
+
 def test_parsing_and_extracting_in_worker_processes_stores_what_the_threads_store(
         tmp_path: Path, site: SiteHost, monkeypatch: pytest.MonkeyPatch) -> None:
     from feedletter.config import load_config
@@ -233,22 +272,7 @@ def test_parsing_and_extracting_in_worker_processes_stores_what_the_threads_stor
         finally:
             store.close()
 
-    used: list[bool] = []
-
-    class Warm(gather.CpuPool):
-        """Workers started and ready before the first feed, so every feed is parsed in them."""
-
-        def __enter__(self) -> gather.CpuPool:
-            self.after = 0
-            self.run(int, 0)
-            assert self.wait_ready(120) == (self.processes >= 2)
-            return self
-
-        def close(self) -> None:
-            used.append(self.started and not self._broken)
-            super().close()
-
-    monkeypatch.setattr(gather, "CpuPool", Warm)
+    used = _warm_pools(monkeypatch)
     in_processes = stored(2, "processes")
     assert used == [True, True]  # parsing, then the teasers' full-text extraction
     in_threads = stored(0, "threads")
