@@ -23,7 +23,7 @@ from feedletter.patterns import matches_any
 if TYPE_CHECKING:
     from feedletter.config import Source
 
-__all__ = ["EntryRules", "Prepared", "digest_feed", "extract_page", "prepare_entry"]
+__all__ = ["EntryRules", "Prepared", "digest_feed", "extract_page"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ def digest_feed(body: bytes, url: str, content_type: str | None, rules: EntryRul
         return str(exc)
     kept = [e for e in feed.entries if _matches(rules, e)]
     made = [_fields(rules, e, feed.link, tracking) for e in kept]
-    # The whole feed's signatures at once: a fraction of hashing article by article.
+    # Hashed here, in the parse workers, rather than in the grouping stage after the store (which
+    # reads the value back), and the whole feed's at once: a fraction of hashing article by article.
     signed = iter(dedupe.article_signatures([(f["title"], f["text"]) for f in made if not f["needs_text"]]))
     prepared = tuple(Prepared(**f, signature=None if f["needs_text"] else pack_signature(next(signed)))
                      for f in made)
@@ -88,17 +89,9 @@ def _matches(rules: EntryRules, entry: Entry) -> bool:
     return not matches_any(rules.exclude, haystack)
 
 
-def prepare_entry(rules: EntryRules, entry: Entry, feed_link: str, tracking: Sequence[str] = ()) -> Prepared:
-    """Sanitize an entry's HTML once, derive its text, hash, signature and canonical URL."""
-    made = _fields(rules, entry, feed_link, tracking)
-    # Hashed here, in the parse workers, rather than in the grouping stage after the store: the same
-    # value grouping would compute (it reads it back), at a fraction of the wall time.
-    signature = None if made["needs_text"] else pack_signature(dedupe.article_signature(made["title"], made["text"]))
-    return Prepared(**made, signature=signature)
-
-
 def _fields(rules: EntryRules, entry: Entry, feed_link: str, tracking: Sequence[str]) -> dict[str, Any]:
-    """A :class:`Prepared` entry's fields but its signature (which :func:`digest_feed` hashes per feed)."""
+    """A :class:`Prepared` entry's fields but its signature (which :func:`digest_feed` hashes per feed):
+    its HTML sanitized once, its text, hash and canonical URL."""
     body = entry.content or entry.summary
     html = sanitize.sanitize_html(body, base_url=entry.link or feed_link)
     text = boilerplate.strip_boilerplate(sanitize.html_to_text(html))

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from feedletter.config import Config, Source
 from feedletter.dedupe import paused_gc
-from feedletter.entries import EntryRules, Prepared, digest_feed, extract_page, prepare_entry
+from feedletter.entries import EntryRules, Prepared, digest_feed, extract_page
 from feedletter.errors import FeedletterError, FetchError, ParseError
 from feedletter.fetch import Fetcher
 from feedletter.health import SourceState, load_states, record_counts, record_failure, record_successes
@@ -338,6 +338,5 @@ __all__ = [
     "extract_page",
     "fetch_sources",
     "make_fetcher",
-    "prepare_entry",
     "store_entries",
 ]
