@@ -29,6 +29,7 @@ eval: $(STAMP)
 	$(BIN)/python bench/eval_stories.py
 	$(BIN)/python bench/eval_extract.py
 	$(BIN)/python bench/eval_feeds.py
+	$(BIN)/python bench/eval_real_feeds.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
