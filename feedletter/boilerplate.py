@@ -125,10 +125,10 @@ _STREET_AD = re.compile(
     r"\b(?:visit us|call us|call|clinic|located at|suite|ste|appointments?|consultations?|"
     r"open (?:mon|tue|wed|thu|fri|sat|sun|daily|\d)|hours)\b", re.IGNORECASE)
 
-# Calls to action and feed footers anywhere in a short line or sentence: "To read this article in
-# full, please click here", "The post X appeared first on Y.", "… [read more]". Longer text that
-# says "click here" is a paragraph with a link in it, which the summarizer splits into sentences
-# and checks one by one.
+# Calls to action and feed footers anywhere in the first sentence of a short line: "To read this
+# article in full, please click here", "The post X appeared first on Y.", "… [read more]". Longer
+# text that says "click here" is a paragraph with a link in it, which the summarizer splits into
+# sentences and checks one by one.
 _CALL_MAX = 200
 _CALL_RULES = [
     r"\bclick(?:ing)? here\b",
@@ -159,6 +159,7 @@ _WORD = re.compile(r"\w")
 _PHONE_TAIL = re.compile(r"\d\d\d[\s.-]\d{4}\b")
 _GAPS = re.compile(r"\n{3,}")
 _CALL_RE = re.compile("|".join(f"(?:{r})" for r in _CALL_RULES), re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+[\"'“‘(\[]?[A-Z0-9]")
 # A crumb trail standing before a byline or a counter on one line: "Home News by admin 0 comment".
 _CRUMB_LEAD = re.compile(r"Home(?:\s*[›»>/|]\s*|\s+)(?:[A-Z][\w&'-]*(?:\s*[›»>/|]\s*|\s+)){1,4}")
 
@@ -198,7 +199,10 @@ def _is_boilerplate(line: str, keyed: bool) -> bool:
             return True
     if len(text) <= _CALL_MAX:
         lower = text.lower()
-        if any(k in lower for k in _CALL_KEYS) and _CALL_RE.search(text):
+        call = _CALL_RE.search(text) if any(k in lower for k in _CALL_KEYS) else None
+        # Only a call in the first sentence makes the whole line chrome; after a sentence of
+        # content it is that content's tail, which the summarizer drops sentence by sentence.
+        if call and _SENTENCE_END.search(text, 0, call.start() + 1) is None:
             return True
     # An ad is a short block; a long paragraph that gives an address is reporting.
     return len(text) <= _AD_MAX and _is_business_ad(text)
