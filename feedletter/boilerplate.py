@@ -125,6 +125,26 @@ _STREET_AD = re.compile(
     r"\b(?:visit us|call us|call|clinic|located at|suite|ste|appointments?|consultations?|"
     r"open (?:mon|tue|wed|thu|fri|sat|sun|daily|\d)|hours)\b", re.IGNORECASE)
 
+# Calls to action and feed footers anywhere in the first sentence of a short line: "To read this
+# article in full, please click here", "The post X appeared first on Y.", "… [read more]". Longer
+# text that says "click here" is a paragraph with a link in it, which the summarizer splits into
+# sentences and checks one by one.
+_CALL_MAX = 200
+_CALL_RULES = [
+    r"\bclick(?:ing)? here\b",
+    r"\bto (?:read|view|see) (?:this|the) (?:full )?(?:article|story|post|piece)(?: in full)?\b",
+    r"\bappeared first on\b",
+    r"\b(?:continue|keep) reading\b",
+    r"\bread (?:the (?:full|whole|rest of the|complete) (?:story|article|post|piece|review|report)|more)\b"
+    r"(?=\W*$|\s+(?:at|on|here|about|from)\b|\W*[»›→]|\s*\])",
+    r"\[(?:…|\.\.\.|more|read more)\]\s*$",
+    r"\b(?:follow|like|find) (?:us|me) on\b",
+    r"\bsubscribe (?:to|for) (?:our|my|the) (?:newsletter|channel|podcast|feed|blog|mailing list)\b",
+    r"\bshare this (?:post|article|story|page|with)\b",
+    r"\b(?:leave|post|add) a (?:comment|reply)\b",
+]
+_CALL_KEYS = ("click", "read", "appeared first", "follow", "like us", "like me", "find us", "find me",
+              "subscribe", "share this", "[", "comment", "reply")
 _ANYWHERE_KEYS = ("email address", "required fields", "cookie", "rights reserved", "©", "(c)", "copyright")
 _AD_MAX = 300
 _SHORT_RE = re.compile("|".join(f"(?:{r})" for r in _SHORT_RULES), re.IGNORECASE)
@@ -138,6 +158,10 @@ _WORD = re.compile(r"\w")
 # phone number ends in "ddd-dddd" (spelled \d\d\d, not \d{3}, so that the search skips to digits).
 _PHONE_TAIL = re.compile(r"\d\d\d[\s.-]\d{4}\b")
 _GAPS = re.compile(r"\n{3,}")
+_CALL_RE = re.compile("|".join(f"(?:{r})" for r in _CALL_RULES), re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+[\"'“‘(\[]?[A-Z0-9]")
+# A crumb trail standing before a byline or a counter on one line: "Home News by admin 0 comment".
+_CRUMB_LEAD = re.compile(r"Home(?:\s*[›»>/|]\s*|\s+)(?:[A-Z][\w&'-]*(?:\s*[›»>/|]\s*|\s+)){1,4}")
 
 
 def is_boilerplate(line: str) -> bool:
@@ -169,6 +193,16 @@ def _is_boilerplate(line: str, keyed: bool) -> bool:
     if len(text) <= _SHORT:
         m = _SHORT_RE.match(text)
         if m and _confirm_short(text, m.group(0)):
+            return True
+        crumb = _CRUMB_LEAD.match(text) if text.startswith("Home") else None
+        if crumb and _SHORT_RE.match(text, crumb.end()):
+            return True
+    if len(text) <= _CALL_MAX:
+        lower = text.lower()
+        call = _CALL_RE.search(text) if any(k in lower for k in _CALL_KEYS) else None
+        # Only a call in the first sentence makes the whole line chrome; after a sentence of
+        # content it is that content's tail, which the summarizer drops sentence by sentence.
+        if call and _SENTENCE_END.search(text, 0, call.start() + 1) is None:
             return True
     # An ad is a short block; a long paragraph that gives an address is reporting.
     return len(text) <= _AD_MAX and _is_business_ad(text)

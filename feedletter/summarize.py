@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from feedletter.boilerplate import is_boilerplate
 from feedletter.dedupe import words
+from feedletter.whitespace import squash
 
 __all__ = ["SUMMARIZER_VERSION", "ExtractiveSummarizer", "Summarizer", "split_sentences", "summarize",
            "truncate_words"]
@@ -35,7 +36,7 @@ def _wordset(text: str) -> frozenset[str]:
 
 
 # Bump whenever output for the same input may change: the store caches summaries under it.
-SUMMARIZER_VERSION = "extractive-4"
+SUMMARIZER_VERSION = "extractive-5"
 
 STOPWORDS = _wordset("""
 a about above after again against all also am an and any are as at be because been before being
@@ -64,6 +65,29 @@ a.m p.m ph.d
 _BOUNDARY = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 _TERMINAL = (".", "!", "?", ":", "\"", "”", "’", ")")
 _WRAP_MIN = 40
+# Where a wrapped line may stop mid-sentence besides a lower-case word.
+_OPEN_ENDS = frozenset(",;(-–—&/")
+# A list item as sanitize.html_to_text writes it ("- ", "1. "), or with a bullet of its own.
+_LIST_ITEM = re.compile(r"(?:[-•*·▪–]|\d{1,2}[.)])\s")
+# A sentence is complete when it ends with . ! ? (an ellipsis is a cut, not an end), possibly
+# inside quotes or brackets.
+_COMPLETE = re.compile(r"(?<!\.\.)[.!?][\"'”’)\]]*$")
+# Without end punctuation a line may still be a sentence (microblogs skip the full stop) if it
+# has a verb; headings, captions, link titles and labels mostly have none of these.
+_VERBISH = re.compile(
+    r"\b(?:is|are|was|were|be|been|has|have|had|do|does|did|will|would|can|could|should|may|might|"
+    r"must|said|says|'s|’s|'re|’re|'ve|’ve|'ll|’ll|n't|n’t)\b|[a-z]{2}ed\b")
+# An editor's elision at a sentence's edge ("[…] Instead of…"), left over from a quotation.
+_ELISION = re.compile(r"^\[(?:…|\.\.\.)\]\s*|\s*\[(?:…|\.\.\.)\]$")
+# A numbered label opening a sentence ("Option 2: Buy the tools…", "Step 3: …"): an item of a list
+# written as prose, which means little without the items around it.
+_LABEL = re.compile(r"[A-Z][\w'’-]*(?:\s+[\w'’-]+)?\s+\d{1,3}[a-z]?\s*[:.)]\s")
+# Code, not prose: assignments, braces, comments, a shell prompt.
+_CODE = re.compile(r"[{}]|\s=\s|=>|(?<![:/])//|\s\$\s|\(\);|\b[0-9a-f]{16,}\b")
+_TITLE_WORD = re.compile(r"\w+")
+_TITLE_CUT = re.compile(r"\s*(?:…|\.\.\.)\s*$")
+# What may stand between a title and the sentence it is glued to.
+_TITLE_GLUE = " \t:;,.|-–—•·"
 
 # Particulars of a sentence: capitalized words (names, places, days, months) and numbers, each not
 # preceded by a word character (or, for numbers, by . or ,).
@@ -130,19 +154,42 @@ def _sentences(blocks: Iterable[str]) -> Iterator[str]:
 
 
 def _blocks(lines: Iterable[str], *, drop_boilerplate: bool = False) -> list[str]:
+    """Lines as blocks: a line joins the one before only where that one wraps mid-sentence.
+
+    A blank line always ends a block, and a heading, a list item or a caption is never joined to
+    the next line, whose first sentence would otherwise start with it.
+    """
     blocks: list[str] = []
-    joining = False
+    wraps = False  # the last block's line may go on in the next one
     for raw in lines:
-        line = " ".join(raw.split())
-        if not line or (drop_boilerplate and is_boilerplate(line)):
-            joining = joining and bool(line)
+        line = squash(raw)
+        if not line:
+            wraps = False
             continue
-        if joining:
+        if drop_boilerplate and is_boilerplate(line):
+            continue  # a wrapped sentence goes on past a chrome line between its halves
+        if wraps and _continues(blocks[-1], line):
             blocks[-1] += " " + line
         else:
             blocks.append(line)
-        joining = len(line) >= _WRAP_MIN and not line.endswith(_TERMINAL)
+        wraps = len(line) >= _WRAP_MIN and not line.endswith(_TERMINAL) and _LIST_ITEM.match(line) is None
     return blocks
+
+
+def _continues(block: str, line: str) -> bool:
+    """Whether ``line`` carries on the sentence ``block`` (a long line without end punctuation) stops in."""
+    if _LIST_ITEM.match(line):
+        return False
+    if line[0].islower():
+        return True
+    # A capital after the break: a name inside a wrapped sentence, or a new line after a heading.
+    # Only prose wraps: its last word is lower case or it stops at a comma, and most of its
+    # words are; a heading is mostly capitalized words ("Effective for Treatment-Resistant
+    # Conditions").
+    if not (block[-1].islower() or block[-1] in _OPEN_ENDS):
+        return False
+    tail = block[-200:].split()
+    return 2 * sum(w[0].isupper() for w in tail) < len(tail)
 
 
 def _ends_with_abbreviation(piece: str) -> bool:
@@ -292,13 +339,14 @@ class ExtractiveSummarizer:
     def __init__(self, *, redundancy: float = 0.5, coverage: float = 0.5, min_words: int = 5,
                  max_sentences_per_text: int = 40, position_weight: float = 0.2, title_weight: float = 0.1,
                  lead_weight: float = 0.3, fact_overlap: float | None = 0.5, fact_weight: float = 0.1,
-                 chatter_penalty: float = 0.3, min_facts: int = 2) -> None:
+                 chatter_penalty: float = 0.3, min_facts: int = 2, length_weight: float = 0.6) -> None:
         # fact_overlap=None, fact_weight=0, chatter_penalty=0 and min_facts=0 give the previous
         # version's output ("extractive-3"), which the eval prints side by side with this one.
         self.fact_overlap = fact_overlap
         self.fact_weight = fact_weight
         self.chatter_penalty = chatter_penalty
         self.min_facts = min_facts
+        self.length_weight = length_weight
         self.redundancy = redundancy
         self.coverage = coverage
         self.lead_weight = lead_weight
@@ -307,17 +355,28 @@ class ExtractiveSummarizer:
         self.position_weight = position_weight
         self.title_weight = title_weight
 
-    def candidates(self, texts: Sequence[str]) -> list[_Sentence]:
-        """The sentences worth considering: content, long enough, from the head of each text."""
+    def candidates(self, texts: Sequence[str], title: str = "") -> list[_Sentence]:
+        """The sentences worth considering: content, long enough, from the head of each text.
+
+        A sentence that repeats ``title`` loses the title's words, or is dropped when nothing
+        that reads as a sentence is left.
+        """
         found: list[_Sentence] = []
         kept_texts: list[list[tuple[str, list[tuple[str, bool]]]]] = []
         limit = self.max_sentences_per_text
+        heading = _title_words(title)
         for text in texts:
             # Chrome goes line by line first, so that a wrapped sentence is not glued to it.
-            blocks = _blocks(_blocks(text.splitlines(), drop_boilerplate=True))
-            # The word count is the cheaper test, and sentences past the limit are never looked at.
-            kept = (s for s in _sentences(blocks) if len(s.split()) >= self.min_words and not is_boilerplate(s))
+            blocks = _blocks(text.splitlines(), drop_boilerplate=True)
+            prose = [b for b in blocks if _LIST_ITEM.match(b) is None]
+            kept = self._summary_sentences(prose, heading)
             head = list(islice(kept, limit)) if limit >= 0 else list(kept)[:limit]
+            if not head and len(prose) < len(blocks):
+                # Only list items say anything (a week's links, a changelog): their items that are
+                # whole sentences will do, without their bullets.
+                items = [_LIST_ITEM.sub("", b, count=1) for b in blocks if _LIST_ITEM.match(b) is not None]
+                kept = self._summary_sentences(items, heading)
+                head = list(islice(kept, limit)) if limit >= 0 else list(kept)[:limit]
             kept_texts.append([(s, _capitalized(s)) for s in head])
         proper = frozenset(w for sents in kept_texts for _, caps in sents for w, first in caps if not first)
         for d, sents in enumerate(kept_texts):
@@ -328,6 +387,27 @@ class ExtractiveSummarizer:
                                            _is_chatty(s)))
         return found
 
+    def _summary_sentences(self, blocks: Sequence[str], heading: list[str]) -> Iterator[str]:
+        """The sentences of ``blocks`` that could stand in a summary, lazily."""
+        for s in _sentences(blocks):
+            if heading and s[:1].lower() == heading[0][:1]:
+                s = _without_title(s, heading)
+            if s[:1] == "[" or s[-1:] == "]":
+                s = _ELISION.sub("", s)
+            # The word count is the cheaper test, and sentences past the limit are never looked at.
+            if len(s.split()) < self.min_words or is_boilerplate(s):
+                continue
+            if _LABEL.match(s) is not None or _CODE.search(s) is not None:
+                continue
+            if _COMPLETE.search(s) is None:
+                # A label ("Option 2:"), a teaser's cut ("I took two steps..."), or a line
+                # without end punctuation that has no verb: a heading or a caption.
+                if s.endswith((":", "…", "...")):
+                    continue
+                if _VERBISH.search(s) is None or _mostly_capitalized(s):
+                    continue
+            yield s
+
     def summarize(self, title: str, texts: Sequence[str], *, sentences: int = 3,
                   max_chars: int = 600) -> str:
         """At most ``sentences`` sentences and ``max_chars`` characters drawn from ``texts``.
@@ -335,12 +415,13 @@ class ExtractiveSummarizer:
         ``texts[0]`` should be the story's lead article: its sentences get a small bonus, so the
         summary reads mostly as one voice, with other sites adding what the lead lacks.
         """
-        cands = self.candidates(texts)
+        cands = self.candidates(texts, title)
         if not cands or sentences <= 0 or max_chars <= 0:
             return ""
         sim, title_sim, vecs = _similarities(cands, title)
         rank = _textrank(sim)
-        doc, pos, nfacts, chatty = np.array([(c.doc, c.pos, len(c.facts), c.chatty) for c in cands]).T
+        doc, pos, nfacts, chatty, nterms = np.array(
+            [(c.doc, c.pos, len(c.facts), c.chatty, len(c.terms)) for c in cands]).T
         scores = (
             (1 - self.position_weight - self.title_weight) * rank / rank.max()
             + self.position_weight / (1 + 2 * pos)
@@ -349,11 +430,15 @@ class ExtractiveSummarizer:
             # Particulars make a sentence worth its room; the first few count most.
             + self.fact_weight * nfacts / (nfacts + 3)
             - np.where(chatty != 0, self.chatter_penalty, 0.0)
+            + self.length_weight * nterms / (nterms + 10)
         ).tolist()
         order = _ranked(scores, [(c.doc, c.pos) for c in cands])
         # Later sentences must give particulars, unless the story has too few such sentences
         # (an essay without names or numbers still gets a full summary).
-        min_facts = self.min_facts if sum(len(c.facts) >= self.min_facts for c in cands) >= sentences else 0
+        # A single text has no other site's telling to repeat, and its plainer sentences (context,
+        # quotes) are often the ones an editor keeps: the rule is for stories told several times.
+        min_facts = self.min_facts if len(texts) > 1 and sum(
+            len(c.facts) >= self.min_facts for c in cands) >= sentences else 0
         chosen: list[int] = []
         covered: set[str] = set()
         used = 0
@@ -385,6 +470,39 @@ class ExtractiveSummarizer:
         first_doc = cands[chosen[0]].doc
         chosen.sort(key=lambda i: (cands[i].doc != first_doc, cands[i].rel, cands[i].doc))
         return " ".join(cands[i].text for i in chosen)
+
+
+def _title_words(title: str) -> list[str]:
+    """The title's words, lower-cased; a title the feed cut from the text loses its ellipsis."""
+    return [w.lower() for w in _TITLE_WORD.findall(_TITLE_CUT.sub("", title))]
+
+
+def _without_title(sentence: str, heading: list[str]) -> str:
+    """``sentence`` without the title it repeats (``heading``: the title's words), or "" when only
+    the title, or part of it, is left, or what follows does not start a sentence."""
+    ends: list[int] = []
+    for m, w in zip(_TITLE_WORD.finditer(sentence), heading, strict=False):
+        if m.group(0).lower() != w:
+            break
+        ends.append(m.end())
+    if len(ends) == len(heading):
+        rest = sentence[ends[-1]:].lstrip(_TITLE_GLUE)
+        if not rest:
+            return ""
+        # Glued ("Title Ketamine is used…") when what follows starts a sentence of its own; a
+        # title of one or two words opening a sentence ("Ketamine is used…") is not a repeat.
+        if len(heading) < 3:
+            return sentence
+        return rest if rest[0].isupper() or rest[0].isdigit() or rest[0] in "\"“‘'(" else ""
+    # All of the sentence is the title's opening: a title made of the text's first words.
+    if len(ends) >= 3 and _TITLE_WORD.search(sentence[ends[-1]:]) is None:
+        return ""
+    return sentence
+
+
+def _mostly_capitalized(sentence: str) -> bool:
+    ws = sentence.split()
+    return 2 * sum(w[0].isupper() for w in ws) > len(ws)
 
 
 def _ranked(scores: list[float], tiebreak: Sequence[tuple[int, int]]) -> list[int]:

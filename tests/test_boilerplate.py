@@ -139,3 +139,40 @@ def test_strip_boilerplate_keeps_content_and_order() -> None:
         "The probe reached orbit on Tuesday after a seven-month cruise.\n\n"
         "Engineers will test its instruments over the next three weeks."
     )
+
+
+# Calls to action, feed footers and a crumb before a byline, anywhere in a short line or sentence
+# (issue 15.6); each was content for the rules before.
+CALLS = [
+    "To read this article in full, please click here",
+    "For the full schedule, click here.",
+    "The post Ten quiet games for a long flight appeared first on Quiet Games Weekly.",
+    "When I was done, I took two steps... [read more]",
+    "Continue reading →",
+    "Read the full story at the Valley Post.",
+    "That was the week in the garden, read more »",
+    "For more pictures of the harvest, follow us on Instagram.",
+    "Don't forget to subscribe to our newsletter for weekly tips.",
+    "Home News by admin 0 comment",
+    "If you liked the recipe, leave a reply below.",
+]
+
+PROSE = [
+    # A call after a sentence of content: the line is kept, the summarizer drops the call's sentence.
+    "The harvest festival starts on Friday in the market square. Read more »",
+    "She clicked through three screens before the form appeared, she told the inquiry.",
+    "He had read more than 200 reports before the hearing, the judge said.",
+    "Residents continue to read the council's plans with suspicion.",
+    "Fans follow the team on every away trip, whatever the weather.",
+    "Home News Corp shares fell 3% on Tuesday after the results.",
+]
+
+
+@pytest.mark.parametrize("line", CALLS)
+def test_calls_to_action_are_boilerplate(line: str) -> None:
+    assert is_boilerplate(line), line
+
+
+@pytest.mark.parametrize("line", PROSE)
+def test_prose_near_calls_to_action_survives(line: str) -> None:
+    assert not is_boilerplate(line), line
