@@ -231,8 +231,8 @@ def _store_entries(store: Store, results: Sequence[SourceResult]) -> StoreCounts
                 if owner == name:
                     tally.seen += 1
                     if i in claims:
-                        # Stored under the older key form: it takes its key of now, which frees the old
-                        # one for no one (the store never makes it again) and ends the double look-up.
+                        # Stored under the older key form: it takes its key of now, so that the next run
+                        # finds it by key, and the other posts the old key stood for stay apart from it.
                         rekeyed.append({"_id": article, "_key": p.key, "_canonical": p.canonical})
                 else:
                     foreign.append((article, name, p.url))
