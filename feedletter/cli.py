@@ -250,23 +250,30 @@ def summarize(
 
 @sources_app.command("status")
 def sources_status(config: ConfigOpt = None) -> None:
-    """Show every source's health: last success, last error, failures, back-off."""
+    """Show every source's health: last success, last error, failures, back-off, and what became of the
+    last fetch's entries (new, and why the others were not stored)."""
     from rich.console import Console
     from rich.table import Table
 
-    from feedletter.health import all_states
+    from feedletter.health import EntryCounts, all_states
     from feedletter.store import now
 
     cfg = _config(config)
     with _store(cfg) as store:
         states = {s.name: s for s in all_states(store)}
     table = Table(title="Sources")
-    for column in ("source", "status", "last success", "new", "dup", "failures", "next fetch", "last error"):
+    for column in ("source", "status", "last success", "new", "not stored", "failures", "next fetch", "last error"):
         table.add_column(column, overflow="fold")
     current = now()
 
     def when(moment: datetime | None) -> str:
         return moment.isoformat(timespec="seconds") if moment else "-"
+
+    def not_stored(c: EntryCounts) -> str:
+        # Each reason by name: a count of "duplicates" alone once hid entries lost to a key collision.
+        reasons = [(c.seen, "seen before"), (c.repeated, "same GUID/link in feed"),
+                   (c.carried, "carried (other feed)"), (c.removed, "removed"), (c.filtered, "filtered")]
+        return ", ".join(f"{n} {why}" for n, why in reasons if n) or "0"
 
     for source in cfg.sources:
         s = states.get(source.name)
@@ -283,7 +290,7 @@ def sources_status(config: ConfigOpt = None) -> None:
             state = "backing off" if waiting else "failing"
         else:
             state = "ok"
-        table.add_row(source.name, state, when(s.last_success), str(s.new_items), str(s.duplicates),
+        table.add_row(source.name, state, when(s.last_success), str(s.new_items), not_stored(s.entries),
                       str(s.failures), when(s.next_fetch) if waiting else "due", s.last_error or "")
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
 

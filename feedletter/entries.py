@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from feedletter import boilerplate, dedupe, extract, parse, sanitize
 from feedletter.dedupe import pack_signature
 from feedletter.errors import FeedletterError
-from feedletter.identity import canonical_url, content_hash
+from feedletter.identity import canonical_url, content_hash, legacy_entry_key
 from feedletter.models import Entry, ParsedFeed
 from feedletter.patterns import matches_any
 
@@ -55,6 +55,9 @@ class Prepared:
     content_hash: str
     needs_text: bool
     signature: bytes | None = None  # the near-duplicate signature, packed; None while the text is a teaser
+    legacy_key: str = ""  # the key an older feedletter stored this entry under, when it differs from key
+    # Other entries of the same feed have the same canonical URL: it identifies none of them.
+    shared_url: bool = False
 
 
 def digest_feed(body: bytes, url: str, content_type: str | None, rules: EntryRules, tracking: tuple[str, ...],
@@ -70,6 +73,7 @@ def digest_feed(body: bytes, url: str, content_type: str | None, rules: EntryRul
         return str(exc)
     kept = [e for e in feed.entries if _matches(rules, e)]
     made = [_fields(rules, e, feed.link, tracking) for e in kept]
+    _tell_apart(made, tracking)
     # Hashed here, in the parse workers, rather than in the grouping stage after the store (which
     # reads the value back), and the whole feed's at once: a fraction of hashing article by article.
     signed = iter(dedupe.article_signatures([(f["title"], f["text"]) for f in made if not f["needs_text"]]))
@@ -77,6 +81,31 @@ def digest_feed(body: bytes, url: str, content_type: str | None, rules: EntryRul
                      for f in made)
     # The entries travel as Prepared; the feed keeps only its own metadata.
     return replace(feed, entries=()), prepared, len(feed.entries) - len(kept)
+
+
+def _tell_apart(made: list[dict[str, Any]], tracking: Sequence[str]) -> None:
+    """Settle each entry's canonical URL against the rest of its feed.
+
+    Where a feed's links differ only by fragment (one page a day, a fragment per post), the
+    fragment is what tells the posts apart, so their canonical URLs keep it: a tombstone or a
+    carrier then means one post, not the whole page. Where entries with different keys still share
+    a canonical URL (a sponsor post linking to the sponsor, a broken link on every entry), it is
+    marked shared and the store step does not take it to mean "same article".
+    """
+    anchors = [canonical_url(f["url"], tracking, keep_fragment=True) if "#" in f["url"] else f["canonical"]
+               for f in made]
+    forms: dict[str, set[str]] = {}
+    for f, anchor in zip(made, anchors, strict=True):
+        if f["canonical"]:
+            forms.setdefault(f["canonical"], set()).add(anchor)
+    keys: dict[str, set[str]] = {}
+    for f, anchor in zip(made, anchors, strict=True):
+        if len(forms.get(f["canonical"], ())) > 1:
+            f["canonical"] = anchor
+        if f["canonical"]:
+            keys.setdefault(f["canonical"], set()).add(f["key"])
+    for f in made:
+        f["shared_url"] = len(keys.get(f["canonical"], ())) > 1
 
 
 def _matches(rules: EntryRules, entry: Entry) -> bool:
@@ -101,7 +130,8 @@ def _fields(rules: EntryRules, entry: Entry, feed_link: str, tracking: Sequence[
     return {"key": entry.key, "canonical": canonical_url(entry.link, tracking) if entry.link else "",
             "url": entry.link, "title": title, "author": entry.author, "published": entry.published,
             "html": html, "text": text, "content_hash": content_hash(entry.title, text),
-            "needs_text": teaser and bool(entry.link)}
+            "needs_text": teaser and bool(entry.link),
+            "legacy_key": legacy_entry_key(entry.guid, entry.link, tracking) or ""}
 
 
 def extract_page(body: bytes, url: str) -> tuple[str, str, str | None]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +18,7 @@ from feedletter.dedupe import paused_gc
 from feedletter.entries import EntryRules, Prepared, digest_feed, extract_page
 from feedletter.errors import FeedletterError, FetchError, ParseError
 from feedletter.fetch import Fetcher
-from feedletter.health import SourceState, load_states, record_counts, record_failure, record_successes
+from feedletter.health import EntryCounts, SourceState, load_states, record_counts, record_failure, record_successes
 from feedletter.identity import canonical_url, content_hash, tombstone_of_url
 from feedletter.models import ParsedFeed
 from feedletter.store import Store, articles, carriers, insert_rows, now, pages, rows_in_chunks, select_in, tombstones
@@ -43,10 +42,20 @@ class SourceResult:
 
 @dataclass
 class StoreCounts:
+    """What the store step did with a run's entries: the new articles' ids, and every other entry
+    counted once under the reason it was not stored (see :class:`EntryCounts`), in all and per source."""
+
     new_ids: list[int] = field(default_factory=list)
-    duplicates: int = 0
-    filtered: int = 0
-    per_source: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (new, duplicate)
+    total: EntryCounts = field(default_factory=EntryCounts)
+    per_source: dict[str, EntryCounts] = field(default_factory=dict)
+
+    @property
+    def duplicates(self) -> int:
+        return self.total.duplicates
+
+    @property
+    def filtered(self) -> int:
+        return self.total.filtered
 
 
 def make_fetcher(config: Config) -> Fetcher:
@@ -151,59 +160,97 @@ def _lookup(conn: sa.Connection, column: sa.Column[str], values: set[str],
 
 
 def store_entries(config: Config, store: Store, results: Sequence[SourceResult]) -> StoreCounts:
-    """Store new entries; an entry met before (by key or canonical URL) only adds a carrier.
+    """Store new entries; every other entry is counted with the reason it was not stored.
 
-    A handful of bulk statements per run, whatever the number of entries: existing keys, URLs and
-    tombstones are looked up in chunks, new articles inserted in one executemany.
+    Within a feed an entry is its key (its GUID as given, else its link): entries with keys of
+    their own are stored, whatever their URLs. Across feeds the canonical URL (or the key) says
+    "same article", and the later feed only becomes a carrier of it.
+
+    A handful of bulk statements per run, whatever the number of entries: keys are looked up in
+    chunks, and only the entries not stored under their key are looked up further (tombstones, an
+    older feedletter's key, canonical URLs); new articles are inserted in one executemany.
     """
     with paused_gc():  # 10k rows of dicts that all stay alive: the collector would rescan them twice
         return _store_entries(store, results)
 
 
+# Where a key or URL met earlier in the run points: (source, index into fresh or article id, stored?).
+_Earlier = tuple[str, int, bool]
+
+
 def _store_entries(store: Store, results: Sequence[SourceResult]) -> StoreCounts:
-    counts = StoreCounts()
     stamp = now()
     todo = [(r.source, p) for r in results for p in r.entries]
-    counts.filtered = sum(r.filtered for r in results)
+    per_source = {r.source: EntryCounts(filtered=r.filtered) for r in results if r.feed is not None}
     with store.begin() as conn:
+        by_key = {r[0]: (int(r[1]), r[2]) for r in select_in(conn, articles.c.key, {p.key for _, p in todo},
+                                                             articles.c.id, articles.c.source)}
+        # The rest is looked up only for entries not stored under their key: after the first run of a
+        # feed, a few new ones.
+        misses = [i for i, (_, p) in enumerate(todo) if p.key not in by_key]
         # A removed article leaves tombstones under its key and its canonical URL: neither comes back.
-        dead = _lookup(conn, tombstones.c.key, {p.key for _, p in todo}
-                       | {tombstone_of_url(p.canonical) for _, p in todo if p.canonical})
-        by_key = {k: int(r[1]) for k, r in _lookup(conn, articles.c.key, {p.key for _, p in todo},
-                                                   articles.c.id).items()}
-        by_canonical = {k: int(r[1]) for k, r in _lookup(
-            conn, articles.c.canonical, {p.canonical for _, p in todo if p.canonical}, articles.c.id).items()}
-        # Entries of this batch that an earlier entry of the batch already claims: index into fresh.
-        pending_key: dict[str, int] = {}
-        pending_canonical: dict[str, int] = {}
+        # Its key may be of the older form, which then stands for every post it stood for then.
+        dead = _tombstoned(conn, {k for i in misses for k in _tombstone_keys(todo[i][1])})
+        claims = _legacy_claims(conn, todo, misses)
+        by_url = _ByUrl(conn, todo, misses)
+        pending: dict[str, _Earlier] = {}  # entries' keys met earlier in this run
+        pending_url: dict[str, _Earlier] = {}  # canonical URLs of new articles of this run
         fresh: list[dict[str, Any]] = []
         fresh_carriers: list[tuple[int, str, str]] = []  # fresh index, source, url
-        old_carriers: list[tuple[int, str, str]] = []  # article id, source, url
-        per_source: dict[str, list[int]] = {r.source: [0, 0] for r in results if r.feed is not None}
-        for name, p in todo:
-            if p.key in dead or (p.canonical and tombstone_of_url(p.canonical) in dead):
-                continue
-            known = by_key.get(p.key) or (by_canonical.get(p.canonical) if p.canonical else None)
-            batch = pending_key.get(p.key)
-            if batch is None and p.canonical:
-                batch = pending_canonical.get(p.canonical)
-            if known is not None or batch is not None:
-                if known is not None:
-                    old_carriers.append((known, name, p.url))
+        foreign: list[tuple[int, str, str]] = []  # a stored article of another source: id, source, url
+        rekeyed: list[dict[str, Any]] = []
+        for i, (name, p) in enumerate(todo):
+            tally = per_source[name]
+            hit = by_key.get(p.key)
+            if hit is not None:
+                if hit[1] == name:
+                    tally.seen += 1
                 else:
-                    fresh_carriers.append((batch, name, p.url))  # type: ignore[arg-type]
-                per_source[name][1] += 1
+                    foreign.append((hit[0], name, p.url))
                 continue
-            pending_key[p.key] = len(fresh)
-            if p.canonical:
-                pending_canonical[p.canonical] = len(fresh)
+            earlier = pending.get(p.key)
+            if earlier is None and p.canonical and not p.shared_url:
+                earlier = pending_url.get(p.canonical)
+            if earlier is not None:
+                if earlier[0] == name:
+                    tally.repeated += 1
+                elif earlier[2]:
+                    foreign.append((earlier[1], name, p.url))
+                else:
+                    fresh_carriers.append((earlier[1], name, p.url))
+                    tally.carried += 1
+                continue
+            if not dead.isdisjoint(_tombstone_keys(p)):
+                tally.removed += 1
+                continue
+            claim = claims.get(i)
+            if claim is None and p.canonical and not p.shared_url:
+                claim = by_url.get(name, p)
+            if claim is not None:
+                article, owner = claim
+                if owner == name:
+                    tally.seen += 1
+                    if i in claims:
+                        # Stored under the older key form: it takes its key of now, so that the next run
+                        # finds it by key, and the other posts the old key stood for stay apart from it.
+                        rekeyed.append({"_id": article, "_key": p.key, "_canonical": p.canonical})
+                else:
+                    foreign.append((article, name, p.url))
+                pending[p.key] = (name, article, True)
+                continue
+            pending[p.key] = (name, len(fresh), False)
+            if p.canonical and not p.shared_url:
+                pending_url.setdefault(p.canonical, (name, len(fresh), False))
             fresh_carriers.append((len(fresh), name, p.url))
             fresh.append({"key": p.key, "canonical": p.canonical, "source": name, "url": p.url,
                           "title": p.title, "author": p.author, "published": p.published or stamp,
                           "fetched": stamp, "html": p.html, "text": p.text,
                           "content_hash": p.content_hash, "needs_text": p.needs_text,
                           "signature": p.signature})
-            per_source[name][0] += 1
+            tally.new += 1
+        if rekeyed:
+            conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
+                key=sa.bindparam("_key"), canonical=sa.bindparam("_canonical")), rekeyed)
         ids: list[int] = []
         if fresh:
             # A plain executemany, then the new ids by key: RETURNING with the rows' order kept makes
@@ -211,26 +258,107 @@ def _store_entries(store: Store, results: Sequence[SourceResult]) -> StoreCounts
             insert_rows(conn, articles, fresh)
             new_ids = _lookup(conn, articles.c.key, {row["key"] for row in fresh}, articles.c.id)
             ids = [int(new_ids[row["key"]][1]) for row in fresh]
-        # A new article has no carriers yet: only the known ones' are looked up.
-        _add_carriers(conn, {(ids[i], name): url for i, name, url in fresh_carriers},
-                      {(a, name): url for a, name, url in reversed(old_carriers)}, stamp)
-        counts.new_ids = ids
-        counts.duplicates = sum(d for _, d in per_source.values())
-        counts.per_source = {name: (n, d) for name, (n, d) in per_source.items()}
-        record_counts(conn, counts.per_source)
+        known = _carried_before(conn, foreign)
+        for article, name, _ in foreign:
+            if (article, name) in known:
+                per_source[name].seen += 1
+            else:
+                per_source[name].carried += 1
+        # A new article has no carriers yet: only the stored ones' were looked up.
+        pairs = {**{(a, s): url for a, s, url in reversed(foreign)},
+                 **{(ids[i], s): url for i, s, url in fresh_carriers}}
+        insert_rows(conn, carriers, [{"article_id": a, "source": s, "url": url, "seen": stamp}
+                                     for (a, s), url in pairs.items() if (a, s) not in known])
+        counts = StoreCounts(new_ids=ids, per_source=per_source)
+        for tally in per_source.values():
+            counts.total.add(tally)
+        record_counts(conn, per_source)
     return counts
 
 
-def _add_carriers(conn: sa.Connection, fresh: dict[tuple[int, str], str], known: dict[tuple[int, str], str],
-                  stamp: datetime) -> None:
-    """Record who carries what: ``fresh`` pairs are of articles new in this batch, ``known`` of stored ones."""
+def _tombstoned(conn: sa.Connection, keys: set[str]) -> set[str]:
+    """Which of ``keys`` a tombstone holds.
+
+    Staff remove a handful of articles, while a first run asks about two or three keys per entry:
+    a small table is read whole in one statement rather than matched 500 keys at a time.
+    """
+    if not keys:
+        return set()
+    if conn.execute(sa.select(sa.func.count()).select_from(tombstones)).scalar_one() <= len(keys):
+        return {key for (key,) in conn.execute(sa.select(tombstones.c.key))} & keys
+    return set(_lookup(conn, tombstones.c.key, keys))
+
+
+def _tombstone_keys(p: Prepared) -> tuple[str, ...]:
+    url = (tombstone_of_url(p.canonical),) if p.canonical else ()
+    return (p.key, p.legacy_key, *url) if p.legacy_key else (p.key, *url)
+
+
+def _legacy_claims(conn: sa.Connection, todo: Sequence[tuple[str, Prepared]],
+                   misses: Sequence[int]) -> dict[int, tuple[int, str]]:
+    """Entries (by index into todo) that are an article stored under the older key form: ``(id, source)``.
+
+    That form dropped fragments, so one stored article may stand for several entries of today
+    (Scripting News: a page a day, a fragment per post): it is the one whose link has the stored
+    link's fragment, the one with its title first. The others are new. Another feed's article
+    under the older key is the same article, as it was then: the entry carries it.
+    """
+    wanted = {todo[i][1].legacy_key for i in misses if todo[i][1].legacy_key}
+    if not wanted:
+        return {}
+    rows = {r[0]: (int(r[1]), r[2], r[3], r[4]) for r in select_in(
+        conn, articles.c.key, wanted, articles.c.id, articles.c.source, articles.c.url, articles.c.title)}
+    claims: dict[int, tuple[int, str]] = {}
+    best: dict[int, tuple[bool, int]] = {}  # article id -> (title differs, index into todo)
+    for i in misses:
+        name, p = todo[i]
+        row = rows.get(p.legacy_key) if p.legacy_key else None
+        if row is None or row[2].partition("#")[2] != p.url.partition("#")[2]:
+            continue
+        if row[1] != name:
+            claims[i] = (row[0], row[1])
+            continue
+        rank = (row[3] != p.title, i)
+        if row[0] not in best or rank < best[row[0]]:
+            best[row[0]] = rank
+    claims.update((i, (article, todo[i][0])) for article, (_, i) in best.items())
+    return claims
+
+
+class _ByUrl:
+    """Stored articles by canonical URL, for the entries not stored under their key.
+
+    A stored article of the entry's own feed with its URL and its title is the entry under a GUID
+    the publisher changed since; with another title it is another post (feeds that link every entry
+    to their home page). An article of another feed with the URL is the same article.
+    """
+
+    def __init__(self, conn: sa.Connection, todo: Sequence[tuple[str, Prepared]], misses: Sequence[int]) -> None:
+        wanted = {todo[i][1].canonical for i in misses if todo[i][1].canonical and not todo[i][1].shared_url}
+        self.titled: dict[tuple[str, str, str], int] = {}
+        self.first: dict[str, dict[str, int]] = {}
+        for canonical, source, article, title in select_in(conn, articles.c.canonical, wanted, articles.c.source,
+                                                            articles.c.id, articles.c.title):
+            self.titled.setdefault((canonical, source, title), int(article))
+            self.first.setdefault(canonical, {}).setdefault(source, int(article))
+
+    def get(self, name: str, p: Prepared) -> tuple[int, str] | None:
+        own = self.titled.get((p.canonical, name, p.title))
+        if own is not None:
+            return own, name
+        for source, article in self.first.get(p.canonical, {}).items():
+            if source != name:
+                return article, source
+        return None
+
+
+def _carried_before(conn: sa.Connection, foreign: Sequence[tuple[int, str, str]]) -> set[tuple[int, str]]:
+    """Which of these (article, source) pairs a carrier records already."""
     have: set[tuple[int, str]] = set()
-    for chunk in rows_in_chunks(sorted({a for a, _ in known})):
+    for chunk in rows_in_chunks(sorted({a for a, _, _ in foreign})):
         have.update((int(r[0]), r[1]) for r in conn.execute(
             sa.select(carriers.c.article_id, carriers.c.source).where(carriers.c.article_id.in_(chunk))))
-    pairs = {**known, **fresh}
-    insert_rows(conn, carriers, [{"article_id": a, "source": s, "url": url, "seen": stamp}
-                                 for (a, s), url in pairs.items() if (a, s) not in have])
+    return have
 
 
 @dataclass

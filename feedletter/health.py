@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -14,6 +14,34 @@ from feedletter.store import Store, now, sources, utc
 
 BACKOFF_BASE = timedelta(minutes=5)
 BACKOFF_MAX = timedelta(hours=24)
+
+
+# A fetch that brought no entries (a 304, an error) leaves no counts of an earlier one behind.
+_NOTHING = {"new_items": 0, "duplicates": 0, "seen": 0, "repeated": 0, "carried": 0, "removed": 0, "filtered": 0}
+
+
+@dataclass
+class EntryCounts:
+    """What became of one source's entries in one store step: each entry is counted once."""
+
+    new: int = 0
+    seen: int = 0  # stored by an earlier run (under this feed, or as its carrier): normal, not a loss
+    repeated: int = 0  # the same GUID (or, without one, link) as an earlier entry of this feed
+    carried: int = 0  # the same article as another feed's: recorded as a carrier of that article
+    removed: int = 0  # removed by staff: a tombstone keeps it out
+    filtered: int = 0  # left out by the source's include/exclude
+
+    @property
+    def duplicates(self) -> int:
+        """Entries that were an article already met: the single count kept before the reasons."""
+        return self.seen + self.repeated + self.carried
+
+    def add(self, other: EntryCounts) -> None:
+        for name in _REASONS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+_REASONS = ("new", "seen", "repeated", "carried", "removed", "filtered")
 
 
 @dataclass(frozen=True)
@@ -30,6 +58,7 @@ class SourceState:
     new_items: int = 0
     duplicates: int = 0
     seconds: float | None = None
+    entries: EntryCounts = field(default_factory=EntryCounts)
 
 
 def load_states(store: Store, wanted: Sequence[Source]) -> dict[str, SourceState]:
@@ -65,7 +94,9 @@ def _state(row: sa.Row[tuple[object, ...]]) -> SourceState:
     return SourceState(name=m["name"], url=m["url"], etag=m["etag"], last_modified=m["last_modified"],
                        failures=m["failures"], next_fetch=utc(m["next_fetch"]), disabled=m["disabled"],
                        last_success=utc(m["last_success"]), last_error=m["last_error"],
-                       new_items=m["new_items"], duplicates=m["duplicates"], seconds=m["seconds"])
+                       new_items=m["new_items"], duplicates=m["duplicates"], seconds=m["seconds"],
+                       entries=EntryCounts(m["new_items"], m["seen"], m["repeated"], m["carried"], m["removed"],
+                                           m["filtered"]))
 
 
 def all_states(store: Store) -> list[SourceState]:
@@ -90,7 +121,7 @@ def record_successes(conn: sa.Connection, done: Sequence[tuple[SourceState, obje
             "etag": fetched.etag if fresh and fetched else state.etag,
             "last_modified": fetched.last_modified if fresh and fetched else state.last_modified,
             "url": (fetched.moved_to if fetched and fetched.moved_to else state.url),
-            "new_items": 0, "duplicates": 0})
+            **_NOTHING})
     statement = sources.update().where(sources.c.name == sa.bindparam("b_name")).values(
         {k: sa.bindparam(k) for k in rows[0] if k != "b_name"})
     conn.execute(statement, rows)
@@ -110,16 +141,18 @@ def record_failure(conn: sa.Connection, state: SourceState, error: str, max_fail
     disable = failures >= max_failures
     conn.execute(sources.update().where(sources.c.name == state.name).values(
         last_fetch=now(), last_error=error, failures=failures, disabled=disable,
-        next_fetch=now() + backoff(failures, retry_after), new_items=0, duplicates=0))
+        next_fetch=now() + backoff(failures, retry_after), **_NOTHING))
     return disable and not state.disabled
 
 
-def record_counts(conn: sa.Connection, per_source: Mapping[str, tuple[int, int]]) -> None:
-    """Store how many new and duplicate entries each source's last fetch brought."""
-    rows = [{"b_name": name, "new_items": new, "duplicates": dup} for name, (new, dup) in per_source.items()]
+def record_counts(conn: sa.Connection, per_source: Mapping[str, EntryCounts]) -> None:
+    """Store what became of each source's entries in its last fetch: new, and why the others were not."""
+    rows = [{"b_name": name, "new_items": c.new, "duplicates": c.duplicates, "seen": c.seen,
+             "repeated": c.repeated, "carried": c.carried, "removed": c.removed, "filtered": c.filtered}
+            for name, c in per_source.items()]
     if rows:
         conn.execute(sources.update().where(sources.c.name == sa.bindparam("b_name")).values(
-            new_items=sa.bindparam("new_items"), duplicates=sa.bindparam("duplicates")), rows)
+            {k: sa.bindparam(k) for k in rows[0] if k != "b_name"}), rows)
 
 
 def enable(store: Store, name: str) -> bool:

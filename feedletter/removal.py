@@ -32,7 +32,9 @@ def remove_article(store: Store, ref: str, *, reason: str = "removed") -> Remove
         if ref.isdigit():
             row = conn.execute(query.where(articles.c.id == int(ref))).first()
         else:
-            row = conn.execute(query.where(articles.c.canonical == canonical_url(ref))).first()
+            # Posts told apart by fragment alone are stored with it (feedletter.entries._tell_apart).
+            row = (conn.execute(query.where(articles.c.canonical == canonical_url(ref, keep_fragment=True))).first()
+                   or conn.execute(query.where(articles.c.canonical == canonical_url(ref))).first())
         if row is None:
             raise FeedletterError("articles", f"{ref}: no such article")
         stamp = now()

@@ -40,6 +40,13 @@ sources = sa.Table(
     sa.Column("new_items", sa.Integer, nullable=False, server_default="0"),
     sa.Column("duplicates", sa.Integer, nullable=False, server_default="0"),
     sa.Column("seconds", sa.Float),
+    # What became of the last fetch's entries that were not stored, by reason (health.EntryCounts):
+    # "duplicates" alone hid entries lost to a key collision among the normal re-seen ones.
+    sa.Column("seen", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("repeated", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("carried", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("removed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("filtered", sa.Integer, nullable=False, server_default="0"),
 )
 
 stories = sa.Table(

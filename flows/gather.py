@@ -92,7 +92,10 @@ def _gather(config: Config, store: Store, sources: list[str] | None, started: fl
         for name in alerts.track_sources(store):
             log.error("%s: disabled after repeated failures", name)
         counts = store_entries(_unwalked(config), store, _unwalked(results))
-        log.info("store: %d new, %d duplicates", len(counts.new_ids), counts.duplicates)
+        t = counts.total
+        log.info("store: %d new; not stored: %d seen before, %d repeated within their feed, "
+                 "%d carried (another feed's article), %d removed, %d filtered", len(counts.new_ids),
+                 t.seen, t.repeated, t.carried, t.removed, t.filtered)
         extracted = extract_articles(_unwalked(config), store, fetcher)
     grouped = group_articles(_unwalked(config), store)
     summarized, cached = summarize_stories(_unwalked(config), store)
@@ -106,7 +109,10 @@ def _gather(config: Config, store: Store, sources: list[str] | None, started: fl
         "not_modified": sum(r.status == "not_modified" for r in results),
         "errors": sum(r.status == "error" for r in results),
         "skipped": sum(r.status == "skipped" for r in results),
-        "new": len(counts.new_ids), "duplicates": counts.duplicates + grouped.near_duplicates,
+        "new": len(counts.new_ids), "seen": counts.total.seen, "repeated": counts.total.repeated,
+        "carried": counts.total.carried, "removed": counts.total.removed, "filtered": counts.total.filtered,
+        # Stored, and marked as a copy of an article of another feed by the grouping.
+        "near_duplicates": grouped.near_duplicates,
         "extracted": extracted.extracted, "extract_errors": extracted.failed,
         "stories_new": grouped.new_stories, "stories_joined": grouped.joined,
         "summarized": summarized, "summaries_cached": cached,
@@ -123,7 +129,10 @@ def _health_artifact(store: Store, results: list[gather.SourceResult]) -> None:
         result = by_name.get(state.name)
         rows.append({"source": state.name, "status": "disabled" if state.disabled else
                      (result.status if result else "idle"), "new": state.new_items,
-                     "duplicates": state.duplicates, "seconds": round(state.seconds or 0, 3),
+                     "duplicates": state.duplicates, "seen": state.entries.seen,
+                     "repeated": state.entries.repeated, "carried": state.entries.carried,
+                     "removed": state.entries.removed, "filtered": state.entries.filtered,
+                     "seconds": round(state.seconds or 0, 3),
                      "failures": state.failures, "last_error": state.last_error or ""})
     create_table_artifact(rows, key="feed-health", description="Feed health after this gather run")
 

@@ -148,8 +148,30 @@ def test_sources_status_table(tmp_path: Path, rude: RudeServer) -> None:
     assert set(lines) == {"good", "bad", "later"}
     good_cells = [c.strip() for c in lines["good"].split("│")]
     assert good_cells[2] == "ok" and good_cells[4] == "1" and good_cells[6] == "0" and good_cells[7] == "due"
+    assert good_cells[5] == "0"  # nothing left out
     assert "disabled" in lines["bad"] and "HTTP 404" in result.output
     assert "never fetched" in lines["later"]
+
+
+def test_sources_status_says_why_entries_were_not_stored(tmp_path: Path, rude: RudeServer) -> None:
+    twice = RSS.replace(b"</channel>", RSS[RSS.index(b"<item>"):RSS.index(b"</channel>")] + b"</channel>")
+    good = rude.route("/good", lambda r: send(r, 200, twice))  # the feed repeats its one entry
+    path = _config(tmp_path, {"good": good, "copy": good})
+
+    def gather_and_show() -> dict[str, list[str]]:
+        config = load_config(path)
+        store = Store.open(config.store_url())
+        with make_fetcher(config) as fetcher:
+            store_entries(config, store, fetch_sources(config, store, fetcher, force=True))
+        store.close()
+        result = CliRunner().invoke(app, ["sources", "status", "--config", str(path)])
+        assert result.exit_code == 0, result.output
+        return {line.split("│")[1].strip(): [c.strip() for c in line.split("│")][4:6]
+                for line in result.output.splitlines()
+                if line.count("│") > 3 and line.split("│")[1].strip() in {"good", "copy"}}
+
+    assert gather_and_show() == {"good": ["1", "1 same GUID/link in feed"], "copy": ["0", "2 carried (other feed)"]}
+    assert gather_and_show() == {"good": ["0", "2 seen before"], "copy": ["0", "2 seen before"]}
 
 
 def test_enable_refuses_unknown_and_unfetched_sources(tmp_path: Path, rude: RudeServer) -> None:

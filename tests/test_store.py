@@ -167,3 +167,27 @@ def test_a_store_from_an_older_version_gains_new_columns_and_keeps_its_rows(tmp_
         assert "signature" in columns
         assert conn.execute(sa.text("SELECT title FROM articles")).scalar_one() == "One"
     store.close()
+
+
+def test_a_sources_table_from_before_the_reasons_gains_their_columns(store_url: str) -> None:
+    from feedletter.health import EntryCounts, all_states, record_counts
+
+    with sa.create_engine(store_url).begin() as conn:  # sources as it was with "duplicates" its only reason
+        conn.execute(sa.text("CREATE TABLE sources (name VARCHAR(64) PRIMARY KEY, url TEXT NOT NULL, "
+                             "configured_url TEXT NOT NULL, etag TEXT, last_modified TEXT, "
+                             "last_fetch TIMESTAMP, last_success TIMESTAMP, last_status INTEGER, last_error TEXT, "
+                             "failures INTEGER NOT NULL DEFAULT 0, next_fetch TIMESTAMP, "
+                             "disabled BOOLEAN NOT NULL DEFAULT false, new_items INTEGER NOT NULL DEFAULT 0, "
+                             "duplicates INTEGER NOT NULL DEFAULT 0, seconds FLOAT)"))
+        conn.execute(sa.text("INSERT INTO sources (name, url, configured_url, new_items, duplicates) "
+                             "VALUES ('blog', 'https://b.example/feed', 'https://b.example/feed', 3, 46)"))
+    store = Store.open(store_url)
+    try:
+        (old,) = all_states(store)
+        assert (old.new_items, old.duplicates, old.entries) == (3, 46, EntryCounts(new=3))
+        with store.begin() as conn:
+            record_counts(conn, {"blog": EntryCounts(new=1, seen=40, repeated=2, carried=1, removed=1, filtered=3)})
+        (now_,) = all_states(store)
+        assert now_.entries == EntryCounts(1, 40, 2, 1, 1, 3) and now_.duplicates == 43
+    finally:
+        store.close()
