@@ -146,10 +146,31 @@ def prepare(data: bytes, *, url: str, content_type: str | None = None) -> Prepar
         raise ParseError(url, "not a feed (no root element)")
     local = root.rsplit(":", 1)[-1].lower()
     if local in _HTML_ROOTS:
-        raise ParseError(url, "not a feed (looks like HTML)")
+        embedded = _embedded_feed(text)
+        if embedded is None:
+            raise ParseError(url, "not a feed (looks like HTML)")
+        text, local = embedded
     if local not in FEED_ROOTS:
         raise ParseError(url, f"not a feed (root element <{root}>)")
     return Prepared(_rewrite_references(text), local, encoding)
+
+
+_EMBEDDED_ROOT = re.compile(r"<(feed|rss)\b[^>]*>")
+
+
+def _embedded_feed(text: str) -> tuple[str, str] | None:
+    """A whole feed element inside an XHTML page (a feed saved or served wrapped in a page), or None.
+
+    Only an Atom ``<feed>`` that declares its namespace, or an ``<rss>``, counts, and it must close:
+    a page that merely mentions feeds stays "not a feed".
+    """
+    m = _EMBEDDED_ROOT.search(text)
+    if m is None or (m.group(1) == "feed" and "http://www.w3.org/2005/Atom" not in m.group(0)):
+        return None
+    end = text.rfind(f"</{m.group(1)}>")
+    if end < m.start():
+        return None
+    return text[m.start():end + len(m.group(1)) + 3], m.group(1)
 
 
 def _may_hold_controls(data: bytes, encoding: str) -> bool:

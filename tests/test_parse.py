@@ -426,6 +426,24 @@ def test_html_fragments_look_like_html(body: bytes) -> None:
         parse_feed(body, url=FEED_URL, source="t", now=NOW)
 
 
+def test_an_atom_feed_wrapped_in_an_xhtml_page_is_read() -> None:
+    body = ('<?xml version="1.0"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" '
+            '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n'
+            '<html xmlns="http://www.w3.org/1999/xhtml"><body>'
+            '<feed xmlns="http://www.w3.org/2005/Atom"><title>Wren notes</title>'
+            '<entry><title>Bench fixed</title><id>https://wren.example/1</id>'
+            '<link href="https://wren.example/1"/><updated>2014-07-21T21:14:39+02:00</updated>'
+            '<summary>The bench by the pond has new slats.</summary></entry>'
+            '<entry><title>Pond drained</title><id>https://wren.example/2</id>'
+            '<link href="https://wren.example/2"/><updated>2014-07-22T21:14:39+02:00</updated></entry>'
+            '</feed></body></html>').encode()
+    feed = parse_feed(body, url=FEED_URL, source="t", now=NOW)
+    assert [e.title for e in feed.entries] == ["Bench fixed", "Pond drained"]
+    # A page that only names a feed element without the Atom namespace is still no feed.
+    with pytest.raises(ParseError, match="looks like HTML"):
+        parse_feed(b"<html><body><feed>not one</feed></body></html>", url=FEED_URL, source="t", now=NOW)
+
+
 def test_entry_without_title_gets_an_excerpt() -> None:
     body = ("<rss version='2.0'><channel><title>t</title><item><link>https://x.example/1</link>"
             "<description>&lt;p&gt;Just a short status update with no title at all, as "
