@@ -328,3 +328,35 @@ def test_cli_writes_story_and_subject(tmp_path: Path) -> None:
     by = {line["id"]: line for line in lines}
     assert by["p1a"]["cluster"] == by["p1b"]["cluster"] == by["p1a"]["subject"]
     assert by["m3"]["cluster"] == by["m3"]["subject"] == "m3"
+
+
+PHONE_1C = """Our Fairphone 6 hands-on: an hour with the modular phone ahead of the 25 June launch. Its bright
+6.3-inch screen and the Snapdragon 7s Gen 3 impressed, and the battery swap took under a minute with one
+screw. It sells for 599 euros with seven years of Android updates."""
+PHONE_1D = """Fairphone 6 hands-on: we spent an hour with Fairphone's new modular phone before its 25 June
+launch. The 6.3-inch screen is bright, the Snapdragon 7s Gen 3 feels quick, and swapping the battery
+took us under a minute. At 599 euros, with seven years of updates, it undercuts most rivals."""
+
+
+def test_a_sites_second_post_leaves_the_story_instead_of_splitting_it() -> None:
+    # Four tellings, two of them by one site: the news (w1, b) and two hands-ons (w2, m) pair up
+    # first; then the site's second post has to leave, and the other three tellings make one story
+    # (not two halves, each grown around one of the site's posts).
+    docs = [_src("w1", PHONE_1A, "wire"), _src("b", PHONE_1B, "blog", 1), _src("m", PHONE_1C, "mag", 2),
+            _src("w2", PHONE_1D, "wire", 3)]
+    groups = _groups(cluster_documents(docs))
+    assert len(groups) == 2
+    main = next(g for g in groups if "b" in g)
+    assert "m" in main and len(main & {"w1", "w2"}) == 1
+
+
+def test_average_link_sends_out_the_one_post_in_the_way_rather_than_keeping_halves() -> None:
+    from feedletter.cluster import _average_link
+
+    # Documents 0 and 2 are one site's two posts; 0-1 and 2-3 pair up first, then the pairs meet.
+    edges = {(0, 1): 0.9, (2, 3): 0.9, (0, 2): 0.5, (0, 3): 0.5, (1, 2): 0.5, (1, 3): 0.5}
+    sources = [{"wire": 0}, {"blog": 1}, {"wire": 2}, {"mag": 3}]
+    owner = _average_link(4, edges, 0.3, [], sources=sources)
+    groups = {frozenset(i for i in range(4) if owner[i] == r) for r in set(owner)}
+    assert len(groups) == 2 and {1, 3} <= max(groups, key=len) and len(max(groups, key=len)) == 3
+    assert _average_link(4, edges, 0.3, []) == [0, 0, 0, 0]  # without sources: one group
