@@ -85,28 +85,37 @@ def feature_counts(title: str, text: str) -> dict[str, int]:
     Over the title and the first :data:`_MAX_WORDS` words of the text.
     """
     body = " ".join(text.split()[:_MAX_WORDS])
-    return dict(_counts(title + " . " + body))
+    return _counts(title + " . " + body)
 
 
-def _counts(both: str) -> Counter[str]:
-    names: Counter[str] = Counter()
+def _counts(both: str) -> dict[str, int]:
+    names: dict[str, int] = {}
     for run, k in Counter(_NAME_RE.findall(both)).items():
         parts = run.replace("’", "'").lower().split()
+        if len(parts) == 1:  # most runs are one word: the short way
+            p = parts[0]
+            p = p[:-2] if p.endswith("'s") else p
+            names[p] = names.get(p, 0) + k
+            continue
         for p in parts:
-            names[p[:-2] if p.endswith("'s") else p] += k
+            p = p[:-2] if p.endswith("'s") else p
+            names[p] = names.get(p, 0) + k
         while parts and parts[0] in STOPWORDS:
             parts.pop(0)  # "The Daniel James" at a sentence start is still Daniel James
         if len(parts) > 1:
             # The whole name too: "Daniel James" is far rarer than "Daniel" or "James" alone.
             whole = " ".join(parts)
-            names[whole[:-2] if whole.endswith("'s") else whole] += k
-    out: Counter[str] = Counter({"e:" + n: k for n, k in names.items() if len(n) > 1 and n not in STOPWORDS})
-    for m in _NUMBER_RE.findall(both):
-        out["n:" + m.replace(",", "").replace(" ", "").replace("percent", "%")] += 1
+            whole = whole[:-2] if whole.endswith("'s") else whole
+            names[whole] = names.get(whole, 0) + k
+    out = {"e:" + n: k for n, k in names.items() if len(n) > 1 and n not in STOPWORDS}
+    for m, k in Counter(_NUMBER_RE.findall(both)).items():
+        key = "n:" + m.replace(",", "").replace(" ", "").replace("percent", "%")
+        out[key] = out.get(key, 0) + k
     words = Counter(_WORD_RE.findall(both.lower()))
     for w in STOPWORDS.intersection(words):
         del words[w]
-    out.update({"w:" + w: k for w, k in words.items()})
+    # The kinds' prefixes keep keys apart, so a plain dict update (in C) adds the words.
+    out.update(zip(map("w:".__add__, words.keys()), words.values()))  # noqa: B905 - one dict's keys and values
     return out
 
 
