@@ -222,7 +222,7 @@ def _read_jsonl(name: str, required: tuple[str, ...]) -> list[dict[str, Any]]:
 
 @app.command()
 def cluster(jsonl: Annotated[str, typer.Argument(help="lines of {id, title, text[, url]}, or -")]) -> None:
-    """Group documents into stories; print {id, cluster, duplicate_of} per line."""
+    """Group documents into stories and subjects; print {id, cluster, subject, duplicate_of} per line."""
     from feedletter.cluster import cluster_documents
     from feedletter.models import Document
     from feedletter.parse import parse_date
@@ -231,7 +231,7 @@ def cluster(jsonl: Annotated[str, typer.Argument(help="lines of {id, title, text
     docs = [Document(id=str(r["id"]), title=r["title"], text=r["text"], url=r.get("url"),
                      source=r.get("source"), published=parse_date(r.get("published"))) for r in rows]
     for a in cluster_documents(docs):
-        _emit(json.dumps({"id": a.id, "cluster": a.cluster, "duplicate_of": a.duplicate_of}))
+        _emit(json.dumps({"id": a.id, "cluster": a.cluster, "subject": a.subject, "duplicate_of": a.duplicate_of}))
 
 
 @app.command()

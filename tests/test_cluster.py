@@ -1,12 +1,25 @@
 from __future__ import annotations
 
+import json
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from feedletter.cluster import Assignment, cluster_documents, pick_lead, story_members
+from feedletter.cluster import (
+    Assignment,
+    cluster_documents,
+    feature_counts,
+    features,
+    features_json,
+    pair_similarities,
+    parse_features,
+    pick_lead,
+    story_members,
+    subjects,
+)
 from feedletter.dedupe import signature
 from feedletter.models import Document
 
@@ -141,3 +154,209 @@ def test_generated_corpus_is_fast() -> None:
     assert len(groups) == 200
     assert all(len({i.split("-")[0] for i in g}) == 1 for g in groups)
     assert elapsed < 5
+
+
+# --- one source never tells two stories as one (issue 15, point 2) ---------------------------
+
+FACE_A = """Apple is looking into reports that Face ID stopped working on some iPhone 16 Pro units after the
+iOS 18.2 update. Owners on the Apple forums say the TrueDepth camera fails to recognise them and the phone
+asks for the passcode every time. Apple told The Verge a fix will come in iOS 18.3 next week."""
+FACE_B = """Some iPhone 16 Pro owners found that Face ID no longer unlocks their phones after installing iOS
+18.2. The TrueDepth camera does not recognise faces, forum posts say. Apple has confirmed the bug to The
+Verge and promised an iOS 18.3 fix within days."""
+IPAD_A = """Apple is expected to launch a new iPad Pro with the M5 chip in October, according to Mark Gurman.
+The tablet may gain Face ID in landscape with a redesigned TrueDepth camera, like the iPhone 16 Pro, and
+will run iPadOS 18.2 at launch. Apple declined to comment on the report."""
+
+MORNING = [
+    """Good morning, readers, and welcome to The Daily Brew, your morning coffee with the news. Today the
+city council votes on the new cycle lanes along Harbour Road, and the library opens its reading room
+after the flood repairs. Grab a cup and enjoy the day, friends.""",
+    """Good morning, readers, and welcome to The Daily Brew, your morning coffee with the news. The bakers'
+strike at Kessler's ends after a pay deal, and tickets for the autumn jazz festival go on sale at noon
+at the old mill. Grab a cup and enjoy the day, friends.""",
+    """Good morning, readers, and welcome to The Daily Brew, your morning coffee with the news. Storm
+Imelda brings heavy rain tonight, so the ferry to Gull Island is cancelled, and the school run may be
+slow on the coast road. Grab a cup and enjoy the day, friends.""",
+    """Good morning, readers, and welcome to The Daily Brew, your morning coffee with the news. Our
+football club signs striker Tomas Varga from Dunmore, and the farmers' market moves to the square for
+the summer months. Grab a cup and enjoy the day, friends.""",
+]
+
+BLOG_POSTS = [
+    """Notes from the Workshop: I finally rebuilt the oak workbench in the garage this weekend. The old
+top had warped, so I glued up new boards, planed them flat and finished them with hard wax oil. Thanks
+for reading Notes from the Workshop, and subscribe for more.""",
+    """Notes from the Workshop: a reader asked how I sharpen chisels. I use a coarse diamond plate, then a
+fine water stone and a leather strop with green compound, about two minutes a chisel. Thanks for reading
+Notes from the Workshop, and subscribe for more.""",
+    """Notes from the Workshop: my review of the new cordless track saw. It cuts sheet goods cleanly, the
+battery lasts for about forty cuts and the dust port works with my extractor. Thanks for reading Notes
+from the Workshop, and subscribe for more.""",
+]
+
+
+def _src(i: str, text: str, source: str | None, hours: float = 0.0, title: str | None = None) -> Document:
+    return Document(i, title or text.split(".")[0][:60], text, url=f"https://{source or 'x'}.example/{i}",
+                    source=source, published=T0 + timedelta(hours=hours))
+
+
+def test_a_source_does_not_join_its_own_other_post_to_a_story() -> None:
+    # The iPad rumour shares Apple, Face ID, TrueDepth and iPhone 16 Pro with the Face ID story,
+    # and so would join it from an unknown source; from the site that told the Face ID story, it is
+    # another post, not a second telling.
+    docs = [_src("fa", FACE_A, "macnews"), _src("fb", FACE_B, "phonewire", 2), _src("ip", IPAD_A, "macnews", 3)]
+    assert _groups(cluster_documents(docs)) == {frozenset({"fa", "fb"}), frozenset({"ip"})}
+    anonymous = [*docs[:2], _src("ip", IPAD_A, None, 3)]
+    loose = cluster_documents(anonymous, threshold=0.1)
+    assert len(_groups(loose)) == 1  # the similarity alone would have let it in
+    assert _groups(cluster_documents(docs, threshold=0.1)) == {frozenset({"fa", "fb"}), frozenset({"ip"})}
+
+
+def test_good_morning_posts_of_one_blog_stay_apart() -> None:
+    docs = [_src(f"gm{k}", text, "dailybrew", 24 * k, title="Good morning") for k, text in enumerate(MORNING)]
+    out = cluster_documents(docs, threshold=0.05)  # even at a far looser threshold than the default
+    assert _groups(out) == {frozenset({d.id}) for d in docs}
+    assert all(a.duplicate_of is None for a in out)
+
+
+def test_unrelated_posts_of_one_blog_stay_apart() -> None:
+    docs = [_src(f"b{k}", text, "workshop", 5 * k) for k, text in enumerate(BLOG_POSTS)]
+    assert _groups(cluster_documents(docs, threshold=0.05)) == {frozenset({d.id}) for d in docs}
+
+
+def test_a_sources_repost_joins_its_post() -> None:
+    repost = "Updated with Apple's statement.\n" + FACE_A
+    docs = [_src("fa", FACE_A, "macnews"), _src("re", repost, "macnews", 4), _src("fb", FACE_B, "phonewire", 2)]
+    out = {a.id: a for a in cluster_documents(docs)}
+    assert out["re"].duplicate_of == "fa"
+    assert out["re"].cluster == out["fa"].cluster == out["fb"].cluster
+
+
+def test_different_sources_still_join_and_a_source_rule_needs_a_source() -> None:
+    # Undated, unsourced documents (the CLI without those fields) group by text alone.
+    docs = [Document("fa", "Face ID broken", FACE_A), Document("fb", "Face ID bug", FACE_B)]
+    assert len(_groups(cluster_documents(docs))) == 1
+
+
+# --- subjects (issue 15, point 4) --------------------------------------------------------------
+
+CLINICS = [
+    """Harbourside Physio now offers shockwave therapy for plantar fasciitis. Dr Aisha Rahman says three
+weekly sessions of shockwave therapy ease heel pain for most patients with plantar fasciitis who did not
+improve with stretching and insoles.""",
+    """At the Meadow Clinic we treat plantar fasciitis with shockwave therapy. Physiotherapist Ben Okafor
+explains how the pulses help heel pain, what a session feels like and why most patients need three
+to five sessions of shockwave therapy.""",
+    """Does shockwave therapy work for plantar fasciitis? Podiatrist Clara Jensen of Northgate Foot Care
+looks at the evidence on heel pain: most trials found less pain after shockwave therapy than after
+placebo, with few side effects.""",
+    """Riverside Sports Injury Centre has bought a new shockwave therapy machine. Our team, led by Marco
+Silva, uses shockwave therapy for plantar fasciitis when heel pain has lasted months, and most patients
+feel less pain after three sessions.""",
+    """Plantar fasciitis: is shockwave therapy right for you? Elm Street Podiatry's Hannah Lee answers
+patients' questions about heel pain, the cost of shockwave therapy sessions and how soon patients
+walk without pain.""",
+]
+
+
+def test_clinics_on_one_therapy_are_stories_of_one_subject() -> None:
+    docs = [_src(f"c{k}", text, f"clinic{k}", k) for k, text in enumerate(CLINICS)]
+    docs += [_src("p1a", PHONE_1A, "wire", 1), _src("p1b", PHONE_1B, "blog", 2), _src("p2", PHONE_2, "wire", 3)]
+    out = {a.id: a for a in cluster_documents(docs)}
+    # Each clinic wrote its own post: five stories, one subject, labelled by its first story.
+    assert len({out[f"c{k}"].cluster for k in range(5)}) == 5
+    assert {out[f"c{k}"].subject for k in range(5)} == {out["c0"].cluster}
+    assert out["p1a"].cluster == out["p1b"].cluster != out["p2"].cluster
+    assert out["p1a"].subject == out["p1b"].subject != out["c0"].subject
+
+
+def test_subjects_of_stories_point_at_the_first_story_of_each() -> None:
+    clinics = [[_src(f"c{k}", text, f"clinic{k}", k)] for k, text in enumerate(CLINICS)]
+    phones = [[_src("p1a", PHONE_1A, "wire", 1), _src("p1b", PHONE_1B, "blog", 2)]]
+    matches = [[_doc("m1a", MATCH_1A), _doc("m1b", MATCH_1B, 1)]]
+    stories = [*phones, *clinics, *matches]
+    found = subjects(stories)
+    assert found[1:6] == [1] * 5
+    assert found[0] == 0 and found[6] == 6
+    assert subjects(stories) == found  # deterministic
+    assert subjects([]) == []
+
+
+def test_subject_of_a_lone_story_is_its_own() -> None:
+    out = cluster_documents([_doc("m3", MATCH_3)])
+    assert out == [Assignment("m3", "m3", None, "m3")]
+
+
+# --- stored features ---------------------------------------------------------------------------
+
+def test_stored_features_round_trip_and_the_first_format_still_works() -> None:
+    stored = features_json("Fairphone 6", PHONE_1A)
+    counts = parse_features(stored)
+    assert counts == feature_counts("Fairphone 6", PHONE_1A)
+    assert counts is not None and counts["e:fairphone"] >= 3
+    assert set(counts) == features("Fairphone 6", PHONE_1A)
+    assert parse_features(json.dumps(sorted(counts))) is None  # a list: the first format, to compute again
+    docs = [_doc("p1a", PHONE_1A), _doc("p1b", PHONE_1B, 1), _doc("p2", PHONE_2, 2)]
+    fresh = cluster_documents(docs)
+    known = {d.id: parse_features(features_json(d.title, d.text)) or {} for d in docs}
+    assert cluster_documents(docs, known_features=known) == fresh
+    as_sets = {d.id: features(d.title, d.text) for d in docs}  # what a store of the first format held
+    assert _groups(cluster_documents(docs, known_features=as_sets)) == _groups(fresh)
+
+
+def test_pair_similarities_rank_a_second_telling_above_another_story() -> None:
+    docs = [_doc("p1a", PHONE_1A), _doc("p1b", PHONE_1B, 1), _doc("p2", PHONE_2, 2), _doc("m1a", MATCH_1A)]
+    same, other, far = pair_similarities(docs, [("p1a", "p1b"), ("p1a", "p2"), ("p1a", "m1a")])
+    assert same > 0.24 > other > far >= 0
+
+
+def test_cli_writes_story_and_subject(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from feedletter.cli import app
+
+    rows = [{"id": "p1a", "title": "Fairphone 6", "text": PHONE_1A, "url": "https://wire.example/1"},
+            {"id": "p1b", "title": "Fairphone 6 official", "text": PHONE_1B, "url": "https://blog.example/2"},
+            {"id": "m3", "title": "Wednesday win", "text": MATCH_3}]
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = CliRunner().invoke(app, ["cluster", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines() if line.strip()]
+    assert [set(line) for line in lines] == [{"id", "cluster", "subject", "duplicate_of"}] * 3
+    by = {line["id"]: line for line in lines}
+    assert by["p1a"]["cluster"] == by["p1b"]["cluster"] == by["p1a"]["subject"]
+    assert by["m3"]["cluster"] == by["m3"]["subject"] == "m3"
+
+
+PHONE_1C = """Our Fairphone 6 hands-on: an hour with the modular phone ahead of the 25 June launch. Its bright
+6.3-inch screen and the Snapdragon 7s Gen 3 impressed, and the battery swap took under a minute with one
+screw. It sells for 599 euros with seven years of Android updates."""
+PHONE_1D = """Fairphone 6 hands-on: we spent an hour with Fairphone's new modular phone before its 25 June
+launch. The 6.3-inch screen is bright, the Snapdragon 7s Gen 3 feels quick, and swapping the battery
+took us under a minute. At 599 euros, with seven years of updates, it undercuts most rivals."""
+
+
+def test_a_sites_second_post_leaves_the_story_instead_of_splitting_it() -> None:
+    # Four tellings, two of them by one site: the news (w1, b) and two hands-ons (w2, m) pair up
+    # first; then the site's second post has to leave, and the other three tellings make one story
+    # (not two halves, each grown around one of the site's posts).
+    docs = [_src("w1", PHONE_1A, "wire"), _src("b", PHONE_1B, "blog", 1), _src("m", PHONE_1C, "mag", 2),
+            _src("w2", PHONE_1D, "wire", 3)]
+    groups = _groups(cluster_documents(docs))
+    assert len(groups) == 2
+    main = next(g for g in groups if "b" in g)
+    assert "m" in main and len(main & {"w1", "w2"}) == 1
+
+
+def test_average_link_sends_out_the_one_post_in_the_way_rather_than_keeping_halves() -> None:
+    from feedletter.cluster import _average_link
+
+    # Documents 0 and 2 are one site's two posts; 0-1 and 2-3 pair up first, then the pairs meet.
+    edges = {(0, 1): 0.9, (2, 3): 0.9, (0, 2): 0.5, (0, 3): 0.5, (1, 2): 0.5, (1, 3): 0.5}
+    sources = [{"wire": 0}, {"blog": 1}, {"wire": 2}, {"mag": 3}]
+    owner = _average_link(4, edges, 0.3, [], sources=sources)
+    groups = {frozenset(i for i in range(4) if owner[i] == r) for r in set(owner)}
+    assert len(groups) == 2 and {1, 3} <= max(groups, key=len) and len(max(groups, key=len)) == 3
+    assert _average_link(4, edges, 0.3, []) == [0, 0, 0, 0]  # without sources: one group
