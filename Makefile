@@ -27,6 +27,8 @@ bench: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/python bench/eval_stories.py
+	$(BIN)/python bench/eval_grouping.py
+	$(BIN)/python bench/eval_summaries.py
 	$(BIN)/python bench/eval_extract.py
 	$(BIN)/python bench/eval_feeds.py
 	$(BIN)/python bench/eval_real_feeds.py

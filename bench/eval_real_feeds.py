@@ -405,8 +405,8 @@ def _report_store(feeds_dir: Path, feeds: Sequence[Feed], store: Store, record: 
         subjects = f"{with_more}/{len(entries)} issue entries with more items"
     else:
         subjects = "n/a (no subjects yet)"
-    print(f"subjects: {n_stories} stories from {n_articles} articles ({unsummarized} without a summary, never "
-          f"selected); {subjects}")
+    print(f"subjects: {n_stories} stories from {n_articles} articles ({unsummarized} with an empty summary, "
+          f"shown by title only); {subjects}")
 
     if record is None:
         print("top source: no issue (nothing to select)")

@@ -31,6 +31,9 @@ _SHORT_RULES = [
     r"by\s+(?:admin|administrator|staff|editor|webmaster)\b",
     r"(?:posted|written|published|filed)\s+(?:by|in|on|under)\b",
     r"by\s+[\w.' -]{1,40}\s*[|•·]\s*",
+    # "By Ruben Schade in Sydney, 2023-01-08.": a byline with a place and a date, nothing else.
+    r"by\s+[\w.'-]+(?:\s+[\w.'-]+){0,3}(?:\s+in\s+[\w .'-]{1,30})?,?\s+"
+    r"(?:\d{4}-\d\d-\d\d|\d{1,2}\s+[a-z]+\s+\d{4}|[a-z]+\s+\d{1,2},?\s+\d{4})\.?$",
     r"\d+\s+comments?$",
     r"no comments?(?: yet)?\.?$",
     r"(?:leave|add|post) a (?:comment|reply)\b",

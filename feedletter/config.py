@@ -122,6 +122,7 @@ class Select(_Model):
     include: list[str] = []
     exclude: list[str] = []
     max_stories: int = Field(10, ge=1, le=100)
+    max_per_source: int = Field(2, ge=0)  # 0: no cap
     min_stories: int = Field(1, ge=0)
     since: str = "last_issue"
     min_quality: int = Field(0, ge=0)
@@ -320,7 +321,8 @@ class Stories(_Model):
 
     window_days: int = Field(7, ge=1, le=90)
     near_duplicate: float = Field(0.7, gt=0, le=1)
-    same_story: float = Field(0.2, gt=0, le=1)
+    same_story: float = Field(0.24, gt=0, le=1)
+    same_subject: float = Field(0.04, gt=0, le=1)
     summary_sentences: int = Field(3, ge=1, le=10)
     summary_chars: int = Field(600, ge=80, le=4000)
     summarizer: Literal["extractive", "llm"] = "extractive"

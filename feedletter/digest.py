@@ -69,7 +69,8 @@ def digest_record(prepared: Prepared, titles: dict[str, str] | None = None) -> d
         "checks": list(prepared.checks),
         "stories": [{"title": s.title, "url": s.url, "source": s.source,
                      "published": s.published.isoformat(), "summary": s.summary,
-                     "also": [{"source": a.source, "title": a.title, "url": a.url} for a in s.also]}
+                     "also": [{"source": a.source, "title": a.title, "url": a.url} for a in s.also],
+                     "more": [{"source": m.source, "title": m.title, "url": m.url} for m in s.more]}
                     for s in d.stories],
     }
 
@@ -102,9 +103,13 @@ def save_issue(store: Store, prepared: Prepared) -> int:
             preheader=d.preheader, html=prepared.rendered.html, text=prepared.rendered.text,
             mjml=prepared.rendered.mjml, data=json.dumps(digest_record(prepared), ensure_ascii=False)))
         issue_id = int(row.inserted_primary_key[0])  # type: ignore[index]
-        conn.execute(issue_stories.insert(), [
-            {"issue_id": issue_id, "story_id": s.id, "newsletter": d.newsletter, "position": i}
-            for i, s in enumerate(d.stories)])
+        placed = [{"issue_id": issue_id, "story_id": s.id, "newsletter": d.newsletter, "position": i,
+                   "more_of": None} for i, s in enumerate(d.stories)]
+        # A subject's other stories were carried too, under their entry: they must not come back.
+        placed += [{"issue_id": issue_id, "story_id": m.story_id, "newsletter": d.newsletter,
+                    "position": len(placed) + k, "more_of": s.id}
+                   for k, (s, m) in enumerate((s, m) for s in d.stories for m in s.more if m.story_id is not None)]
+        conn.execute(issue_stories.insert(), placed)
     return issue_id
 
 

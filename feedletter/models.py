@@ -89,16 +89,24 @@ class Article:
 
 @dataclass(frozen=True)
 class Coverage:
-    """Another site's telling of a story: the 'also covered by' link."""
+    """Another telling: an 'also covered by' link of a story, or a 'more on this' link of a subject.
+
+    ``story_id`` is set on 'more on this' links: the story an issue carries under another's entry.
+    """
 
     source: str
     title: str
     url: str
+    story_id: int | None = None
 
 
 @dataclass(frozen=True)
 class Story:
-    """One story: a lead article, its summary and the other sites that covered it."""
+    """One story: a lead article, its summary and the other sites that covered it.
+
+    In an issue, a story also stands for its subject: ``more`` lists the subject's other stories
+    (other events of one kind, told by other sites), which the issue carries under this entry.
+    """
 
     id: int
     title: str
@@ -109,6 +117,7 @@ class Story:
     tags: tuple[str, ...] = ()
     also: tuple[Coverage, ...] = ()
     image: str | None = None
+    more: tuple[Coverage, ...] = ()
 
 
 @dataclass(frozen=True)

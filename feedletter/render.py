@@ -141,6 +141,8 @@ def story_context(story: Story, source_titles: Mapping[str, str]) -> dict[str, A
         "summary": story.summary, "tags": story.tags, "image": story.image,
         "also": [{"source": a.source, "source_title": source_titles.get(a.source, a.source),
                   "title": a.title, "url": a.url} for a in story.also],
+        "more": [{"source": m.source, "source_title": source_titles.get(m.source, m.source),
+                  "title": m.title, "url": m.url} for m in story.more],
     }
 
 

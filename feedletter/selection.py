@@ -1,6 +1,7 @@
 """Choose and order the stories of a newsletter's next issue.
 
-A story is a candidate when it has a summary and this newsletter has never carried it. It is kept
+A story is a candidate when it has been summarized and this newsletter has never carried it (a
+post whose title says it all, a link post, has an empty summary and is shown by its title). It is kept
 when it passes every filter of the newsletter's ``select``:
 
 - ``since``: ``last_issue`` (stories grouped after the previous issue went out; everything for
@@ -11,21 +12,29 @@ when it passes every filter of the newsletter's ``select``:
   "read"); anything else is a regular expression (``sponsor\\w*``, ``ketamine|depression``);
 - ``min_quality``: the summary's quality score (:func:`summary_quality`) is at least this.
 
-Kept stories are ranked by :func:`story_score`; pinned stories (carried by a ``pin_sources``
-source, or with a ``pin_keywords`` pattern in the title) come first. The first ``max_stories``
-make the issue.
+Kept stories on one subject (:func:`feedletter.cluster.subjects`: other events of one kind, told by
+other sites) make one entry: the best of them leads, the others are listed under it as "More on
+this". Entries are ranked by :func:`entry_score` (relevance: how many sites tell the story and its
+subject, the source's priority; novelty: how fresh it is); pinned stories (carried by a
+``pin_sources`` source, or with a ``pin_keywords`` pattern in the title) come first. An issue takes
+at most ``max_per_source`` entries led by one source while other sources have entries to offer;
+only when they run out do the remaining places go to the best leftovers, a source at a time. Equal
+scores go to the source with fewer entries so far, then to the fuller summary: never to the
+newest story alone, which let one busy blog fill an issue.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from feedletter.cluster import feature_counts, subjects
 from feedletter.config import Config, Newsletter
-from feedletter.models import Story
+from feedletter.models import Coverage, Document, Story
 from feedletter.patterns import matches_any
 from feedletter.store import Store, issue_stories, issues, now, stories, utc
 from feedletter.stories import load_stories, story_articles
@@ -50,9 +59,13 @@ def summary_quality(summary: str) -> int:
 
 
 def story_score(story: Story, *, at: datetime, priority: Mapping[str, int]) -> float:
-    """``2 × sources covering it + 1 / (1 + age in days) + the lead source's priority``."""
+    """``2 × sources covering it + 1 / (1 + age in days) + the lead source's priority``.
+
+    Sources are counted once: a source's own update of a story is not a second site telling it.
+    """
     age_days = max(0.0, (at - story.published).total_seconds() / 86400)
-    return 2 * (1 + len(story.also)) + 1 / (1 + age_days) + priority.get(story.source, 0)
+    sources = {story.source, *(a.source for a in story.also)}
+    return 2 * len(sources) + 1 / (1 + age_days) + priority.get(story.source, 0)
 
 
 def parse_period(since: str) -> timedelta | None:
@@ -76,7 +89,7 @@ def last_issue(store: Store, newsletter: str) -> tuple[int, datetime] | None:
 
 def candidate_ids(store: Store, newsletter: Newsletter) -> list[int]:
     """Summarized stories this newsletter has not carried, limited by ``since: last_issue``."""
-    query = (sa.select(stories.c.id).where(stories.c.summary != "")
+    query = (sa.select(stories.c.id).where((stories.c.summary != "") | (stories.c.summary_hash != ""))
              .where(~stories.c.id.in_(sa.select(issue_stories.c.story_id)
                                       .where(issue_stories.c.newsletter == newsletter.name)))
              .order_by(stories.c.id))
@@ -118,18 +131,93 @@ def is_pinned(story: Story, newsletter: Newsletter) -> bool:
     return bool(carriers & set(sel.pin_sources)) or matches_any(sel.pin_keywords, story.title)
 
 
+# Candidates read for subjects: the best this many, by score. Grouping is quadratic in the worst
+# case, and a story ranked below them would not make the issue, nor its "More on this" list count.
+SUBJECT_CANDIDATES = 400
+# "More on this" links under one entry.
+MORE_LIMIT = 5
+
+
+def entry_score(story: Story, subject: Sequence[Story], *, at: datetime, priority: Mapping[str, int]) -> float:
+    """:func:`story_score`, plus one for each other site (at most three) that wrote on its subject,
+    less one when its summary has no complete sentence (a title alone tells a reader little)."""
+    own = {story.source, *(a.source for a in story.also)}
+    others = {s.source for s in subject} - own
+    bare = summary_quality(story.summary) == 0
+    return story_score(story, at=at, priority=priority) + min(3, len(others)) - bare
+
+
 def rank(chosen: Sequence[Story], newsletter: Newsletter, *, at: datetime,
          priority: Mapping[str, int]) -> list[Story]:
-    """Pinned first, then by score; ties go to the newer story, then the older id."""
-    def key(story: Story) -> tuple[bool, float, float, int]:
+    """Pinned first, then by score; equal scores by the fuller summary, then the older id."""
+    def key(story: Story) -> tuple[bool, float, int, int]:
         return (not is_pinned(story, newsletter), -story_score(story, at=at, priority=priority),
-                -story.published.timestamp(), story.id)
+                -summary_quality(story.summary), story.id)
     return sorted(chosen, key=key)
+
+
+# Two stories of one subject under one entry share at least this many content words, and this
+# share of the shorter one's: a subject found between short posts on one common word ("source",
+# "story") is chance, not a subject.
+MIN_SHARED_WORDS = 3
+MIN_SHARED_SHARE = 0.3
+
+
+def _shares_enough(words: Mapping[int, frozenset[str]], group: Sequence[Story], story: Story) -> bool:
+    if not group or not words.get(story.id):
+        return True  # a new group, or no words to check (the caller gave none)
+    mine, lead = words[story.id], words.get(group[0].id, frozenset())
+    shared = len(mine & lead)
+    return shared >= MIN_SHARED_WORDS and shared >= MIN_SHARED_SHARE * min(len(mine), len(lead) or 1)
+
+
+def arrange(chosen: Sequence[Story], subject_of: Sequence[int], newsletter: Newsletter, *, at: datetime,
+            priority: Mapping[str, int], story_words: Sequence[frozenset[str]] | None = None) -> list[Story]:
+    """The issue's entries, best first: one per subject, at most ``max_per_source`` per lead source
+    while others have entries to give. ``subject_of[i]`` names ``chosen[i]``'s subject;
+    ``story_words[i]``, its content words, confirms that it shares enough with the subject's lead."""
+    subject = {s.id: k for s, k in zip(chosen, subject_of, strict=True)}
+    words = {s.id: w for s, w in zip(chosen, story_words or [frozenset()] * len(chosen), strict=True)}
+    members: dict[tuple[int, int], list[Story]] = {}
+    for story in rank(chosen, newsletter, at=at, priority=priority):
+        # A subject is told by several sites: a site's second story on it is an entry of its own
+        # (under the per-source cap), so that one blog's posts never hide behind each other.
+        k = 0
+        while any(s.source == story.source for s in members.get((subject[story.id], k), ())) or \
+                not _shares_enough(words, members.get((subject[story.id], k), ()), story):
+            k += 1
+        members.setdefault((subject[story.id], k), []).append(story)
+    entries: list[tuple[bool, float, int, Story]] = []
+    for group in members.values():
+        lead, rest = group[0], group[1:]  # ranked: the subject's best story leads it
+        more = tuple(Coverage(source=s.source, title=s.title, url=s.url, story_id=s.id) for s in rest[:MORE_LIMIT])
+        entries.append((is_pinned(lead, newsletter), entry_score(lead, rest, at=at, priority=priority),
+                        summary_quality(lead.summary), replace(lead, more=more)))
+    cap = newsletter.select.max_per_source or len(entries)
+    taken: list[Story] = []
+    per_source: dict[str, int] = {}
+    waiting = entries
+    while waiting and len(taken) < newsletter.select.max_stories:
+        under_cap = [e for e in waiting if per_source.get(e[3].source, 0) < cap]
+        pool = under_cap or waiting  # every source at its cap: the best leftovers, a source at a time
+        # Pinned first, then score; equal scores to the source with fewer entries, the fuller summary.
+        best = min(pool, key=lambda e: (not e[0], -round(e[1], 9), per_source.get(e[3].source, 0), -e[2],
+                                        e[3].id))
+        waiting = [e for e in waiting if e is not best]
+        taken.append(best[3])
+        per_source[best[3].source] = per_source.get(best[3].source, 0) + 1
+    return taken
+
+
+def story_documents(store: Store, ids: Sequence[int]) -> list[list[Document]]:
+    """Each story's distinct tellings (copies left out) as documents, in the order of ``ids``."""
+    grouped = story_articles(store, ids)
+    return [[a.as_document() for a in grouped.get(i, []) if a.duplicate_of is None] for i in ids]
 
 
 def select_stories(config: Config, store: Store, newsletter: Newsletter, *,
                    at: datetime | None = None) -> list[Story]:
-    """The stories the next issue of ``newsletter`` carries, best first."""
+    """The entries the next issue of ``newsletter`` carries, best first (see the module's doc)."""
     at = at or now()
     ids = candidate_ids(store, newsletter)
     tags = source_tags(config)
@@ -143,4 +231,9 @@ def select_stories(config: Config, store: Store, newsletter: Newsletter, *,
             seen.add(story.id)
             chosen.append(story)
     priority = {s.name: s.priority for s in config.sources}
-    return rank(chosen, newsletter, at=at, priority=priority)[:newsletter.select.max_stories]
+    chosen = rank(chosen, newsletter, at=at, priority=priority)[:SUBJECT_CANDIDATES]
+    docs = story_documents(store, [s.id for s in chosen])
+    subject_of = subjects(docs, threshold=config.stories.same_subject) if len(chosen) > 1 else [0] * len(chosen)
+    story_words = [frozenset(f for d in group for f in feature_counts(d.title, d.text) if f.startswith("w:"))
+                   for group in docs]
+    return arrange(chosen, subject_of, newsletter, at=at, priority=priority, story_words=story_words)

@@ -139,6 +139,9 @@ issue_stories = sa.Table(
     sa.Column("story_id", sa.Integer, sa.ForeignKey("stories.id"), primary_key=True),
     sa.Column("newsletter", sa.String(64), nullable=False),
     sa.Column("position", sa.Integer, nullable=False),
+    # Set for a story the issue listed under another entry's "More on this" (its subject): the
+    # entry's story id. Such a story is carried, so it never comes back, but it is not an entry.
+    sa.Column("more_of", sa.Integer, nullable=True),
     sa.UniqueConstraint("newsletter", "story_id"),
 )
 

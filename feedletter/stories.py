@@ -7,7 +7,6 @@ outcome: a near-identical copy points at its original, and every article belongs
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,10 +16,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from feedletter.cluster import cluster_documents, features_json, pick_lead
+from feedletter.cluster import SAME_STORY, cluster_documents, features_json, parse_features, pick_lead
 from feedletter.config import Config
 from feedletter.dedupe import document_signature, pack_signature, unpack_signature
-from feedletter.identity import content_hash
+from feedletter.identity import canonical_url, content_hash
 from feedletter.models import Article, Coverage, Document, Story
 from feedletter.store import Store, articles, carriers, now, rows_in_chunks, stories, summaries, utc
 from feedletter.summarize import ExtractiveSummarizer, Summarizer
@@ -70,7 +69,7 @@ def _features_json_of(pairs: Sequence[tuple[str, str]]) -> list[str]:
 
 def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
                    priority: dict[str, int] | None = None, near_duplicate: float = 0.7,
-                   same_story: float = 0.2, processes: int = 0) -> GroupCounts:
+                   same_story: float = SAME_STORY, processes: int = 0) -> GroupCounts:
     """Give every not-yet-grouped article a story: an existing one it joins, or a new one.
 
     Each text is hashed and read for features once: both are stored with the article and handed
@@ -80,6 +79,7 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
     counts = GroupCounts()
     signatures: dict[str, tuple[int, ...]] = {}
     stored_features: dict[str, str] = {}
+    parsed: dict[str, dict[str, int]] = {}
 
     def read(query: sa.Select[Any], conn: sa.Connection) -> list[Article]:
         out = []
@@ -88,8 +88,12 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
             sig = unpack_signature(row["signature"])
             if sig is not None:
                 signatures[str(row["id"])] = sig
-            if row["features"] is not None:
+            # Features stored by an older feedletter (a plain list) count as missing: they are
+            # computed again and rewritten once.
+            counts = parse_features(row["features"]) if row["features"] is not None else None
+            if counts is not None:
                 stored_features[str(row["id"])] = row["features"]
+                parsed[str(row["id"])] = counts
         return out
 
     with store.begin() as conn:
@@ -109,7 +113,8 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
     assignments = cluster_documents(docs, window=window, threshold=same_story,
                                     duplicate_threshold=near_duplicate, priority=priority,
                                     signatures=signatures,
-                                    known_features={k: set(json.loads(v)) for k, v in stored_features.items()})
+                                    known_features={k: parsed[k] if k in parsed else parse_features(v) or {}
+                                                    for k, v in stored_features.items()})
     members: dict[str, list[int]] = defaultdict(list)
     for assignment in assignments:
         members[assignment.cluster].append(int(assignment.id))
@@ -283,12 +288,16 @@ def load_stories(store: Store, story_ids: Sequence[int], source_tags: dict[str, 
         if row is None or not group:
             continue
         lead = next((a for a in group if a.id == row.lead_id), group[0])
+        # Every page of the story shows once: another site's telling, a copy at another address,
+        # a source's own repost or update. A second feed carrying the very same page (a blog's
+        # full and its link feed) adds no link: it would lead the reader back where they were.
         also: list[Coverage] = []
-        seen = {lead.source}
+        seen = {canonical_url(lead.url)}
         for article in group:
             for source, url in [(article.source, article.url), *extra.get(article.id, [])]:
-                if source not in seen:
-                    seen.add(source)
+                page = canonical_url(url)
+                if page not in seen:
+                    seen.add(page)
                     also.append(Coverage(source=source, title=article.title, url=url))
         out.append(Story(id=story_id, title=lead.title, url=lead.url, source=lead.source,
                          published=lead.published, summary=row.summary, also=tuple(also),

@@ -38,6 +38,7 @@ class PublishedStory:
     summary: str
     also: tuple[Coverage, ...]
     issue: int
+    more: tuple[Coverage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ def load_issues(config: Config, store: Store, newsletter: Newsletter) -> list[Pu
                             .where(issues.c.newsletter == newsletter.name)
                             .order_by(issues.c.number.desc())).all()
         placed = conn.execute(sa.select(issue_stories.c.issue_id, issue_stories.c.story_id)
-                              .where(issue_stories.c.newsletter == newsletter.name)
+                              .where(issue_stories.c.newsletter == newsletter.name,
+                                     issue_stories.c.more_of.is_(None))
                               .order_by(issue_stories.c.issue_id, issue_stories.c.position)).all()
     story_ids: dict[int, list[int]] = {}
     for issue_id, story_id in placed:
@@ -126,12 +128,13 @@ def _record(data: str) -> dict[str, Any]:
 
 def _from_record(story_id: int, told: dict[str, Any], titles: dict[str, str], issue: int) -> PublishedStory:
     source = str(told.get("source") or "")
-    also = tuple(Coverage(source=str(a.get("source") or ""), title=str(a.get("title") or ""),
-                          url=str(a.get("url") or "")) for a in told.get("also") or [] if isinstance(a, dict))
+    also, more = (tuple(Coverage(source=str(a.get("source") or ""), title=str(a.get("title") or ""),
+                                 url=str(a.get("url") or "")) for a in told.get(name) or [] if isinstance(a, dict))
+                  for name in ("also", "more"))
     return PublishedStory(id=story_id, title=str(told.get("title") or ""), url=str(told.get("url") or ""),
                           source=source, source_title=titles.get(source, source),
                           published=_date(told.get("published")), summary=str(told.get("summary") or ""),
-                          also=also, issue=issue)
+                          also=also, issue=issue, more=more)
 
 
 def _date(value: object) -> datetime | None:

@@ -73,7 +73,8 @@ def put_story(store: Store, source: str, title: str, *, summary: str = SUMMARY, 
             url = f"https://{name}.example/{n}-{i}"
             row = conn.execute(articles.insert().values(
                 key=url, source=name, url=url, canonical=url, title=title if i == 0 else f"{title} ({name})",
-                published=published, fetched=published, text=text or summary, story_id=story_id, clustered=True))
+                published=published, fetched=published, text=text or f"{title}.", story_id=story_id,
+                clustered=True))
             if i == 0:
                 lead = int(row.inserted_primary_key[0])  # type: ignore[index]
         conn.execute(stories.update().where(stories.c.id == story_id).values(lead_id=lead))

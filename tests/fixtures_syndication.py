@@ -46,6 +46,25 @@ def story_title(n: int) -> str:
     return HOSTILE_TITLE if n == 1 else f"Story number {n} about the riverside"
 
 
+# What each story is about: distinct subjects, so that selection gives each its own entry.
+_TOPICS = ["a new ferry timetable for the harbour adds early crossings on weekdays and removes late boats",
+           "the library's winter reading programme offers poetry workshops for children and evening lectures",
+           "repairs to the old stone bridge at Mill Lane close the towpath until spring engineers warn",
+           "a flu vaccination clinic at the school opens for pupils parents and teachers without appointment",
+           "the council's budget vote on bus fares raises tickets while pensioners keep free travel",
+           "a jazz festival in the market square brings trumpeters singers and food stalls for three nights",
+           "flood defences along the canal get steel barriers pumps and higher walls after last winter",
+           "the hospital's new maternity ward has twelve private rooms birthing pools and extra midwives",
+           "a recycling scheme for garden waste collects leaves branches and grass cuttings every fortnight",
+           "the football club's stadium plans include a larger stand floodlights and a covered concourse",
+           "a heritage trail through the old mill explains waterwheels looms and weavers' cottages",
+           "broadband cables laid under the high street bring gigabit speeds to shops and flats"]
+
+
+def story_text(n: int) -> str:
+    return f"Text {n}: {_TOPICS[n % len(_TOPICS)]}."
+
+
 def add_stories(store: Store, first: int, count: int) -> None:
     """Stories ``first`` … ``first+count-1``; each has a lead and, from another source, a second telling."""
     with store.begin() as conn:
@@ -61,7 +80,7 @@ def add_stories(store: Store, first: int, count: int) -> None:
                                 (other, HOSTILE_URL if n == 1 else f"https://{other}.example.org/s{n}")):
                 row = conn.execute(articles.insert().values(
                     key=f"{source}-{n}", source=source, url=url, canonical=url, title=story_title(n),
-                    published=published, fetched=published, text=f"Text {n}.", clustered=True,
+                    published=published, fetched=published, text=story_text(n), clustered=True,
                     story_id=sid))
                 ids.append(row.inserted_primary_key[0])
             conn.execute(stories.update().where(stories.c.id == sid).values(lead_id=ids[0]))

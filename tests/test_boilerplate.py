@@ -16,6 +16,8 @@ CHROME = [
     "Posted by Sarah Miller | 3 Comments",
     "Posted on March 3, 2024",
     "By Jane Doe | March 3, 2024",
+    "By Tomas Wren in Leeds, 2024-01-08.",
+    "By Ada Okafor, March 3, 2021",
     "12 Comments",
     "No comments yet",
     "Leave a Reply",
@@ -82,6 +84,7 @@ CHROME = [
 
 CONTENT = [
     "Home prices rose 4.2% in March, the fastest pace since 2022.",
+    "By 2025-06-01 the bridge must reopen, the council said.",
     "The council will reply to the petition by 15 May, a spokesperson said.",
     "In 2023 the clinic treated 1,200 patients with ketamine-assisted therapy.",
     "Subscribers to the streaming service grew by 3 million in the quarter.",

@@ -427,16 +427,16 @@ def test_html_fragments_look_like_html(body: bytes) -> None:
 
 
 def test_an_atom_feed_wrapped_in_an_xhtml_page_is_read() -> None:
-    body = ('<?xml version="1.0"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" '
-            '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n'
-            '<html xmlns="http://www.w3.org/1999/xhtml"><body>'
-            '<feed xmlns="http://www.w3.org/2005/Atom"><title>Wren notes</title>'
-            '<entry><title>Bench fixed</title><id>https://wren.example/1</id>'
-            '<link href="https://wren.example/1"/><updated>2014-07-21T21:14:39+02:00</updated>'
-            '<summary>The bench by the pond has new slats.</summary></entry>'
-            '<entry><title>Pond drained</title><id>https://wren.example/2</id>'
-            '<link href="https://wren.example/2"/><updated>2014-07-22T21:14:39+02:00</updated></entry>'
-            '</feed></body></html>').encode()
+    body = (b'<?xml version="1.0"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" '
+            b'"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n'
+            b'<html xmlns="http://www.w3.org/1999/xhtml"><body>'
+            b'<feed xmlns="http://www.w3.org/2005/Atom"><title>Wren notes</title>'
+            b'<entry><title>Bench fixed</title><id>https://wren.example/1</id>'
+            b'<link href="https://wren.example/1"/><updated>2014-07-21T21:14:39+02:00</updated>'
+            b'<summary>The bench by the pond has new slats.</summary></entry>'
+            b'<entry><title>Pond drained</title><id>https://wren.example/2</id>'
+            b'<link href="https://wren.example/2"/><updated>2014-07-22T21:14:39+02:00</updated></entry>'
+            b'</feed></body></html>')
     feed = parse_feed(body, url=FEED_URL, source="t", now=NOW)
     assert [e.title for e in feed.entries] == ["Bench fixed", "Pond drained"]
     # A page that only names a feed element without the Atom namespace is still no feed.

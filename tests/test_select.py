@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from feedletter.config import Config
-from feedletter.digest import prepare_digest, save_issue
+from feedletter.digest import digest_record, prepare_digest, save_issue
 from feedletter.models import Story
 from feedletter.patterns import compile_pattern
 from feedletter.selection import select_stories, story_score, summary_quality
@@ -162,3 +162,94 @@ def test_pinned_sources_and_keywords_come_first(tmp_path: Path) -> None:
     put_story(store, "city-ledger", "Council meets", age=timedelta(days=2))
     put_story(store, "city-ledger", "Councillors' cars", age=timedelta(days=1))  # 'council' is a word
     assert _titles(config, store, "only") == ["Council meets", "Clinic notes", "Big story", "Councillors' cars"]
+
+
+# --- diversity: a cap per source, one entry per subject -------------------------------------------
+
+def test_one_busy_source_does_not_fill_the_issue(tmp_path: Path) -> None:
+    config, store = _one(tmp_path, "{since: all, max_stories: 4}")  # max_per_source: 2 by default
+    for i in range(5):  # the busiest, newest source: every one of its stories outscores the others
+        put_story(store, "city-ledger", f"Ledger {i}", age=timedelta(hours=i + 1))
+    put_story(store, "valley-post", "Valley", age=timedelta(days=3))
+    put_story(store, "clinic", "Clinic", age=timedelta(days=4))
+    got = select_stories(config, store, config.newsletter("only"), at=AT)
+    assert [s.source for s in got].count("city-ledger") == 2
+    assert {s.title for s in got} == {"Ledger 0", "Ledger 1", "Valley", "Clinic"}
+
+
+def test_the_cap_gives_way_when_no_other_source_has_stories(tmp_path: Path) -> None:
+    config, store = _one(tmp_path, "{since: all, max_stories: 3}")
+    for i in range(5):
+        put_story(store, "clinic", f"Clinic {i}", age=timedelta(hours=i + 1))
+    assert _titles(config, store, "only") == ["Clinic 0", "Clinic 1", "Clinic 2"]
+
+
+def test_max_per_source_zero_means_no_cap(tmp_path: Path) -> None:
+    config, store = _one(tmp_path, "{since: all, max_stories: 3, max_per_source: 0}")
+    for i in range(3):
+        put_story(store, "city-ledger", f"Ledger {i}", age=timedelta(hours=i + 1))
+    put_story(store, "clinic", "Clinic", age=timedelta(days=4))
+    assert _titles(config, store, "only") == ["Ledger 0", "Ledger 1", "Ledger 2"]
+
+
+def test_equal_scores_alternate_sources_instead_of_going_to_the_newest(tmp_path: Path) -> None:
+    config, store = _one(tmp_path, "{since: all, max_stories: 4, max_per_source: 3}")
+    for i in range(3):  # same age, same coverage: equal scores
+        put_story(store, "clinic", f"Clinic {i}", age=timedelta(days=400))
+        put_story(store, "city-ledger", f"Ledger {i}", age=timedelta(days=400))
+    got = [s.source for s in select_stories(config, store, config.newsletter("only"), at=AT)]
+    assert got.count("clinic") == got.count("city-ledger") == 2
+
+
+# Three sites explain one therapy, each in its own words, and a fourth story is about something else.
+THERAPY = [
+    ("clinic", "What ketamine infusions can do for depression",
+     "Ketamine infusion therapy helps patients whose depression did not respond to other treatment. "
+     "Many patients with treatment-resistant depression notice their mood lift within hours of an infusion. "
+     "Ketamine acts on glutamate receptors in the brain, unlike antidepressants that target serotonin. "
+     "Infusions are given over forty minutes under medical supervision."),
+    ("valley-post", "Ketamine therapy for depression explained",
+     "Doctors increasingly offer ketamine infusions for depression that resists treatment. "
+     "Ketamine works on glutamate in the brain rather than serotonin, which is why patients "
+     "with treatment-resistant depression may feel relief within hours. "
+     "A course of infusions under supervision usually spans several weeks."),
+    ("city-ledger", "Benefits of ketamine for treatment-resistant depression",
+     "For depression that resists antidepressants, ketamine infusion therapy offers fast relief. "
+     "The drug acts on the brain's glutamate system instead of serotonin. "
+     "Patients with treatment-resistant depression often report a better mood within hours of an infusion, "
+     "given under medical supervision."),
+]
+
+
+def test_one_subject_is_one_entry_with_more_on_this(tmp_path: Path) -> None:
+    config, store = _one(tmp_path, "{since: all}")
+    ids = [put_story(store, source, title, text=text, age=timedelta(hours=i + 1))
+           for i, (source, title, text) in enumerate(THERAPY)]
+    put_story(store, "clinic", "Council closes the footbridge for repairs",
+              text="The council closed the Mill Lane footbridge on Monday for repairs to its railings. "
+                   "Walkers must use the road bridge until the work ends in March, engineers said.",
+              age=timedelta(hours=5))
+    newsletter = config.newsletter("only")
+    prepared = prepare_digest(config, store, newsletter, at=AT)
+    assert prepared is not None
+    entries = prepared.digest.stories
+    assert len(entries) == 2
+    therapy = next(s for s in entries if s.id in ids)
+    assert {m.story_id for m in therapy.more} == set(ids) - {therapy.id}
+    record = digest_record(prepared)
+    item = next(s for s in record["stories"] if s["title"] == therapy.title)
+    assert {m["title"] for m in item["more"]} == {t for _, t, _ in THERAPY} - {therapy.title}
+    assert all(set(m) == {"source", "title", "url"} for m in item["more"])
+    assert "More on this" in prepared.rendered.html and "More on this" in prepared.rendered.text
+    save_issue(store, prepared)
+    assert _titles(config, store, "only") == []  # the subject's other stories were carried too
+
+
+def test_different_subjects_stay_apart(tmp_path: Path) -> None:
+    config, store = _one(tmp_path, "{since: all}")
+    put_story(store, "clinic", THERAPY[0][1], text=THERAPY[0][2])
+    put_story(store, "valley-post", "Valley league: Wrenford beat Millbrook 3-1",
+              text="Wrenford beat Millbrook 3-1 on Saturday in the valley league, with two goals from "
+                   "Ada Okafor. The win lifts Wrenford to second in the table before the cup match.")
+    got = select_stories(config, store, config.newsletter("only"), at=AT)
+    assert len(got) == 2 and all(not s.more for s in got)
