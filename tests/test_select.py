@@ -253,3 +253,12 @@ def test_different_subjects_stay_apart(tmp_path: Path) -> None:
                    "Ada Okafor. The win lifts Wrenford to second in the table before the cup match.")
     got = select_stories(config, store, config.newsletter("only"), at=AT)
     assert len(got) == 2 and all(not s.more for s in got)
+
+
+def test_every_page_of_a_story_is_shown_once(tmp_path: Path) -> None:
+    config, store = _one(tmp_path, "{since: all}")
+    # The lead, the site's own update at another address, and another site's telling.
+    put_story(store, "city-ledger", "Bridge opens", also=("city-ledger", "valley-post"))
+    (story,) = select_stories(config, store, config.newsletter("only"), at=AT)
+    assert [a.source for a in story.also] == ["city-ledger", "valley-post"]
+    assert story_score(story, at=AT, priority={}) < 2 * 3  # two sites, not three
