@@ -404,7 +404,7 @@ class ExtractiveSummarizer:
                 # without end punctuation that has no verb: a heading or a caption.
                 if s.endswith((":", "…", "...")):
                     continue
-                if _VERBISH.search(s) is None or _mostly_capitalized(s):
+                if _VERBISH.search(s) is None or _mostly_capitalized(s) or not _wordy(s):
                     continue
             yield s
 
@@ -475,6 +475,16 @@ class ExtractiveSummarizer:
 def _title_words(title: str) -> list[str]:
     """The title's words, lower-cased; a title the feed cut from the text loses its ellipsis."""
     return [w.lower() for w in _TITLE_WORD.findall(_TITLE_CUT.sub("", title))]
+
+
+_PLAIN_WORD = re.compile(r"[A-Za-z][a-z'’-]*[,;]?")
+
+
+def _wordy(line: str) -> bool:
+    """Whether most of an unpunctuated line is plain words: a log line, a table row or a list of
+    figures ("Jul 18 17:45:21 host kernel: [16.2] eth0: Link is Down") is data, not a sentence."""
+    tokens = line.split()
+    return sum(_PLAIN_WORD.fullmatch(t) is not None for t in tokens) >= 0.6 * len(tokens)
 
 
 def _without_title(sentence: str, heading: list[str]) -> str:

@@ -293,6 +293,13 @@ CLINIC_BODY = ("Ketamine is often used for depression that has not responded to 
 
 # Each: (title, text, what must not be in the summary). Every case fails on extractive-4.
 NOISE = [
+    pytest.param("Switches down",
+                 "Two of my network switches failed at the same second on Friday evening.\n\n"
+                 "Here is what the two machines logged when their links dropped:\n\n"
+                 "Jul 18 17:45:21 wren kernel: [1658547.28] eth0: sunxi-0:00 - Link is Down\n"
+                 "Jul 18 17:45:21 finch kernel: [512418.00] eth3: e100 0000:00:0c.0 Link is Down\n\n"
+                 "I think a transient on the power grid crashed both switches at once.",
+                 "kernel", id="log-lines"),
     pytest.param("Ketamine for hard cases",
                  "Effective for Treatment-Resistant Conditions\n\n" + CLINIC_BODY,
                  "Conditions Ketamine", id="heading-then-blank-line"),
