@@ -32,11 +32,11 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from feedletter.cluster import feature_counts, subjects
+from feedletter.cluster import feature_counts, parse_features, subjects
 from feedletter.config import Config, Newsletter
 from feedletter.models import Coverage, Document, Story
 from feedletter.patterns import matches_any
-from feedletter.store import Store, issue_stories, issues, now, stories, utc
+from feedletter.store import Store, articles, issue_stories, issues, now, rows_in_chunks, stories, utc
 from feedletter.stories import load_stories, story_articles
 from feedletter.summarize import split_sentences
 
@@ -209,10 +209,26 @@ def arrange(chosen: Sequence[Story], subject_of: Sequence[int], newsletter: News
     return taken
 
 
-def story_documents(store: Store, ids: Sequence[int]) -> list[list[Document]]:
-    """Each story's distinct tellings (copies left out) as documents, in the order of ``ids``."""
-    grouped = story_articles(store, ids)
-    return [[a.as_document() for a in grouped.get(i, []) if a.duplicate_of is None] for i in ids]
+def story_documents(store: Store, ids: Sequence[int]) -> tuple[list[list[Document]], dict[str, dict[str, int]]]:
+    """Each story's distinct tellings (copies left out) as documents, in the order of ``ids``, and
+    the features grouping stored for them, so that subjects are found without reading texts again."""
+    grouped: dict[int, list[Document]] = {}
+    stored: dict[str, dict[str, int]] = {}
+    c = articles.c
+    with store.begin() as conn:
+        for chunk in rows_in_chunks(list(ids)):
+            rows = conn.execute(sa.select(c.id, c.story_id, c.title, c.text, c.url, c.source, c.published,
+                                          c.features)
+                                .where(c.story_id.in_(chunk), c.duplicate_of.is_(None))
+                                .order_by(c.published, c.id))
+            for row in rows:
+                doc = Document(str(row.id), row.title, row.text, url=row.url, source=row.source,
+                               published=utc(row.published))
+                grouped.setdefault(row.story_id, []).append(doc)
+                counts = parse_features(row.features) if row.features is not None else None
+                if counts is not None:
+                    stored[doc.id] = counts
+    return [grouped.get(i, []) for i in ids], stored
 
 
 def select_stories(config: Config, store: Store, newsletter: Newsletter, *,
@@ -232,8 +248,9 @@ def select_stories(config: Config, store: Store, newsletter: Newsletter, *,
             chosen.append(story)
     priority = {s.name: s.priority for s in config.sources}
     chosen = rank(chosen, newsletter, at=at, priority=priority)[:SUBJECT_CANDIDATES]
-    docs = story_documents(store, [s.id for s in chosen])
-    subject_of = subjects(docs, threshold=config.stories.same_subject) if len(chosen) > 1 else [0] * len(chosen)
-    story_words = [frozenset(f for d in group for f in feature_counts(d.title, d.text) if f.startswith("w:"))
-                   for group in docs]
+    docs, stored = story_documents(store, [s.id for s in chosen])
+    subject_of = (subjects(docs, threshold=config.stories.same_subject, known_features=stored)
+                  if len(chosen) > 1 else [0] * len(chosen))
+    story_words = [frozenset(f for d in group for f in stored.get(d.id) or feature_counts(d.title, d.text)
+                             if f.startswith("w:")) for group in docs]
     return arrange(chosen, subject_of, newsletter, at=at, priority=priority, story_words=story_words)

@@ -90,10 +90,10 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
                 signatures[str(row["id"])] = sig
             # Features stored by an older feedletter (a plain list) count as missing: they are
             # computed again and rewritten once.
-            counts = parse_features(row["features"]) if row["features"] is not None else None
-            if counts is not None:
+            known = parse_features(row["features"]) if row["features"] is not None else None
+            if known is not None:
                 stored_features[str(row["id"])] = row["features"]
-                parsed[str(row["id"])] = counts
+                parsed[str(row["id"])] = known
         return out
 
     with store.begin() as conn:
