@@ -1,21 +1,28 @@
-"""`feedletter gather` as a whole process against a running `prefect server start`, beside rss2email.
+"""`feedletter gather` as a whole process, the way an operator's cron runs it, beside rss2email.
 
-Starts a Prefect server (its own PREFECT_HOME, SQLite) and the feed farm (../shared/bench), writes a
-sources.yaml listing every farm feed, then times the command an operator's cron would run, twice:
-first run (everything new) and second run (every feed answers 304). The wall time of each process
-is broken into interpreter start, imports (feedletter + Prefect), flow overhead (API round trips,
-task runs, artifact) and work (the gather stages, as the flow reports them). rss2email runs on the
-same farm in the same bench run when its venv is available (bench_gather.py creates it).
+Starts the feed farm (../shared/bench), writes a sources.yaml listing every farm feed, and times
+the command twice per mode: first run (everything new: fetch, store, group, summarize) and second run
+(every feed answers 304). Two modes, each on a fresh store:
+
+- ``in-process``: no Prefect API configured (the default for a one-off command): no server at all;
+- ``prefect``: a running `prefect server start` (its own PREFECT_HOME, SQLite) and PREFECT_API_URL.
+
+Each run's wall time is broken into interpreter start, imports and work (the run's own ``seconds``),
+and its peak memory is the largest sum of RSS over the command's whole process tree (sampled every
+20 ms; worker processes included). rss2email runs on the same farm in the same bench run when its
+venv is available (bench_gather.py creates it).
 
     python bench/bench_process.py                 # 500 feeds x 20 items, the issue's target
-    python bench/bench_process.py --feeds 100 --no-peer
-Target: first run >= 3x faster than rss2email's first run; second run no slower than its second.
+    python bench/bench_process.py --feeds 100 --no-peer --modes in-process
+Targets (issue 16): in-process first run >= 1.5x faster than rss2email's first run; second run no
+slower than its second; peak memory under 400 MB.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -34,13 +41,41 @@ from bench_gather import Farm  # noqa: E402  (the same warmed feed farm as the i
 from flows.localserver import LocalPrefectServer  # noqa: E402
 
 
-def _seconds(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
+def _tree_rss(session: int) -> int:
+    """Bytes of RSS of every process in ``session`` (the command and its workers)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[3]) == session:
+                total += int(fields[21]) * PAGE
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _seconds(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str, int]:
+    """Wall time, stdout and peak RSS (bytes, whole process tree) of one command."""
     started = time.perf_counter()
-    out = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=1800)
-    elapsed = time.perf_counter() - started
-    if out.returncode != 0:
-        raise SystemExit(f"bench_process: {' '.join(args[-4:])} failed:\n{out.stderr[-3000:]}")
-    return elapsed, out.stdout
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=err, start_new_session=True)
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, _tree_rss(process.pid))
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if process.returncode != 0:
+        raise SystemExit(f"bench_process: {' '.join(args[-4:])} failed:\n{stderr[-3000:]}")
+    return elapsed, stdout, peak
 
 
 def _peer(feeds: int, items: int, use: bool) -> dict[str, float] | None:
@@ -66,46 +101,73 @@ def _peer(feeds: int, items: int, use: bool) -> dict[str, float] | None:
     return {"first": float(match.group(1)), "second": float(match.group(2))}
 
 
+def _mode(mode: str, farm: Farm, tmp: Path, env: dict[str, str]) -> dict[str, Any]:
+    home = tmp / mode
+    home.mkdir()
+    lines = [f"store: sqlite:///{home / 'bench.db'}", "allow_private: true", "sources:"]
+    lines += [f"  - {{name: feed-{i}, url: '{u}'}}" for i, u in enumerate(farm.urls)]
+    (home / "sources.yaml").write_text("\n".join(lines) + "\n")
+    python = sys.executable
+    result: dict[str, Any] = {}
+    start, _, _ = _seconds([python, "-c", "pass"], env, home)
+    imports, _, _ = _seconds([python, "-c", "import feedletter.cli, feedletter.runs"], env, home)
+    result["python_start"], result["import"] = round(start, 2), round(imports - start, 2)
+    for run in ("first", "second"):
+        total, out, peak = _seconds([python, "-m", "feedletter.cli", "gather", "--json", "--config",
+                                     "sources.yaml"], env, home)
+        report = json.loads(out.strip().splitlines()[-1])
+        work = float(report["seconds"])
+        result[run] = {"total": round(total, 2), "work": round(work, 2),
+                       "overhead": round(total - work - imports, 2), "peak_mb": round(peak / 2**20),
+                       "fetched": report["fetched"], "not_modified": report["not_modified"],
+                       "new": report["new"], "stories": report["stories_new"]}
+        print(f"feedletter gather, {mode} ({run} run): {result[run]}", flush=True)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--feeds", type=int, default=500)
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--modes", nargs="+", default=["in-process", "prefect"], choices=["in-process", "prefect"])
     opts = parser.parse_args()
     if not (SHARED / "feedfarm.py").exists():
         print(f"bench_process: skipped: {SHARED} is absent")
         return 0
     results: dict[str, Any] = {"feeds": opts.feeds, "items": opts.items}
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    base.update(PYTHONPATH=str(ROOT), FEEDLETTER_SECRET="bench-only-secret-0123456789")
     with tempfile.TemporaryDirectory(prefix="bench-process-") as tmp_name:
         tmp = Path(tmp_name)
-        with LocalPrefectServer(tmp / "prefect") as server, Farm(opts.feeds, opts.items) as farm:
-            lines = [f"store: sqlite:///{tmp / 'bench.db'}", "allow_private: true", "sources:"]
-            lines += [f"  - {{name: feed-{i}, url: '{u}'}}" for i, u in enumerate(farm.urls)]
-            (tmp / "sources.yaml").write_text("\n".join(lines) + "\n")
-            env = {**server.env, "PYTHONPATH": str(ROOT), "FEEDLETTER_SECRET": "bench-only-secret-0123456789"}
-            python = sys.executable
-            results["python_start"], _ = _seconds([python, "-c", "pass"], env, tmp)
-            results["import"], _ = _seconds([python, "-c", "import feedletter.cli, flows.gather"], env, tmp)
-            results["import"] -= results["python_start"]
-            for run in ("first", "second"):
-                total, out = _seconds([python, "-m", "feedletter.cli", "gather", "--config", "sources.yaml"], env,
-                                      tmp)
-                report = json.loads(out.strip().splitlines()[-1])
-                work = float(report["seconds"])
-                results[run] = {"total": round(total, 2), "work": round(work, 2),
-                                "flow_overhead": round(total - work - results["import"] - results["python_start"],
-                                                       2),
-                                "fetched": report["fetched"], "not_modified": report["not_modified"],
-                                "new": report["new"]}
-                print(f"feedletter gather ({run} run): {results[run]}", flush=True)
+        with Farm(opts.feeds, opts.items) as farm:
+            if "in-process" in opts.modes:
+                # A PREFECT_HOME of its own: no profile, so no Prefect API, as on a fresh machine.
+                env = {**base, "PREFECT_HOME": str(tmp / "no-prefect")}
+                results["in-process"] = _mode("in-process", farm, tmp, env)
+            if "prefect" in opts.modes:
+                with LocalPrefectServer(tmp / "prefect-home") as server:
+                    env = {**base, **{k: v for k, v in server.env.items() if k.startswith("PREFECT_")}}
+                    results["prefect"] = _mode("prefect", farm, tmp, env)
     peer = _peer(opts.feeds, opts.items, not opts.no_peer)
     results["rss2email"] = peer
+    for mode in opts.modes:
+        ours = results[mode]
+        if peer:
+            ours["speedup_first"] = round(peer["first"] / ours["first"]["total"], 2)
+            ours["ratio_second"] = round(ours["second"]["total"] / peer["second"], 2)
+        ours["peak_mb"] = max(ours["first"]["peak_mb"], ours["second"]["peak_mb"])
+    if peer and "in-process" in opts.modes:
+        ours = results["in-process"]
+        results["target_met"] = ours["speedup_first"] >= 1.5 and ours["ratio_second"] <= 1 and ours["peak_mb"] < 400
+    print("\n| mode | first run s | second run s | peak MB | first vs rss2email | second vs rss2email |")
+    print("|---|---|---|---|---|---|")
     if peer:
-        results["speedup_first"] = round(peer["first"] / results["first"]["total"], 2)
-        results["ratio_second"] = round(results["second"]["total"] / peer["second"], 2)
-        results["target_met"] = results["speedup_first"] >= 3 and results["ratio_second"] <= 1
-    results["python_start"] = round(results["python_start"], 2)
-    results["import"] = round(results["import"], 2)
+        print(f"| rss2email 3.14 | {peer['first']:.2f} | {peer['second']:.2f} | | 1.00 | 1.00 |")
+    for mode in opts.modes:
+        ours = results[mode]
+        print(f"| feedletter {mode} | {ours['first']['total']:.2f} | {ours['second']['total']:.2f} | "
+              f"{ours['peak_mb']} | {ours.get('speedup_first', '-')}x faster | {ours.get('ratio_second', '-')}x |")
     print(json.dumps(results))
     return 0
 

@@ -92,23 +92,102 @@ def validate(
                f"{_count(len(parsed.newsletters), 'newsletter')})")
 
 
+WaitOpt = Annotated[float, typer.Option("--wait", min=0, help="seconds to wait for a run already holding "
+                                       "the lock before giving up with exit code 75")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the run's report as one JSON object")]
+DEFAULT_WAIT = 600.0
+
+
+def prefect_api_url() -> str | None:
+    """The Prefect API a run would report to, found without importing Prefect (~2.5 s).
+
+    The environment first, then Prefect's settings if this process already loaded them (a test
+    harness, an embedding program), then the active profile of Prefect's profiles file.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    settings = sys.modules.get("prefect.settings")
+    if settings is not None:
+        value = settings.PREFECT_API_URL.value()
+        return str(value) if value else None
+    import tomllib
+
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
+    try:
+        profiles = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
+    value = profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
+    return str(value) if value else None
+
+
+IN_PROCESS_HINT = ("ran in-process (no Prefect API configured) and recorded in the store: see `feedletter "
+                   "status`. For the Prefect UI: `prefect server start`, then export "
+                   "PREFECT_API_URL=http://127.0.0.1:4200/api")
+
+
+@contextmanager
+def _in_process_logging() -> Iterator[None]:
+    """Warnings of a run without Prefect go to stderr as they happen (waits, take-overs, failures)."""
+    import logging
+
+    logger = logging.getLogger("feedletter")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.DEBUG if os.environ.get("FEEDLETTER_DEBUG") else logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+def _print_report(report: dict[str, Any], as_json: bool) -> None:
+    typer.echo(json.dumps(report, default=str))
+    del as_json
+
+
 @app.command()
 def gather(
     source: Annotated[list[str] | None, typer.Option("--source", "-s", help="only this source (repeatable)")] = None,
+    as_json: JsonOpt = False,
+    wait: WaitOpt = DEFAULT_WAIT,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the gather flow once: fetch, store, extract, group and summarize."""
+    """Run the gather flow once: fetch, store, extract, group and summarize.
+
+    With a Prefect API configured it runs as a Prefect flow run; without one, in this process.
+    """
     cfg = _config(config)
-    _prepare_prefect()
     from feedletter.progress import report_progress
-    from flows.common import one_shot_flow
-    from flows.gather import gather_flow
 
     total = sum(s.enabled and (not source or s.name in source) for s in cfg.sources)
-    with report_progress("gather", total, unit="sources") as advance, one_shot_flow():
-        report = gather_flow(config_path=str(cfg.resolve(Path(cfg._path).name)), sources=source or None,
-                             progress=advance)
-    typer.echo(json.dumps(report))
+    config_file = str(cfg.resolve(Path(cfg._path).name))
+    if prefect_api_url():
+        _prepare_prefect()
+        from flows.common import one_shot_flow
+        from flows.gather import gather_flow
+
+        with report_progress("gather", total, unit="sources") as advance, one_shot_flow():
+            report = gather_flow(config_path=config_file, sources=source or None, progress=advance)
+        _print_report(report, as_json)
+        return
+    from feedletter.runner import InProcess
+    from feedletter.runs import gather_run, open_config
+
+    run_cfg, store = open_config(config_file)
+    try:
+        with _in_process_logging(), report_progress("gather", total, unit="sources") as advance:
+            report = gather_run(run_cfg, store, InProcess(), sources=source or None, progress=advance, wait=wait)
+    finally:
+        store.close()
+    _print_report(report, as_json)
+    typer.echo(IN_PROCESS_HINT, err=True)
 
 
 @app.command()
@@ -116,9 +195,14 @@ def digest(
     newsletter: Annotated[str, typer.Argument(help="the newsletter's name in sources.yaml")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="render only: write files, send nothing")] = False,
     out: Annotated[Path, typer.Option("--out", help="where --dry-run writes its files")] = Path("out"),
+    as_json: JsonOpt = False,
+    wait: WaitOpt = DEFAULT_WAIT,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the digest flow once (or, with --dry-run, write what it would send)."""
+    """Run the digest flow once (or, with --dry-run, write what it would send).
+
+    With a Prefect API configured it runs as a Prefect flow run; without one, in this process.
+    """
     cfg = _config(config)
     target = cfg.newsletter(newsletter)
     if dry_run:
@@ -132,17 +216,31 @@ def digest(
         for problem in prepared.checks:
             typer.echo(f"warning: {problem}", err=True)
         return
-    _prepare_prefect()
     from feedletter.progress import report_progress
     from feedletter.subscribers import listing
-    from flows.digest import digest_flow
 
     with _store(cfg) as store:
         readers = sum(person.status == "active" for person in listing(store, newsletter))
-    with report_progress(f"digest {newsletter}", readers, unit="messages") as advance:
-        report = digest_flow(newsletter=newsletter, config_path=str(cfg.resolve(Path(cfg._path).name)),
-                             progress=advance)
-    typer.echo(json.dumps(report))
+    config_file = str(cfg.resolve(Path(cfg._path).name))
+    if prefect_api_url():
+        _prepare_prefect()
+        from flows.digest import digest_flow
+
+        with report_progress(f"digest {newsletter}", readers, unit="messages") as advance:
+            report = digest_flow(newsletter=newsletter, config_path=config_file, progress=advance)
+        _print_report(report, as_json)
+        return
+    from feedletter.runner import InProcess
+    from feedletter.runs import digest_run, open_config
+
+    run_cfg, store = open_config(config_file)
+    try:
+        with _in_process_logging(), report_progress(f"digest {newsletter}", readers, unit="messages") as advance:
+            report = digest_run(run_cfg, store, InProcess(), newsletter, progress=advance, wait=wait)
+    finally:
+        store.close()
+    _print_report(report, as_json)
+    typer.echo(IN_PROCESS_HINT, err=True)
 
 
 @app.command()
@@ -498,13 +596,14 @@ def status(
 ) -> None:
     """Show the last run of each flow and newsletter, source health, the outbox and open incidents."""
     from feedletter.alerts import open_incidents
-    from feedletter.status import last_runs, store_counts
+    from feedletter.status import held_locks, last_runs, store_counts
 
     cfg = _config(config)
     with _store(cfg) as store:
         runs, counts, incidents = last_runs(store), store_counts(store), open_incidents(store)
+        running = held_locks(store)
     if as_json:
-        typer.echo(json.dumps({"runs": runs, "counts": counts, "incidents": [
+        typer.echo(json.dumps({"runs": runs, "running": running, "counts": counts, "incidents": [
             {"kind": i.kind, "target": i.target, "opened": i.opened, "alerted": i.alerted} for i in incidents]},
             default=str))
         return
@@ -515,7 +614,12 @@ def status(
         shown = {k: v for k, v in run["counts"].items() if k in (
             "sources", "fetched", "errors", "new", "stories_new", "issue", "sent", "failed", "skipped", "error")}
         typer.echo(f"  {run['flow']:<7} {run['target'] or '(all)':<20} {run['status']:<10} "
-                   f"{_when(run['finished'] or run['started'])}  {json.dumps(shown, default=str)}")
+                   f"{_when(run['finished'] or run['started'])}  {run['mode']:<10} {json.dumps(shown, default=str)}")
+    if running:
+        typer.echo("Locks held")
+    for lock in running:
+        typer.echo(f"  {lock['lock']:<28} pid {lock['pid']} on {lock['host']} since {_when(lock['started'])}"
+                   f"  alive: {lock['alive']}")
     sources = counts["sources"]
     typer.echo(f"Sources   {sum(sources.values())} known: {sources.get('ok', 0)} ok, "
                f"{sources.get('failing', 0)} failing, {sources.get('disabled', 0)} disabled")
@@ -593,7 +697,7 @@ def main() -> None:
         if os.environ.get("FEEDLETTER_DEBUG"):
             raise
         typer.echo(str(exc), err=True)
-        sys.exit(1)
+        sys.exit(getattr(exc, "exit_code", 1))
     except OSError as exc:
         if os.environ.get("FEEDLETTER_DEBUG"):
             raise

@@ -59,3 +59,19 @@ class DeliveryError(FeedletterError):
 
 class SyndicateError(FeedletterError):
     stage = "syndicate"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether another try may pass: transient fetch/delivery errors, I/O, timeouts, a busy store.
+
+    Bad config, permanent refusals, our own parse/render errors and bugs fail the same way again.
+    """
+    import sqlalchemy as sa  # the store's driver errors; imported here to keep this module light
+
+    if isinstance(exc, ConfigError):
+        return False
+    if isinstance(exc, FetchError | DeliveryError):
+        return exc.transient
+    if isinstance(exc, StoreError):
+        return True
+    return isinstance(exc, OSError | TimeoutError | sa.exc.OperationalError)

@@ -18,7 +18,15 @@ from feedletter.dedupe import paused_gc
 from feedletter.entries import EntryRules, Prepared, digest_feed, extract_page
 from feedletter.errors import FeedletterError, FetchError, ParseError
 from feedletter.fetch import Fetcher
-from feedletter.health import EntryCounts, SourceState, load_states, record_counts, record_failure, record_successes
+from feedletter.health import (
+    EntryCounts,
+    SourceState,
+    load_states,
+    record_counts,
+    record_failure,
+    record_successes,
+    record_validators,
+)
 from feedletter.identity import canonical_url, content_hash, tombstone_of_url
 from feedletter.models import ParsedFeed
 from feedletter.store import Store, articles, carriers, insert_rows, now, pages, rows_in_chunks, select_in, tombstones
@@ -38,6 +46,8 @@ class SourceResult:
     seconds: float = 0.0
     entries: tuple[Prepared, ...] = ()  # the feed's entries that passed include/exclude
     filtered: int = 0
+    # The 200 that brought ``entries``: its validators are stored with them (see record_validators).
+    fetched: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -131,7 +141,7 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
                 return SourceResult(source.name, "error", error=digested), state, ParseError(source.name, digested)
             feed, entries, filtered = digested
             return SourceResult(source.name, "ok", feed=feed, seconds=result.seconds, entries=entries,
-                                filtered=filtered), state, result
+                                filtered=filtered, fetched=result), state, result
 
         return parsed
 
@@ -150,7 +160,7 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
                 log.warning("%s", result.error)
             elif result.status != "skipped":
                 successes.append((state, detail, result.seconds))
-        record_successes(conn, successes)
+        record_successes(conn, successes, validators=False)
     return [o[0] for o in outcomes]
 
 
@@ -273,6 +283,9 @@ def _store_entries(store: Store, results: Sequence[SourceResult]) -> StoreCounts
         for tally in per_source.values():
             counts.total.add(tally)
         record_counts(conn, per_source)
+        # In the same transaction as the entries: a run killed before this commit stored nothing,
+        # and the next run's conditional GET still gets the full feed.
+        record_validators(conn, [(r.source, r.fetched) for r in results if r.status == "ok"])
     return counts
 
 

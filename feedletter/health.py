@@ -104,15 +104,22 @@ def all_states(store: Store) -> list[SourceState]:
         return [_state(r) for r in conn.execute(sa.select(sources).order_by(sources.c.name))]
 
 
-def record_successes(conn: sa.Connection, done: Sequence[tuple[SourceState, object, float]]) -> None:
-    """Record successful fetches (a 200 or a 304) in one executemany: validators, moved URL, health."""
+def record_successes(conn: sa.Connection, done: Sequence[tuple[SourceState, object, float]], *,
+                    validators: bool = True) -> None:
+    """Record successful fetches (a 200 or a 304) in one executemany: health, and (``validators``)
+    the server's ETag/Last-Modified and a moved URL.
+
+    The gather records a 200's validators only with the entries it brought (``record_validators``,
+    in the store step's transaction): a run killed in between fetches the feed in full again,
+    instead of getting a 304 for entries it never stored.
+    """
     if not done:
         return
     stamp = now()
     rows = []
     for state, result, seconds in done:
         fetched = result if isinstance(result, FetchResult) else None
-        fresh = fetched is not None and fetched.status != 304
+        fresh = validators and fetched is not None and fetched.status != 304
         rows.append({
             "b_name": state.name, "last_fetch": stamp, "last_success": stamp, "failures": 0,
             "next_fetch": None, "last_error": None, "seconds": seconds,
@@ -120,11 +127,22 @@ def record_successes(conn: sa.Connection, done: Sequence[tuple[SourceState, obje
             # A 304 keeps the validators that earned it; a 200 brings the server's new ones.
             "etag": fetched.etag if fresh and fetched else state.etag,
             "last_modified": fetched.last_modified if fresh and fetched else state.last_modified,
-            "url": (fetched.moved_to if fetched and fetched.moved_to else state.url),
+            "url": (fetched.moved_to if validators and fetched and fetched.moved_to else state.url),
             **_NOTHING})
     statement = sources.update().where(sources.c.name == sa.bindparam("b_name")).values(
         {k: sa.bindparam(k) for k in rows[0] if k != "b_name"})
     conn.execute(statement, rows)
+
+
+def record_validators(conn: sa.Connection, done: Sequence[tuple[str, object]]) -> None:
+    """Record what a 200 said for next time (ETag, Last-Modified, a permanent move): (source, FetchResult)."""
+    rows = [{"b_name": name, "etag": r.etag, "last_modified": r.last_modified, "moved": r.moved_to}
+            for name, r in done if isinstance(r, FetchResult) and r.status != 304]
+    if not rows:
+        return
+    conn.execute(sources.update().where(sources.c.name == sa.bindparam("b_name")).values(
+        etag=sa.bindparam("etag"), last_modified=sa.bindparam("last_modified"),
+        url=sa.func.coalesce(sa.bindparam("moved", type_=sa.Text), sources.c.url)), rows)
 
 
 def backoff(failures: int, retry_after: float | None = None) -> timedelta:

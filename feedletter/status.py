@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from feedletter.store import Store, articles, incidents, issues, outbox, runs, sources, stories, subscribers, utc
+from feedletter.store import Store, articles, incidents, issues, locks, outbox, runs, sources, stories, subscribers, utc
 
 
 def last_runs(store: Store) -> list[dict[str, Any]]:
@@ -15,9 +15,28 @@ def last_runs(store: Store) -> list[dict[str, Any]]:
     latest = sa.select(sa.func.max(runs.c.id)).group_by(runs.c.flow, runs.c.target).scalar_subquery()
     with store.begin() as conn:
         rows = conn.execute(sa.select(runs).where(runs.c.id.in_(latest)).order_by(runs.c.id.desc())).mappings()
-        return [{"flow": r["flow"], "target": r["target"], "status": r["status"],
-                 "started": utc(r["started"]), "finished": utc(r["finished"]),
+        return [{"flow": r["flow"], "target": r["target"], "status": r["status"], "mode": r["mode"],
+                 "host": r["host"], "pid": r["pid"], "started": utc(r["started"]), "finished": utc(r["finished"]),
                  "counts": json.loads(r["counts"] or "{}")} for r in rows]
+
+
+def held_locks(store: Store) -> list[dict[str, Any]]:
+    """Run locks held now (or left by a run that died and was not yet taken over), with their owner."""
+    from feedletter.locks import Owner, holder_alive, read_holder
+
+    me = Owner.me()
+    with store.begin() as conn:
+        names = list(conn.execute(sa.select(locks.c.name).order_by(locks.c.name)).scalars())
+    found = []
+    for name in names:
+        holder = read_holder(store, name)
+        if holder is None:
+            continue
+        alive = holder_alive(holder, me)
+        found.append({"lock": name, "host": holder.host, "pid": holder.pid, "started": holder.started,
+                      "lease_until": holder.lease_until,
+                      "alive": "unknown (another host)" if alive is None else ("yes" if alive else "no: died")})
+    return found
 
 
 def _grouped(conn: sa.Connection, column: sa.ColumnElement[Any]) -> dict[str, int]:
@@ -44,4 +63,4 @@ def store_counts(store: Store) -> dict[str, Any]:
         }
 
 
-__all__ = ["last_runs", "store_counts"]
+__all__ = ["held_locks", "last_runs", "store_counts"]

@@ -9,6 +9,8 @@ object leaves this module.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -185,6 +187,25 @@ runs = sa.Table(
     sa.Column("finished", sa.DateTime(timezone=True)),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("counts", sa.Text, nullable=False, server_default="{}"),
+    # Where it ran: "prefect" (a Prefect flow run) or "in-process" (a one-off command, no Prefect API).
+    sa.Column("mode", sa.String(16), nullable=False, server_default="prefect"),
+    sa.Column("host", sa.String(255)),
+    sa.Column("pid", sa.Integer),
+)
+
+# Who holds each run lock (see locks.py): the holder's process, so that others can wait for it,
+# name it, and take over from it once it is gone.
+locks = sa.Table(
+    "locks", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("boot", sa.String(64)),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("pid_start", sa.String(32)),
+    sa.Column("started", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("run_id", sa.Integer),
 )
 
 # One campaign per (issue, provider) for providers that send a whole list at once (Listmonk,
@@ -302,10 +323,11 @@ class Store:
         self.engine.dispose()
 
     # -- runs -------------------------------------------------------------------------------
-    def start_run(self, flow: str, target: str = "") -> int:
+    def start_run(self, flow: str, target: str = "", *, mode: str = "prefect") -> int:
         with self.begin() as conn:
             result = conn.execute(runs.insert().values(flow=flow, target=target, started=now(),
-                                                       status="running"))
+                                                       status="running", mode=mode,
+                                                       host=socket.gethostname(), pid=os.getpid()))
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def finish_run(self, run_id: int, status: str, counts: dict[str, Any]) -> None:

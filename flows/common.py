@@ -1,32 +1,25 @@
-"""What every flow shares: task options, the retry rule, run slots, secret-safe logs, config and store."""
+"""What every flow shares: the Prefect runner of the library's stages, the retry rule, one-shot runs."""
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
 
-import sqlalchemy as sa
-from prefect import Task, task
+from prefect import Task, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.utilities.annotations import quote
 
-from feedletter import alerts
-from feedletter.config import Config, load_config
-from feedletter.errors import ConfigError, DeliveryError, FetchError, StoreError
-from feedletter.redact import guard_logging, secret_values
-from feedletter.store import Store
+from feedletter.errors import is_transient
+from feedletter.runner import Stage
+from feedletter.runs import open_config
 
-# Task options for stages that do I/O: explicit back-off, bounded time, and no retry of errors
-# that another try cannot fix (bad config, permanent HTTP or SMTP refusals).
-IO_RETRIES = 2
-IO_DELAYS: list[float] = [5.0, 30.0]
-# Stages that only touch the store are bounded in time but not retried: a rerun of the flow is the
-# retry, and the store's keys make it safe.
-STORE_TIMEOUT = 600.0
-SLOT_TIMEOUT = 3600.0  # how long a second run waits for the first one to finish
+__all__ = ["PrefectRunner", "io_task_options", "one_shot_flow", "open_config", "prefect_task", "retry_transient"]
 
 
 def retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -34,63 +27,53 @@ def retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) 
     del task, task_run
     try:
         state.result()
-    except ConfigError:
-        return False
-    except (FetchError, DeliveryError) as exc:
-        return exc.transient
-    except StoreError:
-        return True
-    except (OSError, TimeoutError, sa.exc.OperationalError):
-        return True
-    except Exception:
-        # Our own errors (parse, render, unknown source) and bugs: the same input fails the same way.
-        return False
+    except Exception as exc:
+        return is_transient(exc)
     return False
 
 
-def io_task_options(timeout: float) -> dict[str, Any]:
+def io_task_options(timeout: float, retries: int = 2, delays: Sequence[float] = (5.0, 30.0)) -> dict[str, Any]:
     """The options every I/O task is declared with."""
-    return {"retries": IO_RETRIES, "retry_delay_seconds": IO_DELAYS, "retry_condition_fn": retry_transient,
+    return {"retries": retries, "retry_delay_seconds": list(delays), "retry_condition_fn": retry_transient,
             "timeout_seconds": timeout}
 
 
-def open_config(config_path: str) -> tuple[Config, Store]:
-    config = load_config(config_path)
-    guard_logging(secret_values([config.store]))
-    return config, Store.open(config.store_url())
+_TASKS: dict[str, Task[..., Any]] = {}
 
 
-def ensure_limit(name: str, limit: int = 1) -> None:
-    """Create the global concurrency limit ``name`` if it is missing (Prefect ignores missing ones)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-            return
-        except ObjectNotFound:
-            pass
-        # Another run may create it between our read and our write.
-        with suppress(ObjectAlreadyExists):
-            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
+def prefect_task(stage: Stage) -> Task[..., Any]:
+    """The Prefect task of a library stage: its name, timeout and (for I/O) the retry rule."""
+    made = _TASKS.get(stage.name)
+    if made is None or made.fn is not stage.fn:
+        options: dict[str, Any] = io_task_options(stage.timeout, stage.retries, stage.delays) \
+            if stage.retries else {"timeout_seconds": stage.timeout}
+        made = task(name=stage.name, cache_policy=NO_CACHE, persist_result=False, **options)(stage.fn)
+        _TASKS[stage.name] = made
+    return made
 
 
-@contextmanager
-def run_slot(name: str) -> Iterator[None]:
-    """Hold the single slot of limit ``name`` for the block: a second run waits for the first."""
-    from prefect.concurrency.sync import concurrency
+class PrefectRunner:
+    """Runs each stage of a feedletter run as a task of the current Prefect flow run."""
 
-    ensure_limit(name)
-    with concurrency(name, occupy=1, timeout_seconds=SLOT_TIMEOUT, strict=True):
-        yield
+    mode = "prefect"
 
+    def __init__(self) -> None:
+        self._log = cast(logging.LoggerAdapter[logging.Logger], get_run_logger())
 
-@task(cache_policy=NO_CACHE, persist_result=False, timeout_seconds=120)
-def alert_operators(config: Config, store: Store) -> alerts.AlertCounts:
-    """Email operators about new incidents. No retries here: a failed alert stays pending for the next run."""
-    return alerts.send_alerts(config, store)
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        return self._log
+
+    def stage(self, stage: Stage, *args: Any) -> Any:
+        # Quoted, so that Prefect does not walk every field of the arguments (10k entries at 500
+        # feeds) looking for futures to wait on; the task still receives the values themselves.
+        return prefect_task(stage)(*(quote(a) for a in args))
+
+    def table(self, key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None:
+        create_table_artifact([dict(r) for r in rows], key=key, description=description)
+
+    def markdown(self, key: str, text: str, description: str) -> None:
+        create_markdown_artifact(text, key=key, description=description)
 
 
 _HEARTBEAT_VARS = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")

@@ -108,14 +108,17 @@ def test_io_tasks_retry_transient_errors_only(prefect_harness: None, error: str,
 
 
 def test_every_io_task_has_a_timeout_and_the_retry_rule() -> None:
-    from flows import digest, gather
-    from flows.common import alert_operators, retry_transient
+    from feedletter.runs import DIGEST_STAGES, GATHER_STAGES
+    from flows.common import prefect_task, retry_transient
 
-    io = [gather.fetch_sources, gather.extract_articles, digest.deliver_digest]
+    tasks = {stage.name: prefect_task(stage) for stage in GATHER_STAGES + DIGEST_STAGES}
+    assert list(tasks) == ["fetch_sources", "store_entries", "extract_articles", "group_articles",
+                           "summarize_stories", "alert_operators", "render_digest", "save_issue", "deliver_digest",
+                           "syndicate_outputs"]
+    io = [tasks[name] for name in ("fetch_sources", "extract_articles", "deliver_digest")]
     for t in io:
         assert t.retries == 2 and t.retry_delay_seconds == [5.0, 30.0] and t.retry_condition_fn is retry_transient
-    others = [gather.store_entries, gather.group_articles, gather.summarize_stories, digest.render_digest,
-              digest.save_issue, digest.syndicate_outputs, alert_operators]
+    others = [t for t in tasks.values() if t not in io]
     for t in io + others:
         assert t.timeout_seconds and t.timeout_seconds > 0, t.name
     for t in others:
@@ -160,14 +163,16 @@ def test_runs_of_one_newsletter_never_overlap_and_artifacts_tell_what_happened(
 
     with ThreadPoolExecutor(2) as pool:
         reports = list(pool.map(lambda _: digest_flow(newsletter="weekly", config_path=str(path)), range(2)))
-    # Both ran, one after the other: two different issues, every reader got each exactly once.
+    # Both ran, one after the other (the store's lock): two different issues, every reader got each once.
     assert sorted(r["issue"] for r in reports) == [1, 2]
     assert len(sink.received) == 8 and len({m.message()["Message-ID"] for m in sink.received}) == 8
     runs = [r for r in store.last_runs(10) if r["flow"] == "digest"]
     first, second = sorted(runs, key=lambda r: r["started"])
     assert first["finished"] <= second["started"]
+    assert {r["mode"] for r in runs} == {"prefect"}
     with get_client(sync_client=True) as client:
-        assert client.read_global_concurrency_limit_by_name("digest-weekly").limit == 1
+        flow_runs = [r for r in client.read_flow_runs() if r.parameters.get("config_path") == str(path)]
+    assert len([r for r in flow_runs if r.name and r.state and r.state.is_completed()]) == 3
 
     markdown = _artifact("digest-weekly").data  # type: ignore[attr-defined]
     assert "| 4 | 0 | 4 | 0 | 0 |" in markdown and "https://news.example.com/weekly/2/" in markdown

@@ -33,8 +33,11 @@ def _row(store: Store, name: str) -> sa.RowMapping:
 
 
 def _fetch(config: Config, store: Store, force: bool = False) -> list[str]:
+    """Fetch and store, as a gather does (a 200's validators are stored with its entries)."""
     with make_fetcher(config) as fetcher:
-        return [r.status for r in fetch_sources(config, store, fetcher, force=force)]
+        results = fetch_sources(config, store, fetcher, force=force)
+    store_entries(config, store, results)
+    return [r.status for r in results]
 
 
 def test_backoff_doubles_and_is_capped() -> None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from feedletter.store import Store, now, outbox, subscribers, utc
+from feedletter.store import Store, issues, now, outbox, subscribers, utc
 
 LEASE = timedelta(minutes=5)
 BOUNCE_LIMIT = 3
@@ -140,6 +140,23 @@ def release(store: Store, item: OutboxItem, error: str, *, retry_in: timedelta |
             conn.execute(subscribers.update().where(subscribers.c.id == item.subscriber_id,
                                                     subscribers.c.bounces >= bounce_limit)
                          .values(status="bounced"))
+
+
+def reclaim(store: Store, newsletter: str) -> int:
+    """Queue again, at once, every row of ``newsletter`` left ``sending`` by a run that is gone.
+
+    Called by a digest run that holds the newsletter's lock, so no other run is sending it: a row
+    still ``sending`` was claimed by a run that died (or lost the lock). Its message never got its
+    final "." (the record comes first, and it is conditional on the claim), so sending it again is
+    no second copy; and should its owner live on after all, its record now fails and it hangs up.
+    The dead attempt is not counted against the row's retries.
+    """
+    ours = sa.select(issues.c.id).where(issues.c.newsletter == newsletter)
+    with store.begin() as conn:
+        return int(conn.execute(outbox.update().where(outbox.c.issue_id.in_(ours), outbox.c.state == "sending")
+                                .values(state="queued", lease_owner=None, lease_until=None,
+                                        attempts=sa.case((outbox.c.attempts > 0, outbox.c.attempts - 1),
+                                                         else_=0))).rowcount)
 
 
 def counts(store: Store, issue_id: int) -> dict[str, int]:

@@ -1,0 +1,272 @@
+"""The gather and digest runs: the store lock, the run's record, and the order of the stages.
+
+This is the one definition of what a run does. ``flows/`` runs it as a Prefect flow run (each stage
+a task); a one-off command without a Prefect API runs it in this process (:class:`InProcess`).
+Either way the run is recorded in the store's ``runs`` table, which ``feedletter status`` shows,
+and holds the store lock (see ``locks``) that keeps two gathers, or two digests of one newsletter,
+from overlapping, and lets a run take over at once from one that was killed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from feedletter import alerts, digest, gather, health, locks, stories, syndicate
+from feedletter.config import Config, Newsletter, load_config
+from feedletter.deliver import DeliveryCounts, send_issue
+from feedletter.deliver import outbox as outbox_queue
+from feedletter.errors import DeliveryError, RenderError
+from feedletter.fetch import Fetcher
+from feedletter.redact import guard_logging, redact, secret_values
+from feedletter.render import review_digest
+from feedletter.runner import Runner, Stage, io_stage
+from feedletter.store import Store
+
+Progress = Callable[[int], None] | None
+
+# How long a run waits for another run holding its lock before giving up (seconds).
+GATHER_WAIT = 3600.0
+DIGEST_WAIT = 3600.0
+
+
+def open_config(config_path: str) -> tuple[Config, Store]:
+    """The config and its store, with the store URL's secrets kept out of every log line."""
+    config = load_config(config_path)
+    guard_logging(secret_values([config.store]))
+    return config, Store.open(config.store_url())
+
+
+# -- the stages ------------------------------------------------------------------------------
+
+def _fetch(config: Config, store: Store, fetcher: Fetcher, only: list[str],
+           progress: Progress) -> list[gather.SourceResult]:
+    return gather.fetch_sources(config, store, fetcher, only=only, progress=progress)
+
+
+def _save(store: Store, prepared: digest.Prepared, newsletter: Newsletter) -> int:
+    issue_id = digest.save_issue(store, prepared)
+    digest.queue_issue(store, issue_id, newsletter)
+    return issue_id
+
+
+def _deliver(config: Config, store: Store, issue_id: int, progress: Progress) -> DeliveryCounts:
+    # Every provider: per-subscriber SMTP or file sends, or one Listmonk/Mailchimp campaign.
+    return send_issue(config, store, issue_id, progress=progress)
+
+
+def _syndicate(config: Config, store: Store) -> int:
+    return len(syndicate.syndicate(config, store))
+
+
+FETCH = io_stage("fetch_sources", _fetch, timeout=900)
+STORE = Stage("store_entries", gather.store_entries)
+EXTRACT = io_stage("extract_articles", gather.extract_articles, timeout=900)
+GROUP = Stage("group_articles", stories.group)
+SUMMARIZE = Stage("summarize_stories", stories.summarize)
+# No retries: a failed alert stays pending for the next run.
+ALERT = Stage("alert_operators", alerts.send_alerts, timeout=120)
+RENDER = Stage("render_digest", digest.prepare_digest)
+SAVE = Stage("save_issue", _save)
+DELIVER = io_stage("deliver_digest", _deliver, timeout=3600)
+SYNDICATE = Stage("syndicate_outputs", _syndicate)
+
+GATHER_STAGES = (FETCH, STORE, EXTRACT, GROUP, SUMMARIZE, ALERT)
+DIGEST_STAGES = (RENDER, SAVE, DELIVER, SYNDICATE, ALERT)
+
+
+# -- gather ----------------------------------------------------------------------------------
+
+def gather_run(config: Config, store: Store, runner: Runner, *, sources: list[str] | None = None,
+               progress: Progress = None, wait: float = GATHER_WAIT) -> dict[str, Any]:
+    """Gather new articles from every due source (or ``sources``) and group them into summarized stories."""
+    started = time.monotonic()
+    with locks.hold(store, "gather", wait=wait, what="the gather run", say=runner.log.warning) as held:
+        if held.previous is not None:
+            runner.log.warning("the previous gather run (%s) died; taking over: what it stored is kept, "
+                               "the rest is fetched again", held.previous.describe())
+        run_id = store.start_run("gather", ",".join(sources or []), mode=runner.mode)
+        held.attach_run(store, run_id)
+        status, report = "failed", {}
+        try:
+            report = _gather(config, store, runner, sources, started, progress)
+            runner.log.info("gather: %s", report)
+            status = "completed"
+        finally:
+            store.finish_run(run_id, status, report)
+    return report
+
+
+def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | None, started: float,
+            progress: Progress) -> dict[str, Any]:
+    log = runner.log
+    with gather.make_fetcher(config) as fetcher:
+        results: list[gather.SourceResult] = runner.stage(FETCH, config, store, fetcher, list(sources or []),
+                                                          progress)
+        log.info("fetch: %d sources, %d ok, %d not modified, %d errors, %d skipped", len(results),
+                 *(sum(r.status == s for r in results) for s in ("ok", "not_modified", "error", "skipped")))
+        for name in alerts.track_sources(store):
+            log.error("%s: disabled after repeated failures", name)
+        counts: gather.StoreCounts = runner.stage(STORE, config, store, results)
+        t = counts.total
+        log.info("store: %d new; not stored: %d seen before, %d repeated within their feed, "
+                 "%d carried (another feed's article), %d removed, %d filtered", len(counts.new_ids),
+                 t.seen, t.repeated, t.carried, t.removed, t.filtered)
+        extracted: gather.ExtractCounts = runner.stage(EXTRACT, config, store, fetcher)
+    grouped: stories.GroupCounts = runner.stage(GROUP, config, store)
+    summarized, cached = runner.stage(SUMMARIZE, config, store)
+    log.info("group: %d new stories, %d joined; summarize: %d (%d cached)", grouped.new_stories,
+             grouped.joined, summarized, cached)
+    if alerts.pending(store):
+        runner.stage(ALERT, config, store)
+    report = {
+        "sources": len(results),
+        "fetched": sum(r.status == "ok" for r in results),
+        "not_modified": sum(r.status == "not_modified" for r in results),
+        "errors": sum(r.status == "error" for r in results),
+        "skipped": sum(r.status == "skipped" for r in results),
+        "new": len(counts.new_ids), "seen": t.seen, "repeated": t.repeated,
+        "carried": t.carried, "removed": t.removed, "filtered": t.filtered,
+        # Stored, and marked as a copy of an article of another feed by the grouping.
+        "near_duplicates": grouped.near_duplicates,
+        "extracted": extracted.extracted, "extract_errors": extracted.failed,
+        "stories_new": grouped.new_stories, "stories_joined": grouped.joined,
+        "summarized": summarized, "summaries_cached": cached,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    runner.table("feed-health", _health_rows(store, results), "Feed health after this gather run")
+    return report
+
+
+def _health_rows(store: Store, results: list[gather.SourceResult]) -> list[dict[str, Any]]:
+    by_name = {r.source: r for r in results}
+    rows = []
+    for state in health.all_states(store):
+        result = by_name.get(state.name)
+        rows.append({"source": state.name, "status": "disabled" if state.disabled else
+                     (result.status if result else "idle"), "new": state.new_items,
+                     "duplicates": state.duplicates, "seen": state.entries.seen,
+                     "repeated": state.entries.repeated, "carried": state.entries.carried,
+                     "removed": state.entries.removed, "filtered": state.entries.filtered,
+                     "seconds": round(state.seconds or 0, 3),
+                     "failures": state.failures, "last_error": state.last_error or ""})
+    return rows
+
+
+# -- digest ----------------------------------------------------------------------------------
+
+def digest_run(config: Config, store: Store, runner: Runner, newsletter: str, *, progress: Progress = None,
+               wait: float = DIGEST_WAIT) -> dict[str, Any]:
+    """Build and send the next issue of one newsletter, and publish it to its feeds and archive.
+
+    First finishes any issue an earlier run left unsent (a crash, an outage): with the lock held,
+    rows a dead run had claimed are queued again at once.
+    """
+    target = config.newsletter(newsletter)
+    with locks.hold(store, f"digest:{target.name}", wait=wait, what=f"the digest run of {target.name}",
+                    say=runner.log.warning) as held:
+        reclaimed = outbox_queue.reclaim(store, target.name)
+        if held.previous is not None:
+            sent, to_go = _progress_of(store, target.name)
+            runner.log.warning("the previous digest run of %s (%s) died: %s sent, %s to go; taking over",
+                               target.name, held.previous.describe(), f"{sent:,}", f"{to_go:,}")
+        elif reclaimed:
+            runner.log.warning("%d messages an earlier run had claimed but not sent are queued again", reclaimed)
+        report = _guarded_run(config, store, runner, target, held, progress)
+    runner.log.info("digest: %s", report)
+    return report
+
+
+def _progress_of(store: Store, newsletter: str) -> tuple[int, int]:
+    sent = to_go = 0
+    for issue_id in digest.pending_issues(store, newsletter):
+        counts = outbox_queue.counts(store, issue_id)
+        sent += counts["sent"]
+        to_go += counts["queued"] + counts["sending"]
+    return sent, to_go
+
+
+def _guarded_run(config: Config, store: Store, runner: Runner, target: Newsletter, held: locks.Held,
+                 progress: Progress) -> dict[str, Any]:
+    """Run one digest, record it, and tell operators if it failed (once until a run succeeds)."""
+    log = runner.log
+    run_id = store.start_run("digest", target.name, mode=runner.mode)
+    held.attach_run(store, run_id)
+    report: dict[str, Any] = {"newsletter": target.name, "issue": None, "sent": 0, "failed": 0}
+    status = "failed"
+    try:
+        _run_digest(config, store, runner, target, report, progress)
+        status = "completed" if "skipped" not in report else "skipped"
+        alerts.close_incident(store, alerts.DIGEST_FAILED, target.name)
+        return report
+    except Exception as exc:
+        report["error"] = redact(str(exc), secret_values([config.store]))
+        if alerts.digest_failed(store, target.name, report["error"]):
+            log.error("%s: alerting operators", report["error"])
+        if alerts.pending(store):
+            try:
+                runner.stage(ALERT, config, store)
+            except Exception as alert_exc:  # the run's own error is the one to raise
+                log.warning("alerts: %s", alert_exc)
+        raise
+    finally:
+        store.finish_run(run_id, status, report)
+
+
+def _run_digest(config: Config, store: Store, runner: Runner, target: Newsletter, report: dict[str, Any],
+                progress: Progress) -> None:
+    log = runner.log
+    name = target.name
+    for pending in digest.pending_issues(store, name):
+        log.info("finishing issue %s left unsent by an earlier run", pending)
+        done: DeliveryCounts = runner.stage(DELIVER, config, store, pending, progress)
+        report["sent"] += done.sent
+        report["failed"] += done.failed
+    prepared: digest.Prepared | None = runner.stage(RENDER, config, store, target)
+    if prepared is None:
+        log.info("%s: nothing new to send (fewer than %s new stories): no issue, no email", name,
+                 target.select.min_stories)
+        report["skipped"] = "no new stories"
+        runner.markdown(f"digest-{name}", f"# {target.title}: nothing sent\n\nFewer than "
+                        f"{target.select.min_stories} new stories since the last issue: no issue was made and "
+                        "no email went out.", "This digest run sent nothing")
+        return
+    log.info("render: issue %s, %d stories, %d KB", prepared.number, len(prepared.digest.stories),
+             len(prepared.rendered.html.encode()) // 1024)
+    review = review_digest(prepared.rendered, target)
+    for problem in review.warnings:
+        log.warning("pre-send check: %s", problem)
+    if review.failures:
+        raise RenderError(name, "pre-send checks failed, nothing sent: " + "; ".join(review.failures))
+    issue_id: int = runner.stage(SAVE, store, prepared, target)
+    counts: DeliveryCounts = runner.stage(DELIVER, config, store, issue_id, progress)
+    log.info("deliver: %d sent, %d failed", counts.sent, counts.failed)
+    files: int = runner.stage(SYNDICATE, config, store)
+    report.update(issue=prepared.number, subject=prepared.digest.subject,
+                  stories=len(prepared.digest.stories), sent=report["sent"] + counts.sent,
+                  failed=report["failed"] + counts.failed, published_files=files,
+                  outbox=outbox_queue.counts(store, issue_id))
+    runner.markdown(f"digest-{name}", _issue_markdown(prepared, report), "What this digest run sent")
+    if counts.failed and not counts.sent:
+        errors = "; ".join(sorted(set(counts.errors))[:3])
+        raise DeliveryError(name, f"issue {prepared.number}: no recipient reached: {errors}", transient=False)
+
+
+def _issue_markdown(prepared: digest.Prepared, report: dict[str, Any]) -> str:
+    outbox = report["outbox"]
+    size = len(prepared.rendered.html.encode())
+    lines = [f"# {prepared.digest.subject}", "",
+             f"Issue {prepared.number} of **{prepared.digest.newsletter}** · {report['stories']} stories · "
+             f"HTML {size / 1024:.1f} KB", "",
+             "| recipients | queued | sent | failed | skipped |", "|---|---|---|---|---|",
+             f"| {sum(outbox.values())} | {outbox['queued'] + outbox['sending']} | {outbox['sent']} | "
+             f"{outbox['failed']} | {outbox['skipped']} |", "",
+             f"Archive: [{prepared.digest.web_url}]({prepared.digest.web_url})", "", "## Stories"]
+    lines += [f"- [{s.title}]({s.url}) ({s.source}, {len(s.also)} more)" for s in prepared.digest.stories]
+    lines += ["", "## Pre-send checks", *(f"- {c}" for c in prepared.checks)] if prepared.checks else \
+        ["", "## Pre-send checks", "- all passed (size under the clipping limit, links, unsubscribe)"]
+    return "\n".join(lines)
+
+
+__all__ = ["DIGEST_STAGES", "GATHER_STAGES", "digest_run", "gather_run", "open_config"]
