@@ -48,7 +48,7 @@ def gather_line(report: Mapping[str, Any]) -> str:
     states = [f"{_n(report, 'fetched'):,} ok"]
     states += [f"{_n(report, key):,} {label}" for key, label in
                (("not_modified", "not modified"), ("errors", "failed"), ("skipped", "skipped")) if _n(report, key)]
-    parts = [f"gather: {_count(sources, 'source')}: {', '.join(states)}" if sources else "gather: no sources due"]
+    parts = [f"gather: {_count(sources, 'source')}: {', '.join(states)}" if sources else "gather: no sources"]
     new = _count(_n(report, "new"), "new article")
     if _n(report, "near_duplicates"):
         new += f" ({_n(report, 'near_duplicates'):,} near-duplicate)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -118,20 +119,44 @@ def test_prefect_and_feedletter_console_handlers(out: io.StringIO) -> None:
     assert prefect_handler.stream is out and prefect_handler.console.file is out and ours.stream is out
 
 
-def test_handlers_on_other_streams_are_left_alone(out: io.StringIO,
-                                                  root_handler: logging.StreamHandler[io.StringIO]) -> None:
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_handler_on_a_standard_stream_that_is_a_terminal(out: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    tty = _Terminal()
+    monkeypatch.setattr(sys, "stdout", tty)
+    handler = logging.StreamHandler(sys.stdout)  # as logging.basicConfig(stream=sys.stdout) leaves it
+    logging.getLogger().addHandler(handler)
+    try:
+        _run(out)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    rows = screen(out.getvalue())
+    assert rows[0] == "fetch: https://x.example/feed: HTTP 404 Not Found" and _is_final_bar(rows[1])
+    assert tty.getvalue() == "" and handler.stream is tty
+
+
+def test_handlers_on_other_streams_are_left_alone(out: io.StringIO, root_handler: logging.StreamHandler[io.StringIO],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     del root_handler
-    elsewhere = io.StringIO()  # a log file, or a stream that is no terminal
-    other = logging.StreamHandler(elsewhere)
-    logging.getLogger().addHandler(other)
+    elsewhere = io.StringIO()  # a log file, or any stream that is not the bar's
+    piped = io.StringIO()  # standard output sent to a file or a pipe: no terminal
+    monkeypatch.setattr(sys, "stdout", piped)
+    others: list[logging.StreamHandler[io.StringIO]] = [logging.StreamHandler(elsewhere),
+                                                        logging.StreamHandler(piped)]
+    for handler in others:
+        logging.getLogger().addHandler(handler)
     try:
         with report_progress("gather", 1, stream=out, terminal=True) as advance:
-            assert other.stream is elsewhere
+            assert [h.stream for h in others] == [elsewhere, piped]
             _log_from_a_worker("kept out of the bar")
             advance(1)
     finally:
-        logging.getLogger().removeHandler(other)
-    assert elsewhere.getvalue() == "kept out of the bar\n"
+        for handler in others:
+            logging.getLogger().removeHandler(handler)
+    assert elsewhere.getvalue() == piped.getvalue() == "kept out of the bar\n"
 
 
 def test_plain_progress_is_unchanged(out: io.StringIO, root_handler: logging.StreamHandler[io.StringIO]) -> None:

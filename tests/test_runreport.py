@@ -49,7 +49,7 @@ def test_gather_line_singulars_zeros_and_the_rest_of_the_report() -> None:
         "gather: 500 sources: 480 ok, 15 not modified, 5 failed, 2 skipped · 1,234 new articles (1 near-duplicate) · "
         "skipped 300 seen, 2 repeated, 5 carried, 1 removed, 12,000 filtered · 1 page extracted, 3 failed · "
         "700 new stories, 1 article joined stories · 1,500 summaries (1,400 cached) · 2 min 5 s")
-    assert gather_line({"sources": 0, "new": 0}) == "gather: no sources due · 0 new articles · 0 new stories"
+    assert gather_line({"sources": 0, "new": 0}) == "gather: no sources · 0 new articles · 0 new stories"
 
 
 def test_digest_line() -> None:
@@ -168,7 +168,7 @@ def test_parse_failures() -> None:
     assert _both(_parse_error(b"  \n")) == "empty feed"
     # As gather wraps it: the source's ParseError holds the parser's whole message.
     inner = str(_parse_error(b"<html><body>Hi</body></html>"))
-    assert cause_of(ParseError("x", inner)) == "not a feed"
+    assert cause_of(ParseError("x", inner)) == cause_of(str(ParseError("x", inner))) == "not a feed"
 
 
 def test_extract_failures() -> None:
