@@ -29,6 +29,7 @@ from feedletter.health import (
 )
 from feedletter.identity import canonical_url, content_hash, tombstone_of_url
 from feedletter.models import ParsedFeed
+from feedletter.runreport import cause_of
 from feedletter.store import Store, articles, carriers, insert_rows, now, pages, rows_in_chunks, select_in, tombstones
 from feedletter.workers import CpuPool, processes_for
 
@@ -157,7 +158,7 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
                 retry_after = detail.retry_after if isinstance(detail, FetchError) else None
                 record_failure(conn, state, result.error or "", config.gather.max_failures,
                                retry_after=retry_after)
-                log.warning("%s", result.error)
+                log.warning("%s", result.error, extra={"cause": cause_of(detail), "kind": "source"})
             elif result.status != "skipped":
                 successes.append((state, detail, result.seconds))
         record_successes(conn, successes, validators=False)
@@ -426,7 +427,7 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
             if error:
                 counts.failed += 1
                 counts.errors.append(error)
-                log.warning("%s", error)
+                log.warning("%s", error, extra={"cause": cause_of(error), "kind": "article page"})
                 # Keep the teaser; trying again every run would hammer a broken page.
                 failed.append({"_id": article_id})
                 continue
