@@ -143,7 +143,8 @@ def cluster_documents(docs: Sequence[Document], *, window: timedelta = timedelta
                       probe_features: int = 8,
                       signatures: Mapping[str, Sequence[int]] | None = None,
                       known_features: Mapping[str, Collection[str] | _Counts] | None = None,
-                      subject_threshold: float = SAME_SUBJECT) -> list[Assignment]:
+                      subject_threshold: float = SAME_SUBJECT,
+                      duplicates: Mapping[str, str] | None = None) -> list[Assignment]:
     """Group ``docs`` into stories and subjects; one :class:`Assignment` per document, in input order.
 
     ``threshold`` is the average cosine similarity two groups of tellings must reach to merge;
@@ -152,10 +153,13 @@ def cluster_documents(docs: Sequence[Document], *, window: timedelta = timedelta
     only features held by at most ``max_posting`` documents. ``signatures`` (stored
     :func:`feedletter.dedupe.signature` values by id) spare re-hashing known texts, and
     ``known_features`` (stored :func:`feature_counts` by id, see :func:`parse_features`) re-reading
-    them; a plain set of features (the first stored format) counts each feature once.
+    them; a plain set of features (the first stored format) counts each feature once. ``duplicates``
+    is :func:`feedletter.dedupe.near_duplicates` of ``docs`` at ``duplicate_threshold`` when the
+    caller has it already.
     """
     with paused_gc():
-        dups = near_duplicates(docs, threshold=duplicate_threshold, signatures=signatures)
+        dups = dict(duplicates) if duplicates is not None else near_duplicates(
+            docs, threshold=duplicate_threshold, signatures=signatures)
         return _cluster(docs, dups, window, threshold, priority, max_posting, probe_features, known_features or {},
                         subject_threshold)
 
