@@ -39,6 +39,7 @@ from feedletter.models import Document
 from feedletter.summarize import STOPWORDS
 
 __all__ = ["Assignment", "cluster_documents", "document_features", "feature_counts", "features", "features_json",
+           "features_json_of_counts",
            "pair_similarities", "parse_features", "pick_lead", "story_members", "subjects"]
 
 SAME_STORY = 0.24
@@ -171,7 +172,12 @@ def document_features(doc: Document) -> dict[str, int]:
 
 def features_json(title: str, text: str) -> str:
     """:func:`feature_counts` as stored: a JSON object, keys sorted so that equal counts are equal strings."""
-    return json.dumps(feature_counts(title, text), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return features_json_of_counts(feature_counts(title, text))
+
+
+def features_json_of_counts(counts: Mapping[str, int]) -> str:
+    """:func:`features_json` of the counts :func:`feature_counts` gave."""
+    return json.dumps(counts, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def parse_features(stored: str) -> dict[str, int] | None:

@@ -18,7 +18,9 @@ import sqlalchemy as sa
 from feedletter.cluster import (
     SAME_STORY,
     cluster_documents,
+    feature_counts,
     features_json,
+    features_json_of_counts,
     parse_features,
     pick_lead,
 )
@@ -45,9 +47,10 @@ class GroupCounts:
     joined: int = 0
 
 
-def _article(row: sa.RowMapping) -> Article:
+def _article(row: sa.RowMapping, *, html: bool = True) -> Article:
+    """``row`` as an Article; ``html`` False when the query left the HTML out."""
     return Article(id=row["id"], source=row["source"], key=row["key"], url=row["url"], title=row["title"],
-                   published=utc(row["published"]) or now(), text=row["text"], html=row.get("html", ""),
+                   published=utc(row["published"]) or now(), text=row["text"], html=row["html"] if html else "",
                    author=row["author"], content_hash=row["content_hash"],
                    duplicate_of=row["duplicate_of"], story_id=row["story_id"])
 
@@ -64,25 +67,33 @@ class _Features:
 
     def __init__(self, docs: Sequence[Document], cpu: CpuPool | None) -> None:
         self.docs = docs
-        self.chunks: list[tuple[Sequence[Document], Job[list[str]]]] = []
+        self.chunks: list[tuple[Sequence[Document], Job[list[tuple[str, dict[str, int]]]]]] = []
         if cpu is not None:
             for start in range(0, len(docs), _FEATURES_CHUNK):
                 chunk = docs[start:start + _FEATURES_CHUNK]
-                self.chunks.append((chunk, cpu.submit(_features_json_of, [(d.title, d.text) for d in chunk])))
+                self.chunks.append((chunk, cpu.submit(_features_of, [(d.title, d.text) for d in chunk])))
 
     def result(self) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
         stored: dict[str, str] = {}
         counts: dict[str, dict[str, int]] = {}
-        computed = ((d, value) for chunk, job in self.chunks for d, value in zip(chunk, job.result(), strict=True)
-                    ) if self.chunks else ((d, features_json(d.title, d.text)) for d in self.docs)
-        for d, value in computed:
-            stored[d.id] = value
-            counts[d.id] = parse_features(value) or {}
+        if not self.chunks:
+            for d in self.docs:
+                stored[d.id] = value = features_json(d.title, d.text)
+                counts[d.id] = parse_features(value) or {}
+        for chunk, job in self.chunks:
+            for d, (value, found) in zip(chunk, job.result(), strict=True):
+                stored[d.id], counts[d.id] = value, found
         return stored, counts
 
 
-def _features_json_of(pairs: Sequence[tuple[str, str]]) -> list[str]:
-    return [features_json(title, text) for title, text in pairs]
+def _features_of(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, dict[str, int]]]:
+    """In a worker: each (title, text)'s features as stored (:func:`features_json`) and as counts
+    (sent along: cheaper to unpickle than the JSON is to read)."""
+    out = []
+    for title, text in pairs:
+        found = feature_counts(title, text)
+        out.append((features_json_of_counts(found), found))
+    return out
 
 
 def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
@@ -102,7 +113,7 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
     def read(query: sa.Select[Any], conn: sa.Connection) -> list[Article]:
         out = []
         for row in conn.execute(query).mappings():
-            out.append(_article(row))
+            out.append(_article(row, html=False))
             sig = unpack_signature(row["signature"])
             if sig is not None:
                 signatures[str(row["id"])] = sig
@@ -218,10 +229,11 @@ def _story_articles(store: Store, story_ids: Sequence[int], columns: Sequence[sa
     out: dict[int, list[Article]] = defaultdict(list)
     if not story_ids:
         return out
+    html = any(c.name == "html" for c in columns)
     with store.begin() as conn:
         for row in conn.execute(sa.select(*columns).where(articles.c.story_id.in_(story_ids))
                                 .order_by(articles.c.published, articles.c.id)).mappings():
-            out[row["story_id"]].append(_article(row))
+            out[row["story_id"]].append(_article(row, html=html))
     return out
 
 

@@ -88,7 +88,7 @@ _CODE = re.compile(r"[{}]|\s=\s|=>|(?<![:/])//|\s\$\s|\(\);|\b[0-9a-f]{16,}\b")
 # _CODE's last branch alone (a word of 16 or more hex digits), opening with its character class
 # (see above): every other branch needs one of _CODE_MARKS, which most sentences lack.
 _HEX_WORD = re.compile(r"[0-9a-f](?<!\w[0-9a-f])[0-9a-f]{15,}(?!\w)")
-_CODE_MARKS = ("{", "}", "=", "//", "$", "();")
+_CODE_MARK = re.compile(r"[{}=$]|//|\(\);")
 _TITLE_WORD = re.compile(r"\w+")
 _TITLE_CUT = re.compile(r"\s*(?:…|\.\.\.)\s*$")
 # What may stand between a title and the sentence it is glued to.
@@ -198,11 +198,15 @@ def _complete(sentence: str) -> bool:
     return body[-1:] in (".", "!", "?") and body[-3:-1] != ".."
 
 
-def _is_code(sentence: str) -> bool:
-    """``_CODE.search(sentence) is not None``; only a long hex word is looked for when no mark is there."""
-    if any(mark in sentence for mark in _CODE_MARKS):
+def _is_code(sentence: str, tokens: Sequence[str]) -> bool:
+    """``_CODE.search(sentence) is not None`` (``tokens``: ``sentence.split()``).
+
+    Every branch of _CODE but the hex word needs one of _CODE_MARK's marks, and a hex word of 16
+    digits needs a token as long: most sentences have neither, and skip the search.
+    """
+    if _CODE_MARK.search(sentence) is not None:
         return _CODE.search(sentence) is not None
-    return _HEX_WORD.search(sentence) is not None
+    return bool(tokens) and max(map(len, tokens)) >= 16 and _HEX_WORD.search(sentence) is not None
 
 
 def _continues(block: str, line: str) -> bool:
@@ -243,7 +247,7 @@ def truncate_words(text: str, max_chars: int) -> str:
     return cut.rstrip(" ,;:-–—") + "…"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Sentence:
     text: str
     doc: int
@@ -429,9 +433,10 @@ class ExtractiveSummarizer:
             if s[:1] == "[" or s[-1:] == "]":
                 s = _ELISION.sub("", s)
             # The word count is the cheaper test, and sentences past the limit are never looked at.
-            if len(s.split()) < self.min_words or _chrome(s, keyed):
+            tokens = s.split()
+            if len(tokens) < self.min_words or _chrome(s, keyed):
                 continue
-            if _LABEL.match(s) is not None or _is_code(s):
+            if _LABEL.match(s) is not None or _is_code(s, tokens):
                 continue
             if not _complete(s):
                 # A label ("Option 2:"), a teaser's cut ("I took two steps..."), or a line
