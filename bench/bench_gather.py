@@ -158,12 +158,15 @@ def child(listing: Path, *, full_text: bool, runs: int, concurrency: int | None)
             if full_text:
                 extracted = gather.extract_articles(config, store, fetcher)
                 stages["extract"], mark = time.perf_counter() - mark, time.perf_counter()
+        cpu = time.process_time()
         grouped = stories.group(config, store)
         stages["group"] = time.perf_counter() - mark
+        group_cpu = time.process_time() - cpu
         total = time.perf_counter() - started
-        mark = time.perf_counter()
+        mark, cpu = time.perf_counter(), time.process_time()
         summarized, _ = stories.summarize(config, store)  # the flow's next stage, reported apart
         summarize_s = time.perf_counter() - mark
+        summarize_cpu = time.process_time() - cpu
         timings.append({
             "total": total, "gather": total - stages["group"], "stages": stages,
             "ok": sum(r.status == "ok" for r in results),
@@ -171,7 +174,9 @@ def child(listing: Path, *, full_text: bool, runs: int, concurrency: int | None)
             "errors": sum(r.status == "error" for r in results),
             "new": len(counts.new_ids), "duplicates": counts.duplicates,
             "extracted": extracted.extracted if full_text else 0, "stories": grouped.new_stories,
-            "summarize": summarize_s, "summarized": summarized})
+            "summarize": summarize_s, "summarized": summarized,
+            # This process's CPU time in each (worker processes' not counted): a check on noise.
+            "group_cpu": group_cpu, "summarize_cpu": summarize_cpu})
     store.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"runs": timings, "peak_mb": peak_mb}))
@@ -206,7 +211,8 @@ def main() -> None:
         print(f"feedletter {label}: gather {run['gather']:.2f}s (+ group {run['stages']['group']:.2f}s "
               f"= {run['total']:.2f}s)  [{stages}] ok={run['ok']} 304={run['not_modified']} "
               f"errors={run['errors']} new={run['new']} dup={run['duplicates']} stories={run['stories']}; "
-              f"then summarize {run['summarize']:.2f}s ({run['summarized']} stories)")
+              f"then summarize {run['summarize']:.2f}s ({run['summarized']} stories); this process's CPU: "
+              f"group {run['group_cpu']:.2f}s, summarize {run['summarize_cpu']:.2f}s")
     print(f"feedletter peak memory (ru_maxrss, both runs): {ours['peak_mb']:.0f} MB; farm hits {hits}")
     if peer:
         for label, theirs, run in (("first run ", peer["first"], first), ("second run", peer["second"], second)):

@@ -7,23 +7,30 @@ outcome: a near-identical copy points at its original, and every article belongs
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from feedletter.cluster import SAME_STORY, cluster_documents, features_json, parse_features, pick_lead
+from feedletter.cluster import (
+    SAME_STORY,
+    cluster_documents,
+    feature_counts,
+    features_json,
+    features_json_of_counts,
+    parse_features,
+    pick_lead,
+)
 from feedletter.config import Config
-from feedletter.dedupe import document_signature, pack_signature, unpack_signature
+from feedletter.dedupe import document_signature, near_duplicates, pack_signature, unpack_signature
 from feedletter.identity import canonical_url, content_hash
 from feedletter.models import Article, Coverage, Document, Story
 from feedletter.store import Store, articles, carriers, now, rows_in_chunks, stories, summaries, utc
 from feedletter.summarize import ExtractiveSummarizer, Summarizer
-from feedletter.workers import CpuPool, processes_for
+from feedletter.workers import CpuPool, Job, processes_for
 
 DEFAULT_WINDOW = timedelta(days=7)
 _SUMMARY_BATCH = 500
@@ -40,9 +47,10 @@ class GroupCounts:
     joined: int = 0
 
 
-def _article(row: sa.RowMapping) -> Article:
+def _article(row: sa.RowMapping, *, html: bool = True) -> Article:
+    """``row`` as an Article; ``html`` False when the query left the HTML out."""
     return Article(id=row["id"], source=row["source"], key=row["key"], url=row["url"], title=row["title"],
-                   published=utc(row["published"]) or now(), text=row["text"], html=row.get("html", ""),
+                   published=utc(row["published"]) or now(), text=row["text"], html=row["html"] if html else "",
                    author=row["author"], content_hash=row["content_hash"],
                    duplicate_of=row["duplicate_of"], story_id=row["story_id"])
 
@@ -51,20 +59,41 @@ def _article(row: sa.RowMapping) -> Article:
 _GROUPING = [c for c in articles.c if c.name != "html"]
 
 
-def _features_of(docs: Sequence[Document], processes: int) -> dict[str, str]:
-    """Each document's features as stored (JSON), in worker processes when there are many."""
-    if processes < 2 or len(docs) < _FEATURES_IN_WORKERS:
-        return {d.id: features_json(d.title, d.text) for d in docs}
-    chunks = [docs[i:i + _FEATURES_CHUNK] for i in range(0, len(docs), _FEATURES_CHUNK)]
-    with CpuPool(processes, after=0, preload=["feedletter.cluster"]) as cpu, \
-            ThreadPoolExecutor(processes + 1) as threads:
-        done = threads.map(lambda chunk: cpu.run(_features_json_of, [(d.title, d.text) for d in chunk]), chunks)
-        return {d.id: value for chunk, values in zip(chunks, done, strict=True)
-                for d, value in zip(chunk, values, strict=True)}
+class _Features:
+    """Documents' features, computed in worker processes when there are many, while the caller goes on.
+
+    :meth:`result` gives each document's features as stored (JSON) and as counts.
+    """
+
+    def __init__(self, docs: Sequence[Document], cpu: CpuPool | None) -> None:
+        self.docs = docs
+        self.chunks: list[tuple[Sequence[Document], Job[list[tuple[str, dict[str, int]]]]]] = []
+        if cpu is not None:
+            for start in range(0, len(docs), _FEATURES_CHUNK):
+                chunk = docs[start:start + _FEATURES_CHUNK]
+                self.chunks.append((chunk, cpu.submit(_features_of, [(d.title, d.text) for d in chunk])))
+
+    def result(self) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+        stored: dict[str, str] = {}
+        counts: dict[str, dict[str, int]] = {}
+        if not self.chunks:
+            for d in self.docs:
+                stored[d.id] = value = features_json(d.title, d.text)
+                counts[d.id] = parse_features(value) or {}
+        for chunk, job in self.chunks:
+            for d, (value, found) in zip(chunk, job.result(), strict=True):
+                stored[d.id], counts[d.id] = value, found
+        return stored, counts
 
 
-def _features_json_of(pairs: Sequence[tuple[str, str]]) -> list[str]:
-    return [features_json(title, text) for title, text in pairs]
+def _features_of(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, dict[str, int]]]:
+    """In a worker: each (title, text)'s features as stored (:func:`features_json`) and as counts
+    (sent along: cheaper to unpickle than the JSON is to read)."""
+    out = []
+    for title, text in pairs:
+        found = feature_counts(title, text)
+        out.append((features_json_of_counts(found), found))
+    return out
 
 
 def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
@@ -84,7 +113,7 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
     def read(query: sa.Select[Any], conn: sa.Connection) -> list[Article]:
         out = []
         for row in conn.execute(query).mappings():
-            out.append(_article(row))
+            out.append(_article(row, html=False))
             sig = unpack_signature(row["signature"])
             if sig is not None:
                 signatures[str(row["id"])] = sig
@@ -105,16 +134,22 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
         known = read(sa.select(*_GROUPING).where(articles.c.clustered, articles.c.published >= start), conn)
     everyone = {a.id: a for a in [*known, *fresh]}
     docs = [a.as_document() for a in everyone.values()]
-    unsigned = [doc for doc in docs if doc.id not in signatures]
-    for doc in unsigned:
-        signatures[doc.id] = document_signature(doc)
-    missing = _features_of([d for d in docs if d.id not in stored_features], processes)
+    unfeatured = [d for d in docs if d.id not in stored_features]
+    # Features are the costly part: with workers, they are computed there while this process finds
+    # the near-duplicates.
+    parallel = processes > 1 and len(unfeatured) >= _FEATURES_IN_WORKERS
+    with CpuPool(processes if parallel else 0, after=0, preload=["feedletter.cluster"]) as cpu:
+        computing = _Features(unfeatured, cpu if parallel else None)
+        unsigned = [doc for doc in docs if doc.id not in signatures]
+        for doc in unsigned:
+            signatures[doc.id] = document_signature(doc)
+        dups = near_duplicates(docs, threshold=near_duplicate, signatures=signatures)
+        missing, counted = computing.result()
     stored_features.update(missing)
+    parsed.update(counted)
     assignments = cluster_documents(docs, window=window, threshold=same_story,
                                     duplicate_threshold=near_duplicate, priority=priority,
-                                    signatures=signatures,
-                                    known_features={k: parsed[k] if k in parsed else parse_features(v) or {}
-                                                    for k, v in stored_features.items()})
+                                    signatures=signatures, known_features=parsed, duplicates=dups)
     members: dict[str, list[int]] = defaultdict(list)
     for assignment in assignments:
         members[assignment.cluster].append(int(assignment.id))
@@ -152,15 +187,23 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
         for chunk in rows_in_chunks(sorted(resummarize)):
             conn.execute(stories.update().where(stories.c.id.in_(chunk)).values(summary_hash=""))
         updates = []
+        copies = []
         for article in fresh:
             original = duplicate_of.get(article.id)
             counts.near_duplicates += original is not None
-            updates.append({"_id": article.id, "_story": story_of_label[label[article.id]], "_dup": original,
+            updates.append({"_id": article.id, "_story": story_of_label[label[article.id]],
                             "_sig": pack_signature(signatures[str(article.id)]),
                             "_features": stored_features[str(article.id)]})
+            if original != article.duplicate_of:
+                copies.append({"_id": article.id, "_dup": original})
         conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
-            clustered=True, story_id=sa.bindparam("_story"), duplicate_of=sa.bindparam("_dup"),
-            signature=sa.bindparam("_sig"), features=sa.bindparam("_features")), updates)
+            clustered=True, story_id=sa.bindparam("_story"), signature=sa.bindparam("_sig"),
+            features=sa.bindparam("_features")), updates)
+        # Apart, and only where it changes (copies; a new article has none): with foreign keys
+        # checked, setting the column cost SQLite as much as the rest of the row (0.2 s at 10k).
+        if copies:
+            conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
+                duplicate_of=sa.bindparam("_dup")), copies)
         # Known articles from a store older than the features column, or than the signature's
         # hashing, catch up once.
         fresh_ids = {str(a.id) for a in fresh}
@@ -178,13 +221,19 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
 
 
 def story_articles(store: Store, story_ids: Sequence[int]) -> dict[int, list[Article]]:
+    return _story_articles(store, story_ids, list(articles.c))
+
+
+def _story_articles(store: Store, story_ids: Sequence[int], columns: Sequence[sa.Column[Any]]
+                    ) -> dict[int, list[Article]]:
     out: dict[int, list[Article]] = defaultdict(list)
     if not story_ids:
         return out
+    html = any(c.name == "html" for c in columns)
     with store.begin() as conn:
-        for row in conn.execute(sa.select(articles).where(articles.c.story_id.in_(story_ids))
+        for row in conn.execute(sa.select(*columns).where(articles.c.story_id.in_(story_ids))
                                 .order_by(articles.c.published, articles.c.id)).mappings():
-            out[row["story_id"]].append(_article(row))
+            out[row["story_id"]].append(_article(row, html=html))
     return out
 
 
@@ -212,26 +261,98 @@ def summarize(config: Config, store: Store) -> tuple[int, int]:
     """The summarize stage with the config's summarizer and length limits."""
     s = config.stories
     return summarize_stories(store, summarizer_for(config), sentences=s.summary_sentences,
-                             max_chars=s.summary_chars)
+                             max_chars=s.summary_chars, processes=processes_for(config.gather.processes))
+
+
+# What summarizing reads of a story's articles: no HTML, signature or features.
+_SUMMARIZING = [c for c in articles.c if c.name not in ("html", "signature", "features")]
+# Stories summarized in worker processes (extractive summarizer only), a chunk per call, when this
+# many need a summary.
+_SUMMARIES_IN_WORKERS = 400
+_SUMMARY_CHUNK = 25
+
+
+@dataclass
+class _SummaryBatch:
+    """One batch of stories on its way: what each needs, and the summaries being made for it."""
+
+    todo: list[tuple[int, Article, list[str], str]]  # story id, lead, texts (lead first), digest
+    known: dict[str, str]  # summaries found in the cache, by digest
+    make: list[int]  # positions in todo whose summary this batch makes (the first of each digest)
+    jobs: list[Job[list[str]]]  # in worker processes: the summaries of ``make``, a chunk per job
 
 
 def summarize_stories(store: Store, summarizer: Summarizer, *, sentences: int = 3,
-                      max_chars: int = 600) -> tuple[int, int]:
+                      max_chars: int = 600, processes: int = 0) -> tuple[int, int]:
     """Summarize the stories that are new or gained articles; return (summarized, served from cache).
 
     Only stories marked for it (an empty ``summary_hash``) are read, so the cost follows what changed,
-    not the size of the store.
+    not the size of the store. With ``processes`` > 1 and many stories, the extractive summarizer
+    (pure CPU) runs in worker processes while this one reads and writes the batches around them;
+    the summaries and counts are the same.
     """
     with store.begin() as conn:
         rows = conn.execute(sa.select(stories.c.id, stories.c.lead_id).where(stories.c.summary_hash == "")).all()
+    if processes > 1 and isinstance(summarizer, ExtractiveSummarizer) and len(rows) >= _SUMMARIES_IN_WORKERS:
+        with CpuPool(processes, after=0, preload=["feedletter.summarize"]) as cpu:
+            return _summarize_batches(store, summarizer, rows, sentences, max_chars, cpu)
+    return _summarize_batches(store, summarizer, rows, sentences, max_chars, None)
+
+
+def _summarize_batches(store: Store, summarizer: Summarizer, rows: Sequence[sa.Row[Any]], sentences: int,
+                       max_chars: int, cpu: CpuPool | None) -> tuple[int, int]:
+    """Summarize ``rows`` (story id, lead id) batch by batch; in ``cpu``'s workers when given."""
     done = cached = 0
+    # Summaries made in this run, by digest (None while a worker is making it): a later story with
+    # the same digest is served from the cache, as it would be from the table once its batch is written.
+    made: dict[str, str | None] = {}
+    pending: deque[_SummaryBatch] = deque()
+
+    def finish(batch: _SummaryBatch) -> None:
+        """Wait for a batch's summaries and write them, with its stories', in one transaction."""
+        nonlocal done, cached
+        produced: dict[int, str] = {}
+        if batch.jobs:
+            values = [summary for job in batch.jobs for summary in job.result()]
+            produced = dict(zip(batch.make, values, strict=True))
+        fresh: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        making = set(batch.make)
+        for k, (story_id, lead, texts, digest) in enumerate(batch.todo):
+            hit = batch.known.get(digest)
+            if hit is None and k not in making and made.get(digest) is not None:
+                hit = made[digest]  # made by an earlier story of this run
+            if hit is None:
+                if k in produced:
+                    hit = produced[k]
+                else:
+                    hit = summarizer.summarize(lead.title, texts, sentences=sentences, max_chars=max_chars)
+                # An LLM summarizer that fell back to the extractive one must not cache under its own name.
+                answered = getattr(summarizer, "last_source", "") or summarizer.name
+                if answered == summarizer.name:
+                    batch.known[digest] = hit
+                    made[digest] = hit
+                    fresh.append({"content_hash": digest, "summarizer": summarizer.name,
+                                  "version": summarizer.version, "summary": hit, "created": now()})
+                done += 1
+            else:
+                cached += 1
+            updates.append({"_id": story_id, "_summary": hit, "_hash": digest})
+        with store.begin() as conn:
+            if fresh:
+                conn.execute(summaries.insert(), fresh)
+            if updates:
+                conn.execute(stories.update().where(stories.c.id == sa.bindparam("_id")).values(
+                    summary=sa.bindparam("_summary"), summary_hash=sa.bindparam("_hash")), updates)
+
     # Batches of stories, each read and written in a few bulk statements (one transaction per story
     # cost more than the extractive summarizer itself at 8k stories); a batch commits as it ends, so a
-    # stopped run keeps what slow (LLM) summaries it made.
-    for batch in rows_in_chunks(rows, _SUMMARY_BATCH):
-        grouped = story_articles(store, [r.id for r in batch])
+    # stopped run keeps what slow (LLM) summaries it made. With workers, the next batch is read and
+    # handed out while they make this one's summaries.
+    for chunk_rows in rows_in_chunks(rows, _SUMMARY_BATCH):
+        grouped = _story_articles(store, [r.id for r in chunk_rows], _SUMMARIZING)
         todo: list[tuple[int, Article, list[str], str]] = []
-        for row in batch:
+        for row in chunk_rows:
             group = grouped.get(row.id, [])
             lead = next((a for a in group if a.id == row.lead_id), group[0] if group else None)
             if lead is None:
@@ -239,35 +360,34 @@ def summarize_stories(store: Store, summarizer: Summarizer, *, sentences: int = 
             others = [a for a in group if a.id != lead.id and a.duplicate_of is None]
             texts = [lead.text, *(a.text for a in others)]  # the lead first: its sentences weigh more
             todo.append((row.id, lead, texts, content_hash(lead.title, *texts, str(sentences), str(max_chars))))
+        known: dict[str, str] = {}
         with store.begin() as conn:
-            known: dict[str, str] = {}
-            for chunk in rows_in_chunks(sorted({digest for *_, digest in todo})):
+            for chunk in rows_in_chunks(sorted({digest for *_, digest in todo if digest not in made})):
                 for digest, summary in conn.execute(sa.select(summaries.c.content_hash, summaries.c.summary).where(
                         summaries.c.content_hash.in_(chunk), summaries.c.summarizer == summarizer.name,
                         summaries.c.version == summarizer.version)):
                     known[digest] = summary
-            fresh: list[dict[str, Any]] = []
-            updates: list[dict[str, Any]] = []
-            for story_id, lead, texts, digest in todo:
-                hit = known.get(digest)
-                if hit is None:
-                    hit = summarizer.summarize(lead.title, texts, sentences=sentences, max_chars=max_chars)
-                    # An LLM summarizer that fell back to the extractive one must not cache under its own name.
-                    answered = getattr(summarizer, "last_source", "") or summarizer.name
-                    if answered == summarizer.name:
-                        known[digest] = hit
-                        fresh.append({"content_hash": digest, "summarizer": summarizer.name,
-                                      "version": summarizer.version, "summary": hit, "created": now()})
-                    done += 1
-                else:
-                    cached += 1
-                updates.append({"_id": story_id, "_summary": hit, "_hash": digest})
-            if fresh:
-                conn.execute(summaries.insert(), fresh)
-            if updates:
-                conn.execute(stories.update().where(stories.c.id == sa.bindparam("_id")).values(
-                    summary=sa.bindparam("_summary"), summary_hash=sa.bindparam("_hash")), updates)
+        batch = _SummaryBatch(todo, known, [], [])
+        if cpu is not None:
+            for k, (_, _, _, digest) in enumerate(todo):
+                if digest not in known and digest not in made:
+                    made[digest] = None
+                    batch.make.append(k)
+            for start in range(0, len(batch.make), _SUMMARY_CHUNK):
+                work = [(todo[k][1].title, todo[k][2]) for k in batch.make[start:start + _SUMMARY_CHUNK]]
+                batch.jobs.append(cpu.submit(_summaries_of, summarizer, work, sentences, max_chars))
+        pending.append(batch)
+        while len(pending) > 1:
+            finish(pending.popleft())
+    while pending:
+        finish(pending.popleft())
     return done, cached
+
+
+def _summaries_of(summarizer: Summarizer, work: Sequence[tuple[str, list[str]]], sentences: int,
+                  max_chars: int) -> list[str]:
+    """In a worker: the summary of each (title, texts)."""
+    return [summarizer.summarize(title, texts, sentences=sentences, max_chars=max_chars) for title, texts in work]
 
 
 def load_stories(store: Store, story_ids: Sequence[int], source_tags: dict[str, tuple[str, ...]]) -> list[Story]:

@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from feedletter.boilerplate import is_boilerplate
+from feedletter.boilerplate import _has_key, _is_boilerplate
 from feedletter.dedupe import words
 from feedletter.whitespace import squash
 
@@ -72,6 +72,7 @@ _LIST_ITEM = re.compile(r"(?:[-•*·▪–]|\d{1,2}[.)])\s")
 # A sentence is complete when it ends with . ! ? (an ellipsis is a cut, not an end), possibly
 # inside quotes or brackets.
 _COMPLETE = re.compile(r"(?<!\.\.)[.!?][\"'”’)\]]*$")
+_CLOSING = "\"'”’)]"
 # Without end punctuation a line may still be a sentence (microblogs skip the full stop) if it
 # has a verb; headings, captions, link titles and labels mostly have none of these.
 _VERBISH = re.compile(
@@ -84,6 +85,10 @@ _ELISION = re.compile(r"^\[(?:…|\.\.\.)\]\s*|\s*\[(?:…|\.\.\.)\]$")
 _LABEL = re.compile(r"[A-Z][\w'’-]*(?:\s+[\w'’-]+)?\s+\d{1,3}[a-z]?\s*[:.)]\s")
 # Code, not prose: assignments, braces, comments, a shell prompt.
 _CODE = re.compile(r"[{}]|\s=\s|=>|(?<![:/])//|\s\$\s|\(\);|\b[0-9a-f]{16,}\b")
+# _CODE's last branch alone (a word of 16 or more hex digits), opening with its character class
+# (see above): every other branch needs one of _CODE_MARKS, which most sentences lack.
+_HEX_WORD = re.compile(r"[0-9a-f](?<!\w[0-9a-f])[0-9a-f]{15,}(?!\w)")
+_CODE_MARK = re.compile(r"[{}=$]|//|\(\);")
 _TITLE_WORD = re.compile(r"\w+")
 _TITLE_CUT = re.compile(r"\s*(?:…|\.\.\.)\s*$")
 # What may stand between a title and the sentence it is glued to.
@@ -161,12 +166,15 @@ def _blocks(lines: Iterable[str], *, drop_boilerplate: bool = False) -> list[str
     """
     blocks: list[str] = []
     wraps = False  # the last block's line may go on in the next one
-    for raw in lines:
-        line = squash(raw)
+    squashed = [squash(raw) for raw in lines]
+    # A line can hold one of the boilerplate rules' key words only if all the lines together do
+    # (see _chrome): most texts hold none, and their lines skip that check.
+    keyed = drop_boilerplate and _has_key("\n".join(squashed))
+    for line in squashed:
         if not line:
             wraps = False
             continue
-        if drop_boilerplate and is_boilerplate(line):
+        if drop_boilerplate and _chrome(line, keyed):
             continue  # a wrapped sentence goes on past a chrome line between its halves
         if wraps and _continues(blocks[-1], line):
             blocks[-1] += " " + line
@@ -174,6 +182,31 @@ def _blocks(lines: Iterable[str], *, drop_boilerplate: bool = False) -> list[str
             blocks.append(line)
         wraps = len(line) >= _WRAP_MIN and not line.endswith(_TERMINAL) and _LIST_ITEM.match(line) is None
     return blocks
+
+
+def _chrome(line: str, keyed: bool) -> bool:
+    """``is_boilerplate(line)``, given ``keyed``: False when a text that ``line`` is part of (a
+    substring of it) holds none of the key words that boilerplate's anywhere-rules need."""
+    return _is_boilerplate(line, keyed and _has_key(line))
+
+
+def _complete(sentence: str) -> bool:
+    """``_COMPLETE.search(sentence) is not None``, from the sentence's end rather than by a search."""
+    if "\n" in sentence:  # $ also matches before a final line break: the regex knows how
+        return _COMPLETE.search(sentence) is not None
+    body = sentence.rstrip(_CLOSING)
+    return body[-1:] in (".", "!", "?") and body[-3:-1] != ".."
+
+
+def _is_code(sentence: str, tokens: Sequence[str]) -> bool:
+    """``_CODE.search(sentence) is not None`` (``tokens``: ``sentence.split()``).
+
+    Every branch of _CODE but the hex word needs one of _CODE_MARK's marks, and a hex word of 16
+    digits needs a token as long: most sentences have neither, and skip the search.
+    """
+    if _CODE_MARK.search(sentence) is not None:
+        return _CODE.search(sentence) is not None
+    return bool(tokens) and max(map(len, tokens)) >= 16 and _HEX_WORD.search(sentence) is not None
 
 
 def _continues(block: str, line: str) -> bool:
@@ -214,7 +247,7 @@ def truncate_words(text: str, max_chars: int) -> str:
     return cut.rstrip(" ,;:-–—") + "…"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Sentence:
     text: str
     doc: int
@@ -369,13 +402,15 @@ class ExtractiveSummarizer:
             # Chrome goes line by line first, so that a wrapped sentence is not glued to it.
             blocks = _blocks(text.splitlines(), drop_boilerplate=True)
             prose = [b for b in blocks if _LIST_ITEM.match(b) is None]
-            kept = self._summary_sentences(prose, heading)
+            # Every sentence is part of a block, or pieces of one joined at ". " (no key word has that).
+            keyed = _has_key("\n".join(blocks))
+            kept = self._summary_sentences(prose, heading, keyed)
             head = list(islice(kept, limit)) if limit >= 0 else list(kept)[:limit]
             if not head and len(prose) < len(blocks):
                 # Only list items say anything (a week's links, a changelog): their items that are
                 # whole sentences will do, without their bullets.
                 items = [_LIST_ITEM.sub("", b, count=1) for b in blocks if _LIST_ITEM.match(b) is not None]
-                kept = self._summary_sentences(items, heading)
+                kept = self._summary_sentences(items, heading, keyed)
                 head = list(islice(kept, limit)) if limit >= 0 else list(kept)[:limit]
             kept_texts.append([(s, _capitalized(s)) for s in head])
         proper = frozenset(w for sents in kept_texts for _, caps in sents for w, first in caps if not first)
@@ -387,19 +422,23 @@ class ExtractiveSummarizer:
                                            _is_chatty(s)))
         return found
 
-    def _summary_sentences(self, blocks: Sequence[str], heading: list[str]) -> Iterator[str]:
-        """The sentences of ``blocks`` that could stand in a summary, lazily."""
+    def _summary_sentences(self, blocks: Sequence[str], heading: list[str], keyed: bool = True) -> Iterator[str]:
+        """The sentences of ``blocks`` that could stand in a summary, lazily.
+
+        ``keyed`` False says that ``blocks`` hold none of boilerplate's key words (see :func:`_chrome`).
+        """
         for s in _sentences(blocks):
             if heading and s[:1].lower() == heading[0][:1]:
                 s = _without_title(s, heading)
             if s[:1] == "[" or s[-1:] == "]":
                 s = _ELISION.sub("", s)
             # The word count is the cheaper test, and sentences past the limit are never looked at.
-            if len(s.split()) < self.min_words or is_boilerplate(s):
+            tokens = s.split()
+            if len(tokens) < self.min_words or _chrome(s, keyed):
                 continue
-            if _LABEL.match(s) is not None or _CODE.search(s) is not None:
+            if _LABEL.match(s) is not None or _is_code(s, tokens):
                 continue
-            if _COMPLETE.search(s) is None:
+            if not _complete(s):
                 # A label ("Option 2:"), a teaser's cut ("I took two steps..."), or a line
                 # without end punctuation that has no verb: a heading or a caption.
                 if s.endswith((":", "…", "...")):

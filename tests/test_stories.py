@@ -1,0 +1,181 @@
+"""The stories stage's fast paths against the plain ones: worker processes, pipelined batches and the
+rewritten summary and feature tests must change nothing that grouping and summarizing produce."""
+
+from __future__ import annotations
+
+import random
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from feedletter import cluster, stories, summarize
+from feedletter.boilerplate import is_boilerplate
+from feedletter.models import Document
+from feedletter.store import Store, articles
+from feedletter.store import stories as stories_table
+from feedletter.workers import CpuPool
+
+_EVENTS = [
+    ("Harbour Board approves the Kestrel Quay ferry terminal after a 7-2 vote on Tuesday. Chair Imogen "
+     "Varga said building starts in 2027 at a cost of $48m. Residents had asked for a second hearing."),
+    ("Bakers of Wexley Fen gather for the 31st pie contest on Saturday. Last year's winner, Tomas Oyelaran, "
+     "returns with a rhubarb entry. The judges will taste 140 pies before noon."),
+    ("The Marlow Rovers beat Ashby Town 3-1 at Fenwick Park. Striker Dana Kowalczyk scored twice in the "
+     "second half. Rovers now lead the Southern League by four points."),
+    ("Engineers reopened the Brack Hill tunnel after a 9-day closure. Repairs to the drainage cost £2.4m, "
+     "said transport chief Elena Ruiz. Trains run at 80 km/h until Friday."),
+]
+_CHROME = ["Share this article", "Subscribe to our newsletter", "Your email address will not be published.",
+           "© 2026 Daily Post. All rights reserved."]
+
+
+_VOCABULARY = ["residents", "council", "morning", "report", "weather", "market", "bridge", "station", "river",
+               "school", "garden", "library", "museum", "festival", "harbour", "coast", "valley", "hospital",
+               "road", "traffic", "village"]
+
+
+def _corpus(seed: int) -> list[tuple[str, str, str, int]]:
+    """Articles as (key, title, text, hour): tellings of a few events by several sites in their own
+    words, syndicated copies, unrelated posts, chrome lines."""
+    rnd = random.Random(seed)
+    out = []
+    for n in range(48):
+        event = _EVENTS[n % len(_EVENTS)]
+        sentences = event.split(". ")
+        told = rnd.sample(sentences, 2) if n < 40 else []
+        prose = " ".join(" ".join(rnd.choice(_VOCABULARY) for _ in range(rnd.randint(6, 12))).capitalize() + "."
+                         for _ in range(rnd.randint(3, 6)))
+        text = ". ".join(s.rstrip(".") for s in told) + (". " if told else "") + prose
+        if n % 3 == 0:
+            text += "\n" + rnd.choice(_CHROME)
+        site = f"site{n % 7}"
+        title = (told[0] if told else prose)[:50]
+        out.append((f"{site}/{n}", title, text, n))
+        if n % 5 == 0:  # a syndicated copy on another site
+            out.append((f"copy{n % 3}/{n}", title, "Shared from a partner.\n" + text, n + 1))
+    return out
+
+
+def _fill(path: Path, seed: int) -> Store:
+    store = Store.open(f"sqlite:///{path}")
+    with store.begin() as conn:
+        for key, title, text, hours in _corpus(seed):
+            stamp = datetime(2026, 3, 2, 8, tzinfo=UTC) + timedelta(hours=hours)
+            conn.execute(articles.insert().values(key=key, source=key.split("/")[0], url=f"https://{key}",
+                                                  canonical=f"https://{key}", title=title, published=stamp,
+                                                  fetched=stamp, text=text))
+    return store
+
+
+def _outcome(store: Store) -> dict[str, Any]:
+    with store.begin() as conn:
+        rows = conn.execute(sa.select(articles.c.key, articles.c.story_id, articles.c.duplicate_of,
+                                      articles.c.features, articles.c.signature, articles.c.clustered)
+                            .order_by(articles.c.id)).all()
+        told = conn.execute(sa.select(stories_table.c.id, stories_table.c.lead_id, stories_table.c.summary,
+                                      stories_table.c.summary_hash).order_by(stories_table.c.id)).all()
+    return {"articles": [tuple(r) for r in rows], "stories": [tuple(r) for r in told]}
+
+
+@pytest.mark.slow
+def test_worker_processes_group_and_summarize_as_this_process_does(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = _fill(tmp_path / "plain.db", 7)
+    grouped = stories.group_articles(plain, processes=0)
+    summarized = stories.summarize_stories(plain, summarize.ExtractiveSummarizer(), processes=0)
+    expected = _outcome(plain)
+    plain.close()
+
+    # Every threshold down, so that a small store takes the worker paths, in several chunks and
+    # pipelined batches (a batch read while the one before it is summarized).
+    monkeypatch.setattr(stories, "_FEATURES_IN_WORKERS", 1)
+    monkeypatch.setattr(stories, "_FEATURES_CHUNK", 4)
+    monkeypatch.setattr(stories, "_SUMMARIES_IN_WORKERS", 1)
+    monkeypatch.setattr(stories, "_SUMMARY_CHUNK", 2)
+    monkeypatch.setattr(stories, "_SUMMARY_BATCH", 5)
+    started: list[bool] = []
+
+    class ReadyPool(CpuPool):
+        """A pool whose workers are up before the first call: else a small run is all done inline."""
+
+        def __init__(self, processes: int, **options: Any) -> None:
+            super().__init__(processes, **options)
+            if processes > 1:
+                self.run(int)
+                started.append(self.wait_ready(60))
+
+    monkeypatch.setattr(stories, "CpuPool", ReadyPool)
+    fast = _fill(tmp_path / "fast.db", 7)
+    assert stories.group_articles(fast, processes=2) == grouped
+    assert stories.summarize_stories(fast, summarize.ExtractiveSummarizer(), processes=2) == summarized
+    assert _outcome(fast) == expected
+    assert grouped.near_duplicates and grouped.joined > grouped.near_duplicates  # copies and tellings
+    assert summarized[0] == grouped.new_stories
+    assert started == [True, True]  # features, then summaries, in worker processes
+    fast.close()
+
+
+def test_pipelined_batches_summarize_as_one_batch_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = _fill(tmp_path / "whole.db", 3)
+    stories.group_articles(whole)
+    counts = stories.summarize_stories(whole, summarize.ExtractiveSummarizer())
+    expected = _outcome(whole)
+    whole.close()
+    monkeypatch.setattr(stories, "_SUMMARY_BATCH", 3)
+    batched = _fill(tmp_path / "batched.db", 3)
+    stories.group_articles(batched)
+    assert stories.summarize_stories(batched, summarize.ExtractiveSummarizer()) == counts
+    assert _outcome(batched) == expected
+    # A second pass finds nothing to do; marked again, everything comes from the cache.
+    assert stories.summarize_stories(batched, summarize.ExtractiveSummarizer()) == (0, 0)
+    with batched.begin() as conn:
+        conn.execute(stories_table.update().values(summary_hash=""))
+    assert stories.summarize_stories(batched, summarize.ExtractiveSummarizer()) == (0, counts[0])
+    assert _outcome(batched) == expected
+    batched.close()
+
+
+def test_given_near_duplicates_cluster_as_found_ones() -> None:
+    docs = [Document(id=str(k), title=title, text=text, source=key.split("/")[0],
+                     published=datetime(2026, 3, 2, tzinfo=UTC) + timedelta(hours=hours))
+            for k, (key, title, text, hours) in enumerate(_corpus(5))]
+    found = cluster.cluster_documents(docs)
+    dups = cluster.near_duplicates(docs)
+    assert dups
+    assert cluster.cluster_documents(docs, duplicates=dups) == found
+
+
+_SAMPLES = [
+    "The probe passed 11,000 km above the clouds.", "x = 1; y = 2 is the setup.", "function() { return; }",
+    "Run it with $ make test now.", "The id was 0123456789abcdef in the log.", "id 0123456789abcdeF here.",
+    "See https://example.com/path for more.", "a//b and c// d are paths.", "Call foo(); then bar().",
+    "deadbeefdeadbeef", "deadbeefdeadbeef1", "x_deadbeefdeadbeef", "é0123456789abcdef", "He said \"yes.\"",
+    "It ended...", "It ended?!", "(It ended.)", "Wait..!", "Done.\n", "Done\n", ".", "", "Share this article",
+    "Your email  address will not be published.", "Home › News › Science", "Call 555-123-4567 today.",
+    "Visit us at 12 Market Street, Suite 4.", "© 2026 Daily Post", "Click here to read the full story.",
+]
+
+
+def test_rewritten_sentence_tests_agree_with_the_plain_ones() -> None:
+    rnd = random.Random(11)
+    alphabet = list("abcdef0123456789 .!?\"'”’)]{}=/$();:xyzABC\n\t-_é©")
+    samples = _SAMPLES + ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(20000)]
+    for s in samples:
+        assert summarize._complete(s) == (summarize._COMPLETE.search(s) is not None), s
+        assert summarize._is_code(s, s.split()) == (summarize._CODE.search(s) is not None), s
+        assert summarize._chrome(s, True) == is_boilerplate(s), s
+        if not re.search("email|required|cookie|rights|©|\\(c\\)|copyright", s, re.IGNORECASE):
+            assert summarize._chrome(s, False) == is_boilerplate(s), s
+
+
+def test_word_runs_find_the_words_the_lookbehind_finds() -> None:
+    rnd = random.Random(12)
+    alphabet = list("abcdefghz") * 5 + list("'’-_0é .,\n\tAZ")
+    samples = ["abc_defg hello-world don't 1abcd abcd1 éabcd abcdé x'abcd -abcd abcd- ab'cd’ef ’abcd"]
+    samples += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(20000)]
+    for s in samples:
+        assert [w for w in cluster._WORD_RUN_RE.findall(s) if w] == cluster._WORD_RE.findall(s), s
