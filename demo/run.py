@@ -67,7 +67,8 @@ def main() -> int:
         from flows.gather import gather_flow
 
         first = gather_flow(config_path="sources.yaml")
-        dups = first["duplicates"]
+        # The same post under another feed's URL (a carrier), and near-identical copies (stored, marked).
+        dups = first["carried"] + first["near_duplicates"]
         print(f"gather #1   {first['fetched']} sources fetched · {first['new']} new articles · "
               f"{dups} duplicate{'' if dups == 1 else 's'} · {first['extracted']} full texts extracted · "
               f"{first['stories_new']} stories")

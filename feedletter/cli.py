@@ -147,9 +147,23 @@ def _in_process_logging() -> Iterator[None]:
         logger.setLevel(previous)
 
 
-def _print_report(report: dict[str, Any], as_json: bool) -> None:
-    typer.echo(json.dumps(report, default=str))
-    del as_json
+@contextmanager
+def _grouped() -> Iterator[Any]:
+    """Warnings that name a cause (a source or page that failed), kept for one line per cause after
+    the run; the others (a wait for a lock, a take-over) were already shown as they happened."""
+    from feedletter.runreport import WarningGroups
+
+    groups = WarningGroups()
+    groups.addFilter(lambda record: "cause" in record.__dict__)
+    with groups.attached(quiet=True):
+        yield groups
+
+
+def _print_report(report: dict[str, Any], as_json: bool, line: str, warnings: list[str]) -> None:
+    """The run's summary line (or, with --json, its report) on stdout; its warnings, grouped, on stderr."""
+    typer.echo(json.dumps(report, default=str) if as_json else line)
+    for warning in warnings:
+        typer.echo(warning, err=True)
 
 
 @app.command()
@@ -165,6 +179,7 @@ def gather(
     """
     cfg = _config(config)
     from feedletter.progress import report_progress
+    from feedletter.runreport import gather_line
 
     total = sum(s.enabled and (not source or s.name in source) for s in cfg.sources)
     config_file = str(cfg.resolve(Path(cfg._path).name))
@@ -173,20 +188,22 @@ def gather(
         from flows.common import one_shot_flow
         from flows.gather import gather_flow
 
-        with report_progress("gather", total, unit="sources") as advance, one_shot_flow():
+        with report_progress("gather", total, unit="sources") as advance, \
+                _grouped() as warnings, one_shot_flow():
             report = gather_flow(config_path=config_file, sources=source or None, progress=advance)
-        _print_report(report, as_json)
+        _print_report(report, as_json, gather_line(report), warnings.lines())
         return
     from feedletter.runner import InProcess
     from feedletter.runs import gather_run, open_config
 
     run_cfg, store = open_config(config_file)
     try:
-        with _in_process_logging(), report_progress("gather", total, unit="sources") as advance:
+        with _in_process_logging(), report_progress("gather", total, unit="sources") as advance, \
+                _grouped() as warnings:
             report = gather_run(run_cfg, store, InProcess(), sources=source or None, progress=advance, wait=wait)
     finally:
         store.close()
-    _print_report(report, as_json)
+    _print_report(report, as_json, gather_line(report), warnings.lines())
     typer.echo(IN_PROCESS_HINT, err=True)
 
 
@@ -217,6 +234,7 @@ def digest(
             typer.echo(f"warning: {problem}", err=True)
         return
     from feedletter.progress import report_progress
+    from feedletter.runreport import digest_line
     from feedletter.subscribers import listing
 
     with _store(cfg) as store:
@@ -226,20 +244,22 @@ def digest(
         _prepare_prefect()
         from flows.digest import digest_flow
 
-        with report_progress(f"digest {newsletter}", readers, unit="messages") as advance:
+        with report_progress(f"digest {newsletter}", readers, unit="messages") as advance, \
+                _grouped() as warnings:
             report = digest_flow(newsletter=newsletter, config_path=config_file, progress=advance)
-        _print_report(report, as_json)
+        _print_report(report, as_json, digest_line(report), warnings.lines())
         return
     from feedletter.runner import InProcess
     from feedletter.runs import digest_run, open_config
 
     run_cfg, store = open_config(config_file)
     try:
-        with _in_process_logging(), report_progress(f"digest {newsletter}", readers, unit="messages") as advance:
+        with _in_process_logging(), report_progress(f"digest {newsletter}", readers, unit="messages") as advance, \
+                _grouped() as warnings:
             report = digest_run(run_cfg, store, InProcess(), newsletter, progress=advance, wait=wait)
     finally:
         store.close()
-    _print_report(report, as_json)
+    _print_report(report, as_json, digest_line(report), warnings.lines())
     typer.echo(IN_PROCESS_HINT, err=True)
 
 

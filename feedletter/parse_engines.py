@@ -51,8 +51,11 @@ def read_xml(prepared: Prepared, *, url: str, fast: bool = True) -> FeedParts:
         log.debug("parse: %s: feedparser takes over: %s", url, reason)
     # No content-location: feedparser would resolve a bare RSS guid ("post-17") against it as
     # if it were a URL. Links still end absolute, joined with the feed URL by parse_feed.
-    result = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False,
-                              response_headers={"content-type": "application/xml; charset=utf-8"})
+    try:
+        result = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False,
+                                  response_headers={"content-type": "application/xml; charset=utf-8"})
+    except Exception as exc:  # its loose parser trips on some broken markup (KeyError, AttributeError)
+        raise ParseError(url, f"malformed feed: feedparser failed: {exc.__class__.__name__}") from None
     if not result.entries and result.bozo and not result.feed.get("title"):
         problem = str(result.get("bozo_exception") or "unreadable document")
         raise ParseError(url, f"malformed feed: {problem}")

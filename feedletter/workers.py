@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
@@ -49,10 +50,31 @@ def processes_for(setting: int | None) -> int:
     return default_processes() if setting is None else setting
 
 
-def _quiet() -> None:
+ORPHAN_CHECK = 0.5  # seconds between a worker's checks that the process it works for is alive
+
+
+def _quiet(parent: int) -> None:
     # Ctrl-C reaches the whole process group: the parent shuts the pool down, the workers need not
     # print a traceback each.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(parent,), name="feedletter-orphan-check", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker once ``parent`` is gone (killed with SIGKILL, say): no worker outlives its run.
+
+    A worker's own parent is the fork server, which a killed run leaves behind too; so the worker
+    watches the run's process itself, and the fork server and the resource tracker end once no
+    worker is left to hold their pipes.
+    """
+    while True:
+        time.sleep(ORPHAN_CHECK)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:
+            pass
 
 
 class Job(Generic[R]):
@@ -153,7 +175,8 @@ class CpuPool:
             context = multiprocessing.get_context("forkserver")
             if self.preload:
                 context.set_forkserver_preload(self.preload)
-            pool = ProcessPoolExecutor(self.processes, mp_context=context, initializer=_quiet)
+            pool = ProcessPoolExecutor(self.processes, mp_context=context, initializer=_quiet,
+                                       initargs=(os.getpid(),))
             pool.submit(int).result()  # the fork server's imports, then a worker's answer
         except Exception as exc:  # any failure to start means: work inline
             self._stopped(exc)

@@ -19,7 +19,8 @@ from feedletter.errors import is_transient
 from feedletter.runner import Stage
 from feedletter.runs import open_config
 
-__all__ = ["PrefectRunner", "io_task_options", "one_shot_flow", "open_config", "prefect_task", "retry_transient"]
+__all__ = ["PrefectRunner", "io_task_options", "library_logs", "one_shot_flow", "open_config", "prefect_task",
+           "retry_transient"]
 
 
 def retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -50,6 +51,22 @@ def prefect_task(stage: Stage) -> Task[..., Any]:
         made = task(name=stage.name, cache_policy=NO_CACHE, persist_result=False, **options)(stage.fn)
         _TASKS[stage.name] = made
     return made
+
+
+@contextmanager
+def library_logs() -> Iterator[None]:
+    """The library's warnings (a source that failed, a wait for a lock, a take-over) in the flow
+    run's logs in the Prefect UI; what a terminal shows of them is the command's business."""
+    from prefect.logging.handlers import APILogHandler
+
+    logger = logging.getLogger("feedletter")
+    handler = APILogHandler()
+    handler.setLevel(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 class PrefectRunner:

@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow
 
 from feedletter.runs import digest_run
-from flows.common import PrefectRunner, open_config
+from flows.common import PrefectRunner, library_logs, open_config
 
 
 @flow(name="digest")
@@ -24,6 +24,7 @@ def digest_flow(newsletter: str, config_path: str = "sources.yaml",
     """
     config, store = open_config(config_path)
     try:
-        return digest_run(config, store, PrefectRunner(), newsletter, progress=progress)
+        with library_logs():
+            return digest_run(config, store, PrefectRunner(), newsletter, progress=progress)
     finally:
         store.close()

@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow
 
 from feedletter.runs import gather_run
-from flows.common import PrefectRunner, open_config
+from flows.common import PrefectRunner, library_logs, open_config
 
 
 @flow(name="gather", log_prints=False)
@@ -24,6 +24,7 @@ def gather_flow(config_path: str = "sources.yaml", sources: list[str] | None = N
     """
     config, store = open_config(config_path)
     try:
-        return gather_run(config, store, PrefectRunner(), sources=sources, progress=progress)
+        with library_logs():
+            return gather_run(config, store, PrefectRunner(), sources=sources, progress=progress)
     finally:
         store.close()

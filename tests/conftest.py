@@ -19,6 +19,27 @@ SECRET = "test-secret-0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
+def _log_streams_left_open() -> Iterator[None]:
+    """Typer's CliRunner gives a command a stderr that it closes afterwards; Prefect's logging, when
+    first set up inside such a command, keeps writing to it. Point such handlers back at the real
+    stderr after each test, so that later tests' log lines do not fail on a closed file."""
+    yield
+    import logging
+    import sys
+
+    loggers = [logging.getLogger()] + [lg for lg in logging.Logger.manager.loggerDict.values()
+                                       if isinstance(lg, logging.Logger)]
+    for logger in loggers:
+        for handler in logger.handlers:
+            stream = getattr(handler, "stream", None)
+            if stream is not None and getattr(stream, "closed", False):
+                handler.stream = sys.__stderr__  # type: ignore[attr-defined]
+                console = getattr(handler, "console", None)
+                if console is not None:
+                    console.file = sys.__stderr__
+
+
+@pytest.fixture(autouse=True)
 def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEEDLETTER_SECRET", SECRET)
 

@@ -169,7 +169,11 @@ def test_gather_command_logs_progress_when_not_a_terminal(prefect_harness: None,
     result = runner.invoke(app, ["gather", "--config", str(path)])
     assert result.exit_code == 0, result.output
     assert "gather: 5/5 sources" in result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1])["fetched"] == 5
+    assert result.stdout.startswith("gather: 5 sources: 5 ok · 21 new articles · ")
+    again = runner.invoke(app, ["gather", "--json", "--config", str(path)])
+    assert again.exit_code == 0, again.output
+    report = json.loads(again.stdout.strip().splitlines()[-1])
+    assert report["not_modified"] == 5 and report["new"] == 0
 
 
 def test_delivery_reports_each_message(staff: tuple[Config, Store], sink: MailSink) -> None:

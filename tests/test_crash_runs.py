@@ -244,3 +244,32 @@ def test_two_digests_of_one_newsletter_at_once_never_send_twice(
     assert first.wait(timeout=300) == 0, first.stderr
     assert list(_each_once(mail)) == [1]
     store.close()
+
+
+_POOL_AT_WORK = """
+import sys, time
+from feedletter.workers import CpuPool
+with CpuPool(2, after=0) as cpu:
+    cpu.run(sum, [1, 2])
+    while cpu._pool is None:
+        time.sleep(0.05)
+    jobs = [cpu.submit(time.sleep, 0.5) for _ in range(8)]
+    print("working", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_worker_processes_do_not_outlive_a_killed_run(tmp_path: Path) -> None:
+    run = subprocess.Popen([sys.executable, "-c", _POOL_AT_WORK], env=_env(tmp_path), cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        assert run.stdout is not None and run.stdout.readline().strip() == "working"
+        assert len(_left_behind(run.pid)) >= 4  # the run, the fork server, its workers, the resource tracker
+    finally:
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait(timeout=30)
+    try:
+        _until(lambda: not _left_behind(run.pid), 10, "the workers to end")
+    finally:
+        for pid in _left_behind(run.pid):
+            os.kill(pid, signal.SIGKILL)

@@ -498,3 +498,9 @@ def test_control_characters_are_dropped_and_the_fast_engine_keeps_reading(
     assert entry.title == "Smart quotes"
     assert entry.summary == "ab"
     assert not caplog.records
+
+
+def test_markup_that_trips_feedparser_is_a_parse_error() -> None:
+    # Found by the property test above: feedparser's loose parser raised KeyError('links') on it.
+    with pytest.raises(ParseError, match="malformed feed"):
+        parse_feed(b"<channel<item<link</item</link<", url=FEED_URL, source="t", now=NOW)
