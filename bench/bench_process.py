@@ -8,8 +8,10 @@ the command twice per mode: first run (everything new: fetch, store, group, summ
 - ``prefect``: a running `prefect server start` (its own PREFECT_HOME, SQLite) and PREFECT_API_URL.
 
 Each run's wall time is broken into interpreter start, imports and work (the run's own ``seconds``),
-and its peak memory is the largest sum of RSS over the command's whole process tree (sampled every
-20 ms; worker processes included). rss2email runs on the same farm in the same bench run when its
+and its peak memory is the largest sum of PSS (proportional set size: shared pages split between
+the processes sharing them) over the command's whole process tree, sampled every 100 ms, worker
+processes included; the RSS sum, which counts shared pages once per process, is printed beside it.
+rss2email runs on the same farm in the same bench run when its
 venv is available (bench_gather.py creates it).
 
     python bench/bench_process.py                 # 500 feeds x 20 items, the issue's target
@@ -41,41 +43,50 @@ from bench_gather import Farm  # noqa: E402  (the same warmed feed farm as the i
 from flows.localserver import LocalPrefectServer  # noqa: E402
 
 
-def _tree_rss(session: int) -> int:
-    """Bytes of RSS of every process in ``session`` (the command and its workers)."""
-    total = 0
+def _tree_memory(session: int) -> tuple[int, int]:
+    """Bytes of (RSS, PSS) summed over every process in ``session`` (the command and its workers).
+
+    RSS counts a page shared by the fork server's workers once in each of them; PSS splits it
+    between them, so the PSS sum is the memory the tree really holds.
+    """
+    rss = pss = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
             fields = stat[stat.rindex(")") + 2:].split()
-            if int(fields[3]) == session:
-                total += int(fields[21]) * PAGE
+            if int(fields[3]) != session:
+                continue
+            rss += int(fields[21]) * PAGE
+            for line in (entry / "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1]) * 1024
         except (OSError, ValueError, IndexError):
             continue
-    return total
+    return rss, pss
 
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def _seconds(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str, int]:
-    """Wall time, stdout and peak RSS (bytes, whole process tree) of one command."""
+def _seconds(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str, tuple[int, int]]:
+    """Wall time, stdout and peak (RSS, PSS) in bytes of the whole process tree of one command."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=err, start_new_session=True)
-        peak = 0
+        peak_rss = peak_pss = 0
         while process.poll() is None:
-            peak = max(peak, _tree_rss(process.pid))
-            time.sleep(0.02)
+            rss, pss = _tree_memory(process.pid)
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+            time.sleep(0.1)  # reading smaps_rollup costs CPU the command would miss on 2 cores
         elapsed = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
     if process.returncode != 0:
         raise SystemExit(f"bench_process: {' '.join(args[-4:])} failed:\n{stderr[-3000:]}")
-    return elapsed, stdout, peak
+    return elapsed, stdout, (peak_rss, peak_pss)
 
 
 def _peer(feeds: int, items: int, use: bool) -> dict[str, float] | None:
@@ -118,9 +129,11 @@ def _mode(mode: str, farm: Farm, tmp: Path, env: dict[str, str]) -> dict[str, An
         report = json.loads(out.strip().splitlines()[-1])
         work = float(report["seconds"])
         result[run] = {"total": round(total, 2), "work": round(work, 2),
-                       "overhead": round(total - work - imports, 2), "peak_mb": round(peak / 2**20),
+                       "overhead": round(total - work - imports, 2), "peak_mb": round(peak[1] / 2**20),
+                       "peak_rss_sum_mb": round(peak[0] / 2**20),
                        "fetched": report["fetched"], "not_modified": report["not_modified"],
-                       "new": report["new"], "stories": report["stories_new"]}
+                       "new": report["new"], "stories": report["stories_new"],
+                       "stages": report.get("stage_seconds", {})}
         print(f"feedletter gather, {mode} ({run} run): {result[run]}", flush=True)
     return result
 
@@ -160,7 +173,7 @@ def main() -> int:
     if peer and "in-process" in opts.modes:
         ours = results["in-process"]
         results["target_met"] = ours["speedup_first"] >= 1.5 and ours["ratio_second"] <= 1 and ours["peak_mb"] < 400
-    print("\n| mode | first run s | second run s | peak MB | first vs rss2email | second vs rss2email |")
+    print("\n| mode | first run s | second run s | peak MB (PSS) | first vs rss2email | second vs rss2email |")
     print("|---|---|---|---|---|---|")
     if peer:
         print(f"| rss2email 3.14 | {peer['first']:.2f} | {peer['second']:.2f} | | 1.00 | 1.00 |")

@@ -98,28 +98,44 @@ def gather_run(config: Config, store: Store, runner: Runner, *, sources: list[st
     return report
 
 
+class _Timed:
+    """The runner, with each stage's wall time noted for the run's report (``stage_seconds``)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.seconds: dict[str, float] = {}
+
+    def stage(self, stage: Stage, *args: Any) -> Any:
+        started = time.monotonic()
+        try:
+            return self.runner.stage(stage, *args)
+        finally:
+            self.seconds[stage.name] = round(self.seconds.get(stage.name, 0.0) + time.monotonic() - started, 3)
+
+
 def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | None, started: float,
             progress: Progress) -> dict[str, Any]:
     log = runner.log
+    timed = _Timed(runner)
     with gather.make_fetcher(config) as fetcher:
-        results: list[gather.SourceResult] = runner.stage(FETCH, config, store, fetcher, list(sources or []),
+        results: list[gather.SourceResult] = timed.stage(FETCH, config, store, fetcher, list(sources or []),
                                                           progress)
         log.info("fetch: %d sources, %d ok, %d not modified, %d errors, %d skipped", len(results),
                  *(sum(r.status == s for r in results) for s in ("ok", "not_modified", "error", "skipped")))
         for name in alerts.track_sources(store):
             log.error("%s: disabled after repeated failures", name)
-        counts: gather.StoreCounts = runner.stage(STORE, config, store, results)
+        counts: gather.StoreCounts = timed.stage(STORE, config, store, results)
         t = counts.total
         log.info("store: %d new; not stored: %d seen before, %d repeated within their feed, "
                  "%d carried (another feed's article), %d removed, %d filtered", len(counts.new_ids),
                  t.seen, t.repeated, t.carried, t.removed, t.filtered)
-        extracted: gather.ExtractCounts = runner.stage(EXTRACT, config, store, fetcher)
-    grouped: stories.GroupCounts = runner.stage(GROUP, config, store)
-    summarized, cached = runner.stage(SUMMARIZE, config, store)
+        extracted: gather.ExtractCounts = timed.stage(EXTRACT, config, store, fetcher)
+    grouped: stories.GroupCounts = timed.stage(GROUP, config, store)
+    summarized, cached = timed.stage(SUMMARIZE, config, store)
     log.info("group: %d new stories, %d joined; summarize: %d (%d cached)", grouped.new_stories,
              grouped.joined, summarized, cached)
     if alerts.pending(store):
-        runner.stage(ALERT, config, store)
+        timed.stage(ALERT, config, store)
     report = {
         "sources": len(results),
         "fetched": sum(r.status == "ok" for r in results),
@@ -134,6 +150,7 @@ def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | N
         "stories_new": grouped.new_stories, "stories_joined": grouped.joined,
         "summarized": summarized, "summaries_cached": cached,
         "seconds": round(time.monotonic() - started, 3),
+        "stage_seconds": timed.seconds,
     }
     runner.table("feed-health", _health_rows(store, results), "Feed health after this gather run")
     return report

@@ -1,0 +1,85 @@
+"""Which way a one-off command runs: a Prefect flow run when a Prefect API is configured, else in-process."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from feedletter.cli import app, prefect_api_url
+from feedletter.errors import DeliveryError, ParseError
+from feedletter.runner import InProcess, Stage, io_stage
+from feedletter.sitehost import SiteHost
+from feedletter.store import Store
+from tests.conftest import write_config
+
+
+@pytest.fixture
+def no_prefect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for name in ("PREFECT_API_URL", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    monkeypatch.delitem(__import__("sys").modules, "prefect.settings", raising=False)
+    return tmp_path / "prefect-home"
+
+
+def test_the_api_comes_from_the_environment_or_the_active_profile(no_prefect: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    assert prefect_api_url() is None
+    no_prefect.mkdir()
+    (no_prefect / "profiles.toml").write_text(
+        'active = "ops"\n[profiles.ops]\nPREFECT_API_URL = "http://prefect.internal:4200/api"\n'
+        '[profiles.local]\n')
+    assert prefect_api_url() == "http://prefect.internal:4200/api"
+    monkeypatch.setenv("PREFECT_PROFILE", "local")
+    assert prefect_api_url() is None
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    assert prefect_api_url() == "http://127.0.0.1:4200/api"
+
+
+def test_without_an_api_gather_runs_in_process_and_is_recorded(no_prefect: Path, tmp_path: Path,
+                                                               site: SiteHost) -> None:
+    del no_prefect
+    path = write_config(tmp_path, site)
+    result = CliRunner().invoke(app, ["gather", "--json", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["fetched"] == 5
+    assert "ran in-process (no Prefect API configured)" in result.stderr
+    assert "prefect server start" in result.stderr
+    store = Store.open(f"sqlite:///{tmp_path / 'feedletter.db'}")
+    run = store.last_runs(1)[0]
+    store.close()
+    assert (run["flow"], run["status"], run["mode"]) == ("gather", "completed", "in-process")
+    status = CliRunner().invoke(app, ["status", "--config", str(path)])
+    assert "completed" in status.stdout and "in-process" in status.stdout
+
+
+def test_in_process_stages_retry_transient_errors_only() -> None:
+    slept: list[float] = []
+    runner = InProcess(logging.getLogger("test"), sleep=slept.append)
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise DeliveryError("a@example.com", "MAIL FROM refused: 421", transient=True)
+        return "sent"
+
+    assert runner.stage(io_stage("deliver", flaky, timeout=60)) == "sent"
+    assert len(calls) == 3 and slept == [5.0, 30.0]
+
+    def broken() -> None:
+        calls.append(1)
+        raise ParseError("feed", "not a feed")
+
+    calls.clear()
+    with pytest.raises(ParseError):
+        runner.stage(io_stage("fetch", broken, timeout=60))
+    assert len(calls) == 1
+    calls.clear()
+    with pytest.raises(DeliveryError):
+        runner.stage(Stage("store", flaky))  # a store stage is not retried: a rerun is its retry
+    assert len(calls) == 1
