@@ -20,8 +20,8 @@ from feedletter.render import BUILTIN_TEMPLATES
 EXAMPLE_FEED = "https://blog.python.org/feeds/posts/default"
 
 SOURCES = """\
-# feedletter configuration. Check it with `feedletter validate`; every field is described in the
-# README ("sources.yaml reference"). Secrets never go here: they come from the environment.
+# feedletter configuration. Check it with `feedletter validate`; every field is described in the staff
+# guide, docs/staff-guide.md ("sources.yaml reference"). Secrets never go here: they come from the environment.
 
 store: sqlite:///.feedletter/feedletter.db   # or postgresql+psycopg://user@host/db
 allow_private: {allow_private}{private_note}

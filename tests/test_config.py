@@ -164,12 +164,12 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_the_staff_guide_snippets_validate(tmp_path: Path) -> None:
-    """The README's "add a feed" and "second newsletter" snippets, pasted into the demo config."""
+    """The staff guide's "add a feed" and "second newsletter" snippets, pasted into the demo config."""
     import re
 
     from tests.conftest import ROOT
 
-    guide = (ROOT / "README.md").read_text()
+    guide = (ROOT / "docs" / "staff-guide.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", guide, re.S)
     source, newsletter = (
         "\n".join(line for line in textwrap.dedent(block).splitlines()[1:] if not line.strip().startswith("# …"))

@@ -1,4 +1,5 @@
-"""The README is a user's manual: the commands it shows exist and do what it says."""
+"""The README and docs/ are a user's manual: the commands they show exist and do what they say,
+and every link between them leads somewhere."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from typer.testing import CliRunner
 from feedletter.cli import app
 from tests.conftest import ROOT
 
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README = "\n".join(page.read_text(encoding="utf-8") for page in PAGES)
 FEEDLETTER = [sys.executable, "-m", "feedletter.cli"]
 
 
@@ -55,3 +57,24 @@ def test_the_readme_shell_examples_run(tmp_path: Path) -> None:
     first, summary = result.stdout.strip().splitlines()
     assert set(json.loads(first)) == {"title", "link", "key", "published", "author", "summary", "content"}
     assert json.loads(summary)["id"] == "1" and json.loads(summary)["summary"]
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_the_pages_leads_somewhere() -> None:
+    anchors = {page.resolve(): {_anchor(h) for h in re.findall(r"(?m)^#+ (.*)$", page.read_text())}
+               for page in PAGES}
+    broken = []
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            resolved = (page.parent / path).resolve() if path else page.resolve()
+            if not resolved.exists() or (anchor and resolved in anchors and anchor not in anchors[resolved]):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, broken
+    assert len((ROOT / "README.md").read_bytes()) < 12_000  # the README is an entry; the manual is docs/
