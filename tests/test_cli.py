@@ -170,6 +170,7 @@ def test_gather_command_logs_progress_when_not_a_terminal(prefect_harness: None,
     assert result.exit_code == 0, result.output
     assert "gather: 5/5 sources" in result.stderr
     assert result.stdout.startswith("gather: 5 sources: 5 ok · 21 new articles · ")
+    assert "ran in-process" not in result.stderr  # a Prefect API (the harness's) is configured: a flow run
     again = runner.invoke(app, ["gather", "--json", "--config", str(path)])
     assert again.exit_code == 0, again.output
     report = json.loads(again.stdout.strip().splitlines()[-1])
