@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from feedletter import gather, stories  # noqa: E402
 from feedletter.config import Config, load_config  # noqa: E402
-from feedletter.digest import digest_record, prepare_digest  # noqa: E402
+from feedletter.issue.digest import digest_record, prepare_digest  # noqa: E402
 from feedletter.store import Store, articles, carriers  # noqa: E402
 from feedletter.store import stories as stories_table  # noqa: E402
 

@@ -47,7 +47,7 @@ def main() -> int:
 
     from feedletter import subscribers
     from feedletter.config import load_config
-    from feedletter.digest import prepare_digest, write_preview
+    from feedletter.issue.digest import prepare_digest, write_preview
     from feedletter.mailsink import MailSink
     from feedletter.sitehost import SiteHost
     from feedletter.store import Store

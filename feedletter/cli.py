@@ -223,8 +223,8 @@ def digest(
     cfg = _config(config)
     target = cfg.newsletter(newsletter)
     if dry_run:
-        from feedletter.digest import write_preview
-        from feedletter.preview import issue_message, next_issue
+        from feedletter.issue.digest import write_preview
+        from feedletter.issue.preview import issue_message, next_issue
 
         with _store(cfg) as store:
             prepared = next_issue(cfg, store, target)
@@ -270,7 +270,7 @@ def syndicate(
     config: ConfigOpt = None,
 ) -> None:
     """Write RSS/Atom/JSON Feed and the web archive from the store; print the files that changed."""
-    from feedletter.syndicate import publish
+    from feedletter.publish.outputs import publish
 
     cfg = _config(config)
     with _store(cfg) as store:
@@ -433,7 +433,8 @@ def subscribers_add(email: str, newsletter: Annotated[str, typer.Option("--newsl
                                                           "and email a confirmation link")] = False,
                     config: ConfigOpt = None) -> None:
     """Add one subscriber: already confirmed, or with --confirm pending until they click the link."""
-    from feedletter import optin, subscribers
+    from feedletter import subscribers
+    from feedletter.web import optin
 
     cfg = _config(config)
     cfg.newsletter(newsletter)
@@ -503,7 +504,7 @@ def web(
     import uvicorn
 
     from feedletter.subscribers import secret
-    from feedletter.web import create_app
+    from feedletter.web.app import create_app
 
     cfg = _config(config)
     secret()  # refuse to start without $FEEDLETTER_SECRET rather than fail on the first link
@@ -552,7 +553,7 @@ def send_test(
     config: ConfigOpt = None,
 ) -> None:
     """Send the next issue to one address, subject marked [TEST]; nothing is recorded as sent."""
-    from feedletter.preview import send_test as send
+    from feedletter.issue.preview import send_test as send
 
     cfg = _config(config)
     with _store(cfg) as store:
@@ -571,7 +572,7 @@ def preview(
     import time
     import webbrowser
 
-    from feedletter.preview import PreviewServer, next_issue, preview_routes
+    from feedletter.issue.preview import PreviewServer, next_issue, preview_routes
 
     cfg = _config(config)
     target = cfg.newsletter(newsletter)

@@ -465,7 +465,7 @@ def check_file(path: str | os.PathLike[str] | None = None) -> tuple[Config | Non
     if problems or config is None:
         return None, [p.format(str(file)) for p in problems]
     object.__setattr__(config, "_source_path", str(file))
-    from feedletter.render import missing_templates  # render is heavy; only validate needs it here
+    from feedletter.issue.render import missing_templates  # render is heavy; only validate needs it here
 
     out = []
     for problem in missing_templates(config):

@@ -1,7 +1,7 @@
 """Staff patterns, as sources' and newsletters' ``include`` / ``exclude`` write them.
 
 A plain word or phrase matches whole words only, case-insensitively (``ad`` does not match
-"read"); anything else is a regular expression. Kept apart from :mod:`feedletter.selection` so
+"read"); anything else is a regular expression. Kept apart from :mod:`feedletter.issue.selection` so
 that the gather workers can filter entries without importing the store.
 """
 

@@ -13,14 +13,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from feedletter import alerts, digest, gather, health, locks, stories, syndicate
+from feedletter import alerts, gather, health, locks, stories
 from feedletter.config import Config, Newsletter, load_config
 from feedletter.deliver import DeliveryCounts, send_issue
 from feedletter.deliver import outbox as outbox_queue
 from feedletter.errors import DeliveryError, RenderError
 from feedletter.fetch import Fetcher
+from feedletter.issue import digest
+from feedletter.issue.render import review_digest
+from feedletter.publish import outputs as syndicate
 from feedletter.redact import guard_logging, redact, secret_values
-from feedletter.render import review_digest
 from feedletter.runner import Runner, Stage, io_stage
 from feedletter.store import Store
 

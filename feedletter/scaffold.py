@@ -14,8 +14,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from feedletter.errors import ConfigError
+from feedletter.issue.render import BUILTIN_TEMPLATES
 from feedletter.opml import slug
-from feedletter.render import BUILTIN_TEMPLATES
 
 EXAMPLE_FEED = "https://blog.python.org/feeds/posts/default"
 

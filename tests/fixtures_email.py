@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from feedletter.config import Config, load_config
+from feedletter.issue.render import Rendered, render_digest
 from feedletter.models import Coverage, Story
-from feedletter.render import Rendered, render_digest
 from feedletter.store import Store
 
 CONFIG = """\

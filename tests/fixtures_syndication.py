@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from feedletter.config import Config, load_config
-from feedletter.digest import prepare_digest, save_issue
+from feedletter.issue.digest import prepare_digest, save_issue
 from feedletter.store import Store, articles, stories
 
 START = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)

@@ -17,10 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 from feedletter.config import Config
+from feedletter.publish.archive import web_copy
+from feedletter.publish.outputs import publish
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store
-from feedletter.syndicate import publish
-from feedletter.syndicate_archive import web_copy
 from tests.conftest import postgres_url
 from tests.fixtures_syndication import HOSTILE_TITLE, add_issues, seeded
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from feedletter.publish.outputs import publish
 from feedletter.sitehost import SiteHost
-from feedletter.syndicate import publish
 from tests.fixtures_syndication import seeded, story_title
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 from feedletter import gather
 from feedletter.cli import app
 from feedletter.config import Config
+from feedletter.issue.preview import PreviewServer, next_issue, preview_routes
+from feedletter.issue.selection import select_stories
 from feedletter.mailsink import MailSink
-from feedletter.preview import PreviewServer, next_issue, preview_routes
 from feedletter.progress import report_progress
-from feedletter.selection import select_stories
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store, issue_stories, issues, outbox
 from tests.fixtures_staff import put_story, staff
@@ -181,7 +181,7 @@ def test_delivery_reports_each_message(staff: tuple[Config, Store], sink: MailSi
     from feedletter import subscribers
     from feedletter.deliver import deliver_issue
     from feedletter.deliver.smtp import SmtpMailer, SmtpSettings
-    from feedletter.digest import issue_content, queue_issue, save_issue
+    from feedletter.issue.digest import issue_content, queue_issue, save_issue
 
     config, store = staff
     put_story(store, "city-ledger", "Footbridge opens")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from feedletter.cli import app
 from feedletter.config import load_config
 from feedletter.errors import ConfigError
-from feedletter.render import BUILTIN_TEMPLATES, template_dirs
+from feedletter.issue.render import BUILTIN_TEMPLATES, template_dirs
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store
 from tests.conftest import ROOT, run_gather

@@ -7,7 +7,7 @@ import pytest
 
 from feedletter.config import Config
 from feedletter.errors import ConfigError, RenderError
-from feedletter.render import (
+from feedletter.issue.render import (
     GMAIL_CLIP_BYTES,
     check_digest,
     compile_mjml,
@@ -168,7 +168,7 @@ def test_utm_parameters_are_configurable_and_replace_the_sources_own(tmp_path: P
     config = email_config(tmp_path, "    utm: {source: riverside, medium: newsletter, campaign: 'issue-{number}'}\n")
     out = render_sample(config, [story(1)], number=2)
     assert "https://ledger.example/1?utm_source=riverside&utm_medium=newsletter&utm_campaign=issue-2" in out.text
-    from feedletter.render import utm_tagger
+    from feedletter.issue.render import utm_tagger
 
     track = utm_tagger(config.newsletter("weekly"), 2)
     assert track("https://x.example/a?id=4&utm_source=rss#top") == \

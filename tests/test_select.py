@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from feedletter.config import Config
-from feedletter.digest import digest_record, prepare_digest, save_issue
+from feedletter.issue.digest import digest_record, prepare_digest, save_issue
+from feedletter.issue.selection import select_stories, story_score, summary_quality
 from feedletter.models import Story
 from feedletter.patterns import compile_pattern
-from feedletter.selection import select_stories, story_score, summary_quality
 from feedletter.store import Store, issue_stories, issues
 from tests.fixtures_staff import AT, put_story, staff, staff_config
 

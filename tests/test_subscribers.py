@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from feedletter import optin, subscribers
+from feedletter import subscribers
 from feedletter.cli import app
 from feedletter.config import Config
 from feedletter.deliver.outbox import queue
 from feedletter.mailsink import MailSink
 from feedletter.store import Store, issues, now
 from feedletter.subscribers import SubscriberError, import_csv, make_token, read_token
+from feedletter.web import optin
 from tests.fixtures_email import config, email_config, store  # noqa: F401 (fixtures)
 
 KEY = b"k" * 32

@@ -22,9 +22,9 @@ from werkzeug import Request, Response
 from feedletter.config import Config, load_config
 from feedletter.errors import ConfigError
 from feedletter.parse import parse_feed
+from feedletter.publish.outputs import publish, syndicate
 from feedletter.sanitize import sanitize_html
 from feedletter.store import Store
-from feedletter.syndicate import publish, syndicate
 from tests.fixtures_syndication import add_issues, seeded, write_config
 
 BASE = "https://news.example.com/archive/weekly/"
@@ -302,7 +302,7 @@ def test_websub_failure_is_logged_not_fatal(tmp_path: Path, httpserver: HTTPServ
         _fake_hub(httpserver, status=status)
         hub = httpserver.url_for("/hub")
     config, store = seeded(tmp_path, issues=1, hub=hub, feeds="[rss]")
-    with caplog.at_level(logging.WARNING, logger="feedletter.websub"):
+    with caplog.at_level(logging.WARNING, logger="feedletter.publish.websub"):
         result = publish(config, store)
     store.close()
     assert (result.root / "weekly/rss.xml").is_file()

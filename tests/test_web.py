@@ -22,16 +22,17 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from feedletter import render, subscribers
+from feedletter import subscribers
 from feedletter.config import Config
 from feedletter.deliver import IssueContent, deliver_issue, unsubscribe_url
 from feedletter.deliver.outbox import counts
 from feedletter.deliver.smtp import SmtpMailer, SmtpSettings
-from feedletter.digest import queue_issue
+from feedletter.issue import render
+from feedletter.issue.digest import queue_issue
 from feedletter.mailsink import MailSink
 from feedletter.store import Store, issues, now
 from feedletter.subscribers import make_token
-from feedletter.web import create_app
+from feedletter.web.app import create_app
 from tests.fixtures_email import config, email_config, render_sample, store  # noqa: F401 (fixtures)
 
 ONE_CLICK = {"content": b"List-Unsubscribe=One-Click",

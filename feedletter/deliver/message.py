@@ -19,8 +19,8 @@ from email.utils import format_datetime, formataddr, parseaddr
 from urllib.parse import quote
 
 from feedletter.config import Newsletter
+from feedletter.issue.render import personalize
 from feedletter.models import Subscriber
-from feedletter.render import personalize
 from feedletter.store import now
 
 

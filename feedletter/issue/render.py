@@ -38,7 +38,7 @@ def _builtin_templates() -> Path:
             return found
     except ModuleNotFoundError:
         pass
-    return Path(__file__).resolve().parents[1] / "templates"
+    return Path(__file__).resolve().parents[2] / "templates"
 
 
 BUILTIN_TEMPLATES = _builtin_templates()

@@ -20,10 +20,10 @@ from jinja2.sandbox import SandboxedEnvironment
 from lxml import etree
 
 from feedletter.config import Config, Newsletter
-from feedletter.digest import source_titles
+from feedletter.issue.digest import source_titles
+from feedletter.publish.archive import http_url
+from feedletter.publish.issues import EPOCH, Addresses, PublishedIssue, addresses, feed_formats, feed_path
 from feedletter.sanitize import sanitize_html
-from feedletter.syndicate_archive import http_url
-from feedletter.syndicate_issues import EPOCH, Addresses, PublishedIssue, addresses, feed_formats, feed_path
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 _ATOM_NS = "http://www.w3.org/2005/Atom"

@@ -28,11 +28,12 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from feedletter import optin, subscribers
+from feedletter import subscribers
 from feedletter.config import Config
 from feedletter.errors import ConfigError, DeliveryError
 from feedletter.store import Store
 from feedletter.subscribers import SubscriberError
+from feedletter.web import optin
 
 MAX_FORM_BYTES = 16 * 1024
 _HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex",

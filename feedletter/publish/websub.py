@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import httpx
 
-log = logging.getLogger("feedletter.websub")
+log = logging.getLogger("feedletter.publish.websub")
 
 USER_AGENT = "feedletter-websub/0.1"
 

@@ -1,6 +1,6 @@
 """The digest stages as plain functions: select stories, render the issue, save it, queue it.
 
-Which stories an issue carries, and in what order, is :mod:`feedletter.selection`'s.
+Which stories an issue carries, and in what order, is :mod:`feedletter.issue.selection`'s.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from feedletter.deliver import IssueContent
 from feedletter.deliver.message import sender_domain
 from feedletter.deliver.outbox import queue
 from feedletter.errors import FeedletterError
+from feedletter.issue.render import Rendered, check_digest, render_digest
+from feedletter.issue.selection import last_issue, select_stories
 from feedletter.models import Digest
-from feedletter.render import Rendered, check_digest, render_digest
-from feedletter.selection import last_issue, select_stories
 from feedletter.store import Store, articles, issue_stories, issues, now
 
 

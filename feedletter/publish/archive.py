@@ -19,9 +19,9 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from feedletter.config import Config, Newsletter
-from feedletter.digest import source_titles
-from feedletter.render import template_dirs
-from feedletter.syndicate_issues import (
+from feedletter.issue.digest import source_titles
+from feedletter.issue.render import template_dirs
+from feedletter.publish.issues import (
     FEED_NAMES,
     FEED_TYPES,
     Addresses,

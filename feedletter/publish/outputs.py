@@ -21,11 +21,11 @@ from pathlib import Path
 
 from feedletter.config import Config
 from feedletter.errors import SyndicateError
+from feedletter.publish.archive import Archive, environment, home_page
+from feedletter.publish.feeds import feeds
+from feedletter.publish.issues import PublishedIssue, addresses, load_issues
+from feedletter.publish.websub import ping
 from feedletter.store import Store
-from feedletter.syndicate_archive import Archive, environment, home_page
-from feedletter.syndicate_feeds import feeds
-from feedletter.syndicate_issues import PublishedIssue, addresses, load_issues
-from feedletter.websub import ping
 
 __all__ = ["Published", "publish", "syndicate"]
 

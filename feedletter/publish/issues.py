@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from feedletter.config import Config, Newsletter
-from feedletter.digest import source_titles
+from feedletter.issue.digest import source_titles
 from feedletter.models import Coverage
 from feedletter.store import Store, issue_stories, issues, utc
 from feedletter.stories import load_stories

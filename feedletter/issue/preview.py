@@ -22,8 +22,8 @@ from jinja2 import select_autoescape as _autoescape
 from feedletter.config import Config, Newsletter
 from feedletter.deliver import make_mailer, unsubscribe_url
 from feedletter.deliver.message import build_message, sender_domain
-from feedletter.digest import Prepared, prepare_digest
 from feedletter.errors import FeedletterError
+from feedletter.issue.digest import Prepared, prepare_digest
 from feedletter.models import Subscriber
 from feedletter.store import Store
 from feedletter.subscribers import SubscriberError
