@@ -108,7 +108,7 @@ def run_raw(workdir: Path, people: int, kb: int, port: int) -> dict[str, float]:
 
 def run_feedletter(workdir: Path, people: int, kb: int, port: int) -> dict[str, float]:
     from feedletter.deliver import deliver_issue
-    from feedletter.deliver.smtp import SmtpMailer, SmtpSettings
+    from feedletter.deliver.providers.smtp import SmtpMailer, SmtpSettings
 
     config, store, issue = _setup(workdir, people, kb)
     start = time.perf_counter()

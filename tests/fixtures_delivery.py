@@ -94,7 +94,7 @@ def expire_waits(store: Store) -> None:
 def _worker(config_path: str, store_url: str, smtp_url: str, issue_id: int) -> None:
     from feedletter.config import load_config
     from feedletter.deliver import deliver_issue, load_issue
-    from feedletter.deliver.smtp import SmtpMailer, SmtpSettings
+    from feedletter.deliver.providers.smtp import SmtpMailer, SmtpSettings
 
     config = load_config(config_path)
     store = Store.open(store_url)

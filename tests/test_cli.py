@@ -180,7 +180,7 @@ def test_gather_command_logs_progress_when_not_a_terminal(prefect_harness: None,
 def test_delivery_reports_each_message(staff: tuple[Config, Store], sink: MailSink) -> None:
     from feedletter import subscribers
     from feedletter.deliver import deliver_issue
-    from feedletter.deliver.smtp import SmtpMailer, SmtpSettings
+    from feedletter.deliver.providers.smtp import SmtpMailer, SmtpSettings
     from feedletter.issue.digest import issue_content, queue_issue, save_issue
 
     config, store = staff

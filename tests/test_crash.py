@@ -21,7 +21,7 @@ from fixtures_delivery import FAST_RETRY, expire_waits, make_issue
 from feedletter.config import Config
 from feedletter.deliver import deliver_issue
 from feedletter.deliver import outbox as outbox_queue
-from feedletter.deliver.smtp import SmtpMailer, SmtpSettings
+from feedletter.deliver.providers.smtp import SmtpMailer, SmtpSettings
 from feedletter.mailsink import MailSink
 from feedletter.store import Store
 

@@ -20,7 +20,7 @@ from feedletter import subscribers
 from feedletter.config import Config, Dkim, SmtpProvider
 from feedletter.deliver import IssueContent, RetryPolicy, build_message, deliver_issue, make_mailer, outbox
 from feedletter.deliver.message import IssueMessage
-from feedletter.deliver.smtp import SmtpMailer, SmtpSettings
+from feedletter.deliver.providers.smtp import SmtpMailer, SmtpSettings
 from feedletter.errors import DeliveryError
 from feedletter.issue.digest import queue_issue
 from feedletter.mailsink import MailSink

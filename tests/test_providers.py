@@ -18,7 +18,7 @@ from werkzeug import Request, Response
 from feedletter.config import Config, ListmonkProvider, MailchimpProvider
 from feedletter.deliver import outbox, send_issue
 from feedletter.deliver.campaign import recorded, send_campaign
-from feedletter.deliver.mailchimp import MailchimpClient, api_url
+from feedletter.deliver.providers.mailchimp import MailchimpClient, api_url
 from feedletter.errors import DeliveryError
 from feedletter.store import Store
 

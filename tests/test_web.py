@@ -26,7 +26,7 @@ from feedletter import subscribers
 from feedletter.config import Config
 from feedletter.deliver import IssueContent, deliver_issue, unsubscribe_url
 from feedletter.deliver.outbox import counts
-from feedletter.deliver.smtp import SmtpMailer, SmtpSettings
+from feedletter.deliver.providers.smtp import SmtpMailer, SmtpSettings
 from feedletter.issue import render
 from feedletter.issue.digest import queue_issue
 from feedletter.mailsink import MailSink

@@ -22,9 +22,9 @@ from sqlalchemy.engine import Connection
 
 from feedletter.config import Config, Newsletter
 from feedletter.deliver import outbox
-from feedletter.deliver.filebox import FileMailer
 from feedletter.deliver.message import IssueContent, IssueMessage, Outgoing, build_message
-from feedletter.deliver.smtp import SmtpMailer, SmtpSettings
+from feedletter.deliver.providers.files import FileMailer
+from feedletter.deliver.providers.smtp import SmtpMailer, SmtpSettings
 from feedletter.errors import DeliveryError
 from feedletter.models import Subscriber
 from feedletter.store import Store, issues, now

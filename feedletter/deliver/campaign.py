@@ -49,11 +49,11 @@ class CampaignResult:
 
 def make_client(config: Config, provider: str) -> CampaignClient:
     if provider == "listmonk":
-        from feedletter.deliver.listmonk import ListmonkClient
+        from feedletter.deliver.providers.listmonk import ListmonkClient
 
         return ListmonkClient.from_config(config)
     if provider == "mailchimp":
-        from feedletter.deliver.mailchimp import MailchimpClient
+        from feedletter.deliver.providers.mailchimp import MailchimpClient
 
         return MailchimpClient.from_config(config)
     raise DeliveryError(provider, "not a campaign provider (listmonk or mailchimp)", transient=False)

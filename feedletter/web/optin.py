@@ -16,8 +16,8 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from feedletter import subscribers
 from feedletter.config import Config, Newsletter
 from feedletter.deliver import Mailer, make_mailer
-from feedletter.deliver.filebox import FileMailer
 from feedletter.deliver.message import sender_domain
+from feedletter.deliver.providers.files import FileMailer
 from feedletter.models import Subscriber
 from feedletter.store import Store, now
 
