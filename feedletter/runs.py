@@ -20,7 +20,6 @@ from feedletter.deliver import outbox as outbox_queue
 from feedletter.errors import DeliveryError, RenderError
 from feedletter.fetch import Fetcher
 from feedletter.issue import digest
-from feedletter.issue.render import review_digest
 from feedletter.publish import outputs as syndicate
 from feedletter.redact import guard_logging, redact, secret_values
 from feedletter.runner import Runner, Stage, io_stage
@@ -253,7 +252,7 @@ def _run_digest(config: Config, store: Store, runner: Runner, target: Newsletter
         return
     log.info("render: issue %s, %d stories, %d KB", prepared.number, len(prepared.digest.stories),
              len(prepared.rendered.html.encode()) // 1024)
-    review = review_digest(prepared.rendered, target)
+    review = prepared.review
     for problem in review.warnings:
         log.warning("pre-send check: %s", problem)
     if review.failures:

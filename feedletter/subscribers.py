@@ -10,7 +10,6 @@ import io
 import os
 import re
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -216,9 +215,3 @@ def get(store: Store, subscriber_id: int) -> Subscriber | None:
     return None if row is None else _row(row)
 
 
-def bulk_add(store: Store, newsletter: str, people: Iterable[tuple[str, str]]) -> int:
-    count = 0
-    for email, name in people:
-        add(store, newsletter, email, name)
-        count += 1
-    return count

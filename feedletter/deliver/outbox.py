@@ -168,15 +168,6 @@ def counts(store: Store, issue_id: int) -> dict[str, int]:
     return out
 
 
-def next_due(store: Store, issue_id: int) -> datetime | None:
-    """When the earliest row still waiting may be tried again (None when nothing waits)."""
-    with store.begin() as conn:
-        value = conn.execute(sa.select(sa.func.min(sa.func.coalesce(outbox.c.not_before, outbox.c.lease_until)))
-                             .where(outbox.c.issue_id == issue_id,
-                                    outbox.c.state.in_(("queued", "sending")))).scalar()
-    return utc(value)
-
-
 def skip_queued(store: Store, issue_id: int, reason: str) -> int:
     """Settle rows that will never be sent one by one (the issue went out as a campaign)."""
     with store.begin() as conn:

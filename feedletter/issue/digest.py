@@ -19,10 +19,10 @@ from feedletter.deliver import IssueContent
 from feedletter.deliver.message import sender_domain
 from feedletter.deliver.outbox import queue
 from feedletter.errors import FeedletterError
-from feedletter.issue.render import Rendered, check_digest, render_digest
+from feedletter.issue.render import CheckResult, Rendered, render_digest, review_digest
 from feedletter.issue.selection import last_issue, select_stories
 from feedletter.models import Digest
-from feedletter.store import Store, articles, issue_stories, issues, now
+from feedletter.store import Store, issue_stories, issues, now
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,12 @@ class Prepared:
     digest: Digest
     number: int
     rendered: Rendered
-    checks: tuple[str, ...]
+    review: CheckResult  # the pre-send checks, run once here
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        """Every problem the checks found, failures first."""
+        return (*self.review.failures, *self.review.warnings)
 
 
 def source_titles(config: Config) -> dict[str, str]:
@@ -57,7 +62,7 @@ def prepare_digest(config: Config, store: Store, newsletter: Newsletter, *,
                              source_titles=source_titles(config))
     digest = Digest(newsletter=newsletter.name, title=newsletter.title, subject=rendered.subject,
                     preheader=rendered.preheader, issued=at, stories=tuple(chosen), web_url=web_url)
-    return Prepared(digest, number, rendered, tuple(check_digest(rendered, newsletter)))
+    return Prepared(digest, number, rendered, review_digest(rendered, newsletter))
 
 
 def digest_record(prepared: Prepared, titles: dict[str, str] | None = None) -> dict[str, Any]:
@@ -136,6 +141,3 @@ def issue_content(config: Config, store: Store, issue_id: int) -> IssueContent:
     return IssueContent(issue_id, config.newsletter(row["newsletter"]), row["subject"], row["html"], row["text"])
 
 
-def article_count(store: Store) -> int:
-    with store.begin() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(articles)).scalar_one())

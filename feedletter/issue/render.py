@@ -318,8 +318,3 @@ def review_digest(rendered: Rendered, newsletter: Newsletter) -> CheckResult:
             (failures if level == "fail" else warnings).append(f"{check}: {problem}")
     return CheckResult(tuple(failures), tuple(warnings))
 
-
-def check_digest(rendered: Rendered, newsletter: Newsletter) -> list[str]:
-    """Every problem, failures first (the older interface; :func:`review_digest` tells them apart)."""
-    failures, warnings = review_digest(rendered, newsletter)
-    return [*failures, *warnings]
