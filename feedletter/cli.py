@@ -675,18 +675,13 @@ def articles_list(
     config: ConfigOpt = None,
 ) -> None:
     """List the newest stored articles: id, source, published, title, URL."""
-    import sqlalchemy as sa
-
-    from feedletter.store import articles
+    from feedletter.removal import newest_articles
 
     cfg = _config(config)
-    query = sa.select(articles.c.id, articles.c.source, articles.c.published, articles.c.title, articles.c.url) \
-        .order_by(articles.c.published.desc(), articles.c.id.desc()).limit(limit)
-    if source:
-        query = query.where(articles.c.source == source)
-    with _store(cfg) as store, store.begin() as conn:
-        for row in conn.execute(query):
-            _emit(f"{row.id}\t{row.source}\t{row.published:%Y-%m-%d}\t{row.title}\t{row.url}")
+    with _store(cfg) as store:
+        found = newest_articles(store, source=source, limit=limit)
+    for row in found:
+        _emit(f"{row.id}\t{row.source}\t{row.published:%Y-%m-%d}\t{row.title}\t{row.url}")
 
 
 @articles_app.command("remove")

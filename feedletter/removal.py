@@ -1,4 +1,4 @@
-"""Removing articles for good: staff take an article out, and it never comes back.
+"""Looking at stored articles, and removing one for good: staff take it out, and it never comes back.
 
 A removed article leaves tombstones under its key and its canonical URL, so neither the same feed
 entry nor the same page under a tracking-laden link is stored again. Its story loses it: the story
@@ -8,12 +8,32 @@ gets a new lead, or disappears when nothing is left and no issue carried it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from feedletter.errors import FeedletterError
 from feedletter.identity import canonical_url, tombstone_of_url
 from feedletter.store import Store, articles, carriers, issue_stories, now, stories, tombstones
+
+
+@dataclass(frozen=True)
+class Listed:
+    id: int
+    source: str
+    published: datetime
+    title: str
+    url: str
+
+
+def newest_articles(store: Store, *, source: str | None = None, limit: int = 50) -> list[Listed]:
+    """The newest stored articles (of one source), newest first."""
+    query = sa.select(articles.c.id, articles.c.source, articles.c.published, articles.c.title, articles.c.url) \
+        .order_by(articles.c.published.desc(), articles.c.id.desc()).limit(limit)
+    if source:
+        query = query.where(articles.c.source == source)
+    with store.begin() as conn:
+        return [Listed(int(r.id), r.source, r.published, r.title, r.url) for r in conn.execute(query)]
 
 
 @dataclass(frozen=True)
