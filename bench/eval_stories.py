@@ -41,7 +41,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from feedletter.boilerplate import is_boilerplate  # noqa: E402
 from feedletter.cluster import cluster_documents, pick_lead  # noqa: E402
 from feedletter.dedupe import near_duplicates, words  # noqa: E402
 from feedletter.models import Document  # noqa: E402
@@ -53,6 +52,7 @@ from feedletter.summarize import (  # noqa: E402
     summarize,
     truncate_words,
 )
+from feedletter.text.boilerplate import is_boilerplate  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "stories"
 T0 = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)

@@ -37,11 +37,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from feedletter.boilerplate import strip_boilerplate  # noqa: E402
 from feedletter.errors import ParseError  # noqa: E402
 from feedletter.parse import parse_feed  # noqa: E402
-from feedletter.sanitize import html_to_text, sanitize_html  # noqa: E402
 from feedletter.summarize import SUMMARIZER_VERSION, summarize  # noqa: E402
+from feedletter.text.boilerplate import strip_boilerplate  # noqa: E402
+from feedletter.text.sanitize import html_to_text, sanitize_html  # noqa: E402
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 SENTENCES = 3

@@ -311,8 +311,8 @@ def extract(
     url: Annotated[str | None, typer.Option(help="the page's URL, for relative links")] = None,
 ) -> None:
     """Extract an article page's text; print JSON with title, author, published, text."""
-    from feedletter.boilerplate import strip_boilerplate
     from feedletter.extract import extract as run_extract
+    from feedletter.text.boilerplate import strip_boilerplate
 
     data = sys.stdin.buffer.read() if html_file == "-" else Path(html_file).read_bytes()
     found = run_extract(data, url=url)

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from feedletter.boilerplate import is_boilerplate, strip_boilerplate
 from feedletter.models import Document
+from feedletter.text.boilerplate import is_boilerplate, strip_boilerplate
 
 __all__ = ["SIGNATURE_FORMAT", "SIGNATURE_SIZE", "article_signature", "article_signatures", "band_rows",
            "candidate_pairs", "carriers", "document_order", "document_signature", "estimate_jaccard",

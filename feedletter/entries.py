@@ -13,12 +13,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from feedletter import boilerplate, dedupe, extract, parse, sanitize
+from feedletter import dedupe, extract, parse
 from feedletter.dedupe import pack_signature
 from feedletter.errors import FeedletterError
 from feedletter.identity import canonical_url, content_hash, legacy_entry_key
 from feedletter.models import Entry, ParsedFeed
 from feedletter.patterns import matches_any
+from feedletter.text import boilerplate, sanitize
 
 if TYPE_CHECKING:
     from feedletter.config import Source

@@ -19,8 +19,8 @@ from lxml.html import HtmlElement
 
 from feedletter.errors import ExtractError
 from feedletter.models import Extracted
-from feedletter.sanitize import html_to_text
-from feedletter.whitespace import squash
+from feedletter.text.sanitize import html_to_text
+from feedletter.text.whitespace import squash
 
 __all__ = ["extract", "is_teaser"]
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from feedletter.whitespace import squash
+from feedletter.text.whitespace import squash
 
 TRACKING_PARAMS = frozenset({"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "ref",
                              "ref_src", "igshid", "yclid", "_hsenc", "_hsmi", "mkt_tok"})

@@ -17,8 +17,8 @@ from typing import Any
 
 import requests
 
-from feedletter.boilerplate import strip_boilerplate
 from feedletter.summarize import ExtractiveSummarizer, Summarizer, truncate_words
+from feedletter.text.boilerplate import strip_boilerplate
 
 __all__ = ["PROMPT_VERSION", "LLMSummarizer"]
 

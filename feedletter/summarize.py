@@ -1,7 +1,7 @@
 """Story summaries: an offline extractive summarizer, and the protocol an LLM client also meets.
 
 The extractive summarizer splits every text of a story into sentences, drops chrome by rule
-(:func:`feedletter.boilerplate.is_boilerplate`), scores sentences by centrality in a TF-IDF
+(:func:`feedletter.text.boilerplate.is_boilerplate`), scores sentences by centrality in a TF-IDF
 similarity graph (TextRank) combined with a position prior, closeness to the title and how many
 particulars (names, numbers, dates) a sentence gives, with a penalty for the writer talking to the
 reader ("if you live near…"). It then picks the best sentences while skipping any that repeat one
@@ -24,9 +24,9 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from feedletter.boilerplate import _has_key, _is_boilerplate
 from feedletter.dedupe import words
-from feedletter.whitespace import squash
+from feedletter.text.boilerplate import _has_key, _is_boilerplate
+from feedletter.text.whitespace import squash
 
 __all__ = ["SUMMARIZER_VERSION", "ExtractiveSummarizer", "Summarizer", "split_sentences", "summarize",
            "truncate_words"]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from feedletter.boilerplate import is_boilerplate, strip_boilerplate
+from feedletter.text.boilerplate import is_boilerplate, strip_boilerplate
 
 CHROME = [
     "Home › News › Health",

@@ -182,7 +182,7 @@ def test_default_finds_a_copy_with_a_quarter_changed() -> None:
 def _plain_signature(text: str) -> tuple[int, ...]:
     """The stored formula written out in plain Python, one word and one shingle at a time."""
     from feedletter import dedupe
-    from feedletter.boilerplate import strip_boilerplate
+    from feedletter.text.boilerplate import strip_boilerplate
 
     mask = (1 << 64) - 1
 
@@ -263,8 +263,8 @@ def test_candidate_pairs_are_those_sharing_a_band() -> None:
     "First paragraph with several words here.\n\nLeave a Reply\nYour email address will not be published.\n\nMore text",
     "", "Home News Health\nOne line only", "a\n\n\n\nb c d e f", "Back to top button"])
 def test_article_signature_is_document_signature(title: str, raw: str) -> None:
-    from feedletter.boilerplate import strip_boilerplate
     from feedletter.dedupe import article_signature, signature
+    from feedletter.text.boilerplate import strip_boilerplate
 
     text = strip_boilerplate(raw)
     assert article_signature(title, text) == signature(title + "\n" + text)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from feedletter.errors import ExtractError
 from feedletter.extract import extract, is_teaser
-from feedletter.sanitize import sanitize_html
+from feedletter.text.sanitize import sanitize_html
 
 DATA = Path(__file__).parent / "data" / "extract"
 CLINIC_URL = "https://clinic.example.org/blog/ketamine-trial/"

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml.html import fragment_fromstring
 
-from feedletter.sanitize import html_to_text, sanitize_html
+from feedletter.text.sanitize import html_to_text, sanitize_html
 
 BASE = "https://blog.example.org/posts/2024/hello.html"
 

@@ -13,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from feedletter import cluster, stories, summarize
-from feedletter.boilerplate import is_boilerplate
 from feedletter.models import Document
 from feedletter.store import Store, articles
 from feedletter.store import stories as stories_table
+from feedletter.text.boilerplate import is_boilerplate
 from feedletter.workers import CpuPool
 
 _EVENTS = [

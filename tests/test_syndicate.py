@@ -23,8 +23,8 @@ from feedletter.config import Config, load_config
 from feedletter.errors import ConfigError
 from feedletter.parse import parse_feed
 from feedletter.publish.outputs import publish, syndicate
-from feedletter.sanitize import sanitize_html
 from feedletter.store import Store
+from feedletter.text.sanitize import sanitize_html
 from tests.fixtures_syndication import add_issues, seeded, write_config
 
 BASE = "https://news.example.com/archive/weekly/"

@@ -7,7 +7,7 @@ import sys
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from feedletter.whitespace import squash
+from feedletter.text.whitespace import squash
 
 SPACES = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
 

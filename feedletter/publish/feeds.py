@@ -23,7 +23,7 @@ from feedletter.config import Config, Newsletter
 from feedletter.issue.digest import source_titles
 from feedletter.publish.archive import http_url
 from feedletter.publish.issues import EPOCH, Addresses, PublishedIssue, addresses, feed_formats, feed_path
-from feedletter.sanitize import sanitize_html
+from feedletter.text.sanitize import sanitize_html
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 _ATOM_NS = "http://www.w3.org/2005/Atom"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from feedletter.whitespace import squash
+from feedletter.text.whitespace import squash
 
 __all__ = ["is_boilerplate", "strip_boilerplate"]
 

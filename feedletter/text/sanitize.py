@@ -16,7 +16,7 @@ import nh3
 from lxml import etree
 from lxml.html import HtmlElement, fragment_fromstring, tostring
 
-from feedletter.whitespace import squash
+from feedletter.text.whitespace import squash
 
 __all__ = ["html_to_text", "sanitize_html"]
 
