@@ -31,7 +31,7 @@ from feedletter.identity import canonical_url, content_hash, tombstone_of_url
 from feedletter.models import ParsedFeed
 from feedletter.runreport import cause_of
 from feedletter.store import Store, articles, carriers, insert_rows, now, pages, rows_in_chunks, select_in, tombstones
-from feedletter.workers import CpuPool, processes_for
+from feedletter.workers import CpuPool, give_back_memory, processes_for
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +181,11 @@ def store_entries(config: Config, store: Store, results: Sequence[SourceResult])
     chunks, and only the entries not stored under their key are looked up further (tombstones, an
     older feedletter's key, canonical URLs); new articles are inserted in one executemany.
     """
-    with paused_gc():  # 10k rows of dicts that all stay alive: the collector would rescan them twice
-        return _store_entries(store, results)
+    try:
+        with paused_gc():  # 10k rows of dicts that all stay alive: the collector would rescan them twice
+            return _store_entries(store, results)
+    finally:
+        give_back_memory()
 
 
 # Where a key or URL met earlier in the run points: (source, index into fresh or article id, stored?).
