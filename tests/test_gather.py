@@ -375,3 +375,23 @@ def test_an_extracted_page_is_fetched_once_and_reused(demo_config: Config, store
     assert (again.extracted, again.cached, again.failed) == (0, teasers, 0)
     assert sum(n for path, n in site.hits.items() if not path.endswith((".xml", ".json"))) == hits
     assert {r.id: r.text for r in _rows(store, teaser_rows)} == full
+
+
+def test_a_fetched_feed_keeps_its_validators_not_its_body(demo_config: Config, store: Store) -> None:
+    with gather.make_fetcher(demo_config) as fetcher:
+        results = gather.fetch_sources(demo_config, store, fetcher)
+    fetched = [r.fetched for r in results if r.status == "ok"]
+    assert fetched and all(f is not None and f.body is None and f.status == 200 for f in fetched)  # type: ignore[attr-defined]
+    gather.store_entries(demo_config, store, results)
+    with store.begin() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(sources).where(
+            (sources.c.etag.is_not(None)) | (sources.c.last_modified.is_not(None)))).scalar_one() > 0
+
+
+def test_features_from_workers_hold_each_word_once() -> None:
+    (json_a, a), (json_b, b) = stories._features_of([
+        ("Council votes on the harbour plan", "The city council of Oslo voted on the harbour plan today."),
+        ("Harbour plan passes", "Oslo's council passed the harbour plan after a long debate.")])
+    shared = set(a) & set(b)
+    assert shared and all(next(k for k in a if k == w) is next(k for k in b if k == w) for w in shared)
+    assert json.loads(json_a) == a and json.loads(json_b) == b
