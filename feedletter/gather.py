@@ -265,7 +265,7 @@ def _store_entries(store: Store, results: Sequence[SourceResult]) -> StoreCounts
                           "title": p.title, "author": p.author, "published": p.published or stamp,
                           "fetched": stamp, "html": p.html, "text": p.text,
                           "content_hash": p.content_hash, "needs_text": p.needs_text,
-                          "signature": p.signature})
+                          "signature": p.signature, "features": p.features})
             tally.new += 1
         if rekeyed:
             conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(

