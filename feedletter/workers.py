@@ -56,7 +56,7 @@ def give_back_memory() -> None:
     A stage that held thousands of texts and dicts leaves its freed memory inside the allocator's
     heap, between blocks still in use, where it stays counted in this process's memory for the rest
     of the run (measured: 110 MB after grouping 10k articles). Called as such a stage ends; it costs
-    a few milliseconds.
+    tens of milliseconds (46 ms after 200 MB of small strings were freed).
     """
     trim = _malloc_trim()
     if trim is not None:
