@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from feedletter import dedupe, extract, parse
+from feedletter.cluster import features_json
 from feedletter.dedupe import pack_signature
 from feedletter.errors import FeedletterError
 from feedletter.identity import canonical_url, content_hash, legacy_entry_key
@@ -56,6 +57,9 @@ class Prepared:
     content_hash: str
     needs_text: bool
     signature: bytes | None = None  # the near-duplicate signature, packed; None while the text is a teaser
+    # The same-story features as grouping stores them (feedletter.cluster.features_json); None while
+    # the text is a teaser.
+    features: str | None = None
     legacy_key: str = ""  # the key an older feedletter stored this entry under, when it differs from key
     # Other entries of the same feed have the same canonical URL: it identifies none of them.
     shared_url: bool = False
@@ -78,7 +82,11 @@ def digest_feed(body: bytes, url: str, content_type: str | None, rules: EntryRul
     # Hashed here, in the parse workers, rather than in the grouping stage after the store (which
     # reads the value back), and the whole feed's at once: a fraction of hashing article by article.
     signed = iter(dedupe.article_signatures([(f["title"], f["text"]) for f in made if not f["needs_text"]]))
-    prepared = tuple(Prepared(**f, signature=None if f["needs_text"] else pack_signature(next(signed)))
+    # The features too: read here, beside the other feeds' downloads, grouping finds them stored and
+    # needs no worker processes of its own (measured on the farm's 10k articles: 1.6 s of CPU moved,
+    # parsing 0.5-0.9 s longer, grouping 1.1-1.3 s shorter and without its two 43 MB workers).
+    prepared = tuple(Prepared(**f, signature=None if f["needs_text"] else pack_signature(next(signed)),
+                              features=None if f["needs_text"] else features_json(f["title"], f["text"]))
                      for f in made)
     # The entries travel as Prepared; the feed keeps only its own metadata.
     return replace(feed, entries=()), prepared, len(feed.entries) - len(kept)

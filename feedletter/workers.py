@@ -30,7 +30,7 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Generic, TypeVar
 
-__all__ = ["CpuPool", "Job", "default_processes", "processes_for"]
+__all__ = ["CpuPool", "Job", "default_processes", "give_back_memory", "processes_for"]
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -48,6 +48,30 @@ def default_processes() -> int:
 def processes_for(setting: int | None) -> int:
     """Worker processes for a ``gather.processes`` setting: unset means one per CPU."""
     return default_processes() if setting is None else setting
+
+
+def give_back_memory() -> None:
+    """Hand the C allocator's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    A stage that held thousands of texts and dicts leaves its freed memory inside the allocator's
+    heap, between blocks still in use, where it stays counted in this process's memory for the rest
+    of the run (measured: 110 MB after grouping 10k articles). Called as such a stage ends; it costs
+    tens of milliseconds (46 ms after 200 MB of small strings were freed).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        import ctypes
+
+        func: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return func
 
 
 ORPHAN_CHECK = 0.5  # seconds between a worker's checks that the process it works for is alive

@@ -347,6 +347,8 @@ def test_features_computed_in_worker_processes_group_the_same(demo_config: Confi
     other = Store.open(f"sqlite:///{tmp_path / 'copy.db'}")
     try:
         with store.begin() as conn:
+            # Stored by the fetch stage: cleared, so that grouping computes them, inline and in workers.
+            conn.execute(articles.update().values(features=None))
             rows = [dict(r._mapping) for r in conn.execute(sa.select(articles))]
         with other.begin() as conn:
             conn.execute(articles.insert(), rows)
@@ -375,3 +377,40 @@ def test_an_extracted_page_is_fetched_once_and_reused(demo_config: Config, store
     assert (again.extracted, again.cached, again.failed) == (0, teasers, 0)
     assert sum(n for path, n in site.hits.items() if not path.endswith((".xml", ".json"))) == hits
     assert {r.id: r.text for r in _rows(store, teaser_rows)} == full
+
+
+def test_a_fetched_feed_keeps_its_validators_not_its_body(demo_config: Config, store: Store) -> None:
+    with gather.make_fetcher(demo_config) as fetcher:
+        results = gather.fetch_sources(demo_config, store, fetcher)
+    fetched = [r.fetched for r in results if r.status == "ok"]
+    assert fetched and all(f is not None and f.body is None and f.status == 200 for f in fetched)  # type: ignore[attr-defined]
+    gather.store_entries(demo_config, store, results)
+    with store.begin() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(sources).where(
+            (sources.c.etag.is_not(None)) | (sources.c.last_modified.is_not(None)))).scalar_one() > 0
+
+
+def test_features_from_workers_hold_each_word_once() -> None:
+    (json_a, a), (json_b, b) = stories._features_of([
+        ("Council votes on the harbour plan", "The city council of Oslo voted on the harbour plan today."),
+        ("Harbour plan passes", "Oslo's council passed the harbour plan after a long debate.")])
+    shared = set(a) & set(b)
+    assert shared and all(next(k for k in a if k == w) is next(k for k in b if k == w) for w in shared)
+    assert json.loads(json_a) == a and json.loads(json_b) == b
+
+
+def test_the_fetch_stage_stores_the_features_grouping_would_compute(demo_config: Config, store: Store) -> None:
+    from feedletter.cluster import features_json
+
+    with gather.make_fetcher(demo_config) as fetcher:
+        gather.store_entries(demo_config, store, gather.fetch_sources(demo_config, store, fetcher))
+    with store.begin() as conn:
+        rows = conn.execute(sa.select(articles.c.title, articles.c.text, articles.c.features,
+                                      articles.c.needs_text)).all()
+    assert any(r.features for r in rows)
+    for r in rows:
+        assert r.features == (None if r.needs_text else features_json(r.title, r.text))
+    before = _rows(store, sa.select(articles.c.key, articles.c.features).order_by(articles.c.key))
+    stories.group_articles(store)
+    after = _rows(store, sa.select(articles.c.key, articles.c.features).order_by(articles.c.key))
+    assert [f for _, f in after if f] and all(f == a for (_, f), (_, a) in zip(before, after, strict=True) if f)

@@ -93,3 +93,12 @@ def test_calls_still_waiting_when_the_pool_closes_run_here() -> None:
     jobs = [pool.submit(_pid, i) for i in range(40)]
     pool.close()
     assert all(job.result() > 0 for job in jobs)  # answered by a worker, or here after the close
+
+
+def test_giving_memory_back_is_harmless() -> None:
+    from feedletter.workers import give_back_memory
+
+    held = [bytes(1000) for _ in range(10_000)]
+    del held
+    give_back_memory()
+    give_back_memory()
