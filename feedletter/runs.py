@@ -126,6 +126,10 @@ def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | N
         for name in alerts.track_sources(store):
             log.error("%s: disabled after repeated failures", name)
         counts: gather.StoreCounts = timed.stage(STORE, config, store, results)
+        # Only each source's status is needed from here on: the entries (every new article's HTML
+        # and text, ~40 MB at 500 feeds) are stored, and need not stay in memory while grouping.
+        statuses = {r.source: r.status for r in results}
+        del results
         t = counts.total
         log.info("store: %d new; not stored: %d seen before, %d repeated within their feed, "
                  "%d carried (another feed's article), %d removed, %d filtered", len(counts.new_ids),
@@ -138,11 +142,11 @@ def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | N
     if alerts.pending(store):
         timed.stage(ALERT, config, store)
     report = {
-        "sources": len(results),
-        "fetched": sum(r.status == "ok" for r in results),
-        "not_modified": sum(r.status == "not_modified" for r in results),
-        "errors": sum(r.status == "error" for r in results),
-        "skipped": sum(r.status == "skipped" for r in results),
+        "sources": len(statuses),
+        "fetched": sum(s == "ok" for s in statuses.values()),
+        "not_modified": sum(s == "not_modified" for s in statuses.values()),
+        "errors": sum(s == "error" for s in statuses.values()),
+        "skipped": sum(s == "skipped" for s in statuses.values()),
         "new": len(counts.new_ids), "seen": t.seen, "repeated": t.repeated,
         "carried": t.carried, "removed": t.removed, "filtered": t.filtered,
         # Stored, and marked as a copy of an article of another feed by the grouping.
@@ -153,17 +157,15 @@ def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | N
         "seconds": round(time.monotonic() - started, 3),
         "stage_seconds": timed.seconds,
     }
-    runner.table("feed-health", _health_rows(store, results), "Feed health after this gather run")
+    runner.table("feed-health", _health_rows(store, statuses), "Feed health after this gather run")
     return report
 
 
-def _health_rows(store: Store, results: list[gather.SourceResult]) -> list[dict[str, Any]]:
-    by_name = {r.source: r for r in results}
+def _health_rows(store: Store, statuses: dict[str, str]) -> list[dict[str, Any]]:
     rows = []
     for state in health.all_states(store):
-        result = by_name.get(state.name)
         rows.append({"source": state.name, "status": "disabled" if state.disabled else
-                     (result.status if result else "idle"), "new": state.new_items,
+                     statuses.get(state.name, "idle"), "new": state.new_items,
                      "duplicates": state.duplicates, "seen": state.entries.seen,
                      "repeated": state.entries.repeated, "carried": state.entries.carried,
                      "removed": state.entries.removed, "filtered": state.entries.filtered,
