@@ -135,9 +135,10 @@ def run_child(urls: list[str], *, full_text: bool, runs: int, concurrency: int |
 def child(listing: Path, *, full_text: bool, runs: int, concurrency: int | None) -> None:
     """Time the gather stages in this process and print one JSON line."""
     sys.path.insert(0, str(ROOT))
-    from feedletter import gather, stories
     from feedletter.config import Config
+    from feedletter.ingest import gather
     from feedletter.store import Store
+    from feedletter.stories import stages as stories
 
     urls = listing.read_text().split()
     config = Config.model_validate({

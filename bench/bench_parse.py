@@ -64,7 +64,7 @@ def _candidates() -> dict[str, Callable[[bytes], Any]]:
     import feedparser
     import feedparser_rs
 
-    from feedletter import parse
+    from feedletter.ingest.parse import feeds as parse
 
     url = "https://bench.example/feed.xml"
     return {

@@ -46,7 +46,7 @@ def fill(feeds: int, items: int) -> Path:
     sys.path.insert(0, str(ROOT / "bench"))
     from bench_gather import Farm
 
-    from feedletter import gather
+    from feedletter.ingest import gather
     from feedletter.store import Store
 
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -67,9 +67,9 @@ def child(db: Path, profile: str | None, dump: str | None) -> None:
     sys.path.insert(0, str(ROOT))
     import sqlalchemy as sa
 
-    from feedletter import stories
     from feedletter.store import Store, articles
     from feedletter.store import stories as stories_table
+    from feedletter.stories import stages as stories
 
     config = _config(db, db.with_suffix(".txt").read_text().split())
     store = Store.open(config.store_url())
@@ -77,7 +77,7 @@ def child(db: Path, profile: str | None, dump: str | None) -> None:
     # feeds): start it the same way, untimed, so that the stages here pay what they pay there.
     from feedletter.workers import CpuPool, processes_for
 
-    with CpuPool(processes_for(config.gather.processes), after=0, preload=["feedletter.entries"]) as cpu:
+    with CpuPool(processes_for(config.gather.processes), after=0, preload=["feedletter.ingest.entries"]) as cpu:
         cpu.run(int)
         cpu.wait_ready(60)
     timings: dict[str, float] = {}

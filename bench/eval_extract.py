@@ -54,7 +54,7 @@ def main() -> int:
     import trafilatura
 
     from feedletter.errors import ExtractError
-    from feedletter.extract import extract
+    from feedletter.ingest.extract import extract
 
     def ours(html: bytes, url: str | None) -> str:
         try:

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from feedletter.errors import ParseError  # noqa: E402
-from feedletter.parse import parse_feed  # noqa: E402
+from feedletter.ingest.parse.feeds import parse_feed  # noqa: E402
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)  # fixed, so that no corpus date counts as "future"
 
@@ -56,7 +56,7 @@ def _parse_child(path: str, fast: bool, conn: Connection) -> None:
     data = Path(path).read_bytes()
     url = "https://corpus.invalid/" + Path(path).name
     fallbacks = _Fallbacks()
-    engine_log = logging.getLogger("feedletter.parse_engines")
+    engine_log = logging.getLogger("feedletter.ingest.parse.xml_feeds")
     engine_log.setLevel(logging.DEBUG)
     engine_log.addHandler(fallbacks)
     try:

@@ -9,7 +9,7 @@ Run from the repository root: ``python bench/eval_grouping.py [--corpus DIR]``. 
 * ``stories/same-story-pairs.jsonl`` (SemEval-2022 task 8): a pair is "same story" when
   ``overall`` <= 1.5 and "different" when >= 3.5 (in-between pairs are left out). All its articles
   are grouped together; ours decides "same" when both land in one story, and its score (for AUC) is
-  :func:`feedletter.cluster.pair_similarities`. The baseline decides cosine >= threshold.
+  :func:`feedletter.stories.cluster.pair_similarities`. The baseline decides cosine >= threshold.
 * ``stories/topics.jsonl`` (MEANTIME): four coarse topics; subject B-cubed F1 against ``topic``.
 
 The baseline is implemented here: word tokens minus stop words, sublinear tf, idf fitted on the
@@ -40,9 +40,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from feedletter.cluster import cluster_documents, pair_similarities  # noqa: E402
 from feedletter.models import Document  # noqa: E402
-from feedletter.summarize import STOPWORDS  # noqa: E402
+from feedletter.stories.cluster import cluster_documents, pair_similarities  # noqa: E402
+from feedletter.stories.summarize import STOPWORDS  # noqa: E402
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 PRECISION_FLOOR = 0.95
@@ -299,8 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"eval_grouping skipped: corpus absent ({', '.join(str(p) for p in missing)})")
         return 0
     clusters, pairs, topics = (_rows(p) for p in needed)
-    print("ours: feedletter.cluster at its defaults; baseline: TF-IDF cosine + average linkage, threshold swept;"
-          " no dates for either; source = URL host or None")
+    print("ours: feedletter.stories.cluster at its defaults; baseline: TF-IDF cosine + average linkage, "
+          "threshold swept; no dates for either; source = URL host or None")
     eval_clusters(clusters, "clusters.jsonl (ECB+)")
     eval_pairs(pairs, "same-story-pairs.jsonl (SemEval-2022 task 8, en-en)")
     eval_topics(topics, "topics.jsonl (MEANTIME)")

@@ -48,11 +48,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from feedletter import gather, stories  # noqa: E402
 from feedletter.config import Config, load_config  # noqa: E402
+from feedletter.ingest import gather  # noqa: E402
 from feedletter.issue.digest import digest_record, prepare_digest  # noqa: E402
 from feedletter.store import Store, articles, carriers  # noqa: E402
 from feedletter.store import stories as stories_table  # noqa: E402
+from feedletter.stories import stages as stories  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
 NEWSLETTER = "real-feeds"

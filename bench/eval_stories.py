@@ -41,10 +41,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from feedletter.cluster import cluster_documents, pick_lead  # noqa: E402
-from feedletter.dedupe import near_duplicates, words  # noqa: E402
 from feedletter.models import Document  # noqa: E402
-from feedletter.summarize import (  # noqa: E402
+from feedletter.stories.cluster import cluster_documents, pick_lead  # noqa: E402
+from feedletter.stories.dedupe import near_duplicates, words  # noqa: E402
+from feedletter.stories.summarize import (  # noqa: E402
     STOPWORDS,
     SUMMARIZER_VERSION,
     ExtractiveSummarizer,

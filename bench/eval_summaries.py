@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from feedletter.errors import ParseError  # noqa: E402
-from feedletter.parse import parse_feed  # noqa: E402
-from feedletter.summarize import SUMMARIZER_VERSION, summarize  # noqa: E402
+from feedletter.ingest.parse.feeds import parse_feed  # noqa: E402
+from feedletter.stories.summarize import SUMMARIZER_VERSION, summarize  # noqa: E402
 from feedletter.text.boilerplate import strip_boilerplate  # noqa: E402
 from feedletter.text.sanitize import html_to_text, sanitize_html  # noqa: E402
 

@@ -20,9 +20,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from feedletter.cluster import cluster_documents, pair_similarities, subjects  # noqa: E402
 from feedletter.models import Document  # noqa: E402
-from feedletter.summarize import summarize  # noqa: E402
+from feedletter.stories.cluster import cluster_documents, pair_similarities, subjects  # noqa: E402
+from feedletter.stories.summarize import summarize  # noqa: E402
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:

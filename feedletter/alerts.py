@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from feedletter.config import Config, Newsletter
 from feedletter.errors import DeliveryError, FeedletterError
-from feedletter.health import all_states
+from feedletter.ingest.health import all_states
 from feedletter.redact import redact, secret_values
 from feedletter.store import Store, incidents, now, utc
 

@@ -289,10 +289,10 @@ def parse(
     source: Annotated[str, typer.Option(help="source name to stamp on entries")] = "cli",
 ) -> None:
     """Parse a feed; print one JSON line per entry."""
-    from feedletter.parse import entry_record, parse_feed
+    from feedletter.ingest.parse.feeds import entry_record, parse_feed
 
     if feed.startswith(("http://", "https://")):
-        from feedletter.fetch import Fetcher
+        from feedletter.ingest.fetch import Fetcher
 
         with Fetcher() as fetcher:
             result = fetcher.get(feed)
@@ -311,7 +311,7 @@ def extract(
     url: Annotated[str | None, typer.Option(help="the page's URL, for relative links")] = None,
 ) -> None:
     """Extract an article page's text; print JSON with title, author, published, text."""
-    from feedletter.extract import extract as run_extract
+    from feedletter.ingest.extract import extract as run_extract
     from feedletter.text.boilerplate import strip_boilerplate
 
     data = sys.stdin.buffer.read() if html_file == "-" else Path(html_file).read_bytes()
@@ -341,9 +341,9 @@ def _read_jsonl(name: str, required: tuple[str, ...]) -> list[dict[str, Any]]:
 @app.command()
 def cluster(jsonl: Annotated[str, typer.Argument(help="lines of {id, title, text[, url]}, or -")]) -> None:
     """Group documents into stories and subjects; print {id, cluster, subject, duplicate_of} per line."""
-    from feedletter.cluster import cluster_documents
+    from feedletter.ingest.parse.feeds import parse_date
     from feedletter.models import Document
-    from feedletter.parse import parse_date
+    from feedletter.stories.cluster import cluster_documents
 
     rows = _read_jsonl(jsonl, ("id", "title", "text"))
     docs = [Document(id=str(r["id"]), title=r["title"], text=r["text"], url=r.get("url"),
@@ -358,7 +358,7 @@ def summarize(
     sentences: Annotated[int, typer.Option(min=1, max=10)] = 3,
 ) -> None:
     """Summarize documents; print {id, summary} per line."""
-    from feedletter.summarize import summarize as run_summarize
+    from feedletter.stories.summarize import summarize as run_summarize
 
     for row in _read_jsonl(jsonl, ("id", "title", "text")):
         _emit(json.dumps({"id": row["id"], "summary": run_summarize(row["title"], [row["text"]],
@@ -373,7 +373,7 @@ def sources_status(config: ConfigOpt = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from feedletter.health import EntryCounts, all_states
+    from feedletter.ingest.health import EntryCounts, all_states
     from feedletter.store import now
 
     cfg = _config(config)
@@ -416,7 +416,7 @@ def sources_status(config: ConfigOpt = None) -> None:
 @sources_app.command("enable")
 def sources_enable(name: str, config: ConfigOpt = None) -> None:
     """Re-enable a source that was disabled after repeated failures."""
-    from feedletter.health import enable
+    from feedletter.ingest.health import enable
 
     cfg = _config(config)
     cfg.source(name)

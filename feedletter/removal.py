@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from feedletter.errors import FeedletterError
-from feedletter.identity import canonical_url, tombstone_of_url
+from feedletter.ingest.identity import canonical_url, tombstone_of_url
 from feedletter.store import Store, articles, carriers, issue_stories, now, stories, tombstones
 
 
@@ -52,7 +52,7 @@ def remove_article(store: Store, ref: str, *, reason: str = "removed") -> Remove
         if ref.isdigit():
             row = conn.execute(query.where(articles.c.id == int(ref))).first()
         else:
-            # Posts told apart by fragment alone are stored with it (feedletter.entries._tell_apart).
+            # Posts told apart by fragment alone are stored with it (feedletter.ingest.entries._tell_apart).
             row = (conn.execute(query.where(articles.c.canonical == canonical_url(ref, keep_fragment=True))).first()
                    or conn.execute(query.where(articles.c.canonical == canonical_url(ref))).first())
         if row is None:

@@ -13,17 +13,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from feedletter import alerts, gather, health, locks, stories
+from feedletter import alerts, locks
 from feedletter.config import Config, Newsletter, load_config
 from feedletter.deliver import DeliveryCounts, send_issue
 from feedletter.deliver import outbox as outbox_queue
 from feedletter.errors import DeliveryError, RenderError
-from feedletter.fetch import Fetcher
+from feedletter.ingest import gather, health
+from feedletter.ingest.fetch import Fetcher
 from feedletter.issue import digest
 from feedletter.publish import outputs as syndicate
 from feedletter.redact import guard_logging, redact, secret_values
 from feedletter.runner import Runner, Stage, io_stage
 from feedletter.store import Store
+from feedletter.stories import stages as stories
 
 Progress = Callable[[int], None] | None
 

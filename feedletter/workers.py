@@ -9,7 +9,7 @@ a background thread starts the pool, and calls go on running inline until it is 
 
 Workers come from a fork server (``forkserver``), not a plain ``fork`` of this process: the
 caller has threads (the fetch pool, Prefect's), and a child forked while one of them holds a lock
-can hang on it. The fork server imports ``preload`` once (:mod:`feedletter.entries`, a third of
+can hang on it. The fork server imports ``preload`` once (:mod:`feedletter.ingest.entries`, a third of
 a second here) and every worker forks from it ready to work, in this run and in later ones of the
 same process. As with any multiprocessing, it also imports the caller's ``__main__``: a script of
 your own that gathers needs the usual ``if __name__ == "__main__":`` guard.

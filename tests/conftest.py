@@ -109,7 +109,8 @@ def postgres_url() -> str | None:
 
 def run_gather(config: Config, store: Store) -> dict[str, int]:
     """The gather flow's stages in order, without Prefect: what the flow's tasks call."""
-    from feedletter import gather, stories
+    from feedletter.ingest import gather
+    from feedletter.stories import stages as stories
 
     with gather.make_fetcher(config) as fetcher:
         results = gather.fetch_sources(config, store, fetcher)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from feedletter import alerts, gather, health
+from feedletter import alerts
 from feedletter.config import load_config, parse_config
+from feedletter.ingest import gather, health
 from feedletter.mailsink import MailSink
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from feedletter import gather
 from feedletter.cli import app
 from feedletter.config import Config
+from feedletter.ingest import gather
 from feedletter.issue.preview import PreviewServer, next_issue, preview_routes
 from feedletter.issue.selection import select_stories
 from feedletter.mailsink import MailSink

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from feedletter.cluster import (
+from feedletter.models import Document
+from feedletter.stories.cluster import (
     Assignment,
     cluster_documents,
     feature_counts,
@@ -20,8 +21,7 @@ from feedletter.cluster import (
     story_members,
     subjects,
 )
-from feedletter.dedupe import signature
-from feedletter.models import Document
+from feedletter.stories.dedupe import signature
 
 T0 = datetime(2026, 5, 10, 18, 0, tzinfo=UTC)
 
@@ -351,7 +351,7 @@ def test_a_sites_second_post_leaves_the_story_instead_of_splitting_it() -> None:
 
 
 def test_average_link_sends_out_the_one_post_in_the_way_rather_than_keeping_halves() -> None:
-    from feedletter.cluster import _average_link
+    from feedletter.stories.cluster import _average_link
 
     # Documents 0 and 2 are one site's two posts; 0-1 and 2-3 pair up first, then the pairs meet.
     edges = {(0, 1): 0.9, (2, 3): 0.9, (0, 2): 0.5, (0, 3): 0.5, (1, 2): 0.5, (1, 3): 0.5}

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedletter.dedupe import (
+from feedletter.models import Document
+from feedletter.stories.dedupe import (
     SIGNATURE_SIZE,
     band_rows,
     carriers,
@@ -19,7 +20,6 @@ from feedletter.dedupe import (
     signature,
     words,
 )
-from feedletter.models import Document
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -152,8 +152,8 @@ def test_default_threshold_is_the_pipelines() -> None:
     # `feedletter cluster` calls these with their defaults; the pipeline passes stories.near_duplicate.
     import inspect
 
-    from feedletter.cluster import cluster_documents
     from feedletter.config import Stories
+    from feedletter.stories.cluster import cluster_documents
 
     default = Stories().near_duplicate
     assert inspect.signature(near_duplicates).parameters["threshold"].default == default == 0.7
@@ -162,7 +162,7 @@ def test_default_threshold_is_the_pipelines() -> None:
 
 def test_default_finds_a_copy_with_a_quarter_changed() -> None:
     # Two of eight sentences replaced and a header added: below 0.8 overlap, above 0.7.
-    from feedletter.dedupe import _shingle_hashes
+    from feedletter.stories.dedupe import _shingle_hashes
 
     sents = ARTICLE.split(". ")
     sents[1] = "Councillors argued late into the evening before a show of hands settled the matter"
@@ -181,7 +181,7 @@ def test_default_finds_a_copy_with_a_quarter_changed() -> None:
 
 def _plain_signature(text: str) -> tuple[int, ...]:
     """The stored formula written out in plain Python, one word and one shingle at a time."""
-    from feedletter import dedupe
+    from feedletter.stories import dedupe
     from feedletter.text.boilerplate import strip_boilerplate
 
     mask = (1 << 64) - 1
@@ -224,7 +224,7 @@ def test_signature_values_are_the_stored_formula() -> None:
                max_size=60))
 def test_signature_words_are_those_of_words(text: str) -> None:
     # The hashing finds words in bytes with lookup tables; they must be the regex's words exactly.
-    from feedletter.dedupe import _word_bytes, normalize
+    from feedletter.stories.dedupe import _word_bytes, normalize
 
     data, lengths = _word_bytes(normalize(text))
     found, at = [], 0
@@ -239,7 +239,7 @@ def test_candidate_pairs_are_those_sharing_a_band() -> None:
     # `neighbours` before it. Small value ranges force crowded buckets, so the cap matters.
     from collections import defaultdict
 
-    from feedletter.dedupe import candidate_pairs
+    from feedletter.stories.dedupe import candidate_pairs
 
     rng = random.Random(3)
     sigs = [(rng.choice([0, 5, 9]), *(rng.randrange(3) for _ in range(SIGNATURE_SIZE))) for _ in range(60)]
@@ -263,7 +263,7 @@ def test_candidate_pairs_are_those_sharing_a_band() -> None:
     "First paragraph with several words here.\n\nLeave a Reply\nYour email address will not be published.\n\nMore text",
     "", "Home News Health\nOne line only", "a\n\n\n\nb c d e f", "Back to top button"])
 def test_article_signature_is_document_signature(title: str, raw: str) -> None:
-    from feedletter.dedupe import article_signature, signature
+    from feedletter.stories.dedupe import article_signature, signature
     from feedletter.text.boilerplate import strip_boilerplate
 
     text = strip_boilerplate(raw)
@@ -273,7 +273,7 @@ def test_article_signature_is_document_signature(title: str, raw: str) -> None:
 def test_signatures_hashed_together_are_those_hashed_alone() -> None:
     # A feed's articles are hashed in one batch: each must get exactly its own signature, whatever
     # its neighbours (empty, one or two words, non-ASCII, a multi-line title, boilerplate).
-    from feedletter.dedupe import article_signature, article_signatures, signatures
+    from feedletter.stories.dedupe import article_signature, article_signatures, signatures
 
     rng = random.Random(5)
     pool = [ARTICLE, _copy_with_edits(ARTICLE), "", "one", "two words", "a b c", "— … —", "Zoë’s café: 1,200 crêpes.",

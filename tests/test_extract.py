@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feedletter.errors import ExtractError
-from feedletter.extract import extract, is_teaser
+from feedletter.ingest.extract import extract, is_teaser
 from feedletter.text.sanitize import sanitize_html
 
 DATA = Path(__file__).parent / "data" / "extract"

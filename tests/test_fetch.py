@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from feedletter import fetch
 from feedletter.config import Gather
 from feedletter.errors import FetchError
-from feedletter.fetch import DEFAULT_USER_AGENT, Fetcher, check_address
+from feedletter.ingest import fetch
+from feedletter.ingest.fetch import DEFAULT_USER_AGENT, Fetcher, check_address
 from tests.fixtures_ingest import RSS, RudeServer, rude, send
 from tests.fixtures_tls import self_signed
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from feedletter.cli import app
 from feedletter.config import Config, load_config
-from feedletter.gather import fetch_sources, make_fetcher, store_entries
-from feedletter.health import BACKOFF_BASE, BACKOFF_MAX, backoff
+from feedletter.ingest.gather import fetch_sources, make_fetcher, store_entries
+from feedletter.ingest.health import BACKOFF_BASE, BACKOFF_MAX, backoff
 from feedletter.store import Store, now, sources, utc
 from tests.fixtures_ingest import RSS, RudeServer, rude, send
 

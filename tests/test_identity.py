@@ -18,10 +18,10 @@ from fixtures_delivery import store_url
 
 from feedletter.config import load_config
 from feedletter.errors import ParseError
-from feedletter.gather import StoreCounts, fetch_sources, make_fetcher, store_entries
-from feedletter.health import all_states
-from feedletter.identity import canonical_url, entry_key, legacy_entry_key
-from feedletter.parse import parse_feed
+from feedletter.ingest.gather import StoreCounts, fetch_sources, make_fetcher, store_entries
+from feedletter.ingest.health import all_states
+from feedletter.ingest.identity import canonical_url, entry_key, legacy_entry_key
+from feedletter.ingest.parse.feeds import parse_feed
 from feedletter.removal import remove_article
 from feedletter.store import Store, articles, carriers, tombstones
 from tests.conftest import ROOT

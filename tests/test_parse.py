@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedletter.errors import ParseError
+from feedletter.ingest.parse.feeds import entry_record, parse_date, parse_feed
+from feedletter.ingest.parse.prepare import decode, prepare
 from feedletter.models import Entry, ParsedFeed
-from feedletter.parse import entry_record, parse_date, parse_feed
-from feedletter.parse_prepare import decode, prepare
 
 DATA = Path(__file__).parent / "data" / "parse"
 FEED_URL = "https://feeds.example.org/feed.xml"
@@ -475,7 +475,7 @@ def test_channel_itunes_summary_keeps_the_fast_engine(caplog: pytest.LogCaptureF
     body = ("<rss version='2.0' xmlns:itunes='http://www.itunes.com/dtds/podcast-1.0.dtd'><channel>"
             "<title>t</title><itunes:summary>About the show</itunes:summary><item><title>a</title>"
             "<link>https://x.example/a</link><description>Notes</description></item></channel></rss>")
-    with caplog.at_level(logging.DEBUG, logger="feedletter.parse_engines"):
+    with caplog.at_level(logging.DEBUG, logger="feedletter.ingest.parse.xml_feeds"):
         (entry,) = parse_feed(body.encode(), url=FEED_URL, source="t", now=NOW).entries
         assert entry.summary == "Notes"
         assert not caplog.records
@@ -493,7 +493,7 @@ def test_control_characters_are_dropped_and_the_fast_engine_keeps_reading(
         caplog: pytest.LogCaptureFixture) -> None:
     body = ("<rss version='2.0'><channel><title>t</title><item><title>Smart\x0b quotes\x1f</title>"
             "<link>https://x.example/a</link><description>a\x00b</description></item></channel></rss>")
-    with caplog.at_level(logging.DEBUG, logger="feedletter.parse_engines"):
+    with caplog.at_level(logging.DEBUG, logger="feedletter.ingest.parse.xml_feeds"):
         (entry,) = parse_feed(body.encode(), url=FEED_URL, source="t", now=NOW).entries
     assert entry.title == "Smart quotes"
     assert entry.summary == "ab"

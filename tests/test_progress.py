@@ -62,7 +62,7 @@ def root_handler(out: io.StringIO) -> Iterator[logging.StreamHandler[io.StringIO
 
 def _log_from_a_worker(message: str) -> None:
     # As the fetch threads of a gather do.
-    thread = threading.Thread(target=logging.getLogger("feedletter.gather").warning, args=(message,))
+    thread = threading.Thread(target=logging.getLogger("feedletter.ingest.gather").warning, args=(message,))
     thread.start()
     thread.join()
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from feedletter import gather
 from feedletter.config import load_config
-from feedletter.entries import extract_page
 from feedletter.errors import FeedletterError, FetchError, ParseError
-from feedletter.fetch import Fetcher
-from feedletter.parse import parse_feed
+from feedletter.ingest import gather
+from feedletter.ingest.entries import extract_page
+from feedletter.ingest.fetch import Fetcher
+from feedletter.ingest.parse.feeds import parse_feed
 from feedletter.runreport import WarningGroups, cause_of, digest_line, gather_line
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store

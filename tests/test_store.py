@@ -170,7 +170,7 @@ def test_a_store_from_an_older_version_gains_new_columns_and_keeps_its_rows(tmp_
 
 
 def test_a_sources_table_from_before_the_reasons_gains_their_columns(store_url: str) -> None:
-    from feedletter.health import EntryCounts, all_states, record_counts
+    from feedletter.ingest.health import EntryCounts, all_states, record_counts
 
     with sa.create_engine(store_url).begin() as conn:  # sources as it was with "duplicates" its only reason
         conn.execute(sa.text("CREATE TABLE sources (name VARCHAR(64) PRIMARY KEY, url TEXT NOT NULL, "

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from feedletter import cluster, stories, summarize
 from feedletter.models import Document
 from feedletter.store import Store, articles
 from feedletter.store import stories as stories_table
+from feedletter.stories import cluster, summarize
+from feedletter.stories import stages as stories
 from feedletter.text.boilerplate import is_boilerplate
 from feedletter.workers import CpuPool
 

@@ -7,8 +7,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from feedletter.llm import PROMPT_VERSION, LLMSummarizer
-from feedletter.summarize import (
+from feedletter.stories.llm import PROMPT_VERSION, LLMSummarizer
+from feedletter.stories.summarize import (
     SUMMARIZER_VERSION,
     ExtractiveSummarizer,
     Summarizer,
@@ -271,7 +271,7 @@ def test_demo_footbridge_story_states_each_fact_once() -> None:
     # pipeline extracts them; the lead changes with the sites' priorities, so every order counts.
     from pathlib import Path
 
-    from feedletter.extract import extract
+    from feedletter.ingest.extract import extract
 
     site = Path(__file__).resolve().parent.parent / "demo" / "site"
     pages = ["city-ledger/kingfisher-footbridge-opens.html", "morning-teaser/posts/new-footbridge-finally-open.html",

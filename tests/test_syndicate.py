@@ -21,7 +21,7 @@ from werkzeug import Request, Response
 
 from feedletter.config import Config, load_config
 from feedletter.errors import ConfigError
-from feedletter.parse import parse_feed
+from feedletter.ingest.parse.feeds import parse_feed
 from feedletter.publish.outputs import publish, syndicate
 from feedletter.store import Store
 from feedletter.text.sanitize import sanitize_html

@@ -12,7 +12,7 @@ when it passes every filter of the newsletter's ``select``:
   "read"); anything else is a regular expression (``sponsor\\w*``, ``ketamine|depression``);
 - ``min_quality``: the summary's quality score (:func:`summary_quality`) is at least this.
 
-Kept stories on one subject (:func:`feedletter.cluster.subjects`: other events of one kind, told by
+Kept stories on one subject (:func:`feedletter.stories.cluster.subjects`: other events of one kind, told by
 other sites) make one entry: the best of them leads, the others are listed under it as "More on
 this". Entries are ranked by :func:`entry_score` (relevance: how many sites tell the story and its
 subject, the source's priority; novelty: how fresh it is); pinned stories (carried by a
@@ -32,13 +32,13 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from feedletter.cluster import feature_counts, parse_features, subjects
 from feedletter.config import Config, Newsletter
 from feedletter.models import Coverage, Document, Story
 from feedletter.patterns import matches_any
 from feedletter.store import Store, articles, issue_stories, issues, now, rows_in_chunks, stories, utc
-from feedletter.stories import load_stories, story_articles
-from feedletter.summarize import split_sentences
+from feedletter.stories.cluster import feature_counts, parse_features, subjects
+from feedletter.stories.stages import load_stories, story_articles
+from feedletter.stories.summarize import split_sentences
 
 _SENTENCE_END = (".", "!", "?", "…", ".\"", ".”", "!”", "?”")
 MIN_SENTENCE_WORDS = 4

@@ -18,7 +18,7 @@ from feedletter.config import Config, Newsletter
 from feedletter.issue.digest import source_titles
 from feedletter.models import Coverage
 from feedletter.store import Store, issue_stories, issues, utc
-from feedletter.stories import load_stories
+from feedletter.stories.stages import load_stories
 
 FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
 FEED_TYPES = {"rss": "application/rss+xml", "atom": "application/atom+xml", "json": "application/feed+json"}

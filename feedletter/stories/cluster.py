@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import chain
 
-from feedletter.dedupe import document_order, near_duplicates, paused_gc
 from feedletter.models import Document
-from feedletter.summarize import STOPWORDS
+from feedletter.stories.dedupe import document_order, near_duplicates, paused_gc
+from feedletter.stories.summarize import STOPWORDS
 
 __all__ = ["Assignment", "cluster_documents", "document_features", "feature_counts", "features", "features_json",
            "features_json_of_counts",
@@ -155,10 +155,10 @@ def cluster_documents(docs: Sequence[Document], *, window: timedelta = timedelta
     ``subject_threshold`` the same for two groups of stories to share a subject. Candidates are
     documents sharing at least two of a document's ``probe_features`` heaviest features, counting
     only features held by at most ``max_posting`` documents. ``signatures`` (stored
-    :func:`feedletter.dedupe.signature` values by id) spare re-hashing known texts, and
+    :func:`feedletter.stories.dedupe.signature` values by id) spare re-hashing known texts, and
     ``known_features`` (stored :func:`feature_counts` by id, see :func:`parse_features`) re-reading
     them; a plain set of features (the first stored format) counts each feature once. ``duplicates``
-    is :func:`feedletter.dedupe.near_duplicates` of ``docs`` at ``duplicate_threshold`` when the
+    is :func:`feedletter.stories.dedupe.near_duplicates` of ``docs`` at ``duplicate_threshold`` when the
     caller has it already.
     """
     with paused_gc():

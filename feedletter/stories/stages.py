@@ -1,6 +1,6 @@
 """Stories in the store: group new articles into stories, summarize them, read them back.
 
-The grouping itself (near-duplicates, same-story clusters) is :mod:`feedletter.cluster`'s; this
+The grouping itself (near-duplicates, same-story clusters) is :mod:`feedletter.stories.cluster`'s; this
 module feeds it the new articles together with the recent ones they may join, and records the
 outcome: a near-identical copy points at its original, and every article belongs to one story.
 """
@@ -16,7 +16,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from feedletter.cluster import (
+from feedletter.config import Config
+from feedletter.ingest.identity import canonical_url, content_hash
+from feedletter.models import Article, Coverage, Document, Story
+from feedletter.store import Store, articles, carriers, now, rows_in_chunks, stories, summaries, utc
+from feedletter.stories.cluster import (
     SAME_STORY,
     cluster_documents,
     feature_counts,
@@ -25,12 +29,8 @@ from feedletter.cluster import (
     parse_features,
     pick_lead,
 )
-from feedletter.config import Config
-from feedletter.dedupe import document_signature, near_duplicates, pack_signature, unpack_signature
-from feedletter.identity import canonical_url, content_hash
-from feedletter.models import Article, Coverage, Document, Story
-from feedletter.store import Store, articles, carriers, now, rows_in_chunks, stories, summaries, utc
-from feedletter.summarize import ExtractiveSummarizer, Summarizer
+from feedletter.stories.dedupe import document_signature, near_duplicates, pack_signature, unpack_signature
+from feedletter.stories.summarize import ExtractiveSummarizer, Summarizer
 from feedletter.workers import CpuPool, Job, give_back_memory, processes_for
 
 DEFAULT_WINDOW = timedelta(days=7)
@@ -153,7 +153,7 @@ def _group_articles(store: Store, window: timedelta, priority: dict[str, int] | 
     parallel = processes > 1 and len(unfeatured) >= _FEATURES_IN_WORKERS
     # A chunk per hand-over (not the pool's default of several): a worker then holds one chunk's
     # texts and counts at a time, not 2,000 documents' (25 MB more per worker).
-    with CpuPool(processes if parallel else 0, after=0, preload=["feedletter.cluster"], batch=1) as cpu:
+    with CpuPool(processes if parallel else 0, after=0, preload=["feedletter.stories.cluster"], batch=1) as cpu:
         computing = _Features(unfeatured, cpu if parallel else None)
         unsigned = [doc for doc in docs if doc.id not in signatures]
         for doc in unsigned:
@@ -256,7 +256,7 @@ def summarizer_for(config: Config) -> Summarizer:
     """The summarizer the config asks for; the LLM one falls back to the extractive one on errors."""
     settings = config.stories
     if settings.summarizer == "llm" and settings.llm is not None:
-        from feedletter.llm import LLMSummarizer
+        from feedletter.stories.llm import LLMSummarizer
 
         return LLMSummarizer(settings.llm.base_url, settings.llm.model, settings.llm.api_key_env,
                              timeout=settings.llm.timeout)
@@ -309,7 +309,7 @@ def summarize_stories(store: Store, summarizer: Summarizer, *, sentences: int = 
     with store.begin() as conn:
         rows = conn.execute(sa.select(stories.c.id, stories.c.lead_id).where(stories.c.summary_hash == "")).all()
     if processes > 1 and isinstance(summarizer, ExtractiveSummarizer) and len(rows) >= _SUMMARIES_IN_WORKERS:
-        with CpuPool(processes, after=0, preload=["feedletter.summarize"]) as cpu:
+        with CpuPool(processes, after=0, preload=["feedletter.stories.summarize"]) as cpu:
             return _summarize_batches(store, summarizer, rows, sentences, max_chars, cpu)
     return _summarize_batches(store, summarizer, rows, sentences, max_chars, None)
 

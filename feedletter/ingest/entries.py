@@ -3,7 +3,7 @@
 Parsing, sanitizing, stripping boilerplate and hashing run here, in worker processes when a run
 has many feeds (see :mod:`feedletter.workers`). Everything these functions take and give back
 pickles, and this module imports neither the store nor the config: a worker process starts with
-only what it needs (about a third of the imports of :mod:`feedletter.gather`).
+only what it needs (about a third of the imports of :mod:`feedletter.ingest.gather`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from feedletter import dedupe, extract, parse
-from feedletter.cluster import features_json
-from feedletter.dedupe import pack_signature
 from feedletter.errors import FeedletterError
-from feedletter.identity import canonical_url, content_hash, legacy_entry_key
+from feedletter.ingest import extract
+from feedletter.ingest.identity import canonical_url, content_hash, legacy_entry_key
+from feedletter.ingest.parse import feeds as parse
 from feedletter.models import Entry, ParsedFeed
 from feedletter.patterns import matches_any
+from feedletter.stories import dedupe
+from feedletter.stories.cluster import features_json
+from feedletter.stories.dedupe import pack_signature
 from feedletter.text import boilerplate, sanitize
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ class Prepared:
     content_hash: str
     needs_text: bool
     signature: bytes | None = None  # the near-duplicate signature, packed; None while the text is a teaser
-    # The same-story features as grouping stores them (feedletter.cluster.features_json); None while
+    # The same-story features as grouping stores them (feedletter.stories.cluster.features_json); None while
     # the text is a teaser.
     features: str | None = None
     legacy_key: str = ""  # the key an older feedletter stored this entry under, when it differs from key

@@ -1,6 +1,6 @@
 """Near-duplicate detection: the same text syndicated with small edits.
 
-Exact duplicates are caught earlier by :func:`feedletter.identity.entry_key`. What remains are
+Exact duplicates are caught earlier by :func:`feedletter.ingest.identity.entry_key`. What remains are
 copies whose header, footer or a paragraph differ. Each text becomes a set of word shingles and a
 MinHash signature built by one-permutation hashing (one hash per shingle, binned, with
 densification for empty bins), the hashing done a whole text at a time in numpy, which keeps 100k

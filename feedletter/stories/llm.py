@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from feedletter.summarize import ExtractiveSummarizer, Summarizer, truncate_words
+from feedletter.stories.summarize import ExtractiveSummarizer, Summarizer, truncate_words
 from feedletter.text.boilerplate import strip_boilerplate
 
 __all__ = ["PROMPT_VERSION", "LLMSummarizer"]

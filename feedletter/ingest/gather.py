@@ -14,11 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from feedletter.config import Config, Source
-from feedletter.dedupe import paused_gc
-from feedletter.entries import EntryRules, Prepared, digest_feed, extract_page
 from feedletter.errors import FeedletterError, FetchError, ParseError
-from feedletter.fetch import Fetcher
-from feedletter.health import (
+from feedletter.ingest.entries import EntryRules, Prepared, digest_feed, extract_page
+from feedletter.ingest.fetch import Fetcher
+from feedletter.ingest.health import (
     EntryCounts,
     SourceState,
     load_states,
@@ -27,10 +26,11 @@ from feedletter.health import (
     record_successes,
     record_validators,
 )
-from feedletter.identity import canonical_url, content_hash, tombstone_of_url
+from feedletter.ingest.identity import canonical_url, content_hash, tombstone_of_url
 from feedletter.models import ParsedFeed
 from feedletter.runreport import cause_of
 from feedletter.store import Store, articles, carriers, insert_rows, now, pages, rows_in_chunks, select_in, tombstones
+from feedletter.stories.dedupe import paused_gc
 from feedletter.workers import CpuPool, give_back_memory, processes_for
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
         return parsed
 
     processes = processes_for(config.gather.processes)
-    with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.entries"]) as cpu:
+    with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.ingest.entries"]) as cpu:
         threads = fetcher.threads_for([states[s.name].url for s in wanted], config.gather.concurrency)
         outcomes = [outcome() for outcome in fetcher.map(one, wanted, workers=threads)]
     results = [o[0] for o in outcomes]
@@ -424,7 +424,7 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
 
     processes = processes_for(config.gather.processes)
     # Extraction needs trafilatura, which parsing feeds does not: the fork server loads it here only.
-    with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.entries", "trafilatura"]) as cpu:
+    with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.ingest.entries", "trafilatura"]) as cpu:
         threads = fetcher.threads_for([row.url for row in todo], config.gather.concurrency)
         outcomes = list(fetcher.map(one, todo, workers=threads))
     for chunk in rows_in_chunks(outcomes, _EXTRACT_BATCH):

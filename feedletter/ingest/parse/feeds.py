@@ -20,11 +20,11 @@ from urllib.parse import urljoin
 
 import feedparser
 
-from feedletter import identity
+from feedletter.ingest import identity
+from feedletter.ingest.parse.json_feed import read_json_feed
+from feedletter.ingest.parse.prepare import RawItem, prepare
+from feedletter.ingest.parse.xml_feeds import read_xml
 from feedletter.models import Entry, ParsedFeed
-from feedletter.parse_engines import read_xml
-from feedletter.parse_json import read_json_feed
-from feedletter.parse_prepare import RawItem, prepare
 
 __all__ = ["entry_record", "parse_date", "parse_feed"]
 

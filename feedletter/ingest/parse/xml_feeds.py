@@ -20,7 +20,7 @@ import feedparser
 import feedparser_rs
 
 from feedletter.errors import ParseError
-from feedletter.parse_prepare import Prepared, RawItem
+from feedletter.ingest.parse.prepare import Prepared, RawItem
 
 log = logging.getLogger(__name__)
 FeedParts = tuple[str, str, str, list[RawItem]]  # title, link, format, items

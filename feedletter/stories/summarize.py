@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from feedletter.dedupe import words
+from feedletter.stories.dedupe import words
 from feedletter.text.boilerplate import _has_key, _is_boilerplate
 from feedletter.text.whitespace import squash
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from feedletter.config import Source
-from feedletter.fetch import FetchResult
+from feedletter.ingest.fetch import FetchResult
 from feedletter.store import Store, now, sources, utc
 
 BACKOFF_BASE = timedelta(minutes=5)

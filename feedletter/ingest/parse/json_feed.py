@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from feedletter.errors import ParseError
-from feedletter.parse_prepare import RawItem
+from feedletter.ingest.parse.prepare import RawItem
 
 
 def read_json_feed(text: str, *, url: str) -> tuple[str, str, str, list[RawItem]]:
