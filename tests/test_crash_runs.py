@@ -116,6 +116,16 @@ def _newsletter(tmp_path: Path, site: SiteHost, url: str) -> tuple[Path, Store]:
     return path, store
 
 
+def _sending(tmp_path: Path, site: SiteHost, url: str, mail: MailSink,
+             messages: int) -> tuple[Path, Store, dict[str, str], Command]:
+    """A newsletter of PEOPLE, and a `feedletter digest` that has sent ``messages`` of them so far."""
+    path, store = _newsletter(tmp_path, site, url)
+    env = _env(tmp_path, mail)
+    first = Command(tmp_path, "first", ["digest", "weekly", "--config", str(path)], env)
+    _until(lambda: len(mail.received) >= messages, 120, f"{messages} messages")
+    return path, store, env, first
+
+
 def _until(check: object, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
@@ -143,10 +153,7 @@ def _each_once(sink: MailSink) -> dict[int, Counter[str]]:
 @pytest.mark.slow
 def test_digest_killed_mid_send_is_finished_at_once_by_the_next_run(
         tmp_path: Path, site: SiteHost, mail: MailSink, store_url: str) -> None:
-    path, store = _newsletter(tmp_path, site, store_url)
-    env = _env(tmp_path, mail)
-    first = Command(tmp_path, "first", ["digest", "weekly", "--config", str(path)], env)
-    _until(lambda: len(mail.received) >= 500, 120, "500 messages")
+    path, store, env, first = _sending(tmp_path, site, store_url, mail, 500)
     sending_500 = time.monotonic() - first.started
     first.kill()
     assert not _left_behind(first.pid)
@@ -232,10 +239,7 @@ def test_gather_killed_mid_store_leaves_nothing_partial_and_nothing_waiting(
 @pytest.mark.slow
 def test_two_digests_of_one_newsletter_at_once_never_send_twice(
         tmp_path: Path, site: SiteHost, mail: MailSink, store_url: str) -> None:
-    path, store = _newsletter(tmp_path, site, store_url)
-    env = _env(tmp_path, mail)
-    first = Command(tmp_path, "first", ["digest", "weekly", "--config", str(path)], env)
-    _until(lambda: len(mail.received) >= 50, 120, "the first run to be sending")
+    path, store, env, first = _sending(tmp_path, site, store_url, mail, 50)
     # One that will not wait exits at once, saying who holds the newsletter and with exit code 75.
     impatient = Command(tmp_path, "impatient", ["digest", "weekly", "--wait", "0", "--config", str(path)], env)
     assert impatient.wait(timeout=60) == 75
