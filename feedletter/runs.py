@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedletter import alerts, locks
 from feedletter.config import Config, Newsletter, load_config
-from feedletter.deliver import DeliveryCounts, send_issue
-from feedletter.deliver import outbox as outbox_queue
 from feedletter.errors import DeliveryError, RenderError
 from feedletter.ingest import gather, health
 from feedletter.ingest.fetch import Fetcher
-from feedletter.issue import digest
-from feedletter.publish import outputs as syndicate
 from feedletter.redact import guard_logging, redact, secret_values
 from feedletter.runner import Runner, Stage, io_stage
 from feedletter.store import Store
 from feedletter.stories import stages as stories
+
+if TYPE_CHECKING:
+    from feedletter.deliver import DeliveryCounts
+    from feedletter.issue import digest
 
 Progress = Callable[[int], None] | None
 
@@ -48,19 +48,34 @@ def _fetch(config: Config, store: Store, fetcher: Fetcher, only: list[str],
     return gather.fetch_sources(config, store, fetcher, only=only, progress=progress)
 
 
+# The digest's stages import their modules when called: a gather (a cron job every few minutes,
+# usually with nothing new) does not pay for loading rendering, delivery and publishing.
+
+def _render(config: Config, store: Store, newsletter: Newsletter) -> digest.Prepared | None:
+    from feedletter.issue.digest import prepare_digest
+
+    return prepare_digest(config, store, newsletter)
+
+
 def _save(store: Store, prepared: digest.Prepared, newsletter: Newsletter) -> int:
-    issue_id = digest.save_issue(store, prepared)
-    digest.queue_issue(store, issue_id, newsletter)
+    from feedletter.issue.digest import queue_issue, save_issue
+
+    issue_id = save_issue(store, prepared)
+    queue_issue(store, issue_id, newsletter)
     return issue_id
 
 
 def _deliver(config: Config, store: Store, issue_id: int, progress: Progress) -> DeliveryCounts:
+    from feedletter.deliver import send_issue
+
     # Every provider: per-subscriber SMTP or file sends, or one Listmonk/Mailchimp campaign.
     return send_issue(config, store, issue_id, progress=progress)
 
 
 def _syndicate(config: Config, store: Store) -> int:
-    return len(syndicate.syndicate(config, store))
+    from feedletter.publish.outputs import syndicate
+
+    return len(syndicate(config, store))
 
 
 FETCH = io_stage("fetch_sources", _fetch, timeout=900)
@@ -70,7 +85,7 @@ GROUP = Stage("group_articles", stories.group)
 SUMMARIZE = Stage("summarize_stories", stories.summarize)
 # No retries: a failed alert stays pending for the next run.
 ALERT = Stage("alert_operators", alerts.send_alerts, timeout=120)
-RENDER = Stage("render_digest", digest.prepare_digest)
+RENDER = Stage("render_digest", _render)
 SAVE = Stage("save_issue", _save)
 DELIVER = io_stage("deliver_digest", _deliver, timeout=3600)
 SYNDICATE = Stage("syndicate_outputs", _syndicate)
@@ -188,6 +203,8 @@ def digest_run(config: Config, store: Store, runner: Runner, newsletter: str, *,
     target = config.newsletter(newsletter)
     with locks.hold(store, f"digest:{target.name}", wait=wait, what=f"the digest run of {target.name}",
                     say=runner.log.warning) as held:
+        from feedletter.deliver import outbox as outbox_queue
+
         reclaimed = outbox_queue.reclaim(store, target.name)
         if held.previous is not None:
             sent, to_go = _progress_of(store, target.name)
@@ -201,6 +218,9 @@ def digest_run(config: Config, store: Store, runner: Runner, newsletter: str, *,
 
 
 def _progress_of(store: Store, newsletter: str) -> tuple[int, int]:
+    from feedletter.deliver import outbox as outbox_queue
+    from feedletter.issue import digest
+
     sent = to_go = 0
     for issue_id in digest.pending_issues(store, newsletter):
         counts = outbox_queue.counts(store, issue_id)
@@ -238,6 +258,9 @@ def _guarded_run(config: Config, store: Store, runner: Runner, target: Newslette
 
 def _run_digest(config: Config, store: Store, runner: Runner, target: Newsletter, report: dict[str, Any],
                 progress: Progress) -> None:
+    from feedletter.deliver import outbox as outbox_queue
+    from feedletter.issue import digest
+
     log = runner.log
     name = target.name
     for pending in digest.pending_issues(store, name):
