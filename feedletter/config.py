@@ -364,6 +364,10 @@ class Config(_Model):
                 return source
         raise ConfigError(f"no source named {name!r}", thing=self._path)
 
+    def source_titles(self) -> dict[str, str]:
+        """Each source's name as readers see it: its title, else its name in title case."""
+        return {s.name: s.title or s.name.replace("-", " ").title() for s in self.sources}
+
     def newsletter(self, name: str) -> Newsletter:
         for newsletter in self.newsletters:
             if newsletter.name == name:

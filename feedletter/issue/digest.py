@@ -40,10 +40,6 @@ class Prepared:
         return (*self.review.failures, *self.review.warnings)
 
 
-def source_titles(config: Config) -> dict[str, str]:
-    return {s.name: s.title or s.name.replace("-", " ").title() for s in config.sources}
-
-
 def issue_url(config: Config, newsletter: str, number: int) -> str:
     return f"{config.site.base_url.rstrip('/')}/{newsletter}/{number}/"
 
@@ -59,7 +55,7 @@ def prepare_digest(config: Config, store: Store, newsletter: Newsletter, *,
     number = (previous[0] if previous else 0) + 1
     web_url = issue_url(config, newsletter.name, number)
     rendered = render_digest(config, newsletter, chosen, number=number, issued=at, web_url=web_url,
-                             source_titles=source_titles(config))
+                             source_titles=config.source_titles())
     digest = Digest(newsletter=newsletter.name, title=newsletter.title, subject=rendered.subject,
                     preheader=rendered.preheader, issued=at, stories=tuple(chosen), web_url=web_url)
     return Prepared(digest, number, rendered, review_digest(rendered, newsletter))

@@ -19,7 +19,6 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from feedletter.config import Config, Newsletter
-from feedletter.issue.digest import source_titles
 from feedletter.issue.render import template_dirs
 from feedletter.publish.issues import (
     FEED_NAMES,
@@ -79,7 +78,7 @@ class Archive:
         self.where: Addresses = addresses(config, newsletter)
         self.feeds = alternates(newsletter)
         self.common: dict[str, Any] = {"site_title": config.site.title, "newsletter": newsletter.model_dump(),
-                                       "alternates": self.feeds, "source_titles": source_titles(config)}
+                                       "alternates": self.feeds, "source_titles": config.source_titles()}
 
     def pages(self, issues: list[PublishedIssue]) -> Iterator[tuple[str, str]]:
         yield from self.index_pages(issues)

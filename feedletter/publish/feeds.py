@@ -20,7 +20,6 @@ from jinja2.sandbox import SandboxedEnvironment
 from lxml import etree
 
 from feedletter.config import Config, Newsletter
-from feedletter.issue.digest import source_titles
 from feedletter.publish.archive import http_url
 from feedletter.publish.issues import EPOCH, Addresses, PublishedIssue, addresses, feed_formats, feed_path
 from feedletter.text.sanitize import sanitize_html
@@ -60,7 +59,7 @@ def feeds(config: Config, newsletter: Newsletter, issues: list[PublishedIssue],
           env: SandboxedEnvironment) -> Iterator[tuple[str, bytes]]:
     """Every feed file of one newsletter: (path inside its folder, bytes)."""
     where = addresses(config, newsletter)
-    context = {"newsletter": newsletter.model_dump(), "addresses": where, "source_titles": source_titles(config)}
+    context = {"newsletter": newsletter.model_dump(), "addresses": where, "source_titles": config.source_titles()}
     recent = issues[:config.site.feed_items]
     issue_items = tuple(Item(id=where.issue(i.number), url=where.issue(i.number), title=i.subject,
                              summary=i.preheader or i.subject, date=i.issued,

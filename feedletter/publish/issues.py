@@ -15,7 +15,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from feedletter.config import Config, Newsletter
-from feedletter.issue.digest import source_titles
 from feedletter.models import Coverage
 from feedletter.store import Store, issue_stories, issues, utc
 from feedletter.stories.stages import load_stories
@@ -100,7 +99,7 @@ def load_issues(config: Config, store: Store, newsletter: Newsletter) -> list[Pu
     story_ids: dict[int, list[int]] = {}
     for issue_id, story_id in placed:
         story_ids.setdefault(issue_id, []).append(story_id)
-    titles = source_titles(config)
+    titles = config.source_titles()
     out = []
     for row in rows:
         ids = story_ids.get(row.id, [])
