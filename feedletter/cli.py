@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -166,6 +166,40 @@ def _print_report(report: dict[str, Any], as_json: bool, line: str, warnings: li
         typer.echo(warning, err=True)
 
 
+Report = dict[str, Any]
+Advance = Callable[[int], None]
+
+
+def _run_once(config_file: str, label: str, total: int, unit: str, *,
+              load_flow: Callable[[], Callable[[Advance], Report]],
+              in_process: Callable[[Config, Store, Advance], Report],
+              line: Callable[[Report], str], as_json: bool) -> None:
+    """Run a gather or digest once: as a Prefect flow run when a Prefect API is configured, else here.
+
+    ``load_flow`` imports the flow (and so sets up Prefect's logging) before the progress bar
+    starts, so that Prefect's log lines are printed above the bar; it returns the call to make.
+    """
+    from feedletter.progress import report_progress
+
+    if prefect_api_url():
+        _prepare_prefect()
+        run_flow = load_flow()
+        with report_progress(label, total, unit=unit) as advance, _grouped() as warnings:
+            report = run_flow(advance)
+        _print_report(report, as_json, line(report), warnings.lines())
+        return
+    from feedletter.runs import open_config
+
+    run_cfg, store = open_config(config_file)
+    try:
+        with _in_process_logging(), report_progress(label, total, unit=unit) as advance, _grouped() as warnings:
+            report = in_process(run_cfg, store, advance)
+    finally:
+        store.close()
+    _print_report(report, as_json, line(report), warnings.lines())
+    typer.echo(IN_PROCESS_HINT, err=True)
+
+
 @app.command()
 def gather(
     source: Annotated[list[str] | None, typer.Option("--source", "-s", help="only this source (repeatable)")] = None,
@@ -177,34 +211,27 @@ def gather(
 
     With a Prefect API configured it runs as a Prefect flow run; without one, in this process.
     """
-    cfg = _config(config)
-    from feedletter.progress import report_progress
+    from feedletter.runner import InProcess
     from feedletter.runreport import gather_line
+    from feedletter.runs import gather_run
 
+    cfg = _config(config)
     total = sum(s.enabled and (not source or s.name in source) for s in cfg.sources)
     config_file = str(cfg.resolve(Path(cfg._path).name))
-    if prefect_api_url():
-        _prepare_prefect()
+
+    def load_flow() -> Callable[[Advance], Report]:
         from flows.common import one_shot_flow
         from flows.gather import gather_flow
 
-        with report_progress("gather", total, unit="sources") as advance, \
-                _grouped() as warnings, one_shot_flow():
-            report = gather_flow(config_path=config_file, sources=source or None, progress=advance)
-        _print_report(report, as_json, gather_line(report), warnings.lines())
-        return
-    from feedletter.runner import InProcess
-    from feedletter.runs import gather_run, open_config
+        def run(advance: Advance) -> Report:
+            with one_shot_flow():
+                return gather_flow(config_path=config_file, sources=source or None, progress=advance)
 
-    run_cfg, store = open_config(config_file)
-    try:
-        with _in_process_logging(), report_progress("gather", total, unit="sources") as advance, \
-                _grouped() as warnings:
-            report = gather_run(run_cfg, store, InProcess(), sources=source or None, progress=advance, wait=wait)
-    finally:
-        store.close()
-    _print_report(report, as_json, gather_line(report), warnings.lines())
-    typer.echo(IN_PROCESS_HINT, err=True)
+        return run
+
+    _run_once(config_file, "gather", total, "sources", load_flow=load_flow, line=gather_line, as_json=as_json,
+              in_process=lambda run_cfg, store, advance: gather_run(
+                  run_cfg, store, InProcess(), sources=source or None, progress=advance, wait=wait))
 
 
 @app.command()
@@ -233,34 +260,23 @@ def digest(
         for problem in prepared.checks:
             typer.echo(f"warning: {problem}", err=True)
         return
-    from feedletter.progress import report_progress
+    from feedletter.runner import InProcess
     from feedletter.runreport import digest_line
+    from feedletter.runs import digest_run
     from feedletter.subscribers import listing
 
     with _store(cfg) as store:
         readers = sum(person.status == "active" for person in listing(store, newsletter))
     config_file = str(cfg.resolve(Path(cfg._path).name))
-    if prefect_api_url():
-        _prepare_prefect()
+
+    def load_flow() -> Callable[[Advance], Report]:
         from flows.digest import digest_flow
 
-        with report_progress(f"digest {newsletter}", readers, unit="messages") as advance, \
-                _grouped() as warnings:
-            report = digest_flow(newsletter=newsletter, config_path=config_file, progress=advance)
-        _print_report(report, as_json, digest_line(report), warnings.lines())
-        return
-    from feedletter.runner import InProcess
-    from feedletter.runs import digest_run, open_config
+        return lambda advance: digest_flow(newsletter=newsletter, config_path=config_file, progress=advance)
 
-    run_cfg, store = open_config(config_file)
-    try:
-        with _in_process_logging(), report_progress(f"digest {newsletter}", readers, unit="messages") as advance, \
-                _grouped() as warnings:
-            report = digest_run(run_cfg, store, InProcess(), newsletter, progress=advance, wait=wait)
-    finally:
-        store.close()
-    _print_report(report, as_json, digest_line(report), warnings.lines())
-    typer.echo(IN_PROCESS_HINT, err=True)
+    _run_once(config_file, f"digest {newsletter}", readers, "messages", load_flow=load_flow, line=digest_line,
+              as_json=as_json, in_process=lambda run_cfg, store, advance: digest_run(
+                  run_cfg, store, InProcess(), newsletter, progress=advance, wait=wait))
 
 
 @app.command()

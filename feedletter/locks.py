@@ -163,6 +163,13 @@ def read_holder(store: Store, name: str) -> Holder | None:
     return None if row is None else _holder(row)
 
 
+def holders(store: Store) -> dict[str, Holder]:
+    """Every lock held now (or left by a run that died and was not taken over yet), by name."""
+    with store.begin() as conn:
+        rows = conn.execute(sa.select(locks).order_by(locks.c.name)).mappings().all()
+    return {row["name"]: _holder(row) for row in rows}
+
+
 def _holder(row: Any) -> Holder:
     return Holder(row["owner"], row["host"], row["boot"] or "", int(row["pid"]), row["pid_start"] or "",
                   utc(row["started"]) or now(), utc(row["lease_until"]) or now(), row["run_id"])
@@ -289,4 +296,4 @@ def hold(store: Store, name: str, *, wait: float, what: str = "",
 
 
 __all__ = ["EXIT_BUSY", "Held", "Holder", "LockBusy", "Owner", "advisory_key", "hold", "holder_alive",
-           "read_holder"]
+           "holders", "read_holder"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from feedletter.store import Store, articles, incidents, issues, locks, outbox, runs, sources, stories, subscribers, utc
+from feedletter.store import Store, articles, incidents, issues, outbox, runs, sources, stories, subscribers, utc
 
 
 def last_runs(store: Store) -> list[dict[str, Any]]:
@@ -22,16 +22,11 @@ def last_runs(store: Store) -> list[dict[str, Any]]:
 
 def held_locks(store: Store) -> list[dict[str, Any]]:
     """Run locks held now (or left by a run that died and was not yet taken over), with their owner."""
-    from feedletter.locks import Owner, holder_alive, read_holder
+    from feedletter.locks import Owner, holder_alive, holders
 
     me = Owner.me()
-    with store.begin() as conn:
-        names = list(conn.execute(sa.select(locks.c.name).order_by(locks.c.name)).scalars())
     found = []
-    for name in names:
-        holder = read_holder(store, name)
-        if holder is None:
-            continue
+    for name, holder in holders(store).items():
         alive = holder_alive(holder, me)
         found.append({"lock": name, "host": holder.host, "pid": holder.pid, "started": holder.started,
                       "lease_until": holder.lease_until,

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fixtures_delivery import any_store, store_url
 
 from feedletter import locks
+from feedletter.status import held_locks
 from feedletter.store import Store, now, runs
 
 __all__ = ["any_store", "store_url"]
@@ -39,6 +40,8 @@ def test_a_second_holder_waits_says_for_whom_and_gives_up(any_store: Store) -> N
     said: list[str] = []
     with locks.hold(any_store, "digest:weekly", wait=5, what="the digest run of weekly") as held:
         assert held.previous is None
+        shown = held_locks(any_store)  # what `feedletter status` lists
+        assert [(s["lock"], s["pid"], s["alive"]) for s in shown] == [("digest:weekly", held.owner.pid, "yes")]
         with pytest.raises(locks.LockBusy) as busy, \
                 locks.hold(any_store, "digest:weekly", wait=0.6, what="the digest run of weekly", say=said.append):
             raise AssertionError("two holders at once")
