@@ -44,14 +44,8 @@ sys.path.insert(0, str(ROOT))
 from feedletter.models import Document  # noqa: E402
 from feedletter.stories.cluster import cluster_documents, pick_lead  # noqa: E402
 from feedletter.stories.dedupe import near_duplicates, words  # noqa: E402
-from feedletter.stories.summarize import (  # noqa: E402
-    STOPWORDS,
-    SUMMARIZER_VERSION,
-    ExtractiveSummarizer,
-    split_sentences,
-    summarize,
-    truncate_words,
-)
+from feedletter.stories.sentences import split_sentences, truncate_words  # noqa: E402
+from feedletter.stories.summarize import STOPWORDS, SUMMARIZER_VERSION, ExtractiveSummarizer, summarize  # noqa: E402
 from feedletter.text.boilerplate import is_boilerplate  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "stories"

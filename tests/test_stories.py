@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from feedletter.models import Document
 from feedletter.store import Store, articles
 from feedletter.store import stories as stories_table
-from feedletter.stories import cluster, summarize
+from feedletter.stories import cluster, sentences, summarize
 from feedletter.stories import stages as stories
 from feedletter.text.boilerplate import is_boilerplate
 from feedletter.workers import CpuPool
@@ -166,11 +166,11 @@ def test_rewritten_sentence_tests_agree_with_the_plain_ones() -> None:
     alphabet = list("abcdef0123456789 .!?\"'”’)]{}=/$();:xyzABC\n\t-_é©")
     samples = _SAMPLES + ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(20000)]
     for s in samples:
-        assert summarize._complete(s) == (summarize._COMPLETE.search(s) is not None), s
-        assert summarize._is_code(s, s.split()) == (summarize._CODE.search(s) is not None), s
-        assert summarize._chrome(s, True) == is_boilerplate(s), s
+        assert sentences._complete(s) == (sentences._COMPLETE.search(s) is not None), s
+        assert sentences._is_code(s, s.split()) == (sentences._CODE.search(s) is not None), s
+        assert sentences._chrome(s, True) == is_boilerplate(s), s
         if not re.search("email|required|cookie|rights|©|\\(c\\)|copyright", s, re.IGNORECASE):
-            assert summarize._chrome(s, False) == is_boilerplate(s), s
+            assert sentences._chrome(s, False) == is_boilerplate(s), s
 
 
 def test_word_runs_find_the_words_the_lookbehind_finds() -> None:

@@ -8,14 +8,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from feedletter.stories.llm import PROMPT_VERSION, LLMSummarizer
-from feedletter.stories.summarize import (
-    SUMMARIZER_VERSION,
-    ExtractiveSummarizer,
-    Summarizer,
-    split_sentences,
-    summarize,
-    truncate_words,
-)
+from feedletter.stories.sentences import split_sentences, truncate_words
+from feedletter.stories.summarize import SUMMARIZER_VERSION, ExtractiveSummarizer, Summarizer, summarize
 
 STORY_A = """Home › News › Science
 Posted by admin | 3 Comments

@@ -17,7 +17,8 @@ from typing import Any
 
 import requests
 
-from feedletter.stories.summarize import ExtractiveSummarizer, Summarizer, truncate_words
+from feedletter.stories.sentences import truncate_words
+from feedletter.stories.summarize import ExtractiveSummarizer, Summarizer
 from feedletter.text.boilerplate import strip_boilerplate
 
 __all__ = ["PROMPT_VERSION", "LLMSummarizer"]

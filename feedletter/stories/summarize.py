@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate, chain, islice
@@ -25,20 +25,15 @@ import numpy as np
 import numpy.typing as npt
 
 from feedletter.stories.dedupe import words
-from feedletter.text.boilerplate import _has_key, _is_boilerplate
-from feedletter.text.whitespace import squash
+from feedletter.stories.sentences import LIST_ITEM, summary_sentences, text_blocks, title_words, truncate_words, wordset
+from feedletter.text.boilerplate import _has_key
 
-__all__ = ["SUMMARIZER_VERSION", "ExtractiveSummarizer", "Summarizer", "split_sentences", "summarize",
-           "truncate_words"]
-
-def _wordset(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
+__all__ = ["SUMMARIZER_VERSION", "ExtractiveSummarizer", "Summarizer", "summarize"]
 
 # Bump whenever output for the same input may change: the store caches summaries under it.
 SUMMARIZER_VERSION = "extractive-5"
 
-STOPWORDS = _wordset("""
+STOPWORDS = wordset("""
 a about above after again against all also am an and any are as at be because been before being
 below between both but by can could did do does doing down during each few for from further had has
 have having he her here hers herself him himself his how i if in into is it its itself just me more
@@ -48,51 +43,12 @@ through to too under until up very was we were what when where which while who w
 would you your yours yourself said says say told new one two also its it's according
 """)
 
-_ABBREVIATIONS = _wordset("""
-mr mrs ms dr prof sr jr st mt vs etc inc ltd co corp gov sen rep gen col lt sgt capt no fig approx
-dept est jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun u.s u.k e.g i.e
-a.m p.m ph.d
-""")
 
 # Several patterns below open with a plain character (class) and check what precedes it with a
 # lookbehind placed after it, rather than opening with the lookbehind or \b: the regex engine then
 # skips straight to the places where that character occurs instead of trying every position, which
 # makes these searches two to three times faster for the same matches.
 
-# A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before whitespace and a
-# likely sentence start; whether the dot really ends a sentence is decided in split_sentences. The
-# match opens with that . ! or ?, which stays with the sentence.
-_BOUNDARY = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
-_TERMINAL = (".", "!", "?", ":", "\"", "”", "’", ")")
-_WRAP_MIN = 40
-# Where a wrapped line may stop mid-sentence besides a lower-case word.
-_OPEN_ENDS = frozenset(",;(-–—&/")
-# A list item as sanitize.html_to_text writes it ("- ", "1. "), or with a bullet of its own.
-_LIST_ITEM = re.compile(r"(?:[-•*·▪–]|\d{1,2}[.)])\s")
-# A sentence is complete when it ends with . ! ? (an ellipsis is a cut, not an end), possibly
-# inside quotes or brackets.
-_COMPLETE = re.compile(r"(?<!\.\.)[.!?][\"'”’)\]]*$")
-_CLOSING = "\"'”’)]"
-# Without end punctuation a line may still be a sentence (microblogs skip the full stop) if it
-# has a verb; headings, captions, link titles and labels mostly have none of these.
-_VERBISH = re.compile(
-    r"\b(?:is|are|was|were|be|been|has|have|had|do|does|did|will|would|can|could|should|may|might|"
-    r"must|said|says|'s|’s|'re|’re|'ve|’ve|'ll|’ll|n't|n’t)\b|[a-z]{2}ed\b")
-# An editor's elision at a sentence's edge ("[…] Instead of…"), left over from a quotation.
-_ELISION = re.compile(r"^\[(?:…|\.\.\.)\]\s*|\s*\[(?:…|\.\.\.)\]$")
-# A numbered label opening a sentence ("Option 2: Buy the tools…", "Step 3: …"): an item of a list
-# written as prose, which means little without the items around it.
-_LABEL = re.compile(r"[A-Z][\w'’-]*(?:\s+[\w'’-]+)?\s+\d{1,3}[a-z]?\s*[:.)]\s")
-# Code, not prose: assignments, braces, comments, a shell prompt.
-_CODE = re.compile(r"[{}]|\s=\s|=>|(?<![:/])//|\s\$\s|\(\);|\b[0-9a-f]{16,}\b")
-# _CODE's last branch alone (a word of 16 or more hex digits), opening with its character class
-# (see above): every other branch needs one of _CODE_MARKS, which most sentences lack.
-_HEX_WORD = re.compile(r"[0-9a-f](?<!\w[0-9a-f])[0-9a-f]{15,}(?!\w)")
-_CODE_MARK = re.compile(r"[{}=$]|//|\(\);")
-_TITLE_WORD = re.compile(r"\w+")
-_TITLE_CUT = re.compile(r"\s*(?:…|\.\.\.)\s*$")
-# What may stand between a title and the sentence it is glued to.
-_TITLE_GLUE = " \t:;,.|-–—•·"
 
 # Particulars of a sentence: capitalized words (names, places, days, months) and numbers, each not
 # preceded by a word character (or, for numbers, by . or ,).
@@ -126,125 +82,6 @@ class Summarizer(Protocol):
 
     def summarize(self, title: str, texts: Sequence[str], *, sentences: int = 3,
                   max_chars: int = 600) -> str: ...
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text``; abbreviations, initials and decimals do not end a sentence.
-
-    Lines are kept apart (a heading or a chrome line is not part of the next sentence) except
-    where a long line stops mid-sentence, which is hard wrapping.
-    """
-    return list(_sentences(_blocks(text.splitlines())))
-
-
-def _sentences(blocks: Iterable[str]) -> Iterator[str]:
-    """The sentences of ``blocks``, lazily: a caller that wants only the first few stops early."""
-    for block in blocks:
-        start = 0
-        pending = ""
-        for m in _BOUNDARY.finditer(block):
-            end = m.start() + 1  # just past the . ! or ?
-            piece = block[start:end]
-            start = m.end()
-            if _ends_with_abbreviation(piece):
-                pending += piece + " "
-                continue
-            sentence = (pending + piece).strip()
-            if sentence:
-                yield sentence
-            pending = ""
-        sentence = (pending + block[start:]).strip()
-        if sentence:
-            yield sentence
-
-
-def _blocks(lines: Iterable[str], *, drop_boilerplate: bool = False) -> list[str]:
-    """Lines as blocks: a line joins the one before only where that one wraps mid-sentence.
-
-    A blank line always ends a block, and a heading, a list item or a caption is never joined to
-    the next line, whose first sentence would otherwise start with it.
-    """
-    blocks: list[str] = []
-    wraps = False  # the last block's line may go on in the next one
-    squashed = [squash(raw) for raw in lines]
-    # A line can hold one of the boilerplate rules' key words only if all the lines together do
-    # (see _chrome): most texts hold none, and their lines skip that check.
-    keyed = drop_boilerplate and _has_key("\n".join(squashed))
-    for line in squashed:
-        if not line:
-            wraps = False
-            continue
-        if drop_boilerplate and _chrome(line, keyed):
-            continue  # a wrapped sentence goes on past a chrome line between its halves
-        if wraps and _continues(blocks[-1], line):
-            blocks[-1] += " " + line
-        else:
-            blocks.append(line)
-        wraps = len(line) >= _WRAP_MIN and not line.endswith(_TERMINAL) and _LIST_ITEM.match(line) is None
-    return blocks
-
-
-def _chrome(line: str, keyed: bool) -> bool:
-    """``is_boilerplate(line)``, given ``keyed``: False when a text that ``line`` is part of (a
-    substring of it) holds none of the key words that boilerplate's anywhere-rules need."""
-    return _is_boilerplate(line, keyed and _has_key(line))
-
-
-def _complete(sentence: str) -> bool:
-    """``_COMPLETE.search(sentence) is not None``, from the sentence's end rather than by a search."""
-    if "\n" in sentence:  # $ also matches before a final line break: the regex knows how
-        return _COMPLETE.search(sentence) is not None
-    body = sentence.rstrip(_CLOSING)
-    return body[-1:] in (".", "!", "?") and body[-3:-1] != ".."
-
-
-def _is_code(sentence: str, tokens: Sequence[str]) -> bool:
-    """``_CODE.search(sentence) is not None`` (``tokens``: ``sentence.split()``).
-
-    Every branch of _CODE but the hex word needs one of _CODE_MARK's marks, and a hex word of 16
-    digits needs a token as long: most sentences have neither, and skip the search.
-    """
-    if _CODE_MARK.search(sentence) is not None:
-        return _CODE.search(sentence) is not None
-    return bool(tokens) and max(map(len, tokens)) >= 16 and _HEX_WORD.search(sentence) is not None
-
-
-def _continues(block: str, line: str) -> bool:
-    """Whether ``line`` carries on the sentence ``block`` (a long line without end punctuation) stops in."""
-    if _LIST_ITEM.match(line):
-        return False
-    if line[0].islower():
-        return True
-    # A capital after the break: a name inside a wrapped sentence, or a new line after a heading.
-    # Only prose wraps: its last word is lower case or it stops at a comma, and most of its
-    # words are; a heading is mostly capitalized words ("Effective for Treatment-Resistant
-    # Conditions").
-    if not (block[-1].islower() or block[-1] in _OPEN_ENDS):
-        return False
-    tail = block[-200:].split()
-    return 2 * sum(w[0].isupper() for w in tail) < len(tail)
-
-
-def _ends_with_abbreviation(piece: str) -> bool:
-    # The piece's last word: pieces come from blocks, which hold no line breaks, so this is what
-    # the regex (\S+)$ finds, at a fraction of its cost (\s and str.split agree on whitespace).
-    if not piece or piece[-1].isspace() or piece.endswith(("!", "?")):
-        return False
-    token = piece.rsplit(None, 1)[-1].rstrip(".").lstrip("(\"'“‘").lower()
-    # A lone capital ("J. R. R. Tolkien") is an initial, not a sentence end.
-    return token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha())
-
-
-def truncate_words(text: str, max_chars: int) -> str:
-    """``text`` cut to at most ``max_chars`` characters at a word boundary, with an ellipsis."""
-    if len(text) <= max_chars:
-        return text
-    if max_chars <= 1:
-        return ""
-    cut = text[:max_chars - 1]
-    if " " in cut and not text[max_chars - 1].isspace():
-        cut = cut[:cut.rfind(" ")]
-    return cut.rstrip(" ,;:-–—") + "…"
 
 
 @dataclass(slots=True)
@@ -397,20 +234,20 @@ class ExtractiveSummarizer:
         found: list[_Sentence] = []
         kept_texts: list[list[tuple[str, list[tuple[str, bool]]]]] = []
         limit = self.max_sentences_per_text
-        heading = _title_words(title)
+        heading = title_words(title)
         for text in texts:
             # Chrome goes line by line first, so that a wrapped sentence is not glued to it.
-            blocks = _blocks(text.splitlines(), drop_boilerplate=True)
-            prose = [b for b in blocks if _LIST_ITEM.match(b) is None]
+            blocks = text_blocks(text.splitlines(), drop_boilerplate=True)
+            prose = [b for b in blocks if LIST_ITEM.match(b) is None]
             # Every sentence is part of a block, or pieces of one joined at ". " (no key word has that).
             keyed = _has_key("\n".join(blocks))
-            kept = self._summary_sentences(prose, heading, keyed)
+            kept = summary_sentences(prose, heading, min_words=self.min_words, keyed=keyed)
             head = list(islice(kept, limit)) if limit >= 0 else list(kept)[:limit]
             if not head and len(prose) < len(blocks):
                 # Only list items say anything (a week's links, a changelog): their items that are
                 # whole sentences will do, without their bullets.
-                items = [_LIST_ITEM.sub("", b, count=1) for b in blocks if _LIST_ITEM.match(b) is not None]
-                kept = self._summary_sentences(items, heading, keyed)
+                items = [LIST_ITEM.sub("", b, count=1) for b in blocks if LIST_ITEM.match(b) is not None]
+                kept = summary_sentences(items, heading, min_words=self.min_words, keyed=keyed)
                 head = list(islice(kept, limit)) if limit >= 0 else list(kept)[:limit]
             kept_texts.append([(s, _capitalized(s)) for s in head])
         proper = frozenset(w for sents in kept_texts for _, caps in sents for w, first in caps if not first)
@@ -421,31 +258,6 @@ class ExtractiveSummarizer:
                     found.append(_Sentence(s, d, p, p / max(len(sents), 1), terms, _facts(s, caps, proper),
                                            _is_chatty(s)))
         return found
-
-    def _summary_sentences(self, blocks: Sequence[str], heading: list[str], keyed: bool = True) -> Iterator[str]:
-        """The sentences of ``blocks`` that could stand in a summary, lazily.
-
-        ``keyed`` False says that ``blocks`` hold none of boilerplate's key words (see :func:`_chrome`).
-        """
-        for s in _sentences(blocks):
-            if heading and s[:1].lower() == heading[0][:1]:
-                s = _without_title(s, heading)
-            if s[:1] == "[" or s[-1:] == "]":
-                s = _ELISION.sub("", s)
-            # The word count is the cheaper test, and sentences past the limit are never looked at.
-            tokens = s.split()
-            if len(tokens) < self.min_words or _chrome(s, keyed):
-                continue
-            if _LABEL.match(s) is not None or _is_code(s, tokens):
-                continue
-            if not _complete(s):
-                # A label ("Option 2:"), a teaser's cut ("I took two steps..."), or a line
-                # without end punctuation that has no verb: a heading or a caption.
-                if s.endswith((":", "…", "...")):
-                    continue
-                if _VERBISH.search(s) is None or _mostly_capitalized(s) or not _wordy(s):
-                    continue
-            yield s
 
     def summarize(self, title: str, texts: Sequence[str], *, sentences: int = 3,
                   max_chars: int = 600) -> str:
@@ -509,49 +321,6 @@ class ExtractiveSummarizer:
         first_doc = cands[chosen[0]].doc
         chosen.sort(key=lambda i: (cands[i].doc != first_doc, cands[i].rel, cands[i].doc))
         return " ".join(cands[i].text for i in chosen)
-
-
-def _title_words(title: str) -> list[str]:
-    """The title's words, lower-cased; a title the feed cut from the text loses its ellipsis."""
-    return [w.lower() for w in _TITLE_WORD.findall(_TITLE_CUT.sub("", title))]
-
-
-_PLAIN_WORD = re.compile(r"[A-Za-z][a-z'’-]*[,;]?")
-
-
-def _wordy(line: str) -> bool:
-    """Whether most of an unpunctuated line is plain words: a log line, a table row or a list of
-    figures ("Jul 18 17:45:21 host kernel: [16.2] eth0: Link is Down") is data, not a sentence."""
-    tokens = line.split()
-    return sum(_PLAIN_WORD.fullmatch(t) is not None for t in tokens) >= 0.6 * len(tokens)
-
-
-def _without_title(sentence: str, heading: list[str]) -> str:
-    """``sentence`` without the title it repeats (``heading``: the title's words), or "" when only
-    the title, or part of it, is left, or what follows does not start a sentence."""
-    ends: list[int] = []
-    for m, w in zip(_TITLE_WORD.finditer(sentence), heading, strict=False):
-        if m.group(0).lower() != w:
-            break
-        ends.append(m.end())
-    if len(ends) == len(heading):
-        rest = sentence[ends[-1]:].lstrip(_TITLE_GLUE)
-        if not rest:
-            return ""
-        # Glued ("Title Ketamine is used…") when what follows starts a sentence of its own; a
-        # title of one or two words opening a sentence ("Ketamine is used…") is not a repeat.
-        if len(heading) < 3:
-            return sentence
-        return rest if rest[0].isupper() or rest[0].isdigit() or rest[0] in "\"“‘'(" else ""
-    # All of the sentence is the title's opening: a title made of the text's first words.
-    if len(ends) >= 3 and _TITLE_WORD.search(sentence[ends[-1]:]) is None:
-        return ""
-    return sentence
-
-
-def _mostly_capitalized(sentence: str) -> bool:
-    ws = sentence.split()
-    return 2 * sum(w[0].isupper() for w in ws) > len(ws)
 
 
 def _ranked(scores: list[float], tiebreak: Sequence[tuple[int, int]]) -> list[int]:
