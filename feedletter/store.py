@@ -78,10 +78,10 @@ articles = sa.Table(
     sa.Column("clustered", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("duplicate_of", sa.Integer, sa.ForeignKey("articles.id")),
     sa.Column("story_id", sa.Integer, sa.ForeignKey("stories.id"), index=True),
-    # The MinHash signature of title + text (feedletter.stories.dedupe.document_signature) packed as int64s,
+    # The MinHash signature of title + text (feedletter.stories.minhash.document_signature) packed as int64s,
     # so that grouping hashes each text once; NULL until computed, and again when the text changes.
     sa.Column("signature", sa.LargeBinary),
-    # The same-story features (feedletter.stories.cluster.features) as a JSON list, for the same reason:
+    # The same-story features (feedletter.stories.features) as a JSON list, for the same reason:
     # every grouping compares the new articles with those of the whole window.
     sa.Column("features", sa.Text),
 )

@@ -12,16 +12,13 @@ from feedletter.models import Document
 from feedletter.stories.cluster import (
     Assignment,
     cluster_documents,
-    feature_counts,
-    features,
-    features_json,
     pair_similarities,
-    parse_features,
     pick_lead,
     story_members,
     subjects,
 )
-from feedletter.stories.dedupe import signature
+from feedletter.stories.features import feature_counts, features, features_json, parse_features
+from feedletter.stories.minhash import signature
 
 T0 = datetime(2026, 5, 10, 18, 0, tzinfo=UTC)
 
@@ -351,12 +348,12 @@ def test_a_sites_second_post_leaves_the_story_instead_of_splitting_it() -> None:
 
 
 def test_average_link_sends_out_the_one_post_in_the_way_rather_than_keeping_halves() -> None:
-    from feedletter.stories.cluster import _average_link
+    from feedletter.stories.linkage import average_link
 
     # Documents 0 and 2 are one site's two posts; 0-1 and 2-3 pair up first, then the pairs meet.
     edges = {(0, 1): 0.9, (2, 3): 0.9, (0, 2): 0.5, (0, 3): 0.5, (1, 2): 0.5, (1, 3): 0.5}
     sources = [{"wire": 0}, {"blog": 1}, {"wire": 2}, {"mag": 3}]
-    owner = _average_link(4, edges, 0.3, [], sources=sources)
+    owner = average_link(4, edges, 0.3, [], sources=sources)
     groups = {frozenset(i for i in range(4) if owner[i] == r) for r in set(owner)}
     assert len(groups) == 2 and {1, 3} <= max(groups, key=len) and len(max(groups, key=len)) == 3
-    assert _average_link(4, edges, 0.3, []) == [0, 0, 0, 0]  # without sources: one group
+    assert average_link(4, edges, 0.3, []) == [0, 0, 0, 0]  # without sources: one group

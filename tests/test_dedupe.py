@@ -9,14 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feedletter.models import Document
-from feedletter.stories.dedupe import (
+from feedletter.stories.dedupe import band_rows, carriers, near_duplicates
+from feedletter.stories.minhash import (
     SIGNATURE_SIZE,
-    band_rows,
-    carriers,
     document_signature,
     estimate_jaccard,
     estimate_similarity,
-    near_duplicates,
     signature,
     words,
 )
@@ -162,7 +160,7 @@ def test_default_threshold_is_the_pipelines() -> None:
 
 def test_default_finds_a_copy_with_a_quarter_changed() -> None:
     # Two of eight sentences replaced and a header added: below 0.8 overlap, above 0.7.
-    from feedletter.stories.dedupe import _shingle_hashes
+    from feedletter.stories.minhash import _shingle_hashes
 
     sents = ARTICLE.split(". ")
     sents[1] = "Councillors argued late into the evening before a show of hands settled the matter"
@@ -181,7 +179,7 @@ def test_default_finds_a_copy_with_a_quarter_changed() -> None:
 
 def _plain_signature(text: str) -> tuple[int, ...]:
     """The stored formula written out in plain Python, one word and one shingle at a time."""
-    from feedletter.stories import dedupe
+    from feedletter.stories import minhash
     from feedletter.text.boilerplate import strip_boilerplate
 
     mask = (1 << 64) - 1
@@ -193,8 +191,8 @@ def _plain_signature(text: str) -> tuple[int, ...]:
         x = (x * 0xC4CEB9FE1A85EC53) & mask
         return x ^ (x >> 33)
 
-    place = [int(w) for w in dedupe._PLACE_WEIGHTS]
-    weights = [int(w) for w in dedupe._SHINGLE_WEIGHTS]
+    place = [int(w) for w in minhash._PLACE_WEIGHTS]
+    weights = [int(w) for w in minhash._SHINGLE_WEIGHTS]
     hashes = [sum((byte + 1) * place[i % 256] for i, byte in enumerate(w.encode())) & mask
               for w in words(strip_boilerplate(text))]
     hashes += [0] * (3 - len(hashes)) if hashes else []
@@ -224,7 +222,7 @@ def test_signature_values_are_the_stored_formula() -> None:
                max_size=60))
 def test_signature_words_are_those_of_words(text: str) -> None:
     # The hashing finds words in bytes with lookup tables; they must be the regex's words exactly.
-    from feedletter.stories.dedupe import _word_bytes, normalize
+    from feedletter.stories.minhash import _word_bytes, normalize
 
     data, lengths = _word_bytes(normalize(text))
     found, at = [], 0
@@ -263,7 +261,7 @@ def test_candidate_pairs_are_those_sharing_a_band() -> None:
     "First paragraph with several words here.\n\nLeave a Reply\nYour email address will not be published.\n\nMore text",
     "", "Home News Health\nOne line only", "a\n\n\n\nb c d e f", "Back to top button"])
 def test_article_signature_is_document_signature(title: str, raw: str) -> None:
-    from feedletter.stories.dedupe import article_signature, signature
+    from feedletter.stories.minhash import article_signature, signature
     from feedletter.text.boilerplate import strip_boilerplate
 
     text = strip_boilerplate(raw)
@@ -273,7 +271,7 @@ def test_article_signature_is_document_signature(title: str, raw: str) -> None:
 def test_signatures_hashed_together_are_those_hashed_alone() -> None:
     # A feed's articles are hashed in one batch: each must get exactly its own signature, whatever
     # its neighbours (empty, one or two words, non-ASCII, a multi-line title, boilerplate).
-    from feedletter.stories.dedupe import article_signature, article_signatures, signatures
+    from feedletter.stories.minhash import article_signature, article_signatures, signatures
 
     rng = random.Random(5)
     pool = [ARTICLE, _copy_with_edits(ARTICLE), "", "one", "two words", "a b c", "— … —", "Zoë’s café: 1,200 crêpes.",

@@ -16,7 +16,7 @@ from feedletter.sitehost import SiteHost
 from feedletter.store import Store, articles, carriers, sources
 from feedletter.store import stories as stories_table
 from feedletter.stories import stages as stories
-from feedletter.stories.dedupe import document_signature
+from feedletter.stories.minhash import document_signature
 from tests.conftest import ROOT, run_gather
 
 EXPECTED = json.loads((ROOT / "demo" / "expected.json").read_text())
@@ -283,7 +283,7 @@ def test_parsing_and_extracting_in_worker_processes_stores_what_the_threads_stor
 
 def test_grouping_stores_each_articles_features_and_reuses_them(store: Store,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from feedletter.stories.cluster import features
+    from feedletter.stories.features import features
 
     _insert(store, "a/1", "Ferry terminal approved", _STORY * 4, 0)
     _insert(store, "c/1", "Pie contest returns", "Bakers of Wexley Fen gather for the 31st pie contest. " * 6, 2)
@@ -401,7 +401,7 @@ def test_features_from_workers_hold_each_word_once() -> None:
 
 
 def test_the_fetch_stage_stores_the_features_grouping_would_compute(demo_config: Config, store: Store) -> None:
-    from feedletter.stories.cluster import features_json
+    from feedletter.stories.features import features_json
 
     with gather.make_fetcher(demo_config) as fetcher:
         gather.store_entries(demo_config, store, gather.fetch_sources(demo_config, store, fetcher))

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from feedletter.models import Document
 from feedletter.store import Store, articles
 from feedletter.store import stories as stories_table
-from feedletter.stories import cluster, sentences, summarize
+from feedletter.stories import cluster, features, sentences, summarize
 from feedletter.stories import stages as stories
 from feedletter.text.boilerplate import is_boilerplate
 from feedletter.workers import CpuPool
@@ -179,4 +179,4 @@ def test_word_runs_find_the_words_the_lookbehind_finds() -> None:
     samples = ["abc_defg hello-world don't 1abcd abcd1 éabcd abcdé x'abcd -abcd abcd- ab'cd’ef ’abcd"]
     samples += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(20000)]
     for s in samples:
-        assert [w for w in cluster._WORD_RUN_RE.findall(s) if w] == cluster._WORD_RE.findall(s), s
+        assert [w for w in features._WORD_RUN_RE.findall(s) if w] == features._WORD_RE.findall(s), s

@@ -19,9 +19,9 @@ from feedletter.ingest.identity import canonical_url, content_hash, legacy_entry
 from feedletter.ingest.parse import feeds as parse
 from feedletter.models import Entry, ParsedFeed
 from feedletter.patterns import matches_any
-from feedletter.stories import dedupe
-from feedletter.stories.cluster import features_json
-from feedletter.stories.dedupe import pack_signature
+from feedletter.stories import minhash
+from feedletter.stories.features import features_json
+from feedletter.stories.minhash import pack_signature
 from feedletter.text import boilerplate, sanitize
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class Prepared:
     content_hash: str
     needs_text: bool
     signature: bytes | None = None  # the near-duplicate signature, packed; None while the text is a teaser
-    # The same-story features as grouping stores them (feedletter.stories.cluster.features_json); None while
+    # The same-story features as grouping stores them (feedletter.stories.features.features_json); None while
     # the text is a teaser.
     features: str | None = None
     legacy_key: str = ""  # the key an older feedletter stored this entry under, when it differs from key
@@ -83,7 +83,7 @@ def digest_feed(body: bytes, url: str, content_type: str | None, rules: EntryRul
     _tell_apart(made, tracking)
     # Hashed here, in the parse workers, rather than in the grouping stage after the store (which
     # reads the value back), and the whole feed's at once: a fraction of hashing article by article.
-    signed = iter(dedupe.article_signatures([(f["title"], f["text"]) for f in made if not f["needs_text"]]))
+    signed = iter(minhash.article_signatures([(f["title"], f["text"]) for f in made if not f["needs_text"]]))
     # The features too: read here, beside the other feeds' downloads, grouping finds them stored and
     # needs no worker processes of its own (measured on the farm's 10k articles: 1.6 s of CPU moved,
     # parsing 0.5-0.9 s longer, grouping 1.1-1.3 s shorter and without its two 43 MB workers).

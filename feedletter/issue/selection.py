@@ -36,7 +36,8 @@ from feedletter.config import Config, Newsletter
 from feedletter.models import Coverage, Document, Story
 from feedletter.patterns import matches_any
 from feedletter.store import Store, articles, issue_stories, issues, now, rows_in_chunks, stories, utc
-from feedletter.stories.cluster import feature_counts, parse_features, subjects
+from feedletter.stories.cluster import subjects
+from feedletter.stories.features import feature_counts, parse_features
 from feedletter.stories.sentences import split_sentences
 from feedletter.stories.stages import load_stories, story_articles
 

@@ -24,23 +24,22 @@ and without the same-source rule.
 from __future__ import annotations
 
 import heapq
-import json
 import math
 import operator
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from itertools import chain
 
 from feedletter.models import Document
 from feedletter.stories.dedupe import document_order, near_duplicates, paused_gc
-from feedletter.stories.summarize import STOPWORDS
+from feedletter.stories.features import (
+    document_features,
+)
+from feedletter.stories.linkage import Span, average_link
 
-__all__ = ["Assignment", "cluster_documents", "document_features", "feature_counts", "features", "features_json",
-           "features_json_of_counts",
-           "pair_similarities", "parse_features", "pick_lead", "story_members", "subjects"]
+__all__ = ["Assignment", "cluster_documents", "pair_similarities", "pick_lead", "story_members", "subjects"]
 
 SAME_STORY = 0.24
 SAME_SUBJECT = 0.04
@@ -60,72 +59,14 @@ class Assignment:
     subject: str = ""
 
 
-# A run of capitalized words: each word is a name, and so is the run ("Daniel James").
-# Both patterns open with a character class and check what precedes it with a lookbehind after
-# it, rather than with \b or a lookbehind first: then the regex engine skips ahead to candidate
-# characters instead of trying every position (names twice, numbers half again as fast).
-_NAME_RE = re.compile(r"[A-Z](?<!\w[A-Z])(?:[\w'’.-]*\w(?:[ \t]+[A-Z][\w'’.-]*\w)*|\b)")
-_NUMBER_RE = re.compile(r"[$€£\d](?<![\w.,][$€£\d])(?:(?<=[$€£])\d+|(?<=\d)\d*)(?:[.,:]\d+)*"
-                        r"(?:\s?(?:%|percent|bn|m|km|kg))?(?:-\d+)?(?![\w])")
-_WORD_RE = re.compile(r"(?<![\w'’-])[a-z][a-z'’-]{3,}(?![\w'’-])")
-# The same words, faster: each run of [\w'’-] is matched whole, as group 1 when it is such a word
-# and as an empty group 1 otherwise, rather than the lookbehind being tried at every character.
-_WORD_RUN_RE = re.compile(r"([a-z][a-z'’-]{3,})(?![\w'’-])|[\w'’-]+")
 # Kind weights on top of idf. Names are not boosted for stories: each name is a word feature too.
 _NAME_WEIGHT = 1.0
 _NUMBER_WEIGHT = 1.5
 _WORD_WEIGHT = 1.0
 _SUBJECT_NAME_WEIGHT = 2.0
-# Enough for a long article's body; the rest of a very long page adds cost more than evidence.
-_MAX_WORDS = 1000
 # Stored features are counts by feature ({feature: count}); the first format was a list (a set).
 _Counts = Mapping[str, float]
 _Vector = dict[str, float]
-
-
-def feature_counts(title: str, text: str) -> dict[str, int]:
-    """How often each comparable particular occurs: names (``e:``), numbers (``n:``), words (``w:``).
-
-    Over the title and the first :data:`_MAX_WORDS` words of the text.
-    """
-    body = " ".join(text.split()[:_MAX_WORDS])
-    return _counts(title + " . " + body)
-
-
-def _counts(both: str) -> dict[str, int]:
-    names: dict[str, int] = {}
-    for run, k in Counter(_NAME_RE.findall(both)).items():
-        parts = run.replace("’", "'").lower().split()
-        if len(parts) == 1:  # most runs are one word: the short way
-            p = parts[0]
-            p = p[:-2] if p.endswith("'s") else p
-            names[p] = names.get(p, 0) + k
-            continue
-        for p in parts:
-            p = p[:-2] if p.endswith("'s") else p
-            names[p] = names.get(p, 0) + k
-        while parts and parts[0] in STOPWORDS:
-            parts.pop(0)  # "The Daniel James" at a sentence start is still Daniel James
-        if len(parts) > 1:
-            # The whole name too: "Daniel James" is far rarer than "Daniel" or "James" alone.
-            whole = " ".join(parts)
-            whole = whole[:-2] if whole.endswith("'s") else whole
-            names[whole] = names.get(whole, 0) + k
-    out = {"e:" + n: k for n, k in names.items() if len(n) > 1 and n not in STOPWORDS}
-    for m, k in Counter(_NUMBER_RE.findall(both)).items():
-        key = "n:" + m.replace(",", "").replace(" ", "").replace("percent", "%")
-        out[key] = out.get(key, 0) + k
-    words = Counter(filter(None, _WORD_RUN_RE.findall(both.lower())))
-    for w in STOPWORDS.intersection(words):
-        del words[w]
-    # The kinds' prefixes keep keys apart, so a plain dict update (in C) adds the words.
-    out.update(zip(map("w:".__add__, words.keys()), words.values()))  # noqa: B905 - one dict's keys and values
-    return out
-
-
-def features(title: str, text: str) -> set[str]:
-    """The features a document is compared by (those :func:`feature_counts` counts)."""
-    return set(feature_counts(title, text))
 
 
 def _weight(feature: str) -> float:
@@ -155,7 +96,7 @@ def cluster_documents(docs: Sequence[Document], *, window: timedelta = timedelta
     ``subject_threshold`` the same for two groups of stories to share a subject. Candidates are
     documents sharing at least two of a document's ``probe_features`` heaviest features, counting
     only features held by at most ``max_posting`` documents. ``signatures`` (stored
-    :func:`feedletter.stories.dedupe.signature` values by id) spare re-hashing known texts, and
+    :func:`feedletter.stories.minhash.signature` values by id) spare re-hashing known texts, and
     ``known_features`` (stored :func:`feature_counts` by id, see :func:`parse_features`) re-reading
     them; a plain set of features (the first stored format) counts each feature once. ``duplicates``
     is :func:`feedletter.stories.dedupe.near_duplicates` of ``docs`` at ``duplicate_threshold`` when the
@@ -166,27 +107,6 @@ def cluster_documents(docs: Sequence[Document], *, window: timedelta = timedelta
             docs, threshold=duplicate_threshold, signatures=signatures)
         return _cluster(docs, dups, window, threshold, priority, max_posting, probe_features, known_features or {},
                         subject_threshold)
-
-
-def document_features(doc: Document) -> dict[str, int]:
-    """The feature counts :func:`cluster_documents` compares ``doc`` by."""
-    return feature_counts(doc.title, doc.text)
-
-
-def features_json(title: str, text: str) -> str:
-    """:func:`feature_counts` as stored: a JSON object, keys sorted so that equal counts are equal strings."""
-    return features_json_of_counts(feature_counts(title, text))
-
-
-def features_json_of_counts(counts: Mapping[str, int]) -> str:
-    """:func:`features_json` of the counts :func:`feature_counts` gave."""
-    return json.dumps(counts, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
-def parse_features(stored: str) -> dict[str, int] | None:
-    """Stored :func:`features_json` back as counts; None for the first format (a list), to compute again."""
-    value = json.loads(stored)
-    return value if isinstance(value, dict) else None
 
 
 def _as_counts(value: Collection[str] | _Counts) -> _Counts:
@@ -266,9 +186,9 @@ def _cluster(docs: Sequence[Document], dups: dict[str, str], window: timedelta, 
         family[i] = j
         forced.append((i, j))
     n = len(docs)
-    spans: list[_Span] = [(d.published, d.published) for d in docs]
+    spans: list[Span] = [(d.published, d.published) for d in docs]
     sources = [{d.source: family[i]} if d.source else {} for i, d in enumerate(docs)]
-    groups = _average_link(n, edges, threshold, forced, spans=spans, window=window, sources=sources)
+    groups = average_link(n, edges, threshold, forced, spans=spans, window=window, sources=sources)
 
     members_of: dict[int, list[int]] = defaultdict(list)
     for i in range(n):
@@ -457,179 +377,3 @@ def _within(a: Document, b: Document, window: timedelta) -> bool:
     return abs(a.published - b.published) <= window
 
 
-_Span = tuple[datetime | None, datetime | None]
-
-
-def _average_link(n: int, edges: Mapping[tuple[int, int], float], threshold: float,
-                  forced: Iterable[tuple[int, int]], *, spans: list[_Span] | None = None,
-                  window: timedelta | None = None, sources: list[dict[str, int]] | None = None) -> list[int]:
-    """Average-linkage groups over sparse similarities (a missing pair counts 0), each group's root.
-
-    ``forced`` pairs (near-duplicates) are joined first whatever else holds. A merge is refused
-    when the joined group would span more than ``window`` or hold two documents of one source
-    that are not of one family of copies (``sources``: per document, source -> family). When one
-    document of the smaller group alone stands in the way, it leaves that group instead, and the
-    rest may merge: otherwise a story told twice by one site ended up split in two halves, each
-    grown around one of the site's posts (a tenth of same-story pairs lost on ECB+).
-    """
-    owner = list(range(n))  # each document's group, named by its lowest member
-    members = [[i] for i in range(n)]
-    version = [0] * n  # bumped whenever a group changes, which makes its queued entries stale
-    doc_spans = list(spans) if spans is not None else None
-    doc_sources = [dict(x) for x in sources] if sources is not None else None
-    in_family: set[int] = set()
-    # A document sent out of a group never rejoins its former members (else it would come back
-    # and be sent out again, forever).
-    exile: dict[int, set[int]] = {}
-
-    def join(a: int, b: int) -> int:
-        root, child = min(a, b), max(a, b)
-        for m in members[child]:
-            owner[m] = root
-        members[root].extend(members[child])
-        members[child] = []
-        version[root] += 1
-        version[child] += 1
-        if spans is not None:
-            spans[root] = _merge_span(spans[root], spans[child])
-        if sources is not None:
-            sources[root].update(sources[child])
-        return root
-
-    for i, j in forced:
-        in_family.update((i, j))
-        if owner[i] != owner[j]:
-            join(owner[i], owner[j])
-    adjacency: dict[int, dict[int, float]] = defaultdict(dict)
-    # Sums of similarities between groups, by root.
-    sums: dict[int, dict[int, float]] = defaultdict(dict)
-    for (i, j), s in edges.items():
-        adjacency[i][j] = s
-        adjacency[j][i] = s
-        ri, rj = owner[i], owner[j]
-        if ri != rj:
-            sums[ri][rj] = sums[ri].get(rj, 0.0) + s
-            sums[rj][ri] = sums[rj].get(ri, 0.0) + s
-
-    def size(r: int) -> int:
-        return len(members[r])
-
-    def entry(a: int, b: int, total: float) -> tuple[float, int, int, int, int]:
-        x, y = min(a, b), max(a, b)
-        return (-total / (size(a) * size(b)), x, y, version[x], version[y])
-
-    heap = [entry(a, b, total) for a, near in sums.items() for b, total in near.items() if a < b]
-    heapq.heapify(heap)
-
-    def detachable(a: int, b: int) -> int | None:
-        """The one document of the smaller group whose source conflicts with the other group, if any."""
-        if doc_sources is None or sources is None:
-            return None
-        small, big = (a, b) if size(a) <= size(b) else (b, a)
-        if size(small) < 2:
-            return None
-        theirs = sources[big]
-        clash = [m for m in members[small] for src, fam in doc_sources[m].items() if theirs.get(src, fam) != fam]
-        if len(clash) != 1 or clash[0] in in_family:
-            return None
-        return clash[0]
-
-    def detach(x: int) -> None:
-        g = owner[x]
-        rest = [m for m in members[g] if m != x]
-        r = min(rest)
-        if r != g:  # x was the group's name: the rest takes its lowest member's
-            near = sums.pop(g, {})
-            sums[r] = near
-            for c in near:
-                sums[c][r] = sums[c].pop(g)
-        members[r] = rest
-        members[x] = [x]
-        exile.setdefault(x, set()).update(rest)
-        for m in rest:
-            owner[m] = r
-        owner[x] = x
-        version[r] += 1
-        version[x] += 1
-        if spans is not None and doc_spans is not None:
-            span: _Span = (None, None)
-            for m in rest:
-                span = _merge_span(span, doc_spans[m])
-            spans[r], spans[x] = span, doc_spans[x]
-        if sources is not None and doc_sources is not None:
-            merged: dict[str, int] = {}
-            for m in rest:
-                merged.update(doc_sources[m])
-            sources[r], sources[x] = merged, dict(doc_sources[x])
-        sums[x] = {}
-        for j, s in adjacency[x].items():
-            rj = owner[j]
-            if rj != r and rj in sums[r]:  # (absent: a merge of the two was refused, which stands)
-                sums[r][rj] -= s
-                sums[rj][r] -= s
-            sums[x][rj] = sums[x].get(rj, 0.0) + s
-            sums[rj][x] = sums[rj].get(x, 0.0) + s
-        for root in (r, x):
-            for c, total in sums[root].items():
-                heapq.heappush(heap, entry(root, c, total))
-
-    def _exiled(a: int, b: int) -> bool:
-        return size(a) == 1 and a in exile and not exile[a].isdisjoint(members[b])
-
-    while heap:
-        neg, a, b, va, vb = heapq.heappop(heap)
-        if -neg < threshold:
-            break
-        if version[a] != va or version[b] != vb or b not in sums[a]:
-            continue  # a group that has changed since: a newer entry stands for it
-        if not _within_window(a, b, spans, window) or _exiled(a, b) or _exiled(b, a):
-            del sums[a][b], sums[b][a]  # groups only grow, so the refusal stands
-            continue
-        if not _sources_agree(a, b, sources):
-            x = detachable(a, b)
-            if x is None:
-                del sums[a][b], sums[b][a]
-            else:
-                detach(x)
-            continue
-        near_a, near_b = sums.pop(a), sums.pop(b)
-        del near_a[b], near_b[a]
-        root = join(a, b)
-        other = b if root == a else a
-        merged = near_a
-        for c, s in near_b.items():
-            merged[c] = merged.get(c, 0.0) + s
-        sums[root] = merged
-        for c, s in merged.items():
-            near_c = sums[c]
-            near_c.pop(other, None)
-            near_c[root] = s
-            heapq.heappush(heap, entry(root, c, s))
-    return owner
-
-
-def _within_window(a: int, b: int, spans: list[_Span] | None, window: timedelta | None) -> bool:
-    if spans is not None and window is not None:
-        lo, hi = _merge_span(spans[a], spans[b])
-        if lo is not None and hi is not None and hi - lo > window:
-            return False
-    return True
-
-
-def _sources_agree(a: int, b: int, sources: list[dict[str, int]] | None) -> bool:
-    if sources is not None:
-        mine, theirs = sources[a], sources[b]
-        if len(mine) > len(theirs):
-            mine, theirs = theirs, mine
-        # Two documents of one source only share a story when they are copies of one another.
-        for source, fam in mine.items():
-            if theirs.get(source, fam) != fam:
-                return False
-    return True
-
-
-def _merge_span(a: _Span, b: _Span) -> _Span:
-    dates = [d for d in (*a, *b) if d is not None]
-    if not dates:
-        return (None, None)
-    return (min(dates), max(dates))

@@ -20,16 +20,10 @@ from feedletter.config import Config
 from feedletter.ingest.identity import canonical_url, content_hash
 from feedletter.models import Article, Coverage, Document, Story
 from feedletter.store import Store, articles, carriers, now, rows_in_chunks, stories, summaries, utc
-from feedletter.stories.cluster import (
-    SAME_STORY,
-    cluster_documents,
-    feature_counts,
-    features_json,
-    features_json_of_counts,
-    parse_features,
-    pick_lead,
-)
-from feedletter.stories.dedupe import document_signature, near_duplicates, pack_signature, unpack_signature
+from feedletter.stories.cluster import SAME_STORY, cluster_documents, pick_lead
+from feedletter.stories.dedupe import near_duplicates
+from feedletter.stories.features import feature_counts, features_json, features_json_of_counts, parse_features
+from feedletter.stories.minhash import document_signature, pack_signature, unpack_signature
 from feedletter.stories.summarize import ExtractiveSummarizer, Summarizer
 from feedletter.workers import CpuPool, Job, give_back_memory, processes_for
 

@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from feedletter.stories.dedupe import words
+from feedletter.stories.minhash import words
 from feedletter.stories.sentences import LIST_ITEM, summary_sentences, text_blocks, title_words, truncate_words, wordset
 from feedletter.text.boilerplate import _has_key
 
