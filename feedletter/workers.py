@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 
+# Calls a gather stage makes inline before its pool starts worker processes (feeds parsed in the fetch
+# threads, pages extracted): a run with fewer never starts them.
+PROCESSES_AFTER = 16
+
+
 def default_processes() -> int:
     """One worker per CPU this process may use; none on a single CPU, where they only add copying."""
     try:

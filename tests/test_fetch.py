@@ -16,8 +16,9 @@ import pytest
 
 from feedletter.config import Gather
 from feedletter.errors import FetchError
-from feedletter.ingest import fetch
-from feedletter.ingest.fetch import DEFAULT_USER_AGENT, Fetcher, check_address
+from feedletter.ingest import connections, fetch
+from feedletter.ingest.connections import check_address
+from feedletter.ingest.fetch import DEFAULT_USER_AGENT, Fetcher
 from tests.fixtures_ingest import RSS, RudeServer, rude, send
 from tests.fixtures_tls import self_signed
 
@@ -329,7 +330,7 @@ def _close_after(request: BaseHTTPRequestHandler) -> None:
 
 def test_a_connection_the_server_closed_is_not_reused(rude: RudeServer, fetcher: Fetcher,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fetch, "_STALE", ())  # no second try: the check before reuse alone must see it
+    monkeypatch.setattr(fetch, "STALE", ())  # no second try: the check before reuse alone must see it
     url = rude.route("/feed", _close_after)
     for _ in range(3):
         assert fetcher.get(url).body == RSS
@@ -341,7 +342,7 @@ def test_a_request_on_a_connection_closed_meanwhile_is_sent_again(rude: RudeServ
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # The server's close can cross the next request on the wire; the check before reuse cannot
     # see that case, so it is made to miss every close here.
-    monkeypatch.setattr(fetch, "_still_open", lambda conn: conn.sock is not None)
+    monkeypatch.setattr(connections, "_still_open", lambda conn: conn.sock is not None)
     url = rude.route("/feed", _close_after)
     for _ in range(3):
         assert fetcher.get(url).body == RSS

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from feedletter.config import Config
-from feedletter.ingest import gather
+from feedletter.ingest import gather, pages
 from feedletter.models import Article, Document
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store, articles, carriers, sources
@@ -241,6 +241,7 @@ def _warm_pools(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
             super().close()
 
     monkeypatch.setattr(gather, "CpuPool", Warm)
+    monkeypatch.setattr(pages, "CpuPool", Warm)
     return used
 
 

@@ -1,0 +1,115 @@
+"""The extract stage: full text for teaser articles, fetched once per page URL and kept by URL."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from feedletter.config import Config
+from feedletter.errors import FeedletterError
+from feedletter.ingest.entries import extract_page
+from feedletter.ingest.fetch import Fetcher, private_allowed
+from feedletter.ingest.identity import canonical_url, content_hash
+from feedletter.ingest.storing import lookup
+from feedletter.runreport import cause_of
+from feedletter.store import Store, articles, now, pages, rows_in_chunks
+from feedletter.workers import PROCESSES_AFTER, CpuPool, processes_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExtractCounts:
+    extracted: int = 0
+    cached: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractCounts:
+    """Fetch and extract the full text of teaser articles, once per page URL.
+
+    Pages already extracted are looked up in bulk first; extraction (CPU) runs in worker processes
+    when many pages come, like parsing; the outcome is written a chunk of articles per
+    transaction, so a stopped run keeps what it extracted.
+    """
+    counts = ExtractCounts()
+    with store.begin() as conn:
+        todo = conn.execute(sa.select(articles.c.id, articles.c.url, articles.c.source, articles.c.title)
+                            .where(articles.c.needs_text)).all()
+    if not todo:
+        return counts
+    by_name = {s.name: s for s in config.sources}
+    titles = {row.id: row.title for row in todo}
+    canonical = {row.id: canonical_url(row.url) for row in todo}
+    cached = cached_pages(store, set(canonical.values()))
+
+    def one(row: sa.Row[tuple[int, str, str, str]]) -> tuple[int, str, str, str | None, bool]:
+        hit = cached.get(canonical[row.id])
+        if hit is not None:
+            return row.id, hit[0], hit[1], None, True
+        source = by_name.get(row.source)
+        private = private_allowed(config, source) if source else config.allow_private
+        try:
+            page = fetcher.get(row.url, accept="text/html,application/xhtml+xml", allow_private=private)
+        except FeedletterError as exc:
+            return row.id, "", "", str(exc), False
+        html, text, error = cpu.run(extract_page, page.body or b"", page.url)
+        return row.id, html, text, error, False
+
+    processes = processes_for(config.gather.processes)
+    # Extraction needs trafilatura, which parsing feeds does not: the fork server loads it here only.
+    with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.ingest.entries", "trafilatura"]) as cpu:
+        threads = fetcher.threads_for([row.url for row in todo], config.gather.concurrency)
+        outcomes = list(fetcher.map(one, todo, workers=threads))
+    for chunk in rows_in_chunks(outcomes, _EXTRACT_BATCH):
+        saved: dict[str, tuple[str, str]] = {}
+        updates: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for article_id, html, text, error, was_cached in chunk:
+            if error:
+                counts.failed += 1
+                counts.errors.append(error)
+                log.warning("%s", error, extra={"cause": cause_of(error), "kind": "article page"})
+                # Keep the teaser; trying again every run would hammer a broken page.
+                failed.append({"_id": article_id})
+                continue
+            if not was_cached:
+                saved.setdefault(canonical[article_id], (html, text))
+            updates.append({"_id": article_id, "_html": html, "_text": text,
+                            "_hash": content_hash(titles[article_id], text)})
+            counts.cached += was_cached
+            counts.extracted += not was_cached
+        with store.begin() as conn:
+            if failed:
+                conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
+                    needs_text=False), failed)
+            if updates:
+                # The text changed: grouping hashes it and reads its features afresh.
+                conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
+                    html=sa.bindparam("_html"), text=sa.bindparam("_text"), needs_text=False,
+                    content_hash=sa.bindparam("_hash"), signature=None, features=None), updates)
+            _save_pages(conn, saved)
+    return counts
+
+
+_EXTRACT_BATCH = 500
+
+
+def cached_pages(store: Store, urls: set[str]) -> dict[str, tuple[str, str]]:
+    """Pages extracted before, by canonical URL: ``(html, text)``."""
+    with store.begin() as conn:
+        return {r[0]: (r[1], r[2]) for r in lookup(conn, pages.c.url, urls, pages.c.html, pages.c.text).values()}
+
+
+def _save_pages(conn: sa.Connection, found: dict[str, tuple[str, str]]) -> None:
+    if not found:
+        return
+    stamp = now()
+    for chunk in rows_in_chunks(sorted(found)):
+        conn.execute(pages.delete().where(pages.c.url.in_(chunk)))
+    conn.execute(pages.insert(), [{"url": url, "fetched": stamp, "html": html, "text": text}
+                                  for url, (html, text) in found.items()])
