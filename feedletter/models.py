@@ -24,6 +24,8 @@ class Entry:
     author: str | None = None
     summary: str = ""  # HTML
     content: str = ""  # HTML; empty for teaser-only feeds
+    image: str | None = None  # an absolute http(s) URL of the entry's picture
+    image_alt: str = ""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Extracted:
     title: str | None = None
     author: str | None = None
     published: datetime | None = None
+    image: str | None = None  # the page's og:image (or twitter:image), absolute http(s)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class Article:
     content_hash: str = ""
     duplicate_of: int | None = None
     story_id: int | None = None
+    image: str | None = None  # an absolute http(s) URL
+    image_alt: str = ""
 
     def as_document(self) -> Document:
         return Document(
@@ -116,8 +121,9 @@ class Story:
     summary: str
     tags: tuple[str, ...] = ()
     also: tuple[Coverage, ...] = ()
-    image: str | None = None
+    image: str | None = None  # the lead's picture, else another telling's; an absolute http(s) URL
     more: tuple[Coverage, ...] = ()
+    image_alt: str = ""
 
 
 @dataclass(frozen=True)

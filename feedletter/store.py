@@ -84,6 +84,9 @@ articles = sa.Table(
     # The same-story features (feedletter.stories.features) as a JSON list, for the same reason:
     # every grouping compares the new articles with those of the whole window.
     sa.Column("features", sa.Text),
+    # The article's picture (the feed item's media or first image, else the page's og:image).
+    sa.Column("image", sa.Text),
+    sa.Column("image_alt", sa.Text, nullable=False, server_default=""),
 )
 
 # The same article met again under another feed: kept so a story can say who carried it.
@@ -118,6 +121,7 @@ pages = sa.Table(
     sa.Column("html", sa.Text, nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("error", sa.Text),
+    sa.Column("image", sa.Text),  # the page's og:image, absolute http(s)
 )
 
 issues = sa.Table(
@@ -281,7 +285,11 @@ def _add_missing_columns(conn: Connection) -> None:
             if column.name in present:
                 continue
             kind = column.type.compile(dialect=conn.dialect)
-            default = f" DEFAULT {column.server_default.arg}" if column.server_default is not None else ""  # type: ignore[attr-defined]
+            default = ""
+            if column.server_default is not None:
+                arg = column.server_default.arg  # type: ignore[attr-defined]
+                # A text default is a string literal in SQL; sa.false() and the like print as SQL.
+                default = " DEFAULT " + ("'" + arg.replace("'", "''") + "'" if isinstance(arg, str) else str(arg))
             null = "" if column.nullable or default else " NOT NULL"
             conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{default}{null}'))
 

@@ -416,3 +416,38 @@ def test_the_fetch_stage_stores_the_features_grouping_would_compute(demo_config:
     stories.group_articles(store)
     after = _rows(store, sa.select(articles.c.key, articles.c.features).order_by(articles.c.key))
     assert [f for _, f in after if f] and all(f == a for (_, f), (_, a) in zip(before, after, strict=True) if f)
+
+
+def test_a_story_shows_the_feeds_picture_else_the_pages(tmp_path: Path) -> None:
+    """A feed item's picture is stored with its article; a teaser with none takes its page's og:image."""
+    from feedletter.config import load_config
+
+    root = tmp_path / "site"
+    root.mkdir()
+    body = "<p>" + " ".join(["The council voted on Tuesday to rebuild the old river bridge by 2027."] * 3) + "</p>"
+    (root / "feed.xml").write_text(f"""<?xml version='1.0'?>
+<rss version='2.0' xmlns:media='http://search.yahoo.com/mrss/'><channel><title>Town</title><link>/</link>
+<item><title>Bridge to be rebuilt</title><link>/bridge.html</link><guid>b</guid>
+<media:content url='/img/bridge.jpg' medium='image'/><description><![CDATA[{body}]]></description></item>
+<item><title>Library opens late</title><link>/library.html</link><guid>l</guid>
+<description>The library opens late on Thursdays from next month. Read more</description></item>
+</channel></rss>""")
+    (root / "library.html").write_text(
+        "<html><head><title>Library</title><meta property='og:image' content='/img/library.png'></head><body>"
+        "<article><h1>Library opens late</h1>" + "<p>The city library opens until nine on Thursdays from "
+        "next month, after readers asked for evening hours in a survey of 1,200 people.</p>" * 4
+        + "</article></body></html>")
+    with SiteHost(root) as site:
+        (tmp_path / "sources.yaml").write_text(
+            f"store: sqlite:///{tmp_path / 'f.db'}\nallow_private: true\nsources:\n"
+            f"  - {{name: town, url: '{site.url('feed.xml')}', full_text: auto}}\n")
+        config = load_config(tmp_path / "sources.yaml")
+        store = Store.open(config.store_url())
+        run_gather(config, store)
+    pictures = dict(_rows(store, sa.select(articles.c.title, articles.c.image)))
+    assert pictures == {"Bridge to be rebuilt": site.url("img/bridge.jpg"),
+                        "Library opens late": site.url("img/library.png")}
+    ids = [r.id for r in _rows(store, sa.select(stories_table.c.id))]
+    loaded = {s.title: s.image for s in stories.load_stories(store, ids, {})}
+    assert loaded == pictures
+    store.close()

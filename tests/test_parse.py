@@ -284,7 +284,7 @@ def test_external_entities_do_not_leak() -> None:
 def test_entry_record() -> None:
     entry = by_title(parse("rss20.xml"))["Ketamine & depression: what the new trial says"]
     record = entry_record(entry)
-    assert list(record) == ["title", "link", "key", "published", "author", "summary", "content"]
+    assert list(record) == ["title", "link", "key", "published", "author", "summary", "content", "image"]
     assert record["published"] == "2024-01-17T08:15:00Z"
     assert record["key"] == "guid:clinic-2024-0117"
     json.dumps(record)
@@ -504,3 +504,53 @@ def test_markup_that_trips_feedparser_is_a_parse_error() -> None:
     # Found by the property test above: feedparser's loose parser raised KeyError('links') on it.
     with pytest.raises(ParseError, match="malformed feed"):
         parse_feed(b"<channel<item<link</item</link<", url=FEED_URL, source="t", now=NOW)
+
+
+_PICTURES = b"""<?xml version='1.0'?>
+<rss version='2.0' xmlns:media='http://search.yahoo.com/mrss/'>
+<channel><title>t</title><link>https://ex.com/</link>
+<item><title>Media</title><link>https://ex.com/a</link><media:content url='https://ex.com/a.jpg' medium='image'/>
+<media:thumbnail url='https://ex.com/t.jpg'/><description>x</description></item>
+<item><title>Thumbnail</title><link>https://ex.com/t</link><media:content url='https://ex.com/v.mp4' medium='video'/>
+<media:thumbnail url='https://ex.com/t.jpg'/><description>x</description></item>
+<item><title>Enclosure</title><link>https://ex.com/b</link>
+<enclosure url='https://ex.com/b.png' type='image/png' length='1'/>
+<description>y</description></item>
+<item><title>Inline</title><link>https://ex.com/c</link>
+<description>&lt;p&gt;hi &lt;img src="/c.jpg" alt="Bridge &amp;amp; river"&gt;&lt;/p&gt;</description></item>
+<item><title>Data URI</title><link>https://ex.com/d</link>
+<description>&lt;img src="data:image/png;base64,AAAA"&gt;</description></item>
+<item><title>Script</title><link>https://ex.com/e</link>
+<description>&lt;img src="javascript:alert(1)"&gt;</description></item>
+<item><title>Podcast</title><link>https://ex.com/f</link>
+<enclosure url='https://ex.com/f.mp3' type='audio/mpeg' length='1'/>
+<description>z</description></item>
+</channel></rss>"""
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_entry_carries_its_picture_and_only_an_http_one(fast: bool) -> None:
+    feed = parse_feed(_PICTURES, url="https://ex.com/feed.xml", source="s", now=NOW, fast=fast)
+    pictures = {e.title: (e.image, e.image_alt) for e in feed.entries}
+    assert pictures == {
+        "Media": ("https://ex.com/a.jpg", ""),  # media:content before media:thumbnail
+        "Thumbnail": ("https://ex.com/t.jpg", ""),  # a video is no picture; its thumbnail is
+        "Enclosure": ("https://ex.com/b.png", ""),
+        "Inline": ("https://ex.com/c.jpg", "Bridge & river"),  # the first image of the HTML, made absolute
+        "Data URI": (None, ""),
+        "Script": (None, ""),
+        "Podcast": (None, ""),
+    }
+
+
+def test_a_json_feed_item_image_is_its_picture() -> None:
+    doc = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": [
+        {"id": "1", "url": "https://ex.com/1", "title": "One", "content_text": "x",
+         "image": "/one.jpg"},
+        {"id": "2", "url": "https://ex.com/2", "title": "Two", "content_text": "y",
+         "banner_image": "https://cdn.ex/2.jpg"},
+        {"id": "3", "url": "https://ex.com/3", "title": "Three", "content_text": "z",
+         "image": "ftp://ex.com/3.jpg"},
+    ]}).encode()
+    feed = parse_feed(doc, url="https://ex.com/feed.json", source="s", now=NOW)
+    assert [e.image for e in feed.entries] == ["https://ex.com/one.jpg", "https://cdn.ex/2.jpg", None]

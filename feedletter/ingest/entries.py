@@ -27,7 +27,7 @@ from feedletter.text import boilerplate, sanitize
 if TYPE_CHECKING:
     from feedletter.config import Source
 
-__all__ = ["EntryRules", "Prepared", "digest_feed", "extract_page"]
+__all__ = ["EntryRules", "Page", "Prepared", "digest_feed", "extract_page"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ class Prepared:
     legacy_key: str = ""  # the key an older feedletter stored this entry under, when it differs from key
     # Other entries of the same feed have the same canonical URL: it identifies none of them.
     shared_url: bool = False
+    image: str | None = None  # the entry's picture: an absolute http(s) URL
+    image_alt: str = ""
 
 
 def digest_feed(body: bytes, url: str, content_type: str | None, rules: EntryRules, tracking: tuple[str, ...],
@@ -142,14 +144,24 @@ def _fields(rules: EntryRules, entry: Entry, feed_link: str, tracking: Sequence[
             "url": entry.link, "title": title, "author": entry.author, "published": entry.published,
             "html": html, "text": text, "content_hash": content_hash(entry.title, text),
             "needs_text": teaser and bool(entry.link),
-            "legacy_key": legacy_entry_key(entry.guid, entry.link, tracking) or ""}
+            "legacy_key": legacy_entry_key(entry.guid, entry.link, tracking) or "",
+            "image": entry.image, "image_alt": entry.image_alt}
 
 
-def extract_page(body: bytes, url: str) -> tuple[str, str, str | None]:
-    """A fetched article page's sanitized HTML and plain text, or the extraction error."""
+@dataclass(frozen=True)
+class Page:
+    """An article page as the store keeps it: sanitized HTML, plain text and its picture."""
+
+    html: str
+    text: str
+    image: str | None = None
+
+
+def extract_page(body: bytes, url: str) -> Page | str:
+    """A fetched article page's sanitized HTML, plain text and picture, or the extraction error."""
     try:
         found = extract.extract(body, url=url)
     except FeedletterError as exc:
-        return "", "", str(exc)
+        return str(exc)
     html = sanitize.sanitize_html(found.html, base_url=url) if found.html else ""
-    return html, boilerplate.strip_boilerplate(found.text), None
+    return Page(html, boilerplate.strip_boilerplate(found.text), found.image)

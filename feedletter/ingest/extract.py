@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from html import escape
+from urllib.parse import urljoin
 
 from lxml import etree
 from lxml.html import HtmlElement
@@ -73,6 +74,7 @@ def extract(html: str | bytes, url: str | None = None, *, fast: bool = False,
     # metadata first: bylines and dates sit in the chrome strip_chrome removes; extract_metadata
     # only reads the tree (trafilatura itself runs it on the tree it then extracts from)
     title, author, published = _metadata(tree, url)
+    image = _page_image(tree, url)
     if url:
         # trafilatura resolves "../x" against the site root, not the page; lxml gets it right
         # and honours <base href>
@@ -90,7 +92,17 @@ def extract(html: str | bytes, url: str | None = None, *, fast: bool = False,
     if not text.strip():
         raise ExtractError(name, "no main content found")
     return Extracted(text=text, html="\n".join(html for html, _ in blocks), title=title,
-                     author=author, published=published)
+                     author=author, published=published, image=image)
+
+
+def _page_image(tree: HtmlElement, url: str | None) -> str | None:
+    """The picture the page offers for sharing (og:image, else twitter:image), when it is http(s)."""
+    for name in ("og:image", "og:image:url", "og:image:secure_url", "twitter:image"):
+        for value in tree.xpath(f'//meta[@property="{name}" or @name="{name}"]/@content'):
+            found = urljoin(url or "", str(value).strip())
+            if found.lower().startswith(("http://", "https://")) and len(found) <= 2048 and " " not in found:
+                return str(found)
+    return None
 
 
 def _blocks(body: etree._Element, title: str | None) -> list[tuple[str, str]]:

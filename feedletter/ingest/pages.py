@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from feedletter.config import Config
 from feedletter.errors import FeedletterError
-from feedletter.ingest.entries import extract_page
+from feedletter.ingest.entries import Page, extract_page
 from feedletter.ingest.fetch import Fetcher, private_allowed
 from feedletter.ingest.identity import canonical_url, content_hash
 from feedletter.ingest.storing import lookup
@@ -47,18 +47,17 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
     canonical = {row.id: canonical_url(row.url) for row in todo}
     cached = cached_pages(store, set(canonical.values()))
 
-    def one(row: sa.Row[tuple[int, str, str, str]]) -> tuple[int, str, str, str | None, bool]:
+    def one(row: sa.Row[tuple[int, str, str, str]]) -> tuple[int, Page | str, bool]:
         hit = cached.get(canonical[row.id])
         if hit is not None:
-            return row.id, hit[0], hit[1], None, True
+            return row.id, hit, True
         source = by_name.get(row.source)
         private = private_allowed(config, source) if source else config.allow_private
         try:
             page = fetcher.get(row.url, accept="text/html,application/xhtml+xml", allow_private=private)
         except FeedletterError as exc:
-            return row.id, "", "", str(exc), False
-        html, text, error = cpu.run(extract_page, page.body or b"", page.url)
-        return row.id, html, text, error, False
+            return row.id, str(exc), False
+        return row.id, cpu.run(extract_page, page.body or b"", page.url), False
 
     processes = processes_for(config.gather.processes)
     # Extraction needs trafilatura, which parsing feeds does not: the fork server loads it here only.
@@ -66,11 +65,12 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
         threads = fetcher.threads_for([row.url for row in todo], config.gather.concurrency)
         outcomes = list(fetcher.map(one, todo, workers=threads))
     for chunk in rows_in_chunks(outcomes, _EXTRACT_BATCH):
-        saved: dict[str, tuple[str, str]] = {}
+        saved: dict[str, Page] = {}
         updates: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
-        for article_id, html, text, error, was_cached in chunk:
-            if error:
+        for article_id, found, was_cached in chunk:
+            if isinstance(found, str):
+                error = found
                 counts.failed += 1
                 counts.errors.append(error)
                 log.warning("%s", error, extra={"cause": cause_of(error), "kind": "article page"})
@@ -78,9 +78,9 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
                 failed.append({"_id": article_id})
                 continue
             if not was_cached:
-                saved.setdefault(canonical[article_id], (html, text))
-            updates.append({"_id": article_id, "_html": html, "_text": text,
-                            "_hash": content_hash(titles[article_id], text)})
+                saved.setdefault(canonical[article_id], found)
+            updates.append({"_id": article_id, "_html": found.html, "_text": found.text, "_image": found.image,
+                            "_hash": content_hash(titles[article_id], found.text)})
             counts.cached += was_cached
             counts.extracted += not was_cached
         with store.begin() as conn:
@@ -91,7 +91,9 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
                 # The text changed: grouping hashes it and reads its features afresh.
                 conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
                     html=sa.bindparam("_html"), text=sa.bindparam("_text"), needs_text=False,
-                    content_hash=sa.bindparam("_hash"), signature=None, features=None), updates)
+                    content_hash=sa.bindparam("_hash"), signature=None, features=None,
+                    # The feed's own picture stays; the page's fills in where the feed gave none.
+                    image=sa.func.coalesce(articles.c.image, sa.bindparam("_image"))), updates)
             _save_pages(conn, saved)
     return counts
 
@@ -99,17 +101,18 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
 _EXTRACT_BATCH = 500
 
 
-def cached_pages(store: Store, urls: set[str]) -> dict[str, tuple[str, str]]:
-    """Pages extracted before, by canonical URL: ``(html, text)``."""
+def cached_pages(store: Store, urls: set[str]) -> dict[str, Page]:
+    """Pages extracted before, by canonical URL."""
     with store.begin() as conn:
-        return {r[0]: (r[1], r[2]) for r in lookup(conn, pages.c.url, urls, pages.c.html, pages.c.text).values()}
+        return {r[0]: Page(r[1], r[2], r[3])
+                for r in lookup(conn, pages.c.url, urls, pages.c.html, pages.c.text, pages.c.image).values()}
 
 
-def _save_pages(conn: sa.Connection, found: dict[str, tuple[str, str]]) -> None:
+def _save_pages(conn: sa.Connection, found: dict[str, Page]) -> None:
     if not found:
         return
     stamp = now()
     for chunk in rows_in_chunks(sorted(found)):
         conn.execute(pages.delete().where(pages.c.url.in_(chunk)))
-    conn.execute(pages.insert(), [{"url": url, "fetched": stamp, "html": html, "text": text}
-                                  for url, (html, text) in found.items()])
+    conn.execute(pages.insert(), [{"url": url, "fetched": stamp, "html": page.html, "text": page.text,
+                                   "image": page.image} for url, page in found.items()])

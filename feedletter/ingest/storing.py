@@ -143,7 +143,8 @@ def _store_entries(store: Store, results: Sequence[SourceResult]) -> StoreCounts
                           "title": p.title, "author": p.author, "published": p.published or stamp,
                           "fetched": stamp, "html": p.html, "text": p.text,
                           "content_hash": p.content_hash, "needs_text": p.needs_text,
-                          "signature": p.signature, "features": p.features})
+                          "signature": p.signature, "features": p.features, "image": p.image,
+                          "image_alt": p.image_alt})
             tally.new += 1
         if rekeyed:
             conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(

@@ -138,7 +138,7 @@ def story_context(story: Story, source_titles: Mapping[str, str]) -> dict[str, A
     return {
         "id": story.id, "title": story.title, "url": story.url, "source": story.source,
         "source_title": source_titles.get(story.source, story.source), "published": story.published,
-        "summary": story.summary, "tags": story.tags, "image": story.image,
+        "summary": story.summary, "tags": story.tags, "image": story.image, "image_alt": story.image_alt,
         "also": [{"source": a.source, "source_title": source_titles.get(a.source, a.source),
                   "title": a.title, "url": a.url} for a in story.also],
         "more": [{"source": m.source, "source_title": source_titles.get(m.source, m.source),

@@ -47,7 +47,8 @@ def _article(row: sa.RowMapping, *, html: bool = True) -> Article:
     return Article(id=row["id"], source=row["source"], key=row["key"], url=row["url"], title=row["title"],
                    published=utc(row["published"]) or now(), text=row["text"], html=row["html"] if html else "",
                    author=row["author"], content_hash=row["content_hash"],
-                   duplicate_of=row["duplicate_of"], story_id=row["story_id"])
+                   duplicate_of=row["duplicate_of"], story_id=row["story_id"], image=row.get("image"),
+                   image_alt=row.get("image_alt") or "")
 
 
 # What grouping reads: everything but the HTML, which it never looks at (a third of the bytes).
@@ -428,9 +429,11 @@ def load_stories(store: Store, story_ids: Sequence[int], source_tags: dict[str, 
                 if page not in seen:
                     seen.add(page)
                     also.append(Coverage(source=source, title=article.title, url=url))
+        pictured = next((a for a in [lead, *group] if a.image), None)
         out.append(Story(id=story_id, title=lead.title, url=lead.url, source=lead.source,
                          published=lead.published, summary=row.summary, also=tuple(also),
-                         tags=source_tags.get(lead.source, ())))
+                         tags=source_tags.get(lead.source, ()), image=pictured.image if pictured else None,
+                         image_alt=pictured.image_alt if pictured else ""))
     return out
 
 

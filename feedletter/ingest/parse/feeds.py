@@ -65,7 +65,7 @@ def entry_record(entry: Entry) -> dict[str, str | None]:
     if entry.published is not None:
         published = entry.published.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return {"title": entry.title, "link": entry.link, "key": entry.key, "published": published,
-            "author": entry.author, "summary": entry.summary, "content": entry.content}
+            "author": entry.author, "summary": entry.summary, "content": entry.content, "image": entry.image}
 
 
 def _entry(item: RawItem, *, source: str, base: str, reference: datetime,
@@ -92,7 +92,36 @@ def _entry(item: RawItem, *, source: str, base: str, reference: datetime,
         author=_SPACE.sub(" ", item.author).strip() or None if item.author else None,
         summary=summary,
         content=content,
+        **_picture(item.image, content or summary, link or base),
     )
+
+
+# The first <img> of an entry's HTML, with its alt text when it has one.
+_IMG = re.compile(r"<img\b[^>]*?\bsrc\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))[^>]*>", re.IGNORECASE)
+_ALT = re.compile(r"\balt\s*=\s*(?:\"([^\"]*)\"|'([^']*)')", re.IGNORECASE)
+_MAX_IMAGE_URL = 2048
+
+
+def _picture(image: str | None, markup: str, base: str) -> dict[str, str]:
+    """``image`` and ``image_alt`` for an Entry: the item's own picture, else the first image of its HTML.
+
+    Only an absolute http(s) URL is kept (a data: URI, a tracking pixel's javascript: or a relative
+    path that joins to nothing is no picture for an email).
+    """
+    alt = ""
+    if not image and "<img" in markup.lower():
+        m = _IMG.search(markup)
+        if m is not None:
+            image = html.unescape(m.group(1) or m.group(2) or m.group(3) or "")
+            a = _ALT.search(m.group(0))
+            alt = _SPACE.sub(" ", html.unescape(a.group(1) or a.group(2) or "")).strip() if a else ""
+    if not image:
+        return {}
+    url = urljoin(base, image.strip())
+    if not url.lower().startswith(("http://", "https://")) or len(url) > _MAX_IMAGE_URL or any(
+            c.isspace() or c in "<>\"" for c in url):
+        return {}
+    return {"image": url, "image_alt": alt[:300]}
 
 
 def _title(item: RawItem) -> str:

@@ -45,6 +45,7 @@ def read_json_feed(text: str, *, url: str) -> tuple[str, str, str, list[RawItem]
             updated=_text(raw.get("date_modified")),
             summary=_text(raw.get("summary")),
             content=content,
+            image=_text(raw.get("image")) or _text(raw.get("banner_image")),
         ))
     title = _text(doc.get("title")) or ""
     return title, _text(doc.get("home_page_url")) or "", fmt, items

@@ -64,6 +64,7 @@ class RawItem:
     updated: str | None = None
     summary: str | None = None
     content: str | None = None
+    image: str | None = None  # the item's own picture (media:content, media:thumbnail, an image enclosure)
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,38 @@ def _raw_item(e: Any, feed_author: str | None, *, fast: bool) -> RawItem:
         updated=_get(e, "updated"),
         summary=_empty_elements(summary) if summary else summary,
         content=content,
+        image=_image(e, fast=fast),
     )
+
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
+
+
+def _image(e: Any, *, fast: bool) -> str | None:
+    """The item's own picture: an image media:content, else media:thumbnail, else an image enclosure."""
+    def is_image(kind: str | None, medium: str | None, url: str) -> bool:
+        if medium:
+            return medium == "image"
+        if kind and kind not in ("unknown", ""):
+            return kind.startswith("image/")
+        return url.lower().split("?", 1)[0].endswith(_IMAGE_SUFFIXES)
+
+    found: list[str] = []
+    for m in _get(e, "media_content") or ():
+        url = _get(m, "url")
+        if isinstance(url, str) and url and is_image(_get(m, "type"), _get(m, "medium"), url):
+            found.append(url)
+    for m in _get(e, "media_thumbnail") or ():
+        url = _get(m, "url")
+        if isinstance(url, str) and url:
+            found.append(url)
+    for m in _get(e, "enclosures") or ():
+        url = _get(m, "href") or _get(m, "url")
+        if isinstance(url, str) and url and is_image(_get(m, "type"), None, url):
+            found.append(url)
+    if not found:
+        return None
+    return _attribute(found[0].strip()) if fast else found[0].strip()
 
 
 def _person(obj: Any) -> str | None:
