@@ -286,7 +286,7 @@ def syndicate(
     config: ConfigOpt = None,
 ) -> None:
     """Write RSS/Atom/JSON Feed and the web archive from the store; print the files that changed."""
-    from feedletter.publish.outputs import publish
+    from feedletter.publish.site import publish
 
     cfg = _config(config)
     with _store(cfg) as store:

@@ -24,6 +24,7 @@ from feedletter.store import Store
 from feedletter.stories import stages as stories
 
 if TYPE_CHECKING:
+    from feedletter import publish
     from feedletter.deliver import DeliveryCounts
     from feedletter.issue import digest
 
@@ -72,10 +73,11 @@ def _deliver(config: Config, store: Store, issue_id: int, progress: Progress) ->
     return send_issue(config, store, issue_id, progress=progress)
 
 
-def _syndicate(config: Config, store: Store) -> int:
-    from feedletter.publish.outputs import syndicate
+def _publish(config: Config, store: Store, issue_id: int) -> list[publish.Report]:
+    from feedletter.publish import publish_issue
 
-    return len(syndicate(config, store))
+    # Every output, in order: the site's feeds and archive, then the WebSub hub.
+    return publish_issue(config, store, issue_id)
 
 
 FETCH = io_stage("fetch_sources", _fetch, timeout=900)
@@ -88,10 +90,10 @@ ALERT = Stage("alert_operators", alerts.send_alerts, timeout=120)
 RENDER = Stage("render_digest", _render)
 SAVE = Stage("save_issue", _save)
 DELIVER = io_stage("deliver_digest", _deliver, timeout=3600)
-SYNDICATE = Stage("syndicate_outputs", _syndicate)
+PUBLISH = Stage("syndicate_outputs", _publish)  # the task's name in Prefect from before the outputs
 
 GATHER_STAGES = (FETCH, STORE, EXTRACT, GROUP, SUMMARIZE, ALERT)
-DIGEST_STAGES = (RENDER, SAVE, DELIVER, SYNDICATE, ALERT)
+DIGEST_STAGES = (RENDER, SAVE, DELIVER, PUBLISH, ALERT)
 
 
 # -- gather ----------------------------------------------------------------------------------
@@ -287,7 +289,8 @@ def _run_digest(config: Config, store: Store, runner: Runner, target: Newsletter
     issue_id: int = runner.stage(SAVE, store, prepared, target)
     counts: DeliveryCounts = runner.stage(DELIVER, config, store, issue_id, progress)
     log.info("deliver: %d sent, %d failed", counts.sent, counts.failed)
-    files: int = runner.stage(SYNDICATE, config, store)
+    published: list[publish.Report] = runner.stage(PUBLISH, config, store, issue_id)
+    files = sum(r.count for r in published if r.unit == "files")
     report.update(issue=prepared.number, subject=prepared.digest.subject,
                   stories=len(prepared.digest.stories), sent=report["sent"] + counts.sent,
                   failed=report["failed"] + counts.failed, published_files=files,

@@ -2,8 +2,8 @@
 
 Tables hold what the pipeline must remember between runs: per-source fetch state and health,
 articles (with the sources that carried each), stories, cached summaries, digest issues, subscribers,
-and the delivery outbox. Every function takes and returns the plain models or small records; no row
-object leaves this module.
+the delivery outbox, and the ledger of side effects done once. Every function takes and returns the
+plain models or small records; no row object leaves this module.
 """
 
 from __future__ import annotations
@@ -212,18 +212,19 @@ locks = sa.Table(
     sa.Column("run_id", sa.Integer),
 )
 
-# One campaign per (issue, provider) for providers that send a whole list at once (Listmonk,
-# Mailchimp): recorded before and after each remote step, so a rerun never creates or starts twice.
-campaigns = sa.Table(
-    "campaigns", metadata,
-    sa.Column("issue_id", sa.Integer, sa.ForeignKey("issues.id"), primary_key=True),
-    sa.Column("provider", sa.String(16), primary_key=True),
-    sa.Column("campaign_id", sa.String(64)),
-    sa.Column("state", sa.String(16), nullable=False),  # creating | created | starting | started
+# Side effects done once (campaigns, WebSub pings, an output's posts): each keyed thing is claimed
+# under a lease before the effect and recorded after it, so a rerun neither repeats nor loses it
+# (see ledger.py). ``ref`` is the remote thing's id, such as a campaign's.
+ledger = sa.Table(
+    "ledger", metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("ref", sa.String(255)),
     sa.Column("lease_owner", sa.String(64)),
     sa.Column("lease_until", sa.DateTime(timezone=True)),
     sa.Column("created", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("started", sa.DateTime(timezone=True)),
+    sa.Column("done", sa.DateTime(timezone=True)),
     sa.Column("error", sa.Text),
 )
 
@@ -267,6 +268,7 @@ def connect(url: str) -> Engine:
         with engine.begin() as conn:
             metadata.create_all(conn)
             _add_missing_columns(conn)
+            _move_campaigns(conn)
     except sa.exc.SQLAlchemyError as exc:
         raise StoreError(_redact(url), f"cannot open store: {exc.__class__.__name__}: {exc.args[0]}") from None
     return engine
@@ -292,6 +294,24 @@ def _add_missing_columns(conn: Connection) -> None:
                 default = " DEFAULT " + ("'" + arg.replace("'", "''") + "'" if isinstance(arg, str) else str(arg))
             null = "" if column.nullable or default else " NOT NULL"
             conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{default}{null}'))
+
+
+def _move_campaigns(conn: Connection) -> None:
+    """Move a store's campaign records from their own table, as kept before the ledger, into the ledger.
+
+    A campaign's entry is keyed as ``deliver.campaign`` keys it; one recorded as started is done.
+    """
+    if not sa.inspect(conn).has_table("campaigns"):
+        return
+    old = sa.Table("campaigns", sa.MetaData(), autoload_with=conn)
+    rows = conn.execute(sa.select(old)).mappings().all()
+    if rows:
+        conn.execute(ledger.insert(), [
+            {"kind": "campaign", "key": f"{r['issue_id']}/{r['provider']}", "state": r["state"],
+             "ref": r["campaign_id"], "lease_owner": r["lease_owner"], "lease_until": r["lease_until"],
+             "created": r["created"], "done": (r["started"] or r["created"]) if r["state"] == "started" else None,
+             "error": r["error"]} for r in rows])
+    old.drop(conn)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from feedletter.config import Config
 from feedletter.publish.archive import web_copy
-from feedletter.publish.outputs import publish
+from feedletter.publish.site import publish
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store
 from tests.conftest import postgres_url

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from feedletter.publish.outputs import publish
+from feedletter.publish.site import publish
 from feedletter.sitehost import SiteHost
 from tests.fixtures_syndication import seeded, story_title
 

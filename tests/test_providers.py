@@ -101,11 +101,11 @@ def test_listmonk_rerun_after_a_crash_during_start_asks_before_starting(listmonk
     calls = Calls()
     _listmonk_fake(httpserver, calls, status="running")
     issue = make_issue(listmonk, store, 1, html=HTML, text=TEXT)
-    from feedletter.store import campaigns, now
+    from feedletter.store import ledger, now
 
-    with store.begin() as conn:  # what a run killed inside the start call leaves behind
-        conn.execute(campaigns.insert().values(issue_id=issue.issue_id, provider="listmonk", campaign_id="42",
-                                               state="starting", created=now()))
+    with store.begin() as conn:  # what a run killed inside the start call leaves behind, its lease run out
+        conn.execute(ledger.insert().values(kind="campaign", key=f"{issue.issue_id}/listmonk", ref="42",
+                                            state="starting", created=now()))
     result = send_campaign(listmonk, store, issue)
     assert result.state == "started" and not result.started and not result.created
     assert [(m, p) for m, p, _ in calls.seen] == [("GET", "/api/campaigns/42")]

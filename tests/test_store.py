@@ -14,9 +14,9 @@ from feedletter.errors import StoreError
 from feedletter.store import (
     Store,
     articles,
-    campaigns,
     insert_rows,
     issues,
+    ledger,
     metadata,
     now,
     rows_in_chunks,
@@ -122,16 +122,11 @@ def test_a_failed_transaction_leaves_nothing_behind(any_store: Store) -> None:
         assert conn.execute(sa.select(sa.func.count()).select_from(issues)).scalar_one() == 0
 
 
-def test_campaign_record_is_unique_per_issue_and_provider(any_store: Store) -> None:
+def test_ledger_entry_is_unique_per_kind_and_key(any_store: Store) -> None:
     with any_store.begin() as conn:
-        row = conn.execute(issues.insert().values(newsletter="weekly", number=1, issued=now(), subject="s",
-                                                  preheader="", html="", text="", mjml="", data="{}"))
-        issue_id = row.inserted_primary_key[0]  # type: ignore[index]
-        conn.execute(campaigns.insert().values(issue_id=issue_id, provider="listmonk", state="creating",
-                                               created=now()))
+        conn.execute(ledger.insert().values(kind="campaign", key="1/listmonk", state="creating", created=now()))
     with pytest.raises(sa.exc.IntegrityError), any_store.begin() as conn:
-        conn.execute(campaigns.insert().values(issue_id=issue_id, provider="listmonk", state="creating",
-                                               created=now()))
+        conn.execute(ledger.insert().values(kind="campaign", key="1/listmonk", state="creating", created=now()))
 
 
 def test_an_unreachable_store_is_one_clear_error_without_the_password() -> None:
@@ -191,3 +186,29 @@ def test_a_sources_table_from_before_the_reasons_gains_their_columns(store_url: 
         assert now_.entries == EntryCounts(1, 40, 2, 1, 1, 3) and now_.duplicates == 43
     finally:
         store.close()
+
+
+def test_campaign_records_from_before_the_ledger_move_into_it(store_url: str) -> None:
+    from feedletter import ledger as entries
+
+    Store.open(store_url).close()
+    with sa.create_engine(store_url).begin() as conn:  # the campaigns table as it was before the ledger
+        conn.execute(sa.text("CREATE TABLE campaigns (issue_id INTEGER NOT NULL, provider VARCHAR(16) NOT NULL, "
+                             "campaign_id VARCHAR(64), state VARCHAR(16) NOT NULL, lease_owner VARCHAR(64), "
+                             "lease_until TIMESTAMP, created TIMESTAMP NOT NULL, started TIMESTAMP, error TEXT, "
+                             "PRIMARY KEY (issue_id, provider))"))
+        conn.execute(sa.text("INSERT INTO campaigns (issue_id, provider, campaign_id, state, created, started) VALUES "
+                             "(1, 'listmonk', '41', 'started', '2026-11-02 08:00:00', '2026-11-02 08:01:00'), "
+                             "(2, 'listmonk', '42', 'starting', '2026-11-09 08:00:00', NULL)"))
+    store = Store.open(store_url)
+    try:
+        assert not sa.inspect(store.engine).has_table("campaigns")
+        moved = {e.key: (e.ref, e.state, e.done) for e in entries.entries(store, "campaign")}
+        assert moved == {"1/listmonk": ("41", "started", datetime(2026, 11, 2, 8, 1, tzinfo=UTC)),
+                         "2/listmonk": ("42", "starting", None)}
+        assert entries.claim(store, "campaign", "1/listmonk") is None  # started: never again
+        resumed = entries.claim(store, "campaign", "2/listmonk")
+        assert resumed is not None and (resumed.state, resumed.ref) == ("starting", "42")
+    finally:
+        store.close()
+    Store.open(store_url).close()  # and opening it again finds nothing left to move

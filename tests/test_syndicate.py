@@ -22,7 +22,7 @@ from werkzeug import Request, Response
 from feedletter.config import Config, load_config
 from feedletter.errors import ConfigError
 from feedletter.ingest.parse.feeds import parse_feed
-from feedletter.publish.outputs import publish, syndicate
+from feedletter.publish.site import publish
 from feedletter.store import Store
 from feedletter.text.sanitize import sanitize_html
 from tests.fixtures_syndication import add_issues, seeded, write_config
@@ -226,7 +226,7 @@ def test_feeds_hold_the_newest_feed_items(tmp_path: Path) -> None:
 
 def test_only_listed_formats_are_written(tmp_path: Path) -> None:
     config, store = seeded(tmp_path, issues=1, feeds="[atom]")
-    files = syndicate(config, store)
+    files = publish(config, store).files
     store.close()
     names = {p.name for p in files}
     assert "atom.xml" in names and not {"rss.xml", "feed.json"} & names

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from feedletter.config import Config, Newsletter
+from feedletter.errors import SyndicateError
 from feedletter.models import Coverage
 from feedletter.store import Store, issue_stories, issues, utc
 from feedletter.stories.stages import load_stories
@@ -42,6 +43,8 @@ class PublishedStory:
 
 @dataclass(frozen=True)
 class PublishedIssue:
+    id: int
+    newsletter: str
     number: int
     subject: str
     preheader: str
@@ -81,20 +84,38 @@ def feed_formats(newsletter: Newsletter) -> list[str]:
     return [kind for kind in ("rss", "atom", "json") if kind in newsletter.feeds]
 
 
+def feed_paths(newsletter: Newsletter) -> list[str]:
+    """Every feed file of the newsletter, in the order ``feeds.feeds`` writes them."""
+    stories = "stories" in newsletter.feeds
+    return [path for kind in feed_formats(newsletter)
+            for path in (feed_path(kind), *([feed_path(kind, True)] if stories else []))]
+
+
 def addresses(config: Config, newsletter: Newsletter) -> Addresses:
     return Addresses(config.site.base_url.rstrip("/"), newsletter.name)
 
 
 def load_issues(config: Config, store: Store, newsletter: Newsletter) -> list[PublishedIssue]:
     """Every issue of ``newsletter``, newest first, with its stories in the order they were sent."""
+    return _load(config, store, issues.c.newsletter == newsletter.name)
+
+
+def load_issue(config: Config, store: Store, issue_id: int) -> PublishedIssue:
+    """One saved issue, as ``load_issues`` gives it."""
+    found = _load(config, store, issues.c.id == issue_id)
+    if not found:
+        raise SyndicateError(f"issue {issue_id}", "no such issue in the store")
+    return found[0]
+
+
+def _load(config: Config, store: Store, which: sa.ColumnElement[bool]) -> list[PublishedIssue]:
     with store.begin() as conn:
-        rows = conn.execute(sa.select(issues.c.id, issues.c.number, issues.c.subject, issues.c.preheader,
-                                      issues.c.issued, issues.c.html, issues.c.data)
-                            .where(issues.c.newsletter == newsletter.name)
-                            .order_by(issues.c.number.desc())).all()
+        rows = conn.execute(sa.select(issues.c.id, issues.c.newsletter, issues.c.number, issues.c.subject,
+                                      issues.c.preheader, issues.c.issued, issues.c.html, issues.c.data)
+                            .where(which).order_by(issues.c.number.desc())).all()
         placed = conn.execute(sa.select(issue_stories.c.issue_id, issue_stories.c.story_id)
-                              .where(issue_stories.c.newsletter == newsletter.name,
-                                     issue_stories.c.more_of.is_(None))
+                              .join(issues, issues.c.id == issue_stories.c.issue_id)
+                              .where(which, issue_stories.c.more_of.is_(None))
                               .order_by(issue_stories.c.issue_id, issue_stories.c.position)).all()
     story_ids: dict[int, list[int]] = {}
     for issue_id, story_id in placed:
@@ -112,7 +133,7 @@ def load_issues(config: Config, store: Store, newsletter: Newsletter) -> list[Pu
                                            s.published, s.summary, s.also, row.number)
                             for s in load_stories(store, ids, {}))
         issued = (utc(row.issued) or EPOCH).replace(microsecond=0)
-        out.append(PublishedIssue(row.number, row.subject, row.preheader, issued,
+        out.append(PublishedIssue(row.id, row.newsletter, row.number, row.subject, row.preheader, issued,
                                   row.html, stories))
     return out
 

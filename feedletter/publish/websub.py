@@ -3,6 +3,9 @@
 WebSub (W3C) leaves the publisher-to-hub notice to each hub; the form every public hub accepts is
 a POST of ``hub.mode=publish`` and ``hub.url=<topic>``, one topic per request. A hub being down
 must not undo a published issue: problems are logged and returned, never raised.
+
+As an output, it announces a published issue's feeds once per (issue, hub), claimed in the ledger:
+a rerun does not ping again, and a ping that failed is tried again by the next call for the issue.
 """
 
 from __future__ import annotations
@@ -11,6 +14,12 @@ import logging
 from collections.abc import Iterable
 
 import httpx
+
+from feedletter import ledger
+from feedletter.config import Config
+from feedletter.publish import Report
+from feedletter.publish.issues import PublishedIssue, addresses, feed_paths
+from feedletter.store import Store
 
 log = logging.getLogger("feedletter.publish.websub")
 
@@ -34,3 +43,27 @@ def ping(hub: str, topics: Iterable[str], *, timeout: float = 10.0) -> list[str]
     for problem in problems:
         log.warning("%s", problem)
     return problems
+
+
+class WebSub:
+    name = "websub"
+    kind = "websub"  # its entries in the ledger
+
+    def publish(self, config: Config, store: Store, issue: PublishedIssue) -> Report:
+        hub = config.site.websub_hub
+        if not hub:
+            return Report(self.name, 0, "pings")
+        newsletter = config.newsletter(issue.newsletter)
+        topics = [addresses(config, newsletter).home + path for path in feed_paths(newsletter)]
+        held = ledger.claim(store, self.kind, f"{issue.id}/{hub}") if topics else None
+        if held is None:  # no feeds, or pinged for this issue already, or another run is at it
+            return Report(self.name, 0, "pings")
+        problems = ping(hub, topics)
+        if problems:
+            ledger.fail(store, held, "; ".join(problems))
+        else:
+            ledger.record(store, held, "pinged", done=True)
+        return Report(self.name, len(topics) - len(problems), "pings", tuple(problems))
+
+
+WEBSUB = WebSub()

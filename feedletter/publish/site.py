@@ -1,8 +1,10 @@
-"""Publish every newsletter's issues: feeds (RSS 2.0, Atom 1.0, JSON Feed 1.1) and a static web archive.
+"""The site output: every newsletter's feeds (RSS 2.0, Atom 1.0, JSON Feed 1.1) and static web archive.
 
 Everything is rebuilt from the store and nothing depends on the time of the build, so building
 twice, or rebuilding in a fresh process, gives byte-identical files. Files whose bytes did not
-change are left alone; changed feeds are announced to the WebSub hub when one is configured.
+change are left alone. Publishing an issue (the digest run) builds the site, and the ``websub``
+output then announces the issue's feeds; ``publish`` (``feedletter syndicate``) builds it and
+announces every feed whose bytes changed.
 
 Layout under ``site.archive_dir``::
 
@@ -21,13 +23,14 @@ from pathlib import Path
 
 from feedletter.config import Config
 from feedletter.errors import SyndicateError
+from feedletter.publish import Report
 from feedletter.publish.archive import Archive, environment, home_page
 from feedletter.publish.feeds import feeds
 from feedletter.publish.issues import PublishedIssue, addresses, load_issues
 from feedletter.publish.websub import ping
 from feedletter.store import Store
 
-__all__ = ["Published", "publish", "syndicate"]
+__all__ = ["SITE", "Published", "Site", "build", "publish"]
 
 
 @dataclass
@@ -42,13 +45,28 @@ class Published:
     hub_problems: list[str] = field(default_factory=list)
 
 
-def syndicate(config: Config, store: Store) -> list[Path]:
-    """Write every newsletter's feeds and archive under ``site.archive_dir``; return the files written."""
-    return publish(config, store).files
+class Site:
+    """Publishing an issue rebuilds the whole site: the issue's pages and feeds, and the pages that list it."""
+
+    name = "site"
+
+    def publish(self, config: Config, store: Store, issue: PublishedIssue) -> Report:
+        return Report(self.name, len(build(config, store).files), "files")
+
+
+SITE = Site()
 
 
 def publish(config: Config, store: Store, *, rebuild: bool = False) -> Published:
-    """Build every output from the store.
+    """Build the site and announce every feed whose bytes changed to the WebSub hub, if one is set."""
+    result = build(config, store, rebuild=rebuild)
+    if config.site.websub_hub and result.changed_feeds:
+        result.hub_problems = ping(config.site.websub_hub, result.changed_feeds)
+    return result
+
+
+def build(config: Config, store: Store, *, rebuild: bool = False) -> Published:
+    """Write every newsletter's feeds and archive under ``site.archive_dir``.
 
     ``rebuild`` rewrites every file even when its bytes are unchanged and removes files in the
     newsletters' folders that the store no longer produces (a deleted issue, a changed page size).
@@ -73,8 +91,6 @@ def publish(config: Config, store: Store, *, rebuild: bool = False) -> Published
         if rebuild:
             result.removed += _prune(folder, produced)
     _write(result, root / "index.html", home_page(config, env, everyone).encode("utf-8"), rebuild)
-    if config.site.websub_hub and result.changed_feeds:
-        result.hub_problems = ping(config.site.websub_hub, result.changed_feeds)
     return result
 
 
