@@ -279,6 +279,7 @@ class Gather(_Model):
     timeout: float = Field(20.0, gt=0)
     max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_failures: int = Field(10, ge=1)
+    max_entries: int = Field(1000, ge=1)  # per feed: the newest this many; an archive feed's rest is left out
     user_agent: str = "feedletter/0.1 (+https://github.com/feedletter/feedletter)"
     tracking_params: list[str] = []
     interval_minutes: int = Field(60, ge=1)

@@ -36,6 +36,8 @@ class ParsedFeed:
     link: str
     entries: tuple[Entry, ...]
     format: str = ""  # "rss20", "atom10", "json11", ...
+    capped: int = 0  # entries left out as older than the newest gather.max_entries
+    dropped_links: int = 0  # item links dropped for not being http(s)
 
 
 @dataclass(frozen=True)

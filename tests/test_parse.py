@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import time
 import tracemalloc
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -554,3 +555,46 @@ def test_a_json_feed_item_image_is_its_picture() -> None:
     ]}).encode()
     feed = parse_feed(doc, url="https://ex.com/feed.json", source="s", now=NOW)
     assert [e.image for e in feed.entries] == ["https://ex.com/one.jpg", "https://cdn.ex/2.jpg", None]
+
+
+def test_control_characters_and_bidi_overrides_never_leave_the_parser() -> None:
+    poisoned = "Bell\u0007 nul\u0000 esc\u001b[31m not\ufffe a \u202eexe.png\u202c"
+    doc = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "Feed\u0007", "items": [
+        {"id": "1", "url": "https://ex.com/1", "title": poisoned, "content_html": f"<p>{poisoned}</p>",
+         "authors": [{"name": "Jo\u0008 Doe"}]}]}).encode()
+    rss = (b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><link>https://ex.com/</link>"
+           b"<item><title>Bell&#x7; in a title</title><link>https://ex.com/2</link><description>x</description>"
+           b"</item></channel></rss>")
+    (entry,) = parse_feed(doc, url="https://ex.com/feed.json", source="s", now=NOW).entries
+    for value in (entry.title, entry.content, entry.author or ""):
+        assert not any(ord(c) < 32 or c in "\ufffe\u202e\u202c" for c in value), repr(value)
+    assert entry.title == "Bell nul esc[31m not a exe.png" and entry.author == "Jo Doe"
+    for fast in (True, False):
+        feed = parse_feed(rss, url="https://ex.com/feed.xml", source="s", now=NOW, fast=fast)
+        assert [e.title for e in feed.entries] == ["Bell in a title"]
+
+
+def test_a_huge_title_is_cut_at_a_word() -> None:
+    doc = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": [
+        {"id": "1", "url": "https://ex.com/1", "title": "word " * 26_000, "content_text": "x"}]}).encode()
+    (entry,) = parse_feed(doc, url="https://ex.com/feed.json", source="s", now=NOW).entries
+    assert len(entry.title) <= 300 and entry.title.endswith("word…")
+
+
+def test_only_http_links_stay_and_the_others_are_counted() -> None:
+    links = ["javascript:alert(1)", "data:text/html,<b>x</b>", "mailto:a@example.org", "/relative", "https://ex.com/ok"]
+    doc = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": [
+        {"id": str(i), "url": link, "title": f"Item {i}", "content_text": "x"}
+        for i, link in enumerate(links)]}).encode()
+    feed = parse_feed(doc, url="https://ex.com/feed.json", source="s", now=NOW)
+    assert [e.link for e in feed.entries] == ["", "", "", "https://ex.com/relative", "https://ex.com/ok"]
+    assert feed.dropped_links == 3 and len(feed.entries) == 5  # the posts themselves are kept
+
+
+def test_a_feed_over_the_entry_cap_keeps_its_newest_entries() -> None:
+    items = "".join(f"<item><title>Post {i}</title><link>https://ex.com/{i}</link><guid>g{i}</guid>"
+                    f"<pubDate>{email.utils.format_datetime(NOW - timedelta(hours=i))}</pubDate>"
+                    f"<description>x</description></item>" for i in (3, 0, 4, 1, 2))
+    doc = f"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>{items}</channel></rss>".encode()
+    feed = parse_feed(doc, url="https://ex.com/feed.xml", source="s", now=NOW, max_entries=3)
+    assert [e.title for e in feed.entries] == ["Post 0", "Post 1", "Post 2"] and feed.capped == 2

@@ -8,8 +8,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from feedletter.stories.llm import PROMPT_VERSION, LLMSummarizer
-from feedletter.stories.sentences import split_sentences, truncate_words
+from feedletter.stories.sentences import split_sentences
 from feedletter.stories.summarize import SUMMARIZER_VERSION, ExtractiveSummarizer, Summarizer, summarize
+from feedletter.text.whitespace import truncate_words
 
 STORY_A = """Home › News › Science
 Posted by admin | 3 Comments

@@ -38,10 +38,11 @@ class EntryRules:
     full_text: str = "auto"  # auto | always | never
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    max_entries: int | None = None  # the newest this many of the feed's entries; None: all
 
     @classmethod
-    def of(cls, source: Source) -> EntryRules:
-        return cls(source.name, source.full_text, tuple(source.include), tuple(source.exclude))
+    def of(cls, source: Source, max_entries: int | None = None) -> EntryRules:
+        return cls(source.name, source.full_text, tuple(source.include), tuple(source.exclude), max_entries)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def digest_feed(body: bytes, url: str, content_type: str | None, rules: EntryRul
     """
     try:
         feed = parse.parse_feed(body, url=url, source=rules.name, content_type=content_type, now=current,
-                                extra_tracking=tracking)
+                                extra_tracking=tracking, max_entries=rules.max_entries)
     except FeedletterError as exc:
         return str(exc)
     kept = [e for e in feed.entries if _matches(rules, e)]

@@ -70,7 +70,7 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
     current = now()
 
     tracking = tuple(config.gather.tracking_params)
-    rules = {s.name: EntryRules.of(s) for s in wanted}
+    rules = {s.name: EntryRules.of(s, config.gather.max_entries) for s in wanted}
 
     def waiting(state: SourceState) -> bool:
         return not force and (state.disabled or (state.next_fetch is not None and state.next_fetch > current))
@@ -116,6 +116,14 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
         threads = fetcher.threads_for([states[s.name].url for s in wanted], config.gather.concurrency)
         outcomes = [outcome() for outcome in fetcher.map(one, wanted, workers=threads)]
     results = [o[0] for o in outcomes]
+    for r in results:
+        if r.feed is not None and r.feed.capped:
+            log.warning("%s: kept the newest %d entries, left out %d older (gather.max_entries)", r.source,
+                        len(r.entries) + r.filtered, r.feed.capped,
+                        extra={"cause": "more entries than gather.max_entries", "kind": "source"})
+        if r.feed is not None and r.feed.dropped_links:
+            log.warning("%s: %d item links dropped: not http(s)", r.source, r.feed.dropped_links,
+                        extra={"cause": "item links not http(s)", "kind": "source"})
     with store.begin() as conn:
         successes = []
         for result, state, detail in outcomes:

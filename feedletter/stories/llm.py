@@ -17,9 +17,9 @@ from typing import Any
 
 import requests
 
-from feedletter.stories.sentences import truncate_words
 from feedletter.stories.summarize import ExtractiveSummarizer, Summarizer
 from feedletter.text.boilerplate import strip_boilerplate
+from feedletter.text.whitespace import truncate_words
 
 __all__ = ["PROMPT_VERSION", "LLMSummarizer"]
 

@@ -184,18 +184,6 @@ def _ends_with_abbreviation(piece: str) -> bool:
     return token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha())
 
 
-def truncate_words(text: str, max_chars: int) -> str:
-    """``text`` cut to at most ``max_chars`` characters at a word boundary, with an ellipsis."""
-    if len(text) <= max_chars:
-        return text
-    if max_chars <= 1:
-        return ""
-    cut = text[:max_chars - 1]
-    if " " in cut and not text[max_chars - 1].isspace():
-        cut = cut[:cut.rfind(" ")]
-    return cut.rstrip(" ,;:-–—") + "…"
-
-
 def title_words(title: str) -> list[str]:
     """The title's words, lower-cased; a title the feed cut from the text loses its ellipsis."""
     return [w.lower() for w in _TITLE_WORD.findall(_TITLE_CUT.sub("", title))]

@@ -25,8 +25,9 @@ import numpy as np
 import numpy.typing as npt
 
 from feedletter.stories.minhash import words
-from feedletter.stories.sentences import LIST_ITEM, summary_sentences, text_blocks, title_words, truncate_words, wordset
+from feedletter.stories.sentences import LIST_ITEM, summary_sentences, text_blocks, title_words, wordset
 from feedletter.text.boilerplate import _has_key
+from feedletter.text.whitespace import truncate_words
 
 __all__ = ["SUMMARIZER_VERSION", "ExtractiveSummarizer", "Summarizer", "summarize"]
 

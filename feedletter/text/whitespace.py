@@ -1,8 +1,8 @@
-"""Whitespace folding, the one operation every text stage repeats."""
+"""Whitespace folding, the one operation every text stage repeats, and cutting a text at a word."""
 
 from __future__ import annotations
 
-__all__ = ["squash"]
+__all__ = ["squash", "truncate_words"]
 
 
 def squash(text: str) -> str:
@@ -17,3 +17,15 @@ def squash(text: str) -> str:
     if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
         return text
     return " ".join(text.split())
+
+
+def truncate_words(text: str, max_chars: int) -> str:
+    """``text`` cut to at most ``max_chars`` characters at a word boundary, with an ellipsis."""
+    if len(text) <= max_chars:
+        return text
+    if max_chars <= 1:
+        return ""
+    cut = text[:max_chars - 1]
+    if " " in cut and not text[max_chars - 1].isspace():
+        cut = cut[:cut.rfind(" ")]
+    return cut.rstrip(" ,;:-–—") + "…"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import codecs
 import html.entities
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from feedletter.errors import ParseError
 
@@ -65,6 +65,10 @@ class RawItem:
     summary: str | None = None
     content: str | None = None
     image: str | None = None  # the item's own picture (media:content, media:thumbnail, an image enclosure)
+
+
+# RawItem's text fields: what cleaning and unmasking go over.
+RAW_TEXT_FIELDS = tuple(f.name for f in fields(RawItem) if f.type in ("str | None", "str"))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +20,7 @@ import feedparser
 import feedparser_rs
 
 from feedletter.errors import ParseError
-from feedletter.ingest.parse.prepare import Prepared, RawItem
+from feedletter.ingest.parse.prepare import RAW_TEXT_FIELDS, Prepared, RawItem
 
 log = logging.getLogger(__name__)
 FeedParts = tuple[str, str, str, list[RawItem]]  # title, link, format, items
@@ -86,13 +86,12 @@ def _unmask(parts: FeedParts, origin: str) -> FeedParts:
     title, link, fmt, items = parts
     fixed = []
     for item in items:
-        changes: dict[str, Any] = {name: back(value) for name in _ITEM_TEXT
+        changes: dict[str, Any] = {name: back(value) for name in RAW_TEXT_FIELDS
                    if (value := getattr(item, name)) and _MASK in value}
         fixed.append(replace(item, **changes) if changes else item)
     return back(title) or "", back(link) or "", fmt, fixed
 
 
-_ITEM_TEXT = tuple(f.name for f in fields(RawItem) if f.type in ("str | None", "str"))
 
 
 def _read_fast(prepared: Prepared, body: bytes) -> tuple[Any, str]:
