@@ -438,7 +438,3 @@ def load_stories(store: Store, story_ids: Sequence[int], source_tags: dict[str, 
                          published=lead.published, summary=row.summary, also=tuple(also),
                          tags=source_tags.get(lead.source, ())))
     return out
-
-
-def documents(rows: Sequence[Article]) -> list[Document]:
-    return [a.as_document() for a in rows]
