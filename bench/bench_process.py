@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_gather import Farm  # noqa: E402  (the same warmed feed farm as the in-process bench)
 
-from flows.localserver import LocalPrefectServer  # noqa: E402
+from feedletter_flows.localserver import LocalPrefectServer  # noqa: E402
 
 
 def _tree_memory(session: int) -> tuple[int, int]:

@@ -63,17 +63,17 @@ def main() -> int:
         print(f"demo site   {site.base}  ({len(config.sources)} feeds)     mail server  {sink.url}")
         print(f"subscribers {result.added} imported into {newsletter.name}")
         print("starting Prefect (the first run creates its local database: ~20 s) …", flush=True)
-        from flows.digest import digest_flow
-        from flows.gather import gather_flow
+        from feedletter_flows.digest import digest_flow
+        from feedletter_flows.gather import gather_flow
 
         first = gather_flow(config_path="sources.yaml")
         # The same post under another feed's URL (a carrier), and near-identical copies (stored, marked).
-        dups = first["carried"] + first["near_duplicates"]
-        print(f"gather #1   {first['fetched']} sources fetched · {first['new']} new articles · "
-              f"{dups} duplicate{'' if dups == 1 else 's'} · {first['extracted']} full texts extracted · "
-              f"{first['stories_new']} stories")
+        dups = first.carried + first.near_duplicates
+        print(f"gather #1   {first.fetched} sources fetched · {first.new} new articles · "
+              f"{dups} duplicate{'' if dups == 1 else 's'} · {first.extracted} full texts extracted · "
+              f"{first.stories_new} stories")
         second = gather_flow(config_path="sources.yaml")
-        print(f"gather #2   {second['not_modified']} not modified (HTTP 304) · {second['new']} new articles")
+        print(f"gather #2   {second.not_modified} not modified (HTTP 304) · {second.new} new articles")
         prepared = prepare_digest(config, store, newsletter)
         if prepared is None:
             print("demo: no stories to send", file=sys.stderr)
@@ -82,7 +82,7 @@ def main() -> int:
         sent = digest_flow(newsletter=newsletter.name, config_path="sources.yaml")
         store.close()
         received = sink.received
-        print(f"digest      \"{sent['subject']}\" · {sent['stories']} stories · {sent['sent']} sent · "
+        print(f"digest      \"{sent.subject}\" · {sent.stories} stories · {sent.sent} sent · "
               f"the mail server received {len(received)}")
     archive = OUT / "public" / newsletter.name
     rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731

@@ -48,7 +48,7 @@ class Runner(Protocol):
     @property
     def log(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]: ...
 
-    def stage(self, stage: Stage, *args: Any) -> Any: ...
+    def stage(self, stage: Stage, *args: Any, **kwargs: Any) -> Any: ...
 
     def table(self, key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None: ...
 
@@ -72,10 +72,10 @@ class InProcess:
     def log(self) -> logging.Logger:
         return self._log
 
-    def stage(self, stage: Stage, *args: Any) -> Any:
+    def stage(self, stage: Stage, *args: Any, **kwargs: Any) -> Any:
         for attempt in range(stage.retries + 1):
             try:
-                return stage.fn(*args)
+                return stage.fn(*args, **kwargs)
             except Exception as exc:
                 if attempt >= stage.retries or not is_transient(exc):
                     raise

@@ -1,14 +1,16 @@
-"""What a run says to a person: one summary line per report, and warnings grouped by cause.
+"""What a run says to a person: its report and one summary line of it, and warnings grouped by cause.
 
-The flows return their report as a dict (stored with the run, printed as JSON for scripts); a
-terminal gets :func:`gather_line` or :func:`digest_line` instead. A gather where 28 article pages
-sit on a host that no longer exists logs 28 warnings: :class:`WarningGroups` turns them into one
-line, ``28 article pages not fetched: host not found (e.g. …) — see `feedletter sources status```.
-Stages name the cause of what they log with ``extra={"cause": cause_of(error), "kind": "source"}``.
+The gather and digest runs (``feedletter.runs``) return a :class:`GatherReport` or a
+:class:`DigestReport`: stored with the run, printed as JSON for scripts (``to_json``), and said to a
+terminal in one line (``line``). A gather where 28 article pages sit on a host that no longer
+exists logs 28 warnings: :class:`WarningGroups` turns them into one line, ``28 article pages not
+fetched: host not found (e.g. …) — see `feedletter sources status```. Stages name the cause of what
+they log with ``extra={"cause": cause_of(error), "kind": "source"}``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["WarningGroups", "cause_of", "digest_line", "gather_line", "handlers_in_use"]
+__all__ = ["DigestReport", "GatherReport", "WarningGroups", "cause_of", "handlers_in_use"]
 
 SEP = " · "
 
@@ -32,77 +34,121 @@ def _seconds(value: float) -> str:
     return f"{minutes} min {seconds} s"
 
 
-def _n(report: Mapping[str, Any], key: str) -> int:
-    return int(report.get(key) or 0)
+@dataclass(frozen=True)
+class GatherReport:
+    """What one gather run did: how its sources fared, which entries it stored and why it left the
+    others, and the stories it made and summarized."""
+
+    sources: int = 0
+    fetched: int = 0
+    not_modified: int = 0
+    errors: int = 0
+    skipped: int = 0
+    new: int = 0
+    seen: int = 0
+    repeated: int = 0
+    carried: int = 0
+    removed: int = 0
+    filtered: int = 0
+    near_duplicates: int = 0  # stored, and marked by the grouping as a copy of another feed's article
+    extracted: int = 0
+    extract_errors: int = 0
+    stories_new: int = 0
+    stories_joined: int = 0  # articles that joined a story already there, or one started earlier in the run
+    summarized: int = 0
+    summaries_cached: int = 0
+    seconds: float = 0.0
+    stage_seconds: Mapping[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as ``feedletter gather --json`` prints it and the store keeps it with the run."""
+        return dataclasses.asdict(self)
+
+    def line(self) -> str:
+        """``gather: 500 sources: 480 ok, 15 not modified, 5 failed · 1,234 new articles · skipped 300
+        seen, 2 repeated · 700 new stories, 112 articles joined stories · 9.4 s``.
+
+        Zero counts are left out, except the sources fetched and the new articles.
+        """
+        states = [f"{self.fetched:,} ok"]
+        states += [f"{n:,} {label}" for n, label in
+                   ((self.not_modified, "not modified"), (self.errors, "failed"), (self.skipped, "skipped")) if n]
+        parts = [f"gather: {_count(self.sources, 'source')}: {', '.join(states)}" if self.sources
+                 else "gather: no sources"]
+        new = _count(self.new, "new article")
+        if self.near_duplicates:
+            new += f" ({self.near_duplicates:,} near-duplicate)"
+        parts.append(new)
+        skipped = [f"{n:,} {why}" for why, n in (("seen", self.seen), ("repeated", self.repeated),
+                                                 ("carried", self.carried), ("removed", self.removed),
+                                                 ("filtered", self.filtered)) if n]
+        if skipped:
+            parts.append("skipped " + ", ".join(skipped))
+        if self.extracted or self.extract_errors:
+            parts.append(_count(self.extracted, "page") + " extracted"
+                         + (f", {self.extract_errors:,} failed" if self.extract_errors else ""))
+        stories = [_count(self.stories_new, "new story", "new stories")]
+        if self.stories_joined:
+            stories.append(f"{_count(self.stories_joined, 'article')} joined stories")
+        parts.append(", ".join(stories))
+        if self.summarized:
+            parts.append(_count(self.summarized, "summary", "summaries")
+                         + (f" ({self.summaries_cached:,} cached)" if self.summaries_cached else ""))
+        parts.append(_seconds(self.seconds))
+        return SEP.join(parts)
 
 
-def gather_line(report: Mapping[str, Any]) -> str:
-    """One line for a gather report (the dict the gather flow returns).
+@dataclass(frozen=True)
+class DigestReport:
+    """What one digest run of a newsletter did: the issue it made (or why none), and the messages
+    sent, those of an earlier issue it finished sending included."""
 
-    ``gather: 500 sources: 480 ok, 15 not modified, 5 failed · 1,234 new articles · skipped 300 seen,
-    2 repeated · 700 new stories, 112 articles joined stories · 9.4 s``. Zero counts are left out,
-    except the sources fetched and the new articles. ``stories_joined`` counts articles (that joined
-    a story already there, or one started earlier in the run), so it is said as articles.
-    """
-    sources = _n(report, "sources")
-    states = [f"{_n(report, 'fetched'):,} ok"]
-    states += [f"{_n(report, key):,} {label}" for key, label in
-               (("not_modified", "not modified"), ("errors", "failed"), ("skipped", "skipped")) if _n(report, key)]
-    parts = [f"gather: {_count(sources, 'source')}: {', '.join(states)}" if sources else "gather: no sources"]
-    new = _count(_n(report, "new"), "new article")
-    if _n(report, "near_duplicates"):
-        new += f" ({_n(report, 'near_duplicates'):,} near-duplicate)"
-    parts.append(new)
-    skipped = [f"{_n(report, key):,} {key}" for key in ("seen", "repeated", "carried", "removed", "filtered")
-               if _n(report, key)]
-    if skipped:
-        parts.append("skipped " + ", ".join(skipped))
-    extracted, failed = _n(report, "extracted"), _n(report, "extract_errors")
-    if extracted or failed:
-        parts.append(_count(extracted, "page") + " extracted" + (f", {failed:,} failed" if failed else ""))
-    stories = [_count(_n(report, "stories_new"), "new story", "new stories")]
-    if _n(report, "stories_joined"):
-        joined = _n(report, "stories_joined")
-        stories.append(f"{_count(joined, 'article')} joined stories")
-    parts.append(", ".join(stories))
-    summarized, cached = _n(report, "summarized"), _n(report, "summaries_cached")
-    if summarized:
-        parts.append(_count(summarized, "summary", "summaries") + (f" ({cached:,} cached)" if cached else ""))
-    if "seconds" in report:
-        parts.append(_seconds(float(report["seconds"])))
-    return SEP.join(parts)
+    newsletter: str
+    issue: int | None = None
+    sent: int = 0
+    failed: int = 0
+    skipped: str | None = None  # why no issue was made
+    subject: str | None = None
+    stories: int | None = None
+    published_files: int | None = None
+    outbox: Mapping[str, int] | None = None  # the issue's messages by state
+    error: str | None = None  # the run failed: what went wrong
 
+    def to_json(self) -> dict[str, Any]:
+        """The report as ``feedletter digest --json`` prints it: what is unset is left out."""
+        out: dict[str, Any] = {"newsletter": self.newsletter, "issue": self.issue, "sent": self.sent,
+                               "failed": self.failed}
+        for key in ("skipped", "subject", "stories", "published_files", "outbox", "error"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = dict(value) if key == "outbox" else value
+        return out
 
-def digest_line(report: Mapping[str, Any]) -> str:
-    """One line for a digest report (the dict the digest flow returns).
-
-    ``digest weekly: issue 12 “Subject” · 8 stories · 1,234 sent, 2 failed · 5 files published``, or
-    ``digest weekly: nothing sent (no new stories)`` when the run made no issue. Messages of an
-    earlier issue that this run finished sending are counted with ``sent`` by the flow.
-    """
-    name = report.get("newsletter") or "?"
-    sent, failed = _n(report, "sent"), _n(report, "failed")
-    delivered = f"{sent:,} sent" + (f", {failed:,} failed" if failed else "")
-    if report.get("issue") is None:
-        head = f"digest {name}: no new issue"
-        if report.get("skipped"):
-            head += f" ({report['skipped']})"
-        parts = [head]
-        if sent or failed:
-            parts.append(f"earlier issue finished: {delivered}")
-        elif report.get("skipped"):
-            parts = [f"digest {name}: nothing sent ({report['skipped']})"]
-    else:
-        subject = f" “{report['subject']}”" if report.get("subject") else ""
-        parts = [f"digest {name}: issue {report['issue']}{subject}"]
-        if "stories" in report:
-            parts.append(_count(_n(report, "stories"), "story", "stories"))
-        parts.append(delivered)
-        if _n(report, "published_files"):
-            parts.append(_count(_n(report, "published_files"), "file") + " published")
-    if report.get("error"):
-        parts.append(f"failed: {report['error']}")
-    return SEP.join(parts)
+    def line(self) -> str:
+        """``digest weekly: issue 12 “Subject” · 8 stories · 1,234 sent, 2 failed · 5 files published``,
+        or ``digest weekly: nothing sent (no new stories)`` when the run made no issue."""
+        name = self.newsletter or "?"
+        delivered = f"{self.sent:,} sent" + (f", {self.failed:,} failed" if self.failed else "")
+        if self.issue is None:
+            head = f"digest {name}: no new issue"
+            if self.skipped:
+                head += f" ({self.skipped})"
+            parts = [head]
+            if self.sent or self.failed:
+                parts.append(f"earlier issue finished: {delivered}")
+            elif self.skipped:
+                parts = [f"digest {name}: nothing sent ({self.skipped})"]
+        else:
+            subject = f" “{self.subject}”" if self.subject else ""
+            parts = [f"digest {name}: issue {self.issue}{subject}"]
+            if self.stories is not None:
+                parts.append(_count(self.stories, "story", "stories"))
+            parts.append(delivered)
+            if self.published_files:
+                parts.append(_count(self.published_files, "file") + " published")
+        if self.error:
+            parts.append(f"failed: {self.error}")
+        return SEP.join(parts)
 
 
 # --- causes -----------------------------------------------------------------------------------------
@@ -112,9 +158,9 @@ _STAGES = ("fetch", "parse", "extract", "feedletter", "store", "config", "render
 _PREFIX = re.compile(rf"^(?:{'|'.join(_STAGES)}): ")
 _HTTP = re.compile(r"\bHTTP (\d{3})\b")
 
-# (pattern on the problem, lowercased) -> cause, first match wins. The messages are those of fetch.py
-# (FetchError), parse_prepare.py / parse_engines.py / parse_json.py (ParseError), extract.py
-# (ExtractError) and of the OSErrors that fetch.py passes on: "connection failed: [Errno 111] ...".
+# (pattern on the problem, lowercased) -> cause, first match wins. The messages are those of
+# ingest/fetch.py (FetchError), ingest/parse/ (ParseError), ingest/extract.py (ExtractError) and of
+# the OSErrors that fetch.py passes on: "connection failed: [Errno 111] ...".
 _CAUSES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), c) for p, c in (
     (r"temporary failure in name resolution|\[errno -3\]", "DNS lookup failed"),
     (r"cannot resolve|name or service not known|nodename nor servname|no address associated|"

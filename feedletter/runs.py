@@ -2,24 +2,26 @@
 
 This is the one definition of what a run does. ``flows/`` runs it as a Prefect flow run (each stage
 a task); a one-off command without a Prefect API runs it in this process (:class:`InProcess`).
-Either way the run is recorded in the store's ``runs`` table, which ``feedletter status`` shows,
-and holds the store lock (see ``locks``) that keeps two gathers, or two digests of one newsletter,
-from overlapping, and lets a run take over at once from one that was killed.
+Either way a run returns its report (:class:`GatherReport`, :class:`DigestReport`), is recorded
+with it in the store's ``runs`` table, which ``feedletter status`` shows, and holds the store lock
+(see ``locks``) that keeps two gathers, or two digests of one newsletter, from overlapping, and
+lets a run take over at once from one that was killed.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from feedletter import alerts, locks
 from feedletter.config import Config, Newsletter, load_config
 from feedletter.errors import DeliveryError, RenderError
 from feedletter.ingest import gather, health
-from feedletter.ingest.fetch import Fetcher
 from feedletter.redact import guard_logging, redact, secret_values
 from feedletter.runner import Runner, Stage, io_stage
+from feedletter.runreport import DigestReport, GatherReport
 from feedletter.store import Store
 from feedletter.stories import stages as stories
 
@@ -43,63 +45,61 @@ def open_config(config_path: str) -> tuple[Config, Store]:
 
 
 # -- the stages ------------------------------------------------------------------------------
-
-def _fetch(config: Config, store: Store, fetcher: Fetcher, only: list[str],
-           progress: Progress) -> list[gather.SourceResult]:
-    return gather.fetch_sources(config, store, fetcher, only=only, progress=progress)
-
-
-# The digest's stages import their modules when called: a gather (a cron job every few minutes,
+# Each stage is named after the library function it calls. The digest's are called through the
+# functions below, which import their modules when called: a gather (a cron job every few minutes,
 # usually with nothing new) does not pay for loading rendering, delivery and publishing.
 
-def _render(config: Config, store: Store, newsletter: Newsletter) -> digest.Prepared | None:
-    from feedletter.issue.digest import prepare_digest
+def prepare_digest(config: Config, store: Store, newsletter: Newsletter) -> digest.Prepared | None:
+    """The next issue of ``newsletter``, rendered and checked; None when there is too little new."""
+    from feedletter.issue import digest
 
-    return prepare_digest(config, store, newsletter)
+    return digest.prepare_digest(config, store, newsletter)
 
 
-def _save(store: Store, prepared: digest.Prepared, newsletter: Newsletter) -> int:
-    from feedletter.issue.digest import queue_issue, save_issue
+def save_issue(store: Store, prepared: digest.Prepared, newsletter: Newsletter) -> int:
+    """Store the issue and queue one message per active subscriber; the issue's id."""
+    from feedletter.issue import digest
 
-    issue_id = save_issue(store, prepared)
-    queue_issue(store, issue_id, newsletter)
+    issue_id = digest.save_issue(store, prepared)
+    digest.queue_issue(store, issue_id, newsletter)
     return issue_id
 
 
-def _deliver(config: Config, store: Store, issue_id: int, progress: Progress) -> DeliveryCounts:
-    from feedletter.deliver import send_issue
+def send_issue(config: Config, store: Store, issue_id: int, *, progress: Progress = None) -> DeliveryCounts:
+    """Deliver a saved issue through its newsletter's provider: per-subscriber sends or one campaign."""
+    from feedletter import deliver
 
-    # Every provider: per-subscriber SMTP or file sends, or one Listmonk/Mailchimp campaign.
-    return send_issue(config, store, issue_id, progress=progress)
-
-
-def _publish(config: Config, store: Store, issue_id: int) -> list[publish.Report]:
-    from feedletter.publish import publish_issue
-
-    # Every output, in order: the site's feeds and archive, then the WebSub hub.
-    return publish_issue(config, store, issue_id)
+    return deliver.send_issue(config, store, issue_id, progress=progress)
 
 
-FETCH = io_stage("fetch_sources", _fetch, timeout=900)
+def publish_issue(config: Config, store: Store, issue_id: int) -> list[publish.Report]:
+    """Publish a saved issue to every output in order: the site's feeds and archive, then the WebSub hub."""
+    from feedletter import publish
+
+    return publish.publish_issue(config, store, issue_id)
+
+
+FETCH = io_stage("fetch_sources", gather.fetch_sources, timeout=900)
 STORE = Stage("store_entries", gather.store_entries)
 EXTRACT = io_stage("extract_articles", gather.extract_articles, timeout=900)
+# stories.group and stories.summarize give these two stages the config's settings.
 GROUP = Stage("group_articles", stories.group)
 SUMMARIZE = Stage("summarize_stories", stories.summarize)
 # No retries: a failed alert stays pending for the next run.
-ALERT = Stage("alert_operators", alerts.send_alerts, timeout=120)
-RENDER = Stage("render_digest", _render)
-SAVE = Stage("save_issue", _save)
-DELIVER = io_stage("deliver_digest", _deliver, timeout=3600)
-PUBLISH = Stage("syndicate_outputs", _publish)  # the task's name in Prefect from before the outputs
+ALERT = Stage("send_alerts", alerts.send_alerts, timeout=120)
+PREPARE = Stage("prepare_digest", prepare_digest)
+SAVE = Stage("save_issue", save_issue)
+SEND = io_stage("send_issue", send_issue, timeout=3600)
+PUBLISH = Stage("publish_issue", publish_issue)
 
 GATHER_STAGES = (FETCH, STORE, EXTRACT, GROUP, SUMMARIZE, ALERT)
-DIGEST_STAGES = (RENDER, SAVE, DELIVER, PUBLISH, ALERT)
+DIGEST_STAGES = (PREPARE, SAVE, SEND, PUBLISH, ALERT)
 
 
 # -- gather ----------------------------------------------------------------------------------
 
 def gather_run(config: Config, store: Store, runner: Runner, *, sources: list[str] | None = None,
-               progress: Progress = None, wait: float = GATHER_WAIT) -> dict[str, Any]:
+               progress: Progress = None, wait: float = GATHER_WAIT) -> GatherReport:
     """Gather new articles from every due source (or ``sources``) and group them into summarized stories."""
     started = time.monotonic()
     with locks.hold(store, "gather", wait=wait, what="the gather run", say=runner.log.warning) as held:
@@ -108,14 +108,13 @@ def gather_run(config: Config, store: Store, runner: Runner, *, sources: list[st
                                "the rest is fetched again", held.previous.describe())
         run_id = store.start_run("gather", ",".join(sources or []), mode=runner.mode)
         held.attach_run(store, run_id)
-        status, report = "failed", {}
+        report: GatherReport | None = None
         try:
             report = _gather(config, store, runner, sources, started, progress)
-            runner.log.info("gather: %s", report)
-            status = "completed"
+            return report
         finally:
-            store.finish_run(run_id, status, report)
-    return report
+            store.finish_run(run_id, "failed" if report is None else "completed",
+                             {} if report is None else report.to_json())
 
 
 class _Timed:
@@ -125,21 +124,21 @@ class _Timed:
         self.runner = runner
         self.seconds: dict[str, float] = {}
 
-    def stage(self, stage: Stage, *args: Any) -> Any:
+    def stage(self, stage: Stage, *args: Any, **kwargs: Any) -> Any:
         started = time.monotonic()
         try:
-            return self.runner.stage(stage, *args)
+            return self.runner.stage(stage, *args, **kwargs)
         finally:
             self.seconds[stage.name] = round(self.seconds.get(stage.name, 0.0) + time.monotonic() - started, 3)
 
 
 def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | None, started: float,
-            progress: Progress) -> dict[str, Any]:
+            progress: Progress) -> GatherReport:
     log = runner.log
     timed = _Timed(runner)
     with gather.make_fetcher(config) as fetcher:
-        results: list[gather.SourceResult] = timed.stage(FETCH, config, store, fetcher, list(sources or []),
-                                                          progress)
+        results: list[gather.SourceResult] = timed.stage(FETCH, config, store, fetcher, only=list(sources or []),
+                                                          progress=progress)
         log.info("fetch: %d sources, %d ok, %d not modified, %d errors, %d skipped", len(results),
                  *(sum(r.status == s for r in results) for s in ("ok", "not_modified", "error", "skipped")))
         for name in alerts.track_sources(store):
@@ -160,22 +159,16 @@ def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | N
              grouped.joined, summarized, cached)
     if alerts.pending(store):
         timed.stage(ALERT, config, store)
-    report = {
-        "sources": len(statuses),
-        "fetched": sum(s == "ok" for s in statuses.values()),
-        "not_modified": sum(s == "not_modified" for s in statuses.values()),
-        "errors": sum(s == "error" for s in statuses.values()),
-        "skipped": sum(s == "skipped" for s in statuses.values()),
-        "new": len(counts.new_ids), "seen": t.seen, "repeated": t.repeated,
-        "carried": t.carried, "removed": t.removed, "filtered": t.filtered,
-        # Stored, and marked as a copy of an article of another feed by the grouping.
-        "near_duplicates": grouped.near_duplicates,
-        "extracted": extracted.extracted, "extract_errors": extracted.failed,
-        "stories_new": grouped.new_stories, "stories_joined": grouped.joined,
-        "summarized": summarized, "summaries_cached": cached,
-        "seconds": round(time.monotonic() - started, 3),
-        "stage_seconds": timed.seconds,
-    }
+    outcomes = list(statuses.values())
+    report = GatherReport(
+        sources=len(outcomes), fetched=outcomes.count("ok"), not_modified=outcomes.count("not_modified"),
+        errors=outcomes.count("error"), skipped=outcomes.count("skipped"),
+        new=len(counts.new_ids), seen=t.seen, repeated=t.repeated, carried=t.carried, removed=t.removed,
+        filtered=t.filtered, near_duplicates=grouped.near_duplicates,
+        extracted=extracted.extracted, extract_errors=extracted.failed,
+        stories_new=grouped.new_stories, stories_joined=grouped.joined,
+        summarized=summarized, summaries_cached=cached,
+        seconds=round(time.monotonic() - started, 3), stage_seconds=timed.seconds)
     runner.table("feed-health", _health_rows(store, statuses), "Feed health after this gather run")
     return report
 
@@ -196,7 +189,7 @@ def _health_rows(store: Store, statuses: dict[str, str]) -> list[dict[str, Any]]
 # -- digest ----------------------------------------------------------------------------------
 
 def digest_run(config: Config, store: Store, runner: Runner, newsletter: str, *, progress: Progress = None,
-               wait: float = DIGEST_WAIT) -> dict[str, Any]:
+               wait: float = DIGEST_WAIT) -> DigestReport:
     """Build and send the next issue of one newsletter, and publish it to its feeds and archive.
 
     First finishes any issue an earlier run left unsent (a crash, an outage): with the lock held,
@@ -214,9 +207,7 @@ def digest_run(config: Config, store: Store, runner: Runner, newsletter: str, *,
                                target.name, held.previous.describe(), f"{sent:,}", f"{to_go:,}")
         elif reclaimed:
             runner.log.warning("%d messages an earlier run had claimed but not sent are queued again", reclaimed)
-        report = _guarded_run(config, store, runner, target, held, progress)
-    runner.log.info("digest: %s", report)
-    return report
+        return _guarded_run(config, store, runner, target, held, progress)
 
 
 def _progress_of(store: Store, newsletter: str) -> tuple[int, int]:
@@ -231,23 +222,31 @@ def _progress_of(store: Store, newsletter: str) -> tuple[int, int]:
     return sent, to_go
 
 
+@dataclass
+class _SoFar:
+    """A digest run's report as far as the run got: recorded with the run when it fails part-way."""
+
+    report: DigestReport
+
+
 def _guarded_run(config: Config, store: Store, runner: Runner, target: Newsletter, held: locks.Held,
-                 progress: Progress) -> dict[str, Any]:
+                 progress: Progress) -> DigestReport:
     """Run one digest, record it, and tell operators if it failed (once until a run succeeds)."""
     log = runner.log
     run_id = store.start_run("digest", target.name, mode=runner.mode)
     held.attach_run(store, run_id)
-    report: dict[str, Any] = {"newsletter": target.name, "issue": None, "sent": 0, "failed": 0}
+    so_far = _SoFar(DigestReport(target.name))
     status = "failed"
     try:
-        _run_digest(config, store, runner, target, report, progress)
-        status = "completed" if "skipped" not in report else "skipped"
+        _run_digest(config, store, runner, target, so_far, progress)
+        status = "completed" if so_far.report.skipped is None else "skipped"
         alerts.close_incident(store, alerts.DIGEST_FAILED, target.name)
-        return report
+        return so_far.report
     except Exception as exc:
-        report["error"] = redact(str(exc), secret_values([config.store]))
-        if alerts.digest_failed(store, target.name, report["error"]):
-            log.error("%s: alerting operators", report["error"])
+        error = redact(str(exc), secret_values([config.store]))
+        so_far.report = replace(so_far.report, error=error)
+        if alerts.digest_failed(store, target.name, error):
+            log.error("%s: alerting operators", error)
         if alerts.pending(store):
             try:
                 runner.stage(ALERT, config, store)
@@ -255,10 +254,10 @@ def _guarded_run(config: Config, store: Store, runner: Runner, target: Newslette
                 log.warning("alerts: %s", alert_exc)
         raise
     finally:
-        store.finish_run(run_id, status, report)
+        store.finish_run(run_id, status, so_far.report.to_json())
 
 
-def _run_digest(config: Config, store: Store, runner: Runner, target: Newsletter, report: dict[str, Any],
+def _run_digest(config: Config, store: Store, runner: Runner, target: Newsletter, so_far: _SoFar,
                 progress: Progress) -> None:
     from feedletter.deliver import outbox as outbox_queue
     from feedletter.issue import digest
@@ -267,14 +266,14 @@ def _run_digest(config: Config, store: Store, runner: Runner, target: Newsletter
     name = target.name
     for pending in digest.pending_issues(store, name):
         log.info("finishing issue %s left unsent by an earlier run", pending)
-        done: DeliveryCounts = runner.stage(DELIVER, config, store, pending, progress)
-        report["sent"] += done.sent
-        report["failed"] += done.failed
-    prepared: digest.Prepared | None = runner.stage(RENDER, config, store, target)
+        done: DeliveryCounts = runner.stage(SEND, config, store, pending, progress=progress)
+        so_far.report = replace(so_far.report, sent=so_far.report.sent + done.sent,
+                                failed=so_far.report.failed + done.failed)
+    prepared: digest.Prepared | None = runner.stage(PREPARE, config, store, target)
     if prepared is None:
         log.info("%s: nothing new to send (fewer than %s new stories): no issue, no email", name,
                  target.select.min_stories)
-        report["skipped"] = "no new stories"
+        so_far.report = replace(so_far.report, skipped="no new stories")
         runner.markdown(f"digest-{name}", f"# {target.title}: nothing sent\n\nFewer than "
                         f"{target.select.min_stories} new stories since the last issue: no issue was made and "
                         "no email went out.", "This digest run sent nothing")
@@ -287,25 +286,25 @@ def _run_digest(config: Config, store: Store, runner: Runner, target: Newsletter
     if review.failures:
         raise RenderError(name, "pre-send checks failed, nothing sent: " + "; ".join(review.failures))
     issue_id: int = runner.stage(SAVE, store, prepared, target)
-    counts: DeliveryCounts = runner.stage(DELIVER, config, store, issue_id, progress)
+    counts: DeliveryCounts = runner.stage(SEND, config, store, issue_id, progress=progress)
     log.info("deliver: %d sent, %d failed", counts.sent, counts.failed)
     published: list[publish.Report] = runner.stage(PUBLISH, config, store, issue_id)
     files = sum(r.count for r in published if r.unit == "files")
-    report.update(issue=prepared.number, subject=prepared.digest.subject,
-                  stories=len(prepared.digest.stories), sent=report["sent"] + counts.sent,
-                  failed=report["failed"] + counts.failed, published_files=files,
-                  outbox=outbox_queue.counts(store, issue_id))
-    runner.markdown(f"digest-{name}", _issue_markdown(prepared, report), "What this digest run sent")
+    so_far.report = replace(so_far.report, issue=prepared.number, subject=prepared.digest.subject,
+                            stories=len(prepared.digest.stories), sent=so_far.report.sent + counts.sent,
+                            failed=so_far.report.failed + counts.failed, published_files=files,
+                            outbox=outbox_queue.counts(store, issue_id))
+    runner.markdown(f"digest-{name}", _issue_markdown(prepared, so_far.report), "What this digest run sent")
     if counts.failed and not counts.sent:
         errors = "; ".join(sorted(set(counts.errors))[:3])
         raise DeliveryError(name, f"issue {prepared.number}: no recipient reached: {errors}", transient=False)
 
 
-def _issue_markdown(prepared: digest.Prepared, report: dict[str, Any]) -> str:
-    outbox = report["outbox"]
+def _issue_markdown(prepared: digest.Prepared, report: DigestReport) -> str:
+    outbox = report.outbox or {}
     size = len(prepared.rendered.html.encode())
     lines = [f"# {prepared.digest.subject}", "",
-             f"Issue {prepared.number} of **{prepared.digest.newsletter}** · {report['stories']} stories · "
+             f"Issue {prepared.number} of **{prepared.digest.newsletter}** · {report.stories} stories · "
              f"HTML {size / 1024:.1f} KB", "",
              "| recipients | queued | sent | failed | skipped |", "|---|---|---|---|---|",
              f"| {sum(outbox.values())} | {outbox['queued'] + outbox['sending']} | {outbox['sent']} | "
@@ -317,4 +316,4 @@ def _issue_markdown(prepared: digest.Prepared, report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DIGEST_STAGES", "GATHER_STAGES", "digest_run", "gather_run", "open_config"]
+__all__ = ["DIGEST_STAGES", "GATHER_STAGES", "DigestReport", "GatherReport", "digest_run", "gather_run", "open_config"]

@@ -1,16 +1,21 @@
-"""What `feedletter status` shows: the last run of each flow and target, and counts from the store."""
+"""What `feedletter status` and `feedletter sources status` show: the last runs, the held locks,
+counts from the store, and each source's health, named."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from feedletter.store import Store, articles, incidents, issues, outbox, runs, sources, stories, subscribers, utc
+from feedletter.config import Config, Source
+from feedletter.ingest.health import EntryCounts, SourceState, all_states
+from feedletter.store import Store, articles, incidents, issues, now, outbox, runs, sources, stories, subscribers, utc
 
 
-def last_runs(store: Store) -> list[dict[str, Any]]:
+def last_run_per_target(store: Store) -> list[dict[str, Any]]:
     """The latest run of each (flow, target), newest first."""
     latest = sa.select(sa.func.max(runs.c.id)).group_by(runs.c.flow, runs.c.target).scalar_subquery()
     with store.begin() as conn:
@@ -58,4 +63,55 @@ def store_counts(store: Store) -> dict[str, Any]:
         }
 
 
-__all__ = ["held_locks", "last_runs", "store_counts"]
+@dataclass(frozen=True)
+class SourceHealth:
+    """One source of the config as ``feedletter sources status`` shows it.
+
+    ``fetched`` is False for a source never fetched, which has no counts. ``waiting_until`` is set
+    while a failing source backs off; otherwise the source is due at the next gather.
+    """
+
+    name: str
+    state: str
+    fetched: bool = False
+    last_success: datetime | None = None
+    new: int = 0
+    not_stored: str = ""
+    failures: int = 0
+    waiting_until: datetime | None = None
+    last_error: str = ""
+
+
+def sources_health(config: Config, store: Store) -> list[SourceHealth]:
+    """Every source of the config, in its order, with its health as stored by the last gathers."""
+    states = {s.name: s for s in all_states(store)}
+    current = now()
+    return [_health(source, states.get(source.name), current) for source in config.sources]
+
+
+def _health(source: Source, state: SourceState | None, current: datetime) -> SourceHealth:
+    if state is None:
+        return SourceHealth(source.name, "off in config" if not source.enabled else "never fetched")
+    waiting = state.next_fetch is not None and state.next_fetch > current
+    if state.disabled:
+        name = f"disabled (run: feedletter sources enable {source.name})"
+    elif not source.enabled:
+        name = "off in config"
+    elif state.failures:
+        name = "backing off" if waiting else "failing"
+    else:
+        name = "ok"
+    return SourceHealth(source.name, name, fetched=True, last_success=state.last_success, new=state.new_items,
+                        not_stored=_not_stored(state.entries), failures=state.failures,
+                        waiting_until=state.next_fetch if waiting else None, last_error=state.last_error or "")
+
+
+def _not_stored(counts: EntryCounts) -> str:
+    """Why a fetch's other entries were not stored (``0`` when all were new), each reason by name: a
+    single count of duplicates would hide entries lost to a key collision."""
+    reasons = [(counts.seen, "seen before"), (counts.repeated, "same GUID/link in feed"),
+               (counts.carried, "carried (other feed)"), (counts.removed, "removed"), (counts.filtered, "filtered")]
+    return ", ".join(f"{n} {why}" for n, why in reasons if n) or "0"
+
+
+__all__ = ["SourceHealth", "held_locks", "last_run_per_target", "sources_health", "store_counts"]

@@ -363,7 +363,8 @@ class Store:
             conn.execute(runs.update().where(runs.c.id == run_id).values(
                 finished=now(), status=status, counts=json.dumps(counts, default=str)))
 
-    def last_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+    def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The newest ``limit`` runs of any flow and target, newest first."""
         with self.begin() as conn:
             rows = conn.execute(runs.select().order_by(runs.c.id.desc()).limit(limit)).mappings()
             return [{**row, "started": utc(row["started"]), "finished": utc(row["finished"]),

@@ -81,10 +81,10 @@ class PrefectRunner:
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
         return self._log
 
-    def stage(self, stage: Stage, *args: Any) -> Any:
+    def stage(self, stage: Stage, *args: Any, **kwargs: Any) -> Any:
         # Quoted, so that Prefect does not walk every field of the arguments (10k entries at 500
         # feeds) looking for futures to wait on; the task still receives the values themselves.
-        return prefect_task(stage)(*(quote(a) for a in args))
+        return prefect_task(stage)(*(quote(a) for a in args), **{k: quote(v) for k, v in kwargs.items()})
 
     def table(self, key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None:
         create_table_artifact([dict(r) for r in rows], key=key, description=description)

@@ -1,23 +1,23 @@
-"""The digest flow: finish any interrupted send, then select → render → save → queue → deliver → publish.
+"""The digest flow: finish any interrupted send, then prepare → save → send → syndicate.
 
 The stages and their order are the library's (``feedletter.runs.digest_run``); this flow runs
-them as Prefect tasks, so that scheduled and operator runs show in the Prefect UI.
+them as Prefect tasks, so that scheduled and operator runs show in the Prefect UI, and logs the
+run's report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
-from feedletter.runs import digest_run
-from flows.common import PrefectRunner, library_logs, open_config
+from feedletter.runs import DigestReport, digest_run
+from feedletter_flows.common import PrefectRunner, library_logs, open_config
 
 
 @flow(name="digest")
 def digest_flow(newsletter: str, config_path: str = "sources.yaml",
-                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                progress: Callable[[int], None] | None = None) -> DigestReport:
     """Build and send the next issue of one newsletter, and publish it to its feeds and archive.
 
     ``progress`` (the CLI's progress bar) is called as each message is sent.
@@ -25,6 +25,8 @@ def digest_flow(newsletter: str, config_path: str = "sources.yaml",
     config, store = open_config(config_path)
     try:
         with library_logs():
-            return digest_run(config, store, PrefectRunner(), newsletter, progress=progress)
+            report = digest_run(config, store, PrefectRunner(), newsletter, progress=progress)
     finally:
         store.close()
+    get_run_logger().info("%s", report.line())
+    return report

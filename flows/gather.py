@@ -1,23 +1,23 @@
 """The gather flow: fetch → store → extract → group → summarize, one Prefect task per stage.
 
 The stages and their order are the library's (``feedletter.runs.gather_run``); this flow runs
-them as Prefect tasks, so that scheduled and operator runs show in the Prefect UI.
+them as Prefect tasks, so that scheduled and operator runs show in the Prefect UI, and logs the
+run's report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
-from feedletter.runs import gather_run
-from flows.common import PrefectRunner, library_logs, open_config
+from feedletter.runs import GatherReport, gather_run
+from feedletter_flows.common import PrefectRunner, library_logs, open_config
 
 
 @flow(name="gather", log_prints=False)
 def gather_flow(config_path: str = "sources.yaml", sources: list[str] | None = None,
-                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                progress: Callable[[int], None] | None = None) -> GatherReport:
     """Gather new articles from every due source and group them into summarized stories.
 
     ``progress`` (the CLI's progress bar) is called as each source is fetched.
@@ -25,6 +25,8 @@ def gather_flow(config_path: str = "sources.yaml", sources: list[str] | None = N
     config, store = open_config(config_path)
     try:
         with library_logs():
-            return gather_run(config, store, PrefectRunner(), sources=sources, progress=progress)
+            report = gather_run(config, store, PrefectRunner(), sources=sources, progress=progress)
     finally:
         store.close()
+    get_run_logger().info("%s", report.line())
+    return report

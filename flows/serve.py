@@ -49,8 +49,8 @@ def _deployments(config: Config, config_path: str) -> list[object]:
     from prefect.schedules import Cron, Interval
     from prefect.types.entrypoint import EntrypointType
 
-    from flows.digest import digest_flow
-    from flows.gather import gather_flow
+    from feedletter_flows.digest import digest_flow
+    from feedletter_flows.gather import gather_flow
 
     interval, cron, timezone = gather_schedule(config)
     gather_schedule_obj = Cron(cron, timezone=timezone) if cron else Interval(interval or timedelta(hours=1))

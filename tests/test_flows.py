@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow
 
 def test_gather_then_digest_through_prefect(prefect_harness: None, tmp_path: Path, site: SiteHost,
                                             sink: MailSink, monkeypatch: pytest.MonkeyPatch) -> None:
-    from flows.digest import digest_flow
-    from flows.gather import gather_flow
+    from feedletter_flows.digest import digest_flow
+    from feedletter_flows.gather import gather_flow
 
     monkeypatch.setenv("FEEDLETTER_SMTP_URL", sink.url)
     path = write_config(tmp_path, site)
@@ -32,15 +32,15 @@ def test_gather_then_digest_through_prefect(prefect_harness: None, tmp_path: Pat
         subscribers.add(store, "weekly", f"reader{i}@example.com")
 
     first = gather_flow(config_path=str(path))
-    assert first["fetched"] == len(EXPECTED["feeds"]) and first["new"] == EXPECTED["articles"]
+    assert first.fetched == len(EXPECTED["feeds"]) and first.new == EXPECTED["articles"]
     second = gather_flow(config_path=str(path))
-    assert second["not_modified"] == len(EXPECTED["feeds"]) and second["new"] == 0
+    assert second.not_modified == len(EXPECTED["feeds"]) and second.new == 0
 
     report = digest_flow(newsletter="weekly", config_path=str(path))
-    assert report["sent"] == 3 and report["failed"] == 0 and report["issue"] == 1
+    assert report.sent == 3 and report.failed == 0 and report.issue == 1
     assert len(sink.received) == 3
     msg = sink.received[0].message()
-    assert msg["Subject"] == report["subject"]
+    assert msg["Subject"] == report.subject
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     html = msg.get_body(("html",)).get_content()
     for junk in EXPECTED["boilerplate"]:
@@ -50,15 +50,15 @@ def test_gather_then_digest_through_prefect(prefect_harness: None, tmp_path: Pat
     # 19 stories and at most 10 an issue: the next run carries the rest, none of them again; the
     # run after that finds nothing new and sends nothing.
     second_issue = digest_flow(newsletter="weekly", config_path=str(path))
-    assert second_issue["issue"] == 2 and second_issue["stories"] == EXPECTED["stories"] - 10
+    assert second_issue.issue == 2 and second_issue.stories == EXPECTED["stories"] - 10
     third = digest_flow(newsletter="weekly", config_path=str(path))
-    assert third.get("skipped") == "no new stories" and len(sink.received) == 6
+    assert third.skipped == "no new stories" and len(sink.received) == 6
     first_ids = {m.message()["Message-ID"] for m in sink.received}
     assert len(first_ids) == 6
 
     feed = feedparser.parse((tmp_path / "public" / "weekly" / "rss.xml").read_bytes())
-    assert not feed.bozo and len(feed.entries) == 2 and feed.entries[1].title == report["subject"]
-    assert (tmp_path / "public" / "weekly" / "index.html").read_text().count(report["subject"]) == 1
+    assert not feed.bozo and len(feed.entries) == 2 and feed.entries[1].title == report.subject
+    assert (tmp_path / "public" / "weekly" / "index.html").read_text().count(report.subject) == 1
     store.close()
 
 
@@ -68,7 +68,7 @@ def _attempts_of(error: Exception) -> int:
     """Run a task declared with the I/O tasks' options that fails once with ``error``; count its tries."""
     from prefect import flow, task
 
-    from flows.common import io_task_options
+    from feedletter_flows.common import io_task_options
 
     tries: list[int] = []
 
@@ -109,13 +109,13 @@ def test_io_tasks_retry_transient_errors_only(prefect_harness: None, error: str,
 
 def test_every_io_task_has_a_timeout_and_the_retry_rule() -> None:
     from feedletter.runs import DIGEST_STAGES, GATHER_STAGES
-    from flows.common import prefect_task, retry_transient
+    from feedletter_flows.common import prefect_task, retry_transient
 
     tasks = {stage.name: prefect_task(stage) for stage in GATHER_STAGES + DIGEST_STAGES}
     assert list(tasks) == ["fetch_sources", "store_entries", "extract_articles", "group_articles",
-                           "summarize_stories", "alert_operators", "render_digest", "save_issue", "deliver_digest",
-                           "syndicate_outputs"]
-    io = [tasks[name] for name in ("fetch_sources", "extract_articles", "deliver_digest")]
+                           "summarize_stories", "send_alerts", "prepare_digest", "save_issue", "send_issue",
+                           "syndicate"]
+    io = [tasks[name] for name in ("fetch_sources", "extract_articles", "send_issue")]
     for t in io:
         assert t.retries == 2 and t.retry_delay_seconds == [5.0, 30.0] and t.retry_condition_fn is retry_transient
     others = [t for t in tasks.values() if t not in io]
@@ -142,9 +142,9 @@ def test_runs_of_one_newsletter_never_overlap_and_artifacts_tell_what_happened(
 
     from prefect.client.orchestration import get_client
 
-    from feedletter.status import last_runs
-    from flows.digest import digest_flow
-    from flows.gather import gather_flow
+    from feedletter.status import last_run_per_target
+    from feedletter_flows.digest import digest_flow
+    from feedletter_flows.gather import gather_flow
 
     monkeypatch.setenv("FEEDLETTER_SMTP_URL", sink.url)
     path = write_config(tmp_path, site)
@@ -164,9 +164,9 @@ def test_runs_of_one_newsletter_never_overlap_and_artifacts_tell_what_happened(
     with ThreadPoolExecutor(2) as pool:
         reports = list(pool.map(lambda _: digest_flow(newsletter="weekly", config_path=str(path)), range(2)))
     # Both ran, one after the other (the store's lock): two different issues, every reader got each once.
-    assert sorted(r["issue"] for r in reports) == [1, 2]
+    assert sorted(r.issue for r in reports) == [1, 2]
     assert len(sink.received) == 8 and len({m.message()["Message-ID"] for m in sink.received}) == 8
-    runs = [r for r in store.last_runs(10) if r["flow"] == "digest"]
+    runs = [r for r in store.recent_runs(10) if r["flow"] == "digest"]
     first, second = sorted(runs, key=lambda r: r["started"])
     assert first["finished"] <= second["started"]
     assert {r["mode"] for r in runs} == {"prefect"}
@@ -177,20 +177,20 @@ def test_runs_of_one_newsletter_never_overlap_and_artifacts_tell_what_happened(
     markdown = _artifact("digest-weekly").data  # type: ignore[attr-defined]
     assert "| 4 | 0 | 4 | 0 | 0 |" in markdown and "https://news.example.com/weekly/2/" in markdown
     assert "## Pre-send checks" in markdown and "## Stories" in markdown and "KB" in markdown
-    assert last_runs(store)[0]["status"] == "completed"
+    assert last_run_per_target(store)[0]["status"] == "completed"
 
     skipped = digest_flow(newsletter="weekly", config_path=str(path))
-    assert skipped["skipped"] == "no new stories" and len(sink.received) == 8
+    assert skipped.skipped == "no new stories" and len(sink.received) == 8
     assert "nothing sent" in _artifact("digest-weekly").data  # type: ignore[attr-defined]
-    assert last_runs(store)[0]["status"] == "skipped"
+    assert last_run_per_target(store)[0]["status"] == "skipped"
     store.close()
 
 
 def test_a_failed_digest_run_alerts_operators_once(prefect_harness: None, tmp_path: Path, site: SiteHost,
                                                    sink: MailSink, monkeypatch: pytest.MonkeyPatch) -> None:
     from feedletter import alerts
-    from flows.digest import digest_flow
-    from flows.gather import gather_flow
+    from feedletter_flows.digest import digest_flow
+    from feedletter_flows.gather import gather_flow
 
     monkeypatch.setenv("FEEDLETTER_SMTP_URL", sink.url)
     path = write_config(tmp_path, site, extra="alerts: {to: ops@example.com, from: 'fl <fl@example.com>'}\n")
@@ -205,7 +205,7 @@ def test_a_failed_digest_run_alerts_operators_once(prefect_harness: None, tmp_pa
     to_ops = [m.message() for m in sink.received if m.recipients == ["ops@example.com"]]
     assert len(to_ops) == 1 and to_ops[0]["Subject"] == "[feedletter] digest weekly failed"
     assert "550 mailbox unavailable" in to_ops[0].get_content()
-    assert store.last_runs(1)[0]["status"] == "failed"
+    assert store.recent_runs(1)[0]["status"] == "failed"
 
     sink.set_rule(None)  # fixed: the next run succeeds and closes the incident
     digest_flow(newsletter="weekly", config_path=str(path))

@@ -177,7 +177,7 @@ def test_gather_command_runs_its_flow_without_the_heartbeat_unless_configured(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
 
-    from flows.common import one_shot_flow
+    from feedletter_flows.common import one_shot_flow
 
     for name in ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY"):
         monkeypatch.delenv(name, raising=False)

@@ -38,7 +38,7 @@ def test_init_writes_a_project_that_validates_and_renders(tmp_path: Path, site: 
     for name in ("sources.yaml", "README.md", "flows/deployments.py", "templates/digest.mjml.j2",
                  "templates/digest.txt.j2", "templates/partials/footer.mjml.j2"):
         assert (project / name).is_file(), name
-    assert not (project / "flows" / "__init__.py").exists()  # would shadow feedletter's own flows package
+    assert not (project / "flows" / "__init__.py").exists()  # a folder of scripts, not a package
     py_compile.compile(str(project / "flows" / "deployments.py"), doraise=True)
 
     checked = _cli("validate", cwd=project)

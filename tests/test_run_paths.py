@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from feedletter.cli import app, prefect_api_url
+from feedletter.cli import app
+from feedletter.cli.runs import prefect_api_url
 from feedletter.errors import DeliveryError, ParseError
 from feedletter.runner import InProcess, Stage, io_stage
 from feedletter.sitehost import SiteHost
@@ -50,7 +51,7 @@ def test_without_an_api_gather_runs_in_process_and_is_recorded(no_prefect: Path,
     assert "ran in-process (no Prefect API configured)" in result.stderr
     assert "prefect server start" in result.stderr
     store = Store.open(f"sqlite:///{tmp_path / 'feedletter.db'}")
-    run = store.last_runs(1)[0]
+    run = store.recent_runs(1)[0]
     store.close()
     assert (run["flow"], run["status"], run["mode"]) == ("gather", "completed", "in-process")
     status = CliRunner().invoke(app, ["status", "--config", str(path)])

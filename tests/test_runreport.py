@@ -1,4 +1,4 @@
-"""runreport.py: summary lines of the run reports, causes of real failures, warnings grouped by cause."""
+"""runreport.py: the run reports and their summary lines, causes of real failures, warnings grouped by cause."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from feedletter.ingest import gather
 from feedletter.ingest.entries import extract_page
 from feedletter.ingest.fetch import Fetcher
 from feedletter.ingest.parse.feeds import parse_feed
-from feedletter.runreport import WarningGroups, cause_of, digest_line, gather_line
+from feedletter.runreport import DigestReport, GatherReport, WarningGroups, cause_of
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store
 from tests.fixtures_ingest import RudeServer, rude, send
@@ -27,44 +28,54 @@ from tests.fixtures_tls import self_signed
 
 __all__ = ["rude"]  # a fixture, used by name
 
-GATHER = {"sources": 500, "fetched": 480, "not_modified": 15, "errors": 5, "skipped": 0, "new": 1234,
-          "seen": 300, "repeated": 2, "carried": 5, "removed": 0, "filtered": 0, "near_duplicates": 0,
-          "extracted": 0, "extract_errors": 0, "stories_new": 700, "stories_joined": 112,
-          "summarized": 0, "summaries_cached": 0, "seconds": 9.4321}
+GATHER = GatherReport(sources=500, fetched=480, not_modified=15, errors=5, new=1234, seen=300, repeated=2, carried=5,
+                      stories_new=700, stories_joined=112, seconds=9.4321)
 
 
 def test_gather_line_reads_as_a_sentence() -> None:
-    assert gather_line(GATHER) == ("gather: 500 sources: 480 ok, 15 not modified, 5 failed · 1,234 new articles · "
-                                   "skipped 300 seen, 2 repeated, 5 carried · 700 new stories, "
-                                   "112 articles joined stories · 9.4 s")
+    assert GATHER.line() == ("gather: 500 sources: 480 ok, 15 not modified, 5 failed · 1,234 new articles · "
+                             "skipped 300 seen, 2 repeated, 5 carried · 700 new stories, "
+                             "112 articles joined stories · 9.4 s")
 
 
 def test_gather_line_singulars_zeros_and_the_rest_of_the_report() -> None:
-    one = {key: 0 for key in GATHER} | {"sources": 1, "fetched": 1, "new": 1, "stories_new": 1, "seconds": 0.05}
-    assert gather_line(one) == "gather: 1 source: 1 ok · 1 new article · 1 new story · 0.1 s"
-    busy = GATHER | {"skipped": 2, "removed": 1, "filtered": 12_000, "near_duplicates": 1, "extracted": 1,
-                     "extract_errors": 3, "stories_joined": 1, "summarized": 1500, "summaries_cached": 1400,
-                     "seconds": 125.2}
-    assert gather_line(busy) == (
+    one = GatherReport(sources=1, fetched=1, new=1, stories_new=1, seconds=0.05)
+    assert one.line() == "gather: 1 source: 1 ok · 1 new article · 1 new story · 0.1 s"
+    busy = replace(GATHER, skipped=2, removed=1, filtered=12_000, near_duplicates=1, extracted=1, extract_errors=3,
+                   stories_joined=1, summarized=1500, summaries_cached=1400, seconds=125.2)
+    assert busy.line() == (
         "gather: 500 sources: 480 ok, 15 not modified, 5 failed, 2 skipped · 1,234 new articles (1 near-duplicate) · "
         "skipped 300 seen, 2 repeated, 5 carried, 1 removed, 12,000 filtered · 1 page extracted, 3 failed · "
         "700 new stories, 1 article joined stories · 1,500 summaries (1,400 cached) · 2 min 5 s")
-    assert gather_line({"sources": 0, "new": 0}) == "gather: no sources · 0 new articles · 0 new stories"
+    assert GatherReport().line() == "gather: no sources · 0 new articles · 0 new stories · 0.0 s"
 
 
-def test_digest_line() -> None:
-    sent = {"newsletter": "weekly", "issue": 12, "subject": "Bridge reopens", "stories": 8, "sent": 1234,
-            "failed": 2, "published_files": 5, "outbox": {"sent": 1234}}
-    assert digest_line(sent) == "digest weekly: issue 12 “Bridge reopens” · 8 stories · 1,234 sent, 2 failed · " \
-                                "5 files published"
-    assert digest_line(sent | {"stories": 1, "failed": 0, "published_files": 1}) == \
+def test_gather_report_json_keeps_every_count_in_order() -> None:
+    assert list(GATHER.to_json()) == [
+        "sources", "fetched", "not_modified", "errors", "skipped", "new", "seen", "repeated", "carried", "removed",
+        "filtered", "near_duplicates", "extracted", "extract_errors", "stories_new", "stories_joined", "summarized",
+        "summaries_cached", "seconds", "stage_seconds"]
+
+
+def test_digest_line_and_json() -> None:
+    sent = DigestReport("weekly", issue=12, subject="Bridge reopens", stories=8, sent=1234, failed=2,
+                        published_files=5, outbox={"sent": 1234})
+    assert sent.line() == "digest weekly: issue 12 “Bridge reopens” · 8 stories · 1,234 sent, 2 failed · " \
+                          "5 files published"
+    assert sent.to_json() == {"newsletter": "weekly", "issue": 12, "sent": 1234, "failed": 2,
+                              "subject": "Bridge reopens", "stories": 8, "published_files": 5,
+                              "outbox": {"sent": 1234}}
+    assert replace(sent, stories=1, failed=0, published_files=1).line() == \
         "digest weekly: issue 12 “Bridge reopens” · 1 story · 1,234 sent · 1 file published"
-    skipped = {"newsletter": "weekly", "issue": None, "sent": 0, "failed": 0, "skipped": "no new stories"}
-    assert digest_line(skipped) == "digest weekly: nothing sent (no new stories)"
-    assert digest_line(skipped | {"sent": 3}) == \
+    skipped = DigestReport("weekly", skipped="no new stories")
+    assert skipped.line() == "digest weekly: nothing sent (no new stories)"
+    assert list(skipped.to_json()) == ["newsletter", "issue", "sent", "failed", "skipped"]
+    assert replace(skipped, sent=3).line() == \
         "digest weekly: no new issue (no new stories) · earlier issue finished: 3 sent"
-    failed = {"newsletter": "weekly", "issue": None, "sent": 0, "failed": 0, "error": "render: weekly: too big"}
-    assert digest_line(failed) == "digest weekly: no new issue · failed: render: weekly: too big"
+    failed = DigestReport("weekly", error="render: weekly: too big")
+    assert failed.line() == "digest weekly: no new issue · failed: render: weekly: too big"
+    assert failed.to_json() == {"newsletter": "weekly", "issue": None, "sent": 0, "failed": 0,
+                                "error": "render: weekly: too big"}
 
 
 # --- causes of real failures -------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def test_two_workers_share_the_work_and_send_once(tmp_path: Path, site: SiteHost
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.localserver import LocalPrefectServer, prefect_command
+    from feedletter_flows.localserver import LocalPrefectServer, prefect_command
 
     started = time.monotonic()
     prefect_db = _fresh_database(PREFECT_DB).replace("postgresql+psycopg", "postgresql+asyncpg")
@@ -121,7 +121,7 @@ def test_two_workers_share_the_work_and_send_once(tmp_path: Path, site: SiteHost
     received = [m.recipients[0] for m in sink.received]
     assert sorted(received) == sorted(f"reader{i}@example.com" for i in range(READERS))
     assert {"feed-health", "digest-weekly"} <= keys
-    runs = [r for r in store.last_runs(10) if r["flow"] == "digest"]
+    runs = [r for r in store.recent_runs(10) if r["flow"] == "digest"]
     assert sorted(r["status"] for r in runs) == ["completed", "skipped"]
     a, b = sorted(runs, key=lambda r: r["started"])
     assert a["finished"] <= b["started"]  # the concurrency limit kept them apart

@@ -37,7 +37,7 @@ def _config_text(path: Path, *, gather: str = "", newsletters: str = NEWSLETTERS
 
 
 def test_deployments_carry_schedules_parameters_and_tags(tmp_path: Path, site: SiteHost) -> None:
-    from flows.serve import build_deployments
+    from feedletter_flows.serve import build_deployments
 
     path = _config_text(write_config(tmp_path, site), gather="gather: {interval_minutes: 20}\n")
     config = load_config(path)
@@ -47,7 +47,7 @@ def test_deployments_carry_schedules_parameters_and_tags(tmp_path: Path, site: S
     gather = built["gather"]
     assert gather.flow_name == "gather" and gather.parameters == {"config_path": str(path)}
     assert gather.schedules[0].schedule.interval == timedelta(minutes=20)
-    assert gather.entrypoint == "flows.gather.gather_flow"
+    assert gather.entrypoint == "feedletter_flows.gather.gather_flow"
 
     weekly = built["weekly"]
     assert weekly.flow_name == "digest"
@@ -63,7 +63,7 @@ def test_deployments_carry_schedules_parameters_and_tags(tmp_path: Path, site: S
 
 
 def test_gather_cron_replaces_the_interval(tmp_path: Path, site: SiteHost) -> None:
-    from flows.serve import build_deployments
+    from feedletter_flows.serve import build_deployments
 
     path = write_config(tmp_path, site, extra="gather: {schedule: {cron: '*/15 * * * *', timezone: Europe/Paris}}\n")
     gather = build_deployments(load_config(path), str(path))[0]
@@ -83,7 +83,7 @@ def test_serve_refuses_the_ephemeral_server(tmp_path: Path, site: SiteHost) -> N
 
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from flows.localserver import LocalPrefectServer
+    from feedletter_flows.localserver import LocalPrefectServer
 
     with LocalPrefectServer(tmp_path_factory.mktemp("prefect-server")) as server:
         yield server
@@ -101,7 +101,7 @@ def _served(api_url: str) -> dict[str, object]:
 def test_real_serve_registers_and_restart_applies_edits(prefect_server: object, tmp_path: Path,
                                                          site: SiteHost) -> None:
     """Start `feedletter serve` against `prefect server start`, edit sources.yaml, restart: it follows."""
-    from flows.localserver import LocalPrefectServer
+    from feedletter_flows.localserver import LocalPrefectServer
 
     assert isinstance(prefect_server, LocalPrefectServer)
     path = _config_text(write_config(tmp_path, site))

@@ -43,7 +43,7 @@ def test_runs_are_recorded_and_listed_newest_first(any_store: Store) -> None:
     first = any_store.start_run("gather")
     second = any_store.start_run("digest", "weekly")
     any_store.finish_run(first, "completed", {"new": 3, "at": now()})
-    runs = any_store.last_runs()
+    runs = any_store.recent_runs()
     assert [r["id"] for r in runs] == [second, first]
     assert runs[1]["status"] == "completed" and runs[1]["counts"]["new"] == 3
     assert runs[0]["finished"] is None and runs[0]["status"] == "running"

@@ -27,7 +27,7 @@ from feedletter.text import boilerplate, sanitize
 if TYPE_CHECKING:
     from feedletter.config import Source
 
-__all__ = ["EntryRules", "Page", "Prepared", "digest_feed", "extract_page"]
+__all__ = ["EntryRules", "Page", "Prepared", "extract_page", "prepare_feed"]
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,8 @@ class Prepared:
     image_alt: str = ""
 
 
-def digest_feed(body: bytes, url: str, content_type: str | None, rules: EntryRules, tracking: tuple[str, ...],
-                current: datetime) -> tuple[ParsedFeed, tuple[Prepared, ...], int] | str:
+def prepare_feed(body: bytes, url: str, content_type: str | None, rules: EntryRules, tracking: tuple[str, ...],
+                 current: datetime) -> tuple[ParsedFeed, tuple[Prepared, ...], int] | str:
     """Parse a fetched feed and prepare its entries; a parse failure comes back as its message.
 
     Also gives the number of entries that include/exclude filtered out.
@@ -133,7 +133,7 @@ def _matches(rules: EntryRules, entry: Entry) -> bool:
 
 
 def _fields(rules: EntryRules, entry: Entry, feed_link: str, tracking: Sequence[str]) -> dict[str, Any]:
-    """A :class:`Prepared` entry's fields but its signature (which :func:`digest_feed` hashes per feed):
+    """A :class:`Prepared` entry's fields but its signature (which :func:`prepare_feed` hashes per feed):
     its HTML sanitized once, its text, hash and canonical URL."""
     body = entry.content or entry.summary
     html = sanitize.sanitize_html(body, base_url=entry.link or feed_link)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from feedletter.config import Config, Source
 from feedletter.errors import FeedletterError, FetchError, ParseError
-from feedletter.ingest.entries import EntryRules, Prepared, digest_feed, extract_page
+from feedletter.ingest.entries import EntryRules, Prepared, prepare_feed, extract_page
 from feedletter.ingest.fetch import Fetcher, make_fetcher, private_allowed
 from feedletter.ingest.health import (
     SourceState,
@@ -94,8 +94,8 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
         if result.not_modified or result.body is None:
             return settled((SourceResult(source.name, "not_modified", seconds=result.seconds), state, result))
         # The fetch thread goes on to the next feed while this one is parsed.
-        job = cpu.submit(digest_feed, result.body, result.url, result.content_type, rules[source.name], tracking,
-                         current)
+        job = cpu.submit(prepare_feed, result.body, result.url, result.content_type, rules[source.name],
+                         tracking, current)
         if progress:
             job.add_done_callback(lambda _: progress(1))
 
@@ -147,10 +147,10 @@ __all__ = [
     "Prepared",
     "SourceResult",
     "StoreCounts",
-    "digest_feed",
     "extract_articles",
     "extract_page",
     "fetch_sources",
     "make_fetcher",
+    "prepare_feed",
     "store_entries",
 ]

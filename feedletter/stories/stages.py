@@ -435,7 +435,3 @@ def load_stories(store: Store, story_ids: Sequence[int], source_tags: dict[str, 
                          tags=source_tags.get(lead.source, ()), image=pictured.image if pictured else None,
                          image_alt=pictured.image_alt if pictured else ""))
     return out
-
-
-def documents(rows: Sequence[Article]) -> list[Document]:
-    return [a.as_document() for a in rows]
