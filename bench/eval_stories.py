@@ -45,9 +45,10 @@ from feedletter.models import Document  # noqa: E402
 from feedletter.stories.cluster import cluster_documents, pick_lead  # noqa: E402
 from feedletter.stories.dedupe import near_duplicates  # noqa: E402
 from feedletter.stories.minhash import words  # noqa: E402
-from feedletter.stories.sentences import split_sentences, truncate_words  # noqa: E402
+from feedletter.stories.sentences import split_sentences  # noqa: E402
 from feedletter.stories.summarize import STOPWORDS, SUMMARIZER_VERSION, ExtractiveSummarizer, summarize  # noqa: E402
 from feedletter.text.boilerplate import is_boilerplate  # noqa: E402
+from feedletter.text.whitespace import truncate_words  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "stories"
 T0 = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""The digest flow: finish any interrupted send, then prepare → save → send → syndicate.
+"""The digest flow: finish any interrupted send, then prepare → save → send → publish.
 
 The stages and their order are the library's (``feedletter.runs.digest_run``); this flow runs
 them as Prefect tasks, so that scheduled and operator runs show in the Prefect UI, and logs the

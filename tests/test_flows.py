@@ -114,7 +114,7 @@ def test_every_io_task_has_a_timeout_and_the_retry_rule() -> None:
     tasks = {stage.name: prefect_task(stage) for stage in GATHER_STAGES + DIGEST_STAGES}
     assert list(tasks) == ["fetch_sources", "store_entries", "extract_articles", "group_articles",
                            "summarize_stories", "send_alerts", "prepare_digest", "save_issue", "send_issue",
-                           "syndicate"]
+                           "publish_issue"]
     io = [tasks[name] for name in ("fetch_sources", "extract_articles", "send_issue")]
     for t in io:
         assert t.retries == 2 and t.retry_delay_seconds == [5.0, 30.0] and t.retry_condition_fn is retry_transient

@@ -598,3 +598,14 @@ def test_a_feed_over_the_entry_cap_keeps_its_newest_entries() -> None:
     doc = f"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>{items}</channel></rss>".encode()
     feed = parse_feed(doc, url="https://ex.com/feed.xml", source="s", now=NOW, max_entries=3)
     assert [e.title for e in feed.entries] == ["Post 0", "Post 1", "Post 2"] and feed.capped == 2
+
+
+def test_an_archive_feed_of_many_entries_stays_on_the_fast_engine(caplog: pytest.LogCaptureFixture) -> None:
+    """feedparser_rs stops at 10,000 entries by default, which once sent such feeds to feedparser (100x slower)."""
+    items = "".join(f"<item><title>Post {i}</title><link>https://ex.com/{i}</link><guid>g{i}</guid>"
+                    f"<description>x</description></item>" for i in range(12_000))
+    doc = f"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>{items}</channel></rss>".encode()
+    with caplog.at_level(logging.DEBUG, logger="feedletter.ingest.parse.xml_feeds"):
+        feed = parse_feed(doc, url="https://ex.com/feed.xml", source="s", now=NOW, max_entries=1000)
+    assert len(feed.entries) == 1000 and feed.capped == 11_000
+    assert not [r for r in caplog.records if "feedparser takes over" in r.getMessage()]

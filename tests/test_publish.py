@@ -80,11 +80,11 @@ def test_the_digest_run_publishes_each_issue_to_a_registered_output_once(tmp_pat
     config, store = _newsletter(tmp_path)
     try:
         report = digest_run(config, store, InProcess(), "weekly")
-        assert report["issue"] == 1 and toots.calls == [1]
-        assert len(toots.posted) == report["stories"] == 2
-        assert report["published_files"] > 0 and (tmp_path / "public/weekly/1/index.html").is_file()
+        assert report.issue == 1 and toots.calls == [1]
+        assert len(toots.posted) == report.stories == 2
+        assert report.published_files > 0 and (tmp_path / "public/weekly/1/index.html").is_file()
         again = digest_run(config, store, InProcess(), "weekly")  # nothing new: no issue, nothing published
-        assert "skipped" in again and toots.calls == [1]
+        assert again.skipped is not None and toots.calls == [1]
         issue_id = ledger.entries(store, "toot")[0].key.split("/")[0]
         rerun = publish_issue(config, store, int(issue_id))  # the publish stage run again for the issue
         assert toots.calls == [1, 1] and len(toots.posted) == 2
@@ -143,7 +143,7 @@ def test_a_hub_that_failed_is_pinged_again_by_the_next_call_for_the_issue(tmp_pa
     config, store = _newsletter(tmp_path, hub=httpserver.url_for("/hub"))
     try:
         report = digest_run(config, store, InProcess(), "weekly")  # a hub problem does not fail the run
-        assert report["issue"] == 1 and "error" not in report
+        assert report.issue == 1 and report.error is None
         (entry,) = ledger.entries(store, "websub")
         assert entry.done is None and entry.error is not None and "HTTP 503" in entry.error
         (_, websub) = publish_issue(config, store, int(entry.key.split("/")[0]))

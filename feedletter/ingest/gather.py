@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from feedletter.config import Config, Source
 from feedletter.errors import FeedletterError, FetchError, ParseError
-from feedletter.ingest.entries import EntryRules, Prepared, prepare_feed, extract_page
+from feedletter.ingest.entries import EntryRules, Prepared, extract_page, prepare_feed
 from feedletter.ingest.fetch import Fetcher, make_fetcher, private_allowed
 from feedletter.ingest.health import (
     SourceState,

@@ -104,8 +104,8 @@ def _read_fast(prepared: Prepared, body: bytes) -> tuple[Any, str]:
     try:
         # Resolve against xml:base only when there is one: otherwise feedparser_rs would
         # resolve RSS links against the channel link, while the feed URL is the true base.
-        result = feedparser_rs.parse(body, sanitize_html=False,
-                                     resolve_relative_uris="xml:base" in prepared.text)
+        result = feedparser_rs.parse_with_limits(body, limits=_LIMITS, sanitize_html=False,
+                                                 resolve_relative_uris="xml:base" in prepared.text)
     except Exception as exc:  # any failure of the fast engine means "ask feedparser"
         return None, f"feedparser_rs failed: {exc}"
     if result.bozo:
@@ -116,6 +116,12 @@ def _read_fast(prepared: Prepared, body: bytes) -> tuple[Any, str]:
     if not all(_get(e, "link") for e in result.entries):
         return None, "an entry without a link"
     return result, ""
+
+
+# Its default stops at 10,000 entries and calls the rest malformed, which sent archive feeds to
+# feedparser at 100x the cost (46,000 entries: 27 s instead of 0.3 s). The body is already capped by
+# gather.max_bytes, and parse_feed keeps only the newest gather.max_entries.
+_LIMITS = feedparser_rs.ParserLimits(max_entries=1_000_000)
 
 
 def _misread_shape(prepared: Prepared) -> str | None:
