@@ -18,7 +18,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from feedletter.config import Config, check_file, config_path, load_config
+from feedletter.config import Config, config_path, load_config
 from feedletter.errors import ConfigError, FeedletterError
 from feedletter.store import Store
 
@@ -84,10 +84,12 @@ def validate(
     config: ConfigOpt = None,
 ) -> None:
     """Check a config file; print `file:line: field: problem` for each error."""
+    from feedletter.validate import check_file  # renders templates: only this command needs it
+
     path = file or config_path(config)
     parsed, problems = check_file(path)
     if problems or parsed is None:
-        raise _fail("\n".join(problems))
+        raise _fail("\n".join(str(p) for p in problems))
     typer.echo(f"{path}: ok ({_count(len(parsed.sources), 'source')}, "
                f"{_count(len(parsed.newsletters), 'newsletter')})")
 
