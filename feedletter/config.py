@@ -3,6 +3,8 @@
 Every problem is reported as ``file:line: field.path: problem``, one line each, so that staff
 editing the file by hand can go straight to the line. Validation is pydantic's; line numbers come
 from PyYAML's node marks (:mod:`feedletter.config_lines`), matched to pydantic's error locations.
+The ``providers:`` sections and the summarizer's are the plug-ins' own models
+(:mod:`feedletter.plugins`); the checks that render templates are :mod:`feedletter.validate`'s.
 """
 
 from __future__ import annotations
@@ -12,53 +14,19 @@ import os
 import re
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from feedletter.config_lines import Lines, Problem, dotted, duplicate_names, error_problem, line_of, node_lines
+from feedletter.config_fields import Schedule, Sections, Settings, check_http_url, check_name, check_patterns, one_of
+from feedletter.config_lines import Lines, Problem, dotted, duplicate_names, error_problem, node_lines
 from feedletter.errors import ConfigError
+from feedletter.plugins import PROVIDERS, SUMMARIZERS
 
 DEFAULT_CONFIG = "sources.yaml"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def _check_http_url(value: str) -> str:
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"not an http(s) URL: {value!r}")
-    if any(c.isspace() for c in value.strip()) or not parts.hostname or ".." in parts.hostname:
-        raise ValueError(f"not a valid URL (spaces or an empty host part): {value!r}")
-    try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when asked
-    except ValueError:
-        raise ValueError(f"not a valid URL (bad port): {value!r}") from None
-    return value.strip()
-
-
-def _check_name(value: str) -> str:
-    if not _NAME.match(value):
-        raise ValueError(f"{value!r} is not a valid name (lower-case letters, digits, '-' and '_')")
-    return value
-
-
-def _check_patterns(values: list[str]) -> list[str]:
-    for pattern in values:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
-    return values
-
-
-class Site(_Model):
+class Site(Settings):
     base_url: str = "http://localhost:8080"
     archive_dir: str = "public"
     title: str = "feedletter"
@@ -67,15 +35,15 @@ class Site(_Model):
     feed_items: int = Field(20, ge=1, le=1000)
     websub_hub: str | None = None
 
-    _url = field_validator("base_url")(_check_http_url)
+    _url = field_validator("base_url")(check_http_url)
 
     @field_validator("websub_hub")
     @classmethod
     def _hub(cls, value: str | None) -> str | None:
-        return None if value is None else _check_http_url(value)
+        return None if value is None else check_http_url(value)
 
 
-class Source(_Model):
+class Source(Settings):
     name: str
     url: str
     title: str | None = None  # how readers see the site's name; default: the name, title-cased
@@ -87,36 +55,12 @@ class Source(_Model):
     allow_private: bool | None = None
     enabled: bool = True
 
-    _name = field_validator("name")(_check_name)
-    _url = field_validator("url")(_check_http_url)
-    _patterns = field_validator("include", "exclude")(_check_patterns)
+    _name = field_validator("name")(check_name)
+    _url = field_validator("url")(check_http_url)
+    _patterns = field_validator("include", "exclude")(check_patterns)
 
 
-class Schedule(_Model):
-    cron: str
-    timezone: str = "UTC"
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        fields = value.split()
-        if len(fields) != 5:
-            raise ValueError(f"cron {value!r} needs 5 fields (minute hour day month weekday)")
-        if not croniter.is_valid(value):
-            raise ValueError(f"invalid cron expression {value!r}")
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Berlin)") from None
-        return value
-
-
-class Select(_Model):
+class Select(Settings):
     tags: list[str] = []
     sources: list[str] = []
     include: list[str] = []
@@ -129,7 +73,7 @@ class Select(_Model):
     pin_sources: list[str] = []
     pin_keywords: list[str] = []
 
-    _patterns = field_validator("include", "exclude", "pin_keywords")(_check_patterns)
+    _patterns = field_validator("include", "exclude", "pin_keywords")(check_patterns)
 
     @field_validator("since")
     @classmethod
@@ -142,7 +86,7 @@ class Select(_Model):
 CheckLevel = Literal["fail", "warn", "off"]
 
 
-class Checks(_Model):
+class Checks(Settings):
     """What each pre-send check does when it finds a problem: stop the digest, warn, or nothing."""
 
     html_size: CheckLevel = "fail"
@@ -160,7 +104,7 @@ class Checks(_Model):
         return "off" if value is False else value
 
 
-class Utm(_Model):
+class Utm(Settings):
     """UTM parameters added to outgoing story links; ``{newsletter}`` and ``{number}`` are filled in."""
 
     source: str = "{newsletter}"
@@ -176,17 +120,17 @@ class Utm(_Model):
         return value
 
 
-class Logo(_Model):
+class Logo(Settings):
     """An image at the top of the email; width is capped so it never widens the 600 px layout."""
 
     url: str
     alt: str = Field(min_length=1)
     width: int = Field(160, ge=16, le=600)
 
-    _url = field_validator("url")(_check_http_url)
+    _url = field_validator("url")(check_http_url)
 
 
-class Newsletter(_Model):
+class Newsletter(Settings):
     name: str
     title: str
     schedule: Schedule | None = None
@@ -195,7 +139,7 @@ class Newsletter(_Model):
     preheader: str = ""
     sender: str = Field("feedletter <newsletter@localhost>", alias="from")
     reply_to: str | None = None
-    provider: Literal["smtp", "listmonk", "mailchimp", "file"] = "smtp"
+    provider: str = "smtp"  # a registered mail provider (feedletter.plugins.PROVIDERS)
     feeds: list[Literal["rss", "atom", "json", "stories"]] = ["rss"]
     template: str = "digest"
     postal_address: str = ""
@@ -205,7 +149,12 @@ class Newsletter(_Model):
     # Listmonk list IDs or the Mailchimp audience ID for campaign providers (default: the provider's).
     lists: list[str] = []
 
-    _name = field_validator("name")(_check_name)
+    _name = field_validator("name")(check_name)
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        return one_of(value, PROVIDERS.names())
 
     @field_validator("feeds")
     @classmethod
@@ -223,56 +172,7 @@ class Newsletter(_Model):
         return value
 
 
-class Dkim(_Model):
-    """DKIM signing of every SMTP message; the private key comes from a file or the environment."""
-
-    domain: str
-    selector: str
-    key_file: str | None = None
-    key_env: str = "FEEDLETTER_DKIM_KEY"
-
-
-class SmtpProvider(_Model):
-    url_env: str = "FEEDLETTER_SMTP_URL"
-    rate_per_second: float | None = None
-    dkim: Dkim | None = None
-    # 4xx refusals and dropped connections: retried after retry_base, doubled each attempt; one run
-    # waits up to retry_wait seconds for them before leaving the rest to the next run.
-    retry_base: float = Field(30.0, gt=0)
-    retry_wait: float = Field(600.0, ge=0)
-    max_attempts: int = Field(5, ge=1)
-    bounce_limit: int = Field(3, ge=1)
-
-
-class ListmonkProvider(_Model):
-    url: str = "http://localhost:9000"
-    user_env: str = "FEEDLETTER_LISTMONK_USER"
-    token_env: str = "FEEDLETTER_LISTMONK_TOKEN"
-    lists: list[int] = []
-    template_id: int | None = None
-
-    _url = field_validator("url")(_check_http_url)
-
-
-class MailchimpProvider(_Model):
-    key_env: str = "FEEDLETTER_MAILCHIMP_KEY"
-    list_id: str = ""
-    # Normally derived from the key's data-center suffix (…-us6 → https://us6.api.mailchimp.com/3.0).
-    api_url: str | None = None
-
-
-class FileProvider(_Model):
-    dir: str = ".feedletter/outbox"
-
-
-class Providers(_Model):
-    smtp: SmtpProvider = SmtpProvider()
-    file: FileProvider = FileProvider()
-    listmonk: ListmonkProvider = ListmonkProvider()
-    mailchimp: MailchimpProvider = MailchimpProvider()
-
-
-class Gather(_Model):
+class Gather(Settings):
     concurrency: int = Field(16, ge=1, le=256)
     per_host: int = Field(4, ge=1, le=64)
     processes: int | None = Field(None, ge=0, le=64)  # parse workers; None: one per CPU, 0: in the fetch threads
@@ -286,13 +186,20 @@ class Gather(_Model):
     schedule: Schedule | None = None  # a cron for gather, instead of the interval
 
 
-class Alerts(_Model):
+class Alerts(Settings):
     """Where operators hear about disabled sources and failed digest runs."""
 
     to: list[str]
     sender: str = Field("feedletter <alerts@localhost>", alias="from")
-    provider: Literal["smtp", "file"] = "smtp"
+    provider: str = "smtp"  # a provider that sends single messages
     subject_prefix: str = "[feedletter]"
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        if value in PROVIDERS and PROVIDERS.get(value).kind == "per-subscriber":
+            return value
+        return one_of(value, [n for n in PROVIDERS.names() if PROVIDERS.get(n).kind == "per-subscriber"])
 
     @field_validator("to", mode="before")
     @classmethod
@@ -308,17 +215,16 @@ class Alerts(_Model):
         return value
 
 
-class Llm(_Model):
-    base_url: str
-    model: str
-    api_key_env: str = "OPENAI_API_KEY"
-    timeout: float = Field(30.0, gt=0)
+class Providers(Sections):
+    """``providers:``: each mail provider's settings under its name."""
 
-    _url = field_validator("base_url")(_check_http_url)
+    plugins = PROVIDERS
 
 
-class Stories(_Model):
-    """How articles become stories and how stories are summarized."""
+class Stories(Sections):
+    """How articles become stories and how stories are summarized (a summarizer's settings: its name)."""
+
+    plugins = SUMMARIZERS
 
     window_days: int = Field(7, ge=1, le=90)
     near_duplicate: float = Field(0.7, gt=0, le=1)
@@ -326,17 +232,25 @@ class Stories(_Model):
     same_subject: float = Field(0.04, gt=0, le=1)
     summary_sentences: int = Field(3, ge=1, le=10)
     summary_chars: int = Field(600, ge=80, le=4000)
-    summarizer: Literal["extractive", "llm"] = "extractive"
-    llm: Llm | None = None
+    summarizer: str = "extractive"
+
+    @field_validator("summarizer")
+    @classmethod
+    def _summarizer(cls, value: str) -> str:
+        return one_of(value, SUMMARIZERS.names())
 
     @model_validator(mode="after")
-    def _llm_settings(self) -> Stories:
-        if self.summarizer == "llm" and self.llm is None:
-            raise ValueError("summarizer: llm needs stories.llm: {base_url, model}")
+    def _summarizer_settings(self) -> Stories:
+        # Only a summarizer the file names is looked up: reading a config need not load the default's module.
+        chosen = self.summarizer
+        model = SUMMARIZERS.get(chosen).settings if "summarizer" in self.model_fields_set else None
+        required = [name for name, field in model.model_fields.items() if field.is_required()] if model else []
+        if required and chosen not in (self.model_extra or {}):
+            raise ValueError(f"summarizer: {chosen} needs stories.{chosen}: {{{', '.join(required)}}}")
         return self
 
 
-class Config(_Model):
+class Config(Settings):
     store: str = "sqlite:///.feedletter/feedletter.db"
     allow_private: bool = False
     site: Site = Site()
@@ -458,24 +372,3 @@ def _unknown_references(config: Config, lines: Lines) -> list[Problem]:
                                         + (f" (did you mean {hint[0]!r}?)" if hint else "")))
     return problems
 
-
-def check_file(path: str | os.PathLike[str] | None = None) -> tuple[Config | None, list[str]]:
-    """Everything ``feedletter validate`` checks, as ``file:line: field: problem`` lines."""
-    file = config_path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        return None, [f"{file}: cannot read: {exc.strerror or exc}"]
-    config, problems = parse_config(text)
-    if problems or config is None:
-        return None, [p.format(str(file)) for p in problems]
-    object.__setattr__(config, "_source_path", str(file))
-    from feedletter.issue.render import missing_templates  # render is heavy; only validate needs it here
-
-    out = []
-    for problem in missing_templates(config):
-        field_path, message = problem.split(": ", 1)
-        index = int(field_path.split("[", 1)[1].split("]", 1)[0])
-        line = line_of(text, ("newsletters", index, "template"))
-        out.append(Problem(line, field_path, message).format(str(file)))
-    return (None, out) if out else (config, [])

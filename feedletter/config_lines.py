@@ -15,19 +15,29 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from feedletter.config_fields import Sections
+
 FieldPath = tuple[str | int, ...]
 Lines = dict[FieldPath, int]
 
 
 @dataclass(frozen=True)
 class Problem:
+    """One mistake in a config file: where it is (file, line, field path) and what is wrong."""
+
     line: int | None
     path: str
     message: str
+    file: str = ""
 
-    def format(self, filename: str) -> str:
-        where = f"{filename}:{self.line}" if self.line else filename
+    def format(self, filename: str | None = None) -> str:
+        """``file:line: field.path: problem``, with ``filename`` for a problem found in text alone."""
+        file = self.file if filename is None else filename
+        where = f"{file}:{self.line}" if self.line else file
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+    def __str__(self) -> str:
+        return self.format()
 
 
 def line_of(text: str, path: FieldPath) -> int | None:
@@ -94,7 +104,10 @@ def _allowed_fields(parent: FieldPath, root: type[BaseModel]) -> list[str]:
             continue
         field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
         if field is None:
-            return []
+            model = model.section_model(part) if issubclass(model, Sections) else None
+            if model is None:
+                return []
+            continue
         annotation = field.annotation
         args = getattr(annotation, "__args__", ())
         candidates = [annotation, *args]
@@ -104,7 +117,7 @@ def _allowed_fields(parent: FieldPath, root: type[BaseModel]) -> list[str]:
     names = []
     for name, field in model.model_fields.items():
         names.append(field.alias or name)
-    return names
+    return names + (model.section_names() if issubclass(model, Sections) else [])
 
 
 def duplicate_names(data: Mapping[str, Any], lines: Lines) -> list[Problem]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from feedletter.issue.render import personalize
+from feedletter.issue.placeholders import personalize
 from feedletter.sitehost import SiteHost
 from tests.fixtures_email import email_config, png, render_sample, stressful_stories
 

@@ -17,10 +17,11 @@ from fixtures_delivery import FAST_RETRY, expire_waits, make_issue
 from fixtures_tls import self_signed
 
 from feedletter import subscribers
-from feedletter.config import Config, Dkim, SmtpProvider
+from feedletter.config import Config
 from feedletter.deliver import IssueContent, RetryPolicy, build_message, deliver_issue, make_mailer, outbox
+from feedletter.deliver.dkim import Dkim
 from feedletter.deliver.message import IssueMessage
-from feedletter.deliver.providers.smtp import SmtpMailer, SmtpSettings
+from feedletter.deliver.providers.smtp import SmtpMailer, SmtpProvider, SmtpSettings
 from feedletter.errors import DeliveryError
 from feedletter.issue.digest import queue_issue
 from feedletter.mailsink import MailSink

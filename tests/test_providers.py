@@ -15,10 +15,11 @@ from fixtures_delivery import make_issue
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from feedletter.config import Config, ListmonkProvider, MailchimpProvider
+from feedletter.config import Config
 from feedletter.deliver import outbox, send_issue
 from feedletter.deliver.campaign import recorded, send_campaign
-from feedletter.deliver.providers.mailchimp import MailchimpClient, api_url
+from feedletter.deliver.providers.listmonk import ListmonkProvider
+from feedletter.deliver.providers.mailchimp import MailchimpClient, MailchimpProvider, api_url
 from feedletter.errors import DeliveryError
 from feedletter.store import Store
 

@@ -7,14 +7,8 @@ import pytest
 
 from feedletter.config import Config
 from feedletter.errors import ConfigError, RenderError
-from feedletter.issue.render import (
-    GMAIL_CLIP_BYTES,
-    compile_mjml,
-    missing_templates,
-    personalize,
-    render_digest,
-    review_digest,
-)
+from feedletter.issue.placeholders import personalize
+from feedletter.issue.render import GMAIL_CLIP_BYTES, compile_mjml, render_digest, review_digest
 from tests.fixtures_email import TITLES, WHEN, email_config, render_sample, story
 
 
@@ -209,25 +203,3 @@ def test_mjml_comments_and_html_inside_text_are_left_alone() -> None:
     html = compile_mjml("<mjml><mj-body><!-- <mj-old> --><mj-section><mj-column><mj-text><b>x</b><br>"
                         "</mj-text></mj-column></mj-section></mj-body></mjml>")
     assert "<b>x</b>" in html
-
-
-def test_validate_renders_templates_and_reports_errors(tmp_path: Path, config: Config) -> None:
-    assert missing_templates(config) == []
-    _override(tmp_path, "partials/footer.mjml.j2", "<mj-section>\n<mj-column>\n<mj-text>{{ nope }}</mj-text>\n"
-              "</mj-column></mj-section>\n")
-    assert missing_templates(config) == [
-        "newsletters[0].template: render: partials/footer.mjml.j2:3: template error: 'nope' is undefined"]
-
-
-def test_validate_command_reports_a_broken_override_before_any_send(tmp_path: Path, config: Config) -> None:
-    from typer.testing import CliRunner
-
-    from feedletter.cli import app
-
-    _override(tmp_path, "partials/story.mjml.j2", "<mj-section>\n<mj-column>\n<mj-text>\n{% for %}\n"
-              "</mj-text></mj-column></mj-section>\n")
-    result = CliRunner().invoke(app, ["validate", str(tmp_path / "sources.yaml")])
-    assert result.exit_code == 1
-    assert result.output.strip() == (f"{tmp_path / 'sources.yaml'}:5: newsletters[0].template: render: "
-                                     "partials/story.mjml.j2:4: template syntax error: Expected an expression, "
-                                     "got 'end of statement block'")

@@ -308,7 +308,7 @@ def test_websub_failure_is_logged_not_fatal(tmp_path: Path, httpserver: HTTPServ
     assert (result.root / "weekly/rss.xml").is_file()
     assert len(result.hub_problems) == 1
     assert result.hub_problems[0].startswith(f"syndicate: {hub}: WebSub ping for {BASE}rss.xml")
-    assert ("HTTP 500" if status else "ConnectError") in result.hub_problems[0]
+    assert ("HTTP 500" if status else "ConnectionError") in result.hub_problems[0]
     assert any("WebSub ping" in r.getMessage() for r in caplog.records)
     if status is None:
         httpserver.start()  # the fixture stops it again at teardown

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from feedletter.cli.common import ConfigOpt, count, fail, open_store, when
-from feedletter.config import check_file, config_path, load_config
+from feedletter.config import config_path, load_config
 
 # The counts of a run that `status` shows in its table; --json has them all.
 STATUS_COUNTS = ("sources", "fetched", "errors", "new", "stories_new", "issue", "sent", "failed", "skipped", "error")
@@ -21,9 +21,11 @@ def validate(
 ) -> None:
     """Check a config file; print `file:line: field: problem` for each error."""
     path = file or config_path(config)
+    from feedletter.validate import check_file  # renders templates: only this command needs it
+
     parsed, problems = check_file(path)
     if problems or parsed is None:
-        raise fail("\n".join(problems))
+        raise fail("\n".join(str(p) for p in problems))
     typer.echo(f"{path}: ok ({count(len(parsed.sources), 'source')}, "
                f"{count(len(parsed.newsletters), 'newsletter')})")
 

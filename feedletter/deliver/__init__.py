@@ -1,21 +1,21 @@
 """Delivery: queue an issue in the outbox and send it through a mailer, exactly once per subscriber.
 
 Per-subscriber providers (smtp, file) go through the outbox; campaign providers (listmonk,
-mailchimp) hand the whole issue over as one campaign (see ``campaign``). ``send_issue`` picks the
-right one for a newsletter and is what the digest flow calls.
+mailchimp) hand the whole issue over as one campaign (see ``campaign``). Each provider is a module
+of ``providers/``, found through :data:`feedletter.plugins.PROVIDERS`. ``send_issue`` picks the
+right way for a newsletter and is what the digest flow calls.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -23,18 +23,16 @@ from sqlalchemy.engine import Connection
 from feedletter.config import Config, Newsletter
 from feedletter.deliver import outbox
 from feedletter.deliver.message import IssueContent, IssueMessage, Outgoing, build_message
-from feedletter.deliver.providers.files import FileMailer
-from feedletter.deliver.providers.smtp import SmtpMailer, SmtpSettings
 from feedletter.errors import DeliveryError
 from feedletter.models import Subscriber
+from feedletter.plugins import PROVIDERS
 from feedletter.store import Store, issues, now
 from feedletter.subscribers import make_token
 
-__all__ = ["CAMPAIGN_PROVIDERS", "DeliveryCounts", "IssueContent", "Mailer", "RetryPolicy", "build_message",
+__all__ = ["DeliveryCounts", "IssueContent", "Mailer", "RetryPolicy", "build_message",
            "deliver_issue", "load_issue", "make_mailer", "send_issue"]
 
 log = logging.getLogger(__name__)
-CAMPAIGN_PROVIDERS = ("listmonk", "mailchimp")
 
 
 class Mailer(Protocol):
@@ -48,22 +46,10 @@ class Mailer(Protocol):
 
 def make_mailer(config: Config, newsletter: Newsletter) -> Mailer:
     """The mailer for a newsletter's provider; secrets come from the environment only."""
-    if newsletter.provider == "file":
-        return FileMailer(config.resolve(config.providers.file.dir))
-    if newsletter.provider == "smtp":
-        smtp = config.providers.smtp
-        url = os.environ.get(smtp.url_env)
-        if not url:
-            raise DeliveryError("smtp", f"${smtp.url_env} is not set (smtp://user:pass@host:587?starttls=1)",
-                                transient=False)
-        signer = None
-        if smtp.dkim is not None:
-            from feedletter.deliver.dkim import DkimSigner
-
-            signer = DkimSigner.from_config(config, smtp.dkim)
-        return SmtpMailer(SmtpSettings.from_url(url), rate_per_second=smtp.rate_per_second, signer=signer)
-    raise DeliveryError(newsletter.provider, "this provider sends campaigns, not single messages",
-                        transient=False)
+    provider = PROVIDERS.get(newsletter.provider)
+    if provider.kind != "per-subscriber":
+        raise DeliveryError(provider.name, "this provider sends campaigns, not single messages", transient=False)
+    return cast(Mailer, provider.factory(config, newsletter))
 
 
 @dataclass(frozen=True)
@@ -77,7 +63,10 @@ class RetryPolicy:
 
     @classmethod
     def from_config(cls, config: Config) -> RetryPolicy:
-        smtp = config.providers.smtp
+        # Imported here: a config naming only other providers need not load SMTP (see feedletter.plugins).
+        from feedletter.deliver.providers.smtp import PROVIDER as SMTP
+
+        smtp = SMTP.settings_in(config)
         return cls(timedelta(seconds=smtp.retry_base), timedelta(seconds=smtp.retry_wait), smtp.max_attempts,
                    smtp.bounce_limit)
 
@@ -178,7 +167,7 @@ def send_issue(config: Config, store: Store, issue_id: int, *,
                progress: Callable[[int], None] | None = None) -> DeliveryCounts:
     """Deliver a saved issue through its newsletter's provider, exactly once; safe to rerun."""
     issue = load_issue(config, store, issue_id)
-    if issue.newsletter.provider in CAMPAIGN_PROVIDERS:
+    if PROVIDERS.get(issue.newsletter.provider).kind == "campaign":
         from feedletter.deliver.campaign import send_campaign
 
         result = send_campaign(config, store, issue)

@@ -13,15 +13,13 @@ same campaign at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import urlsplit
-
-import requests
+from typing import Protocol, cast
 
 from feedletter import ledger
-from feedletter.config import Config
+from feedletter.config import Config, Newsletter
 from feedletter.deliver.message import IssueContent
 from feedletter.errors import DeliveryError
+from feedletter.plugins import PROVIDERS
 from feedletter.store import Store
 
 KIND = "campaign"  # its entries in the ledger
@@ -46,22 +44,19 @@ class CampaignResult:
     started: bool = False  # this call started it
 
 
-def make_client(config: Config, provider: str) -> CampaignClient:
-    if provider == "listmonk":
-        from feedletter.deliver.providers.listmonk import ListmonkClient
-
-        return ListmonkClient.from_config(config)
-    if provider == "mailchimp":
-        from feedletter.deliver.providers.mailchimp import MailchimpClient
-
-        return MailchimpClient.from_config(config)
-    raise DeliveryError(provider, "not a campaign provider (listmonk or mailchimp)", transient=False)
+def make_client(config: Config, newsletter: Newsletter) -> CampaignClient:
+    """The campaign client of the newsletter's provider; secrets come from the environment only."""
+    provider = PROVIDERS.get(newsletter.provider)
+    if provider.kind != "campaign":
+        known = " or ".join(n for n in PROVIDERS.names() if PROVIDERS.get(n).kind == "campaign")
+        raise DeliveryError(provider.name, f"not a campaign provider ({known})", transient=False)
+    return cast(CampaignClient, provider.factory(config, newsletter))
 
 
 def send_campaign(config: Config, store: Store, issue: IssueContent,
                   client: CampaignClient | None = None) -> CampaignResult:
     """Create and start the issue's campaign unless the store says it already went out."""
-    client = client or make_client(config, issue.newsletter.provider)
+    client = client or make_client(config, issue.newsletter)
     key = ledger_key(issue.issue_id, client.name)
     held = ledger.claim(store, KIND, key, state="creating")
     if held is None:  # started already, or another run is at it
@@ -97,27 +92,3 @@ def recorded(store: Store, issue_id: int) -> list[dict[str, object]]:
              "created": e.created, "started": e.done, "lease_until": e.lease_until, "error": e.error}
             for e in ledger.entries(store, KIND, f"{issue_id}/")]
 
-
-def call_api(session: requests.Session, provider: str, method: str, url: str, *,
-             json: dict[str, Any] | None = None, timeout: float = 30.0) -> dict[str, Any]:
-    """One JSON API call; 429, 5xx and network failures are transient, other refusals permanent."""
-    path = urlsplit(url).path
-    try:
-        response = session.request(method, url, json=json, timeout=timeout)
-    except requests.RequestException as exc:
-        raise DeliveryError(provider, f"{method} {path}: {exc.__class__.__name__}: {exc}", transient=True) from None
-    if response.status_code >= 400:
-        try:
-            body = response.json()
-            detail = str(body.get("message") or body.get("detail") or body.get("title") or body)
-        except ValueError:
-            detail = response.text
-        raise DeliveryError(provider, f"{method} {path}: HTTP {response.status_code}: {detail[:200]}",
-                            transient=response.status_code == 429 or response.status_code >= 500)
-    if not response.content:
-        return {}
-    try:
-        data = response.json()
-    except ValueError:
-        raise DeliveryError(provider, f"{method} {path}: answer is not JSON", transient=False) from None
-    return data if isinstance(data, dict) else {"data": data}

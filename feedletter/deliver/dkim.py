@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from feedletter.config import Config, Dkim
+from feedletter.config_fields import Settings
 from feedletter.errors import DeliveryError
+
+if TYPE_CHECKING:
+    from feedletter.config import Config
 
 # The headers a receiver shows or acts on; signing them keeps them from being altered in transit.
 SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
                   b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type")
+
+
+class Dkim(Settings):
+    """``providers.smtp.dkim``: sign every SMTP message; the private key comes from a file or the environment."""
+
+    domain: str
+    selector: str
+    key_file: str | None = None
+    key_env: str = "FEEDLETTER_DKIM_KEY"
 
 
 class DkimSigner:

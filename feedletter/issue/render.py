@@ -1,7 +1,7 @@
 """Render a digest: Jinja2 → MJML → HTML once per issue, a plain-text part, and pre-send checks.
 
 The MJML is compiled once; what differs per subscriber (unsubscribe URL, name) is left as
-``%%PLACEHOLDER%%`` tokens and filled in by :func:`personalize` with proper escaping.
+``%%PLACEHOLDER%%`` tokens (:mod:`feedletter.issue.placeholders`), filled in as each message is sent.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,11 +23,11 @@ from mjml import mjml2html
 
 from feedletter.config import Config, Newsletter, Utm
 from feedletter.errors import RenderError
-from feedletter.models import Coverage, Story
+from feedletter.issue.placeholders import PLACEHOLDERS, UNSUBSCRIBE_URL
+from feedletter.models import Story
 
 GMAIL_CLIP_BYTES = 102 * 1024
 SUBJECT_LIMIT = 150  # the default of newsletters[].checks.subject_max
-PLACEHOLDERS = ("%%UNSUBSCRIBE_URL%%", "%%NAME%%")
 
 
 def _builtin_templates() -> Path:
@@ -65,37 +65,6 @@ def template_dirs(config: Config) -> list[Path]:
             dirs.append(beside)
     dirs.append(BUILTIN_TEMPLATES)
     return dirs
-
-
-def missing_templates(config: Config) -> list[str]:
-    """``newsletters[i].template: …`` for each newsletter whose templates are missing or fail to render.
-
-    Each template is rendered with a sample story, so that ``feedletter validate`` reports a Jinja2 or
-    MJML error (with template name and line) long before a scheduled digest would meet it.
-    """
-    dirs = template_dirs(config)
-    problems = []
-    for index, newsletter in enumerate(config.newsletters):
-        missing = False
-        for suffix in (".mjml.j2", ".txt.j2"):
-            name = newsletter.template + suffix
-            if not any((d / name).is_file() for d in dirs):
-                where = ", ".join(str(d) for d in dirs)
-                problems.append(f"newsletters[{index}].template: {name} not found (looked in {where})")
-                missing = True
-        if missing:
-            continue
-        try:
-            render_digest(config, newsletter, [SAMPLE_STORY], number=1, issued=SAMPLE_STORY.published,
-                          web_url=f"{config.site.base_url.rstrip('/')}/{newsletter.name}/1/", source_titles={})
-        except RenderError as exc:
-            problems.append(f"newsletters[{index}].template: {exc}")
-    return problems
-
-
-SAMPLE_STORY = Story(id=0, title="Sample story", url="https://example.com/story", source="sample",
-                     published=datetime(2026, 1, 5, 8, 0, tzinfo=UTC), summary="A sample summary.",
-                     also=(Coverage("other", "Sample story, told again", "https://example.org/story"),))
 
 
 def _wrap(text: str, width: int = 72, indent: str = "") -> str:
@@ -265,12 +234,6 @@ def compile_mjml(mjml: str, name: str = "digest.mjml.j2") -> str:
         raise RenderError(name, f"MJML error: {exc}") from None
 
 
-def personalize(text: str, *, unsubscribe_url: str, name: str = "", html: bool) -> str:
-    """Fill the per-subscriber placeholders of one rendered part."""
-    quote: Callable[[str], str] = (lambda s: htmllib.escape(s, quote=True)) if html else (lambda s: s)
-    return text.replace("%%UNSUBSCRIBE_URL%%", quote(unsubscribe_url)).replace("%%NAME%%", quote(name))
-
-
 class CheckResult(NamedTuple):
     """Pre-send findings split by the newsletter's ``checks`` levels: failures stop the digest."""
 
@@ -288,8 +251,8 @@ def _findings(rendered: Rendered, newsletter: Newsletter) -> Iterator[tuple[str,
         yield "subject_length", f"subject is {len(rendered.subject)} characters (limit {limit}): " \
                                 f"{rendered.subject[:60]!r}…"
     for part, body in (("HTML", rendered.html), ("text", rendered.text)):
-        if "%%UNSUBSCRIBE_URL%%" not in body:
-            yield "unsubscribe", f"no unsubscribe link in the {part} part (the template must use %%UNSUBSCRIBE_URL%%)"
+        if UNSUBSCRIBE_URL not in body:
+            yield "unsubscribe", f"no unsubscribe link in the {part} part (the template must use {UNSUBSCRIBE_URL})"
     if not newsletter.postal_address.strip():
         yield "postal_address", "no postal address in the footer (set newsletters[].postal_address)"
     for href in dict.fromkeys(re.findall(r"<a\s[^>]*?href=\"([^\"]*)\"", rendered.html)):

@@ -143,7 +143,7 @@ def web_copy(html: str, own_url: str) -> str:
     """The email's HTML as a web page: unsubscribe link, greeting name and "view in browser" removed.
 
     The rendered email holds per-subscriber parts only as ``%%PLACEHOLDER%%`` tokens (see
-    render.personalize), so taking out the links that point at one, then the tokens, leaves
+    feedletter.issue.placeholders), so taking out the links that point at one, then the tokens, leaves
     nothing personal. Links with a scheme a browser should not follow from our site are defused.
     """
     html = _PLACEHOLDER_LINK.sub(_CUT, html.replace(_CUT, ""))

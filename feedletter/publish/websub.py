@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-import httpx
+import requests
 
 from feedletter import ledger
 from feedletter.config import Config
@@ -29,12 +29,13 @@ USER_AGENT = "feedletter-websub/0.1"
 def ping(hub: str, topics: Iterable[str], *, timeout: float = 10.0) -> list[str]:
     """POST a publish notice to ``hub`` for each topic URL; return one problem line per failure."""
     problems = []
-    with httpx.Client(timeout=timeout, follow_redirects=False,
-                      headers={"User-Agent": USER_AGENT}) as client:
+    with requests.Session() as session:
+        session.headers["User-Agent"] = USER_AGENT
         for topic in topics:
             try:
-                response = client.post(hub, data={"hub.mode": "publish", "hub.url": topic})
-            except httpx.HTTPError as exc:
+                response = session.post(hub, data={"hub.mode": "publish", "hub.url": topic}, timeout=timeout,
+                                        allow_redirects=False)
+            except requests.RequestException as exc:
                 problems.append(f"syndicate: {hub}: WebSub ping for {topic} failed: {exc.__class__.__name__}: {exc}")
                 continue
             # Hubs answer 204 No Content (or 202/200); anything else means the notice was not taken.

@@ -13,15 +13,22 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+from pydantic import Field, field_validator
 
+from feedletter.config_fields import Settings, check_http_url
+from feedletter.errors import ConfigError
+from feedletter.plugins import SummarizerEntry
 from feedletter.stories.summarize import ExtractiveSummarizer, Summarizer
 from feedletter.text.boilerplate import strip_boilerplate
 from feedletter.text.whitespace import truncate_words
 
-__all__ = ["PROMPT_VERSION", "LLMSummarizer"]
+if TYPE_CHECKING:
+    from feedletter.config import Config
+
+__all__ = ["PROMPT_VERSION", "LLMSummarizer", "Llm"]
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +116,24 @@ class LLMSummarizer:
         if not isinstance(content, str) or not content.strip():
             raise ValueError("empty reply")
         return truncate_words(" ".join(content.split()), max_chars)
+
+
+class Llm(Settings):
+    """``stories.llm``: the chat API and model; the API key comes from the environment only."""
+
+    base_url: str
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = Field(30.0, gt=0)
+
+    _url = field_validator("base_url")(check_http_url)
+
+
+def llm_summarizer(config: Config) -> LLMSummarizer:
+    settings = config.stories.section("llm", Llm)
+    if settings is None:
+        raise ConfigError("summarizer: llm needs stories.llm: {base_url, model}")
+    return LLMSummarizer(settings.base_url, settings.model, settings.api_key_env, timeout=settings.timeout)
+
+
+SUMMARIZER = SummarizerEntry("llm", Llm, llm_summarizer)

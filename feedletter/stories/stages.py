@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from feedletter.config import Config
 from feedletter.ingest.identity import canonical_url, content_hash
 from feedletter.models import Article, Coverage, Document, Story
+from feedletter.plugins import SUMMARIZERS
 from feedletter.store import Store, articles, carriers, now, rows_in_chunks, stories, summaries, utc
 from feedletter.stories.cluster import SAME_STORY, cluster_documents, pick_lead
 from feedletter.stories.dedupe import near_duplicates
@@ -248,14 +249,8 @@ def _story_articles(store: Store, story_ids: Sequence[int], columns: Sequence[sa
 
 
 def summarizer_for(config: Config) -> Summarizer:
-    """The summarizer the config asks for; the LLM one falls back to the extractive one on errors."""
-    settings = config.stories
-    if settings.summarizer == "llm" and settings.llm is not None:
-        from feedletter.stories.llm import LLMSummarizer
-
-        return LLMSummarizer(settings.llm.base_url, settings.llm.model, settings.llm.api_key_env,
-                             timeout=settings.llm.timeout)
-    return ExtractiveSummarizer()
+    """The summarizer the config names (see feedletter.plugins); the LLM one falls back to the extractive one."""
+    return SUMMARIZERS.get(config.stories.summarizer).factory(config)
 
 
 def group(config: Config, store: Store) -> GroupCounts:
@@ -338,8 +333,7 @@ def _summarize_batches(store: Store, summarizer: Summarizer, rows: Sequence[sa.R
                 else:
                     hit = summarizer.summarize(lead.title, texts, sentences=sentences, max_chars=max_chars)
                 # An LLM summarizer that fell back to the extractive one must not cache under its own name.
-                answered = getattr(summarizer, "last_source", "") or summarizer.name
-                if answered == summarizer.name:
+                if summarizer.last_source == summarizer.name:
                     batch.known[digest] = hit
                     made[digest] = hit
                     fresh.append({"content_hash": digest, "summarizer": summarizer.name,

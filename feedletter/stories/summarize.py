@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from feedletter.plugins import SummarizerEntry
 from feedletter.stories.minhash import words
 from feedletter.stories.sentences import LIST_ITEM, summary_sentences, text_blocks, title_words, wordset
 from feedletter.text.boilerplate import _has_key
@@ -76,10 +77,15 @@ _TIE = 1e-9
 
 
 class Summarizer(Protocol):
-    """Anything that turns a story (a title and its texts) into a short summary."""
+    """Anything that turns a story (a title and its texts) into a short summary.
+
+    ``last_source`` names the summarizer that wrote the last summary: this one, or the one it fell
+    back to (a summary from the fallback is not cached under this one's name).
+    """
 
     name: str
     version: str
+    last_source: str
 
     def summarize(self, title: str, texts: Sequence[str], *, sentences: int = 3,
                   max_chars: int = 600) -> str: ...
@@ -205,6 +211,7 @@ class ExtractiveSummarizer:
 
     name = "extractive"
     version = SUMMARIZER_VERSION
+    last_source = name
 
     # Weights chosen on bench/data/stories/events.txt and checked on the held-out set there.
     def __init__(self, *, redundancy: float = 0.5, coverage: float = 0.5, min_words: int = 5,
@@ -355,3 +362,7 @@ _DEFAULT = ExtractiveSummarizer()
 def summarize(title: str, texts: Sequence[str], *, sentences: int = 3, max_chars: int = 600) -> str:
     """Summarize a story (lead article's text first) with the default extractive summarizer."""
     return _DEFAULT.summarize(title, texts, sentences=sentences, max_chars=max_chars)
+
+
+# Nothing to configure: the same summarizer for every config.
+SUMMARIZER = SummarizerEntry("extractive", None, lambda config: ExtractiveSummarizer())

@@ -17,8 +17,8 @@ from feedletter import subscribers
 from feedletter.config import Config, Newsletter
 from feedletter.deliver import Mailer, make_mailer
 from feedletter.deliver.message import sender_domain
-from feedletter.deliver.providers.files import FileMailer
 from feedletter.models import Subscriber
+from feedletter.plugins import PROVIDERS
 from feedletter.store import Store, now
 
 MailerFactory = Callable[[Config, Newsletter], Mailer]
@@ -61,10 +61,10 @@ def confirmation_message(newsletter: Newsletter, person: Subscriber, url: str) -
 
 
 def confirmation_mailer(config: Config, newsletter: Newsletter) -> Mailer:
-    if newsletter.provider in ("smtp", "file"):
+    if PROVIDERS.get(newsletter.provider).kind == "per-subscriber":
         return make_mailer(config, newsletter)
-    # Listmonk and Mailchimp send campaigns, not single messages.
-    return FileMailer(config.resolve(config.providers.file.dir))
+    # Campaign providers (Listmonk, Mailchimp) send whole issues, not single messages.
+    return make_mailer(config, newsletter.model_copy(update={"provider": "file"}))
 
 
 def subscribe(config: Config, store: Store, newsletter_name: str, email: str, name: str = "", *,

@@ -8,24 +8,36 @@ creates a draft; ``PUT /api/campaigns/{id}/status`` with ``{"status": "running"}
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+from pydantic import field_validator
 
-from feedletter.config import Config, ListmonkProvider
-from feedletter.deliver.campaign import call_api
+from feedletter.config_fields import Settings, check_http_url
+from feedletter.deliver.api import call_api
 from feedletter.deliver.message import IssueContent
 from feedletter.errors import DeliveryError
+from feedletter.issue.placeholders import NAME, UNSUBSCRIBE_URL, to_merge_tags
+from feedletter.plugins import ProviderEntry
+
+if TYPE_CHECKING:
+    from feedletter.config import Config, Newsletter
 
 # Listmonk's own template tags for what feedletter fills in per subscriber when it sends by SMTP.
-PLACEHOLDERS = {"%%UNSUBSCRIBE_URL%%": "{{ UnsubscribeURL }}", "%%NAME%%": "{{ .Subscriber.FirstName }}"}
+MERGE_TAGS = {UNSUBSCRIBE_URL: "{{ UnsubscribeURL }}", NAME: "{{ .Subscriber.FirstName }}"}
 STARTED = ("running", "finished", "paused", "cancelled")
 
 
-def with_tags(body: str) -> str:
-    for ours, theirs in PLACEHOLDERS.items():
-        body = body.replace(ours, theirs)
-    return body
+class ListmonkProvider(Settings):
+    """``providers.listmonk``; the API user's name and token come from the environment only."""
+
+    url: str = "http://localhost:9000"
+    user_env: str = "FEEDLETTER_LISTMONK_USER"
+    token_env: str = "FEEDLETTER_LISTMONK_TOKEN"
+    lists: list[int] = []
+    template_id: int | None = None
+
+    _url = field_validator("url")(check_http_url)
 
 
 class ListmonkClient:
@@ -38,8 +50,10 @@ class ListmonkClient:
         self.session.auth = (user, token)
 
     @classmethod
-    def from_config(cls, config: Config) -> ListmonkClient:
-        settings = config.providers.listmonk
+    def from_config(cls, config: Config, newsletter: Newsletter | None = None) -> ListmonkClient:
+        """The client every newsletter shares; each issue brings its own newsletter's lists."""
+        del newsletter
+        settings = PROVIDER.settings_in(config)
         user, token = os.environ.get(settings.user_env), os.environ.get(settings.token_env)
         if not user or not token:
             raise DeliveryError("listmonk", f"${settings.user_env} and ${settings.token_env} must be set "
@@ -53,8 +67,8 @@ class ListmonkClient:
                                 transient=False)
         body: dict[str, Any] = {"name": f"{issue.newsletter.title} · issue {issue.issue_id}", "subject": issue.subject,
                 "lists": lists, "from_email": issue.newsletter.sender, "type": "regular",
-                "content_type": "html", "messenger": "email", "body": with_tags(issue.html),
-                "altbody": with_tags(issue.text), "tags": ["feedletter", issue.newsletter.name]}
+                "content_type": "html", "messenger": "email", "body": to_merge_tags(issue.html, MERGE_TAGS),
+                "altbody": to_merge_tags(issue.text, MERGE_TAGS), "tags": ["feedletter", issue.newsletter.name]}
         if self.settings.template_id is not None:
             body["template_id"] = self.settings.template_id
         answer = call_api(self.session, self.name, "POST", f"{self.base}/api/campaigns", json=body)
@@ -71,3 +85,6 @@ class ListmonkClient:
     def is_started(self, campaign_id: str) -> bool:
         answer = call_api(self.session, self.name, "GET", f"{self.base}/api/campaigns/{campaign_id}")
         return str((answer.get("data") or {}).get("status")) in STARTED
+
+
+PROVIDER = ProviderEntry("listmonk", ListmonkProvider, "campaign", ListmonkClient.from_config)

@@ -10,23 +10,32 @@ from __future__ import annotations
 
 import os
 from email.utils import parseaddr
+from typing import TYPE_CHECKING
 
 import requests
 
-from feedletter.config import Config, MailchimpProvider
-from feedletter.deliver.campaign import call_api
+from feedletter.config_fields import Settings
+from feedletter.deliver.api import call_api
 from feedletter.deliver.message import IssueContent
 from feedletter.errors import DeliveryError
+from feedletter.issue.placeholders import NAME, UNSUBSCRIBE_URL, to_merge_tags
+from feedletter.plugins import ProviderEntry
+
+if TYPE_CHECKING:
+    from feedletter.config import Config, Newsletter
 
 # Mailchimp merge tags for what feedletter fills in per subscriber when it sends by SMTP.
-PLACEHOLDERS = {"%%UNSUBSCRIBE_URL%%": "*|UNSUB|*", "%%NAME%%": "*|FNAME|*"}
+MERGE_TAGS = {UNSUBSCRIBE_URL: "*|UNSUB|*", NAME: "*|FNAME|*"}
 STARTED = ("sending", "sent", "schedule")
 
 
-def with_merge_tags(body: str) -> str:
-    for ours, theirs in PLACEHOLDERS.items():
-        body = body.replace(ours, theirs)
-    return body
+class MailchimpProvider(Settings):
+    """``providers.mailchimp``; the API key comes from the environment only."""
+
+    key_env: str = "FEEDLETTER_MAILCHIMP_KEY"
+    list_id: str = ""
+    # Normally derived from the key's data-center suffix (…-us6 → https://us6.api.mailchimp.com/3.0).
+    api_url: str | None = None
 
 
 def api_url(key: str) -> str:
@@ -47,8 +56,10 @@ class MailchimpClient:
         self.session.auth = ("feedletter", key)
 
     @classmethod
-    def from_config(cls, config: Config) -> MailchimpClient:
-        settings = config.providers.mailchimp
+    def from_config(cls, config: Config, newsletter: Newsletter | None = None) -> MailchimpClient:
+        """The client every newsletter shares; each issue brings its own newsletter's audience."""
+        del newsletter
+        settings = PROVIDER.settings_in(config)
         key = os.environ.get(settings.key_env)
         if not key:
             raise DeliveryError("mailchimp", f"${settings.key_env} is not set (an API key like …-us6)",
@@ -71,7 +82,8 @@ class MailchimpClient:
         if not campaign_id:
             raise DeliveryError("mailchimp", "POST /campaigns: no campaign id in the answer", transient=False)
         call_api(self.session, self.name, "PUT", f"{self.base}/campaigns/{campaign_id}/content",
-                 json={"html": with_merge_tags(issue.html), "plain_text": with_merge_tags(issue.text)})
+                 json={"html": to_merge_tags(issue.html, MERGE_TAGS),
+                       "plain_text": to_merge_tags(issue.text, MERGE_TAGS)})
         return str(campaign_id)
 
     def start(self, campaign_id: str) -> None:
@@ -80,3 +92,6 @@ class MailchimpClient:
     def is_started(self, campaign_id: str) -> bool:
         answer = call_api(self.session, self.name, "GET", f"{self.base}/campaigns/{campaign_id}")
         return str(answer.get("status")) in STARTED
+
+
+PROVIDER = ProviderEntry("mailchimp", MailchimpProvider, "campaign", MailchimpClient.from_config)

@@ -7,6 +7,7 @@ unfinished message; after it, the message is complete. So a rerun after a crash 
 
 from __future__ import annotations
 
+import os
 import smtplib
 import socket
 import ssl
@@ -14,11 +15,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from feedletter.deliver.dkim import DkimSigner
+from pydantic import Field
+
+from feedletter.config_fields import Settings
+from feedletter.deliver.dkim import Dkim, DkimSigner
 from feedletter.deliver.message import Outgoing
 from feedletter.errors import DeliveryError
+from feedletter.plugins import ProviderEntry
+
+if TYPE_CHECKING:
+    from feedletter.config import Config, Newsletter
+
+
+class SmtpProvider(Settings):
+    """``providers.smtp``; the server's URL, with its password, comes from the environment only."""
+
+    url_env: str = "FEEDLETTER_SMTP_URL"
+    rate_per_second: float | None = None
+    dkim: Dkim | None = None
+    # 4xx refusals and dropped connections: retried after retry_base, doubled each attempt; one run
+    # waits up to retry_wait seconds for them before leaving the rest to the next run.
+    retry_base: float = Field(30.0, gt=0)
+    retry_wait: float = Field(600.0, ge=0)
+    max_attempts: int = Field(5, ge=1)
+    bounce_limit: int = Field(3, ge=1)
 
 
 @dataclass(frozen=True)
@@ -181,6 +204,21 @@ class SmtpMailer:
                 conn.quit()
         except (smtplib.SMTPException, OSError):
             conn.close()
+
+
+def smtp_mailer(config: Config, newsletter: Newsletter) -> SmtpMailer:
+    """The SMTP mailer every newsletter shares, from ``providers.smtp`` and ``$FEEDLETTER_SMTP_URL``."""
+    del newsletter  # one server for all newsletters
+    settings = PROVIDER.settings_in(config)
+    url = os.environ.get(settings.url_env)
+    if not url:
+        raise DeliveryError("smtp", f"${settings.url_env} is not set (smtp://user:pass@host:587?starttls=1)",
+                            transient=False)
+    signer = None if settings.dkim is None else DkimSigner.from_config(config, settings.dkim)
+    return SmtpMailer(SmtpSettings.from_url(url), rate_per_second=settings.rate_per_second, signer=signer)
+
+
+PROVIDER = ProviderEntry("smtp", SmtpProvider, "per-subscriber", smtp_mailer)
 
 
 class _Stale(Exception):

@@ -7,8 +7,20 @@ import re
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from feedletter.config_fields import Settings
 from feedletter.deliver.message import Outgoing
+from feedletter.plugins import ProviderEntry
+
+if TYPE_CHECKING:
+    from feedletter.config import Config, Newsletter
+
+
+class FileProvider(Settings):
+    """``providers.file``: the folder, relative to the config file."""
+
+    dir: str = ".feedletter/outbox"
 
 
 class FileMailer:
@@ -35,3 +47,11 @@ class FileMailer:
 
     def close(self, *, abort: bool = False) -> None:
         del abort
+
+
+def file_mailer(config: Config, newsletter: Newsletter) -> FileMailer:
+    del newsletter  # one folder for all newsletters
+    return FileMailer(config.resolve(PROVIDER.settings_in(config).dir))
+
+
+PROVIDER = ProviderEntry("file", FileProvider, "per-subscriber", file_mailer)

@@ -1,0 +1,60 @@
+"""`feedletter validate`: the config's problems, then the templates', each with its file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from feedletter.cli import app
+from feedletter.config import Config
+from feedletter.validate import Problem, check_file, template_problems
+from tests.fixtures_email import email_config
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return email_config(tmp_path)
+
+
+def _override(tmp_path: Path, name: str, mjml: str) -> None:
+    (tmp_path / "templates" / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "templates" / name).write_text(mjml, encoding="utf-8")
+
+
+def test_templates_are_rendered_and_their_errors_reported(tmp_path: Path, config: Config) -> None:
+    assert template_problems(config) == []
+    _override(tmp_path, "partials/footer.mjml.j2", "<mj-section>\n<mj-column>\n<mj-text>{{ nope }}</mj-text>\n"
+              "</mj-column></mj-section>\n")
+    assert template_problems(config) == [
+        Problem(None, "newsletters[0].template",
+                "render: partials/footer.mjml.j2:3: template error: 'nope' is undefined")]
+    text = (tmp_path / "sources.yaml").read_text()
+    assert [p.line for p in template_problems(config, text)] == [5]  # the newsletter's, as it names no template
+
+
+def test_validate_command_reports_a_broken_override_before_any_send(tmp_path: Path, config: Config) -> None:
+    _override(tmp_path, "partials/story.mjml.j2", "<mj-section>\n<mj-column>\n<mj-text>\n{% for %}\n"
+              "</mj-text></mj-column></mj-section>\n")
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "sources.yaml")])
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"{tmp_path / 'sources.yaml'}:5: newsletters[0].template: render: "
+                                     "partials/story.mjml.j2:4: template syntax error: Expected an expression, "
+                                     "got 'end of statement block'")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (None, "{file}: cannot read: No such file or directory"),
+    ("stor: x\n", "{file}:1: stor: unknown field 'stor' (did you mean 'store'?)"),
+    ("newsletters:\n  - name: weekly\n    title: Weekly\n    template: nosuch\n",
+     "{file}:4: newsletters[0].template: nosuch.mjml.j2 not found"),
+])
+def test_each_problem_names_its_file_and_line(tmp_path: Path, text: str | None, expected: str) -> None:
+    file = tmp_path / "sources.yaml"
+    if text is not None:
+        file.write_text(text, encoding="utf-8")
+    config, problems = check_file(file)
+    assert config is None
+    assert str(problems[0]).startswith(expected.format(file=file))
+    assert all(p.file == str(file) for p in problems)
