@@ -58,7 +58,8 @@ def _setup(workdir: Path, people: int, kb: int) -> tuple[object, object, object]
     from feedletter.config import parse_config
     from feedletter.deliver import IssueContent
     from feedletter.deliver import outbox as outbox_queue
-    from feedletter.store import Store, issues, now, subscribers
+    from feedletter.schema import issues, subscribers
+    from feedletter.store import Store, now
 
     config, problems = parse_config(f"store: sqlite:///{workdir}/bench.db\nsite: {{base_url: 'https://bench.example'}}\n"
                                     f"newsletters:\n  - {{name: bench, title: Bench, from: '{SENDER}'}}\n")
@@ -83,7 +84,7 @@ def run_raw(workdir: Path, people: int, kb: int, port: int) -> dict[str, float]:
     from feedletter.deliver import unsubscribe_url
     from feedletter.deliver.message import IssueMessage
     from feedletter.models import Subscriber
-    from feedletter.store import outbox
+    from feedletter.schema import outbox
 
     config, store, issue = _setup(workdir, people, kb)
     template = IssueMessage(sender=SENDER, subject="Bench issue", html=issue.html, text=issue.text,  # type: ignore[attr-defined]

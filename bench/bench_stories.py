@@ -67,8 +67,9 @@ def child(db: Path, profile: str | None, dump: str | None) -> None:
     sys.path.insert(0, str(ROOT))
     import sqlalchemy as sa
 
-    from feedletter.store import Store, articles
-    from feedletter.store import stories as stories_table
+    from feedletter.schema import articles
+    from feedletter.schema import stories as stories_table
+    from feedletter.store import Store
     from feedletter.stories import stages as stories
 
     config = _config(db, db.with_suffix(".txt").read_text().split())

@@ -51,8 +51,9 @@ sys.path.insert(0, str(ROOT))
 from feedletter.config import Config, load_config  # noqa: E402
 from feedletter.ingest import gather  # noqa: E402
 from feedletter.issue.digest import digest_record, prepare_digest  # noqa: E402
-from feedletter.store import Store, articles, carriers  # noqa: E402
-from feedletter.store import stories as stories_table  # noqa: E402
+from feedletter.schema import articles, carriers  # noqa: E402
+from feedletter.schema import stories as stories_table  # noqa: E402
+from feedletter.store import Store  # noqa: E402
 from feedletter.stories import stages as stories  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"

@@ -21,7 +21,8 @@ from feedletter.config import Config, Newsletter
 from feedletter.errors import DeliveryError, FeedletterError
 from feedletter.ingest.health import all_states
 from feedletter.redact import redact, secret_values
-from feedletter.store import Store, incidents, now, utc
+from feedletter.schema import incidents
+from feedletter.store import Store, now, utc
 
 log = logging.getLogger(__name__)
 SOURCE_DISABLED = "source-disabled"

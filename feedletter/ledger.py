@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from feedletter.store import Store, ledger, now, utc
+from feedletter.schema import ledger
+from feedletter.store import Store, now, utc
 
 LEASE = timedelta(minutes=10)
 

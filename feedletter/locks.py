@@ -32,7 +32,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from feedletter.errors import FeedletterError
-from feedletter.store import Store, locks, now, runs, utc
+from feedletter.schema import locks, runs
+from feedletter.store import Store, now, utc
 
 log = logging.getLogger(__name__)
 

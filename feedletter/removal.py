@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from feedletter.errors import FeedletterError
 from feedletter.ingest.identity import canonical_url, tombstone_of_url
-from feedletter.store import Store, articles, carriers, issue_stories, now, stories, tombstones
+from feedletter.schema import articles, carriers, issue_stories, stories, tombstones
+from feedletter.store import Store, now
 
 
 @dataclass(frozen=True)

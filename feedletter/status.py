@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from feedletter.config import Config, Source
 from feedletter.ingest.health import EntryCounts, SourceState, all_states
-from feedletter.store import Store, articles, incidents, issues, now, outbox, runs, sources, stories, subscribers, utc
+from feedletter.schema import articles, incidents, issues, outbox, runs, sources, stories, subscribers
+from feedletter.store import Store, now, utc
 
 
 def last_run_per_target(store: Store) -> list[dict[str, Any]]:

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from feedletter.errors import FeedletterError
 from feedletter.models import Subscriber
-from feedletter.store import Store, now, subscribers
+from feedletter.schema import subscribers
+from feedletter.store import Store, now
 
 SECRET_ENV = "FEEDLETTER_SECRET"
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from feedletter.config import Config
 from feedletter.deliver import IssueContent, RetryPolicy
 from feedletter.deliver import outbox as outbox_queue
-from feedletter.store import Store, issues, now, outbox, subscribers
+from feedletter.schema import issues, outbox, subscribers
+from feedletter.store import Store, now
 
 HTML = ("<html><body><p>Hello %%NAME%%</p><p>A story with caf\u00e9 and = signs.</p>"
         "<a href=\"%%UNSUBSCRIBE_URL%%\">Unsubscribe</a></body></html>")

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from feedletter.config import Config, load_config
-from feedletter.store import Store, articles, stories
+from feedletter.schema import articles, stories
+from feedletter.store import Store
 
 AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 SUMMARY = "The council approved the new footbridge on Monday. Work starts in the spring and ends in May."

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from feedletter.config import Config, load_config
 from feedletter.issue.digest import prepare_digest, save_issue
-from feedletter.store import Store, articles, stories
+from feedletter.schema import articles, stories
+from feedletter.store import Store
 
 START = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
 SOURCES = ("riverside-clinic", "city-ledger", "valley-post")

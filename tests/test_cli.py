@@ -21,8 +21,9 @@ from feedletter.issue.preview import PreviewServer, next_issue, preview_routes
 from feedletter.issue.selection import select_stories
 from feedletter.mailsink import MailSink
 from feedletter.progress import report_progress
+from feedletter.schema import issue_stories, issues, outbox
 from feedletter.sitehost import SiteHost
-from feedletter.store import Store, issue_stories, issues, outbox
+from feedletter.store import Store
 from tests.fixtures_staff import put_story, staff
 
 __all__ = ["staff"]

@@ -26,8 +26,9 @@ from feedletter.config import load_config
 from feedletter.mailsink import MailSink
 from feedletter.runner import InProcess
 from feedletter.runs import gather_run
+from feedletter.schema import articles, locks, runs, sources, subscribers
 from feedletter.sitehost import SiteHost
-from feedletter.store import Store, articles, locks, now, runs, sources, subscribers
+from feedletter.store import Store, now
 from tests.conftest import ROOT, write_config
 
 __all__ = ["store_url"]  # the sqlite/postgresql fixture, imported for pytest to find

@@ -26,7 +26,8 @@ from feedletter.errors import DeliveryError
 from feedletter.issue.digest import queue_issue
 from feedletter.mailsink import MailSink
 from feedletter.models import Subscriber
-from feedletter.store import Store, issues, now
+from feedletter.schema import issues
+from feedletter.store import Store, now
 
 HTML = "<html><body><p>Hello %%NAME%%</p><a href=\"%%UNSUBSCRIBE_URL%%\">Unsubscribe</a></body></html>"
 TEXT = "Hello\n\nUnsubscribe: %%UNSUBSCRIBE_URL%%\n"

@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from feedletter.config import Config
 from feedletter.ingest import gather, pages
 from feedletter.models import Article, Document
+from feedletter.schema import articles, carriers, sources
+from feedletter.schema import stories as stories_table
 from feedletter.sitehost import SiteHost
-from feedletter.store import Store, articles, carriers, sources
-from feedletter.store import stories as stories_table
+from feedletter.store import Store
 from feedletter.stories import stages as stories
 from feedletter.stories.minhash import document_signature
 from tests.conftest import ROOT, run_gather

@@ -13,7 +13,8 @@ from feedletter.cli import app
 from feedletter.config import Config, load_config
 from feedletter.ingest.gather import fetch_sources, make_fetcher, store_entries
 from feedletter.ingest.health import BACKOFF_BASE, BACKOFF_MAX, backoff
-from feedletter.store import Store, now, sources, utc
+from feedletter.schema import sources
+from feedletter.store import Store, now, utc
 from tests.fixtures_ingest import RSS, RudeServer, rude, send
 
 __all__ = ["rude"]

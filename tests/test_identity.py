@@ -23,7 +23,8 @@ from feedletter.ingest.health import all_states
 from feedletter.ingest.identity import canonical_url, entry_key, legacy_entry_key
 from feedletter.ingest.parse.feeds import parse_feed
 from feedletter.removal import remove_article
-from feedletter.store import Store, articles, carriers, tombstones
+from feedletter.schema import articles, carriers, tombstones
+from feedletter.store import Store
 from tests.conftest import ROOT
 from tests.fixtures_ingest import RudeServer, rude, send
 

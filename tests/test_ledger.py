@@ -8,8 +8,8 @@ from datetime import timedelta
 from fixtures_delivery import any_store, store_url
 
 from feedletter import ledger
+from feedletter.schema import ledger as table
 from feedletter.store import Store, now
-from feedletter.store import ledger as table
 
 __all__ = ["any_store", "store_url"]  # fixtures used below, imported for pytest to find
 

@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from fixtures_delivery import any_store, store_url
 
 from feedletter import locks
+from feedletter.schema import runs
 from feedletter.status import held_locks
-from feedletter.store import Store, now, runs
+from feedletter.store import Store, now
 
 __all__ = ["any_store", "store_url"]
 

@@ -23,7 +23,8 @@ from feedletter.deliver import DeliveryCounts, deliver_issue
 from feedletter.deliver import outbox as outbox_queue
 from feedletter.deliver.providers.smtp import SmtpMailer, SmtpSettings
 from feedletter.mailsink import MailSink
-from feedletter.store import Store, outbox
+from feedletter.schema import outbox
+from feedletter.store import Store
 
 __all__ = ["any_store", "store_url"]  # fixtures used below, imported for pytest to find
 WORKER = Path(__file__).with_name("fixtures_delivery.py")

@@ -102,7 +102,8 @@ def test_listmonk_rerun_after_a_crash_during_start_asks_before_starting(listmonk
     calls = Calls()
     _listmonk_fake(httpserver, calls, status="running")
     issue = make_issue(listmonk, store, 1, html=HTML, text=TEXT)
-    from feedletter.store import ledger, now
+    from feedletter.schema import ledger
+    from feedletter.store import now
 
     with store.begin() as conn:  # what a run killed inside the start call leaves behind, its lease run out
         conn.execute(ledger.insert().values(kind="campaign", key=f"{issue.issue_id}/listmonk", ref="42",

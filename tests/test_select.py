@@ -13,7 +13,8 @@ from feedletter.issue.digest import digest_record, prepare_digest, save_issue
 from feedletter.issue.selection import select_stories, story_score, summary_quality
 from feedletter.models import Story
 from feedletter.patterns import compile_pattern
-from feedletter.store import Store, issue_stories, issues
+from feedletter.schema import issue_stories, issues
+from feedletter.store import Store
 from tests.fixtures_staff import AT, put_story, staff, staff_config
 
 __all__ = ["staff"]

@@ -11,18 +11,8 @@ from fixtures_delivery import any_store, store_url
 
 from feedletter import subscribers
 from feedletter.errors import StoreError
-from feedletter.store import (
-    Store,
-    articles,
-    insert_rows,
-    issues,
-    ledger,
-    metadata,
-    now,
-    rows_in_chunks,
-    select_in,
-    utc,
-)
+from feedletter.schema import articles, issues, ledger, metadata
+from feedletter.store import Store, insert_rows, now, rows_in_chunks, select_in, utc
 
 __all__ = ["any_store", "store_url"]  # fixtures used below, imported for pytest to find
 

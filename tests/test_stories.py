@@ -13,9 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from feedletter.models import Document
-from feedletter.store import Store, articles
-from feedletter.store import stories as stories_table
-from feedletter.stories import cluster, features, sentences, summarize
+from feedletter.schema import articles
+from feedletter.schema import stories as stories_table
+from feedletter.store import Store
+from feedletter.stories import cluster, features, sentences, summaries, summarize
 from feedletter.stories import stages as stories
 from feedletter.text.boilerplate import is_boilerplate
 from feedletter.workers import CpuPool
@@ -87,7 +88,7 @@ def test_worker_processes_group_and_summarize_as_this_process_does(tmp_path: Pat
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     plain = _fill(tmp_path / "plain.db", 7)
     grouped = stories.group_articles(plain, processes=0)
-    summarized = stories.summarize_stories(plain, summarize.ExtractiveSummarizer(), processes=0)
+    summarized = summaries.summarize_stories(plain, summarize.ExtractiveSummarizer(), processes=0)
     expected = _outcome(plain)
     plain.close()
 
@@ -95,9 +96,9 @@ def test_worker_processes_group_and_summarize_as_this_process_does(tmp_path: Pat
     # pipelined batches (a batch read while the one before it is summarized).
     monkeypatch.setattr(stories, "_FEATURES_IN_WORKERS", 1)
     monkeypatch.setattr(stories, "_FEATURES_CHUNK", 4)
-    monkeypatch.setattr(stories, "_SUMMARIES_IN_WORKERS", 1)
-    monkeypatch.setattr(stories, "_SUMMARY_CHUNK", 2)
-    monkeypatch.setattr(stories, "_SUMMARY_BATCH", 5)
+    monkeypatch.setattr(summaries, "_SUMMARIES_IN_WORKERS", 1)
+    monkeypatch.setattr(summaries, "_SUMMARY_CHUNK", 2)
+    monkeypatch.setattr(summaries, "_SUMMARY_BATCH", 5)
     started: list[bool] = []
 
     class ReadyPool(CpuPool):
@@ -110,9 +111,10 @@ def test_worker_processes_group_and_summarize_as_this_process_does(tmp_path: Pat
                 started.append(self.wait_ready(60))
 
     monkeypatch.setattr(stories, "CpuPool", ReadyPool)
+    monkeypatch.setattr(summaries, "CpuPool", ReadyPool)
     fast = _fill(tmp_path / "fast.db", 7)
     assert stories.group_articles(fast, processes=2) == grouped
-    assert stories.summarize_stories(fast, summarize.ExtractiveSummarizer(), processes=2) == summarized
+    assert summaries.summarize_stories(fast, summarize.ExtractiveSummarizer(), processes=2) == summarized
     assert _outcome(fast) == expected
     assert grouped.near_duplicates and grouped.joined > grouped.near_duplicates  # copies and tellings
     assert summarized[0] == grouped.new_stories
@@ -123,19 +125,19 @@ def test_worker_processes_group_and_summarize_as_this_process_does(tmp_path: Pat
 def test_pipelined_batches_summarize_as_one_batch_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     whole = _fill(tmp_path / "whole.db", 3)
     stories.group_articles(whole)
-    counts = stories.summarize_stories(whole, summarize.ExtractiveSummarizer())
+    counts = summaries.summarize_stories(whole, summarize.ExtractiveSummarizer())
     expected = _outcome(whole)
     whole.close()
-    monkeypatch.setattr(stories, "_SUMMARY_BATCH", 3)
+    monkeypatch.setattr(summaries, "_SUMMARY_BATCH", 3)
     batched = _fill(tmp_path / "batched.db", 3)
     stories.group_articles(batched)
-    assert stories.summarize_stories(batched, summarize.ExtractiveSummarizer()) == counts
+    assert summaries.summarize_stories(batched, summarize.ExtractiveSummarizer()) == counts
     assert _outcome(batched) == expected
     # A second pass finds nothing to do; marked again, everything comes from the cache.
-    assert stories.summarize_stories(batched, summarize.ExtractiveSummarizer()) == (0, 0)
+    assert summaries.summarize_stories(batched, summarize.ExtractiveSummarizer()) == (0, 0)
     with batched.begin() as conn:
         conn.execute(stories_table.update().values(summary_hash=""))
-    assert stories.summarize_stories(batched, summarize.ExtractiveSummarizer()) == (0, counts[0])
+    assert summaries.summarize_stories(batched, summarize.ExtractiveSummarizer()) == (0, counts[0])
     assert _outcome(batched) == expected
     batched.close()
 

@@ -15,7 +15,8 @@ from feedletter.cli import app
 from feedletter.config import Config
 from feedletter.deliver.outbox import queue
 from feedletter.mailsink import MailSink
-from feedletter.store import Store, issues, now
+from feedletter.schema import issues
+from feedletter.store import Store, now
 from feedletter.subscribers import SubscriberError, import_csv, make_token, read_token
 from feedletter.web import optin
 from tests.fixtures_email import config, email_config, store  # noqa: F401 (fixtures)

@@ -30,7 +30,8 @@ from feedletter.deliver.providers.smtp import SmtpMailer, SmtpSettings
 from feedletter.issue import render
 from feedletter.issue.digest import queue_issue
 from feedletter.mailsink import MailSink
-from feedletter.store import Store, issues, now
+from feedletter.schema import issues
+from feedletter.store import Store, now
 from feedletter.subscribers import make_token
 from feedletter.web.app import create_app
 from tests.fixtures_email import config, email_config, render_sample, store  # noqa: F401 (fixtures)

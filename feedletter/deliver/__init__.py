@@ -26,7 +26,8 @@ from feedletter.deliver.message import IssueContent, IssueMessage, Outgoing, bui
 from feedletter.errors import DeliveryError
 from feedletter.models import Subscriber
 from feedletter.plugins import PROVIDERS
-from feedletter.store import Store, issues, now
+from feedletter.schema import issues
+from feedletter.store import Store, now
 from feedletter.subscribers import make_token
 
 __all__ = ["DeliveryCounts", "IssueContent", "Mailer", "RetryPolicy", "build_message",

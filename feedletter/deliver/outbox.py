@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from feedletter.store import Store, issues, now, outbox, subscribers, utc
+from feedletter.schema import issues, outbox, subscribers
+from feedletter.store import Store, now, utc
 
 LEASE = timedelta(minutes=5)
 BOUNCE_LIMIT = 3

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from feedletter.config import Source
 from feedletter.ingest.fetch import FetchResult
-from feedletter.store import Store, now, sources, utc
+from feedletter.schema import sources
+from feedletter.store import Store, now, utc
 
 BACKOFF_BASE = timedelta(minutes=5)
 BACKOFF_MAX = timedelta(hours=24)

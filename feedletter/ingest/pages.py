@@ -15,7 +15,8 @@ from feedletter.ingest.fetch import Fetcher, private_allowed
 from feedletter.ingest.identity import canonical_url, content_hash
 from feedletter.ingest.storing import lookup
 from feedletter.runreport import cause_of
-from feedletter.store import Store, articles, now, pages, rows_in_chunks
+from feedletter.schema import articles, pages
+from feedletter.store import Store, now, rows_in_chunks
 from feedletter.workers import PROCESSES_AFTER, CpuPool, processes_for
 
 log = logging.getLogger(__name__)

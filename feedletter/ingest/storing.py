@@ -22,7 +22,8 @@ from feedletter.ingest.health import (
     record_validators,
 )
 from feedletter.ingest.identity import tombstone_of_url
-from feedletter.store import Store, articles, carriers, insert_rows, now, rows_in_chunks, select_in, tombstones
+from feedletter.schema import articles, carriers, tombstones
+from feedletter.store import Store, insert_rows, now, rows_in_chunks, select_in
 from feedletter.stories.dedupe import paused_gc
 from feedletter.workers import give_back_memory
 

@@ -22,7 +22,8 @@ from feedletter.errors import FeedletterError
 from feedletter.issue.render import CheckResult, Rendered, render_digest, review_digest
 from feedletter.issue.selection import last_issue, select_stories
 from feedletter.models import Digest
-from feedletter.store import Store, issue_stories, issues, now
+from feedletter.schema import issue_stories, issues
+from feedletter.store import Store, now
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def queue_issue(store: Store, issue_id: int, newsletter: Newsletter) -> int:
 
 def pending_issues(store: Store, newsletter: str) -> list[int]:
     """Issues with outbox rows still to send: a crashed run's work, finished before anything new."""
-    from feedletter.store import outbox
+    from feedletter.schema import outbox
 
     with store.begin() as conn:
         return list(conn.execute(sa.select(sa.distinct(outbox.c.issue_id)).join(issues)

@@ -35,11 +35,13 @@ import sqlalchemy as sa
 from feedletter.config import Config, Newsletter
 from feedletter.models import Coverage, Document, Story
 from feedletter.patterns import matches_any
-from feedletter.store import Store, articles, issue_stories, issues, now, rows_in_chunks, stories, utc
+from feedletter.schema import articles, issue_stories, issues, stories
+from feedletter.store import Store, now, rows_in_chunks, utc
 from feedletter.stories.cluster import subjects
 from feedletter.stories.features import feature_counts, parse_features
+from feedletter.stories.reading import story_articles
 from feedletter.stories.sentences import split_sentences
-from feedletter.stories.stages import load_stories, story_articles
+from feedletter.stories.stages import load_stories
 
 _SENTENCE_END = (".", "!", "?", "…", ".\"", ".”", "!”", "?”")
 MIN_SENTENCE_WORDS = 4

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from feedletter.config import Config, Newsletter
 from feedletter.errors import SyndicateError
 from feedletter.models import Coverage
-from feedletter.store import Store, issue_stories, issues, utc
+from feedletter.schema import issue_stories, issues
+from feedletter.store import Store, utc
 from feedletter.stories.stages import load_stories
 
 FEED_FILES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}

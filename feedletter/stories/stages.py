@@ -8,7 +8,7 @@ outcome: a near-identical copy points at its original, and every article belongs
 from __future__ import annotations
 
 import sys
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,19 +17,21 @@ from typing import Any
 import sqlalchemy as sa
 
 from feedletter.config import Config
-from feedletter.ingest.identity import canonical_url, content_hash
+from feedletter.ingest.identity import canonical_url
 from feedletter.models import Article, Coverage, Document, Story
 from feedletter.plugins import SUMMARIZERS
-from feedletter.store import Store, articles, carriers, now, rows_in_chunks, stories, summaries, utc
+from feedletter.schema import articles, carriers, stories
+from feedletter.store import Store, now, rows_in_chunks
 from feedletter.stories.cluster import SAME_STORY, cluster_documents, pick_lead
 from feedletter.stories.dedupe import near_duplicates
 from feedletter.stories.features import feature_counts, features_json, features_json_of_counts, parse_features
 from feedletter.stories.minhash import document_signature, pack_signature, unpack_signature
-from feedletter.stories.summarize import ExtractiveSummarizer, Summarizer
+from feedletter.stories.reading import article_of, story_articles
+from feedletter.stories.summaries import summarize_stories
+from feedletter.stories.summarize import Summarizer
 from feedletter.workers import CpuPool, Job, give_back_memory, processes_for
 
 DEFAULT_WINDOW = timedelta(days=7)
-_SUMMARY_BATCH = 500
 # Articles whose features are computed in worker processes, a chunk per call, when this many lack them.
 _FEATURES_IN_WORKERS = 2000
 _FEATURES_CHUNK = 250
@@ -41,15 +43,6 @@ class GroupCounts:
     near_duplicates: int = 0
     new_stories: int = 0
     joined: int = 0
-
-
-def _article(row: sa.RowMapping, *, html: bool = True) -> Article:
-    """``row`` as an Article; ``html`` False when the query left the HTML out."""
-    return Article(id=row["id"], source=row["source"], key=row["key"], url=row["url"], title=row["title"],
-                   published=utc(row["published"]) or now(), text=row["text"], html=row["html"] if html else "",
-                   author=row["author"], content_hash=row["content_hash"],
-                   duplicate_of=row["duplicate_of"], story_id=row["story_id"], image=row.get("image"),
-                   image_alt=row.get("image_alt") or "")
 
 
 # What grouping reads: everything but the HTML, which it never looks at (a third of the bytes).
@@ -121,7 +114,7 @@ def _group_articles(store: Store, window: timedelta, priority: dict[str, int] | 
     def read(query: sa.Select[Any], conn: sa.Connection) -> list[Article]:
         out = []
         for row in conn.execute(query).mappings():
-            out.append(_article(row, html=False))
+            out.append(article_of(row, html=False))
             sig = unpack_signature(row["signature"])
             if sig is not None:
                 signatures[str(row["id"])] = sig
@@ -231,23 +224,6 @@ def _group_articles(store: Store, window: timedelta, priority: dict[str, int] | 
     return counts
 
 
-def story_articles(store: Store, story_ids: Sequence[int]) -> dict[int, list[Article]]:
-    return _story_articles(store, story_ids, list(articles.c))
-
-
-def _story_articles(store: Store, story_ids: Sequence[int], columns: Sequence[sa.Column[Any]]
-                    ) -> dict[int, list[Article]]:
-    out: dict[int, list[Article]] = defaultdict(list)
-    if not story_ids:
-        return out
-    html = any(c.name == "html" for c in columns)
-    with store.begin() as conn:
-        for row in conn.execute(sa.select(*columns).where(articles.c.story_id.in_(story_ids))
-                                .order_by(articles.c.published, articles.c.id)).mappings():
-            out[row["story_id"]].append(_article(row, html=html))
-    return out
-
-
 def summarizer_for(config: Config) -> Summarizer:
     """The summarizer the config names (see feedletter.plugins); the LLM one falls back to the extractive one."""
     return SUMMARIZERS.get(config.stories.summarizer).factory(config)
@@ -267,131 +243,6 @@ def summarize(config: Config, store: Store) -> tuple[int, int]:
     s = config.stories
     return summarize_stories(store, summarizer_for(config), sentences=s.summary_sentences,
                              max_chars=s.summary_chars, processes=processes_for(config.gather.processes))
-
-
-# What summarizing reads of a story's articles: no HTML, signature or features.
-_SUMMARIZING = [c for c in articles.c if c.name not in ("html", "signature", "features")]
-# Stories summarized in worker processes (extractive summarizer only), a chunk per call, when this
-# many need a summary.
-_SUMMARIES_IN_WORKERS = 400
-_SUMMARY_CHUNK = 25
-
-
-@dataclass
-class _SummaryBatch:
-    """One batch of stories on its way: what each needs, and the summaries being made for it."""
-
-    todo: list[tuple[int, Article, list[str], str]]  # story id, lead, texts (lead first), digest
-    known: dict[str, str]  # summaries found in the cache, by digest
-    make: list[int]  # positions in todo whose summary this batch makes (the first of each digest)
-    jobs: list[Job[list[str]]]  # in worker processes: the summaries of ``make``, a chunk per job
-
-
-def summarize_stories(store: Store, summarizer: Summarizer, *, sentences: int = 3,
-                      max_chars: int = 600, processes: int = 0) -> tuple[int, int]:
-    """Summarize the stories that are new or gained articles; return (summarized, served from cache).
-
-    Only stories marked for it (an empty ``summary_hash``) are read, so the cost follows what changed,
-    not the size of the store. With ``processes`` > 1 and many stories, the extractive summarizer
-    (pure CPU) runs in worker processes while this one reads and writes the batches around them;
-    the summaries and counts are the same.
-    """
-    with store.begin() as conn:
-        rows = conn.execute(sa.select(stories.c.id, stories.c.lead_id).where(stories.c.summary_hash == "")).all()
-    if processes > 1 and isinstance(summarizer, ExtractiveSummarizer) and len(rows) >= _SUMMARIES_IN_WORKERS:
-        with CpuPool(processes, after=0, preload=["feedletter.stories.summarize"]) as cpu:
-            return _summarize_batches(store, summarizer, rows, sentences, max_chars, cpu)
-    return _summarize_batches(store, summarizer, rows, sentences, max_chars, None)
-
-
-def _summarize_batches(store: Store, summarizer: Summarizer, rows: Sequence[sa.Row[Any]], sentences: int,
-                       max_chars: int, cpu: CpuPool | None) -> tuple[int, int]:
-    """Summarize ``rows`` (story id, lead id) batch by batch; in ``cpu``'s workers when given."""
-    done = cached = 0
-    # Summaries made in this run, by digest (None while a worker is making it): a later story with
-    # the same digest is served from the cache, as it would be from the table once its batch is written.
-    made: dict[str, str | None] = {}
-    pending: deque[_SummaryBatch] = deque()
-
-    def finish(batch: _SummaryBatch) -> None:
-        """Wait for a batch's summaries and write them, with its stories', in one transaction."""
-        nonlocal done, cached
-        produced: dict[int, str] = {}
-        if batch.jobs:
-            values = [summary for job in batch.jobs for summary in job.result()]
-            produced = dict(zip(batch.make, values, strict=True))
-        fresh: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
-        making = set(batch.make)
-        for k, (story_id, lead, texts, digest) in enumerate(batch.todo):
-            hit = batch.known.get(digest)
-            if hit is None and k not in making and made.get(digest) is not None:
-                hit = made[digest]  # made by an earlier story of this run
-            if hit is None:
-                if k in produced:
-                    hit = produced[k]
-                else:
-                    hit = summarizer.summarize(lead.title, texts, sentences=sentences, max_chars=max_chars)
-                # An LLM summarizer that fell back to the extractive one must not cache under its own name.
-                if summarizer.last_source == summarizer.name:
-                    batch.known[digest] = hit
-                    made[digest] = hit
-                    fresh.append({"content_hash": digest, "summarizer": summarizer.name,
-                                  "version": summarizer.version, "summary": hit, "created": now()})
-                done += 1
-            else:
-                cached += 1
-            updates.append({"_id": story_id, "_summary": hit, "_hash": digest})
-        with store.begin() as conn:
-            if fresh:
-                conn.execute(summaries.insert(), fresh)
-            if updates:
-                conn.execute(stories.update().where(stories.c.id == sa.bindparam("_id")).values(
-                    summary=sa.bindparam("_summary"), summary_hash=sa.bindparam("_hash")), updates)
-
-    # Batches of stories, each read and written in a few bulk statements (one transaction per story
-    # cost more than the extractive summarizer itself at 8k stories); a batch commits as it ends, so a
-    # stopped run keeps what slow (LLM) summaries it made. With workers, the next batch is read and
-    # handed out while they make this one's summaries.
-    for chunk_rows in rows_in_chunks(rows, _SUMMARY_BATCH):
-        grouped = _story_articles(store, [r.id for r in chunk_rows], _SUMMARIZING)
-        todo: list[tuple[int, Article, list[str], str]] = []
-        for row in chunk_rows:
-            group = grouped.get(row.id, [])
-            lead = next((a for a in group if a.id == row.lead_id), group[0] if group else None)
-            if lead is None:
-                continue
-            others = [a for a in group if a.id != lead.id and a.duplicate_of is None]
-            texts = [lead.text, *(a.text for a in others)]  # the lead first: its sentences weigh more
-            todo.append((row.id, lead, texts, content_hash(lead.title, *texts, str(sentences), str(max_chars))))
-        known: dict[str, str] = {}
-        with store.begin() as conn:
-            for chunk in rows_in_chunks(sorted({digest for *_, digest in todo if digest not in made})):
-                for digest, summary in conn.execute(sa.select(summaries.c.content_hash, summaries.c.summary).where(
-                        summaries.c.content_hash.in_(chunk), summaries.c.summarizer == summarizer.name,
-                        summaries.c.version == summarizer.version)):
-                    known[digest] = summary
-        batch = _SummaryBatch(todo, known, [], [])
-        if cpu is not None:
-            for k, (_, _, _, digest) in enumerate(todo):
-                if digest not in known and digest not in made:
-                    made[digest] = None
-                    batch.make.append(k)
-            for start in range(0, len(batch.make), _SUMMARY_CHUNK):
-                work = [(todo[k][1].title, todo[k][2]) for k in batch.make[start:start + _SUMMARY_CHUNK]]
-                batch.jobs.append(cpu.submit(_summaries_of, summarizer, work, sentences, max_chars))
-        pending.append(batch)
-        while len(pending) > 1:
-            finish(pending.popleft())
-    while pending:
-        finish(pending.popleft())
-    return done, cached
-
-
-def _summaries_of(summarizer: Summarizer, work: Sequence[tuple[str, list[str]]], sentences: int,
-                  max_chars: int) -> list[str]:
-    """In a worker: the summary of each (title, texts)."""
-    return [summarizer.summarize(title, texts, sentences=sentences, max_chars=max_chars) for title, texts in work]
 
 
 def load_stories(store: Store, story_ids: Sequence[int], source_tags: dict[str, tuple[str, ...]]) -> list[Story]:
