@@ -1,3 +1,10 @@
-"""Ingest: getting posts in. Fetching (fetch: conditional GET, caps, the SSRF guard), each source's
-health (health), feeds read (parse/), entries prepared in worker processes (entries), full text
-from article pages (extract), keys and canonical URLs (identity), and the gather stages (gather)."""
+"""Ingest: getting posts in. The stages, in order, and what callers use:
+
+- ``gather.fetch_sources`` (fetch and parse every due source), ``storing.store_entries`` (new
+  articles once each), ``pages.extract_articles`` (full text of teaser posts);
+- ``fetch.Fetcher`` / ``fetch.make_fetcher`` (HTTP), ``parse.feeds.parse_feed`` (any feed format),
+  ``extract.extract`` (an article page), ``health`` (each source's state and back-off),
+  ``identity`` (keys and canonical URLs).
+
+The rest (connections, chrome, entries' preparation in worker processes) is private to it.
+"""

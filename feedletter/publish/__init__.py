@@ -10,30 +10,10 @@ the ledger (``feedletter.ledger``) first. Another output is a module with a clas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
 from feedletter.config import Config
-from feedletter.publish.issues import PublishedIssue, load_issue
+from feedletter.publish.issues import load_issue
+from feedletter.publish.output import Output, Report
 from feedletter.store import Store
-
-
-@dataclass(frozen=True)
-class Report:
-    """What an output did for one issue: ``count`` things published (``unit``: files, pings, posts),
-    and the problems it met without failing (a hub that was down)."""
-
-    output: str
-    count: int = 0
-    unit: str = ""
-    problems: tuple[str, ...] = ()
-
-
-class Output(Protocol):
-    name: str
-
-    def publish(self, config: Config, store: Store, issue: PublishedIssue) -> Report: ...
-
 
 _registered: list[Output] = []
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from feedletter.config import Config
 from feedletter.errors import SyndicateError
-from feedletter.publish import Report
 from feedletter.publish.archive import Archive, environment, home_page
 from feedletter.publish.feeds import feeds
 from feedletter.publish.issues import PublishedIssue, addresses, load_issues
+from feedletter.publish.output import Report
 from feedletter.publish.websub import ping
 from feedletter.store import Store
 

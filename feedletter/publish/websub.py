@@ -17,8 +17,8 @@ import requests
 
 from feedletter import ledger
 from feedletter.config import Config
-from feedletter.publish import Report
 from feedletter.publish.issues import PublishedIssue, addresses, feed_paths
+from feedletter.publish.output import Report
 from feedletter.store import Store
 
 log = logging.getLogger("feedletter.publish.websub")

@@ -1,2 +1,3 @@
-"""Text clean-up shared by the stages: HTML sanitizing (sanitize), page furniture and ads dropped
-from article text (boilerplate), whitespace folded (whitespace)."""
+"""Text clean-up shared by the stages: ``sanitize.sanitize_html`` / ``html_to_text`` (nh3),
+``boilerplate.strip_boilerplate`` (page furniture and ads), ``controls.strip_controls`` (control
+characters and bidi overrides), ``whitespace.squash`` and ``truncate_words``."""
