@@ -16,7 +16,6 @@ from urllib.parse import quote, urlsplit
 
 from feedletter.errors import FetchError
 
-
 # IPv6 prefixes that carry an IPv4 address a gateway (or the host itself) may route to: NAT64
 # (64:ff9b::/96 and the local-use 64:ff9b:1::/48) and IPv4-compatible addresses (::/96) carry it
 # in their last 32 bits, 6to4 (2002::/16) in the 32 bits after the prefix. Such an address is only
