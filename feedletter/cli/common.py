@@ -27,8 +27,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 @contextmanager
-def open_store(config: Config) -> Iterator[Store]:
-    store = Store.open(config.store_url())
+def open_store(config: Config, *, init: bool = False) -> Iterator[Store]:
+    store = Store.open(config.store_url(), init=init)
     try:
         yield store
     finally:
