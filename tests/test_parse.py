@@ -519,8 +519,9 @@ _PICTURES = b"""<?xml version='1.0'?>
 <description>y</description></item>
 <item><title>Inline</title><link>https://ex.com/c</link>
 <description>&lt;p&gt;hi &lt;img src="/c.jpg" alt="Bridge &amp;amp; river"&gt;&lt;/p&gt;</description></item>
-<item><title>Pixel</title><link>https://ex.com/p</link><description>&lt;p&gt;x&lt;img src="/pixel.gif?u=1" width="1"
-height="1" alt=""&gt;&lt;img src="/s/spacer.gif"&gt;&lt;img src="/real.jpg" alt="Real"&gt;&lt;/p&gt;</description></item>
+<item><title>Pixel</title><link>https://ex.com/p</link><description>&lt;p&gt;x&lt;img src="/pixel.gif?u=1"
+width="1" height="1" alt=""&gt;&lt;img src="/s/spacer.gif"&gt;&lt;img src="/real.jpg" alt="Real"&gt;&lt;/p&gt;
+</description></item>
 <item><title>Data URI</title><link>https://ex.com/d</link>
 <description>&lt;img src="data:image/png;base64,AAAA"&gt;</description></item>
 <item><title>Script</title><link>https://ex.com/e</link>
