@@ -1,4 +1,4 @@
-"""Running the flows: ``gather`` and ``digest`` once, ``serve`` on their schedules.
+"""Running the flows: ``gather`` and ``digest`` once; ``serve`` or ``deploy --pool`` on their schedules.
 
 A one-off run is a Prefect flow run when a Prefect API is configured, and runs in this process
 (recorded in the store) when none is. Prefect is imported only then: ``validate``, ``parse`` and
@@ -224,3 +224,29 @@ def serve(
     from feedletter_flows.serve import serve as serve_deployments
 
     serve_deployments(cfg, config_file(cfg), limit=limit)
+
+
+def deploy(
+    pool: Annotated[str, typer.Option("--pool", help="the Prefect work pool whose workers run the flows")],
+    config: ConfigOpt = None,
+) -> None:
+    """Create or update the work pool's deployments from sources.yaml: gather and one digest per newsletter."""
+    cfg = load_config(config)
+    prepare_prefect()
+    from feedletter_flows.serve import deploy as deploy_to_pool
+
+    for deployment in deploy_to_pool(cfg, pool):
+        flow = "gather" if deployment.name == "gather" and "gather" in deployment.tags else "digest"
+        when = ", ".join(_schedule_text(s.schedule) for s in deployment.schedules) or "no schedule (run by hand)"
+        typer.echo(f"{flow}/{deployment.name}: {when}")
+    typer.echo(f"next: on each machine, FEEDLETTER_HOME=<the folder with {Path(cfg._path).name}> "
+               f"prefect worker start --pool {pool}")
+
+
+def _schedule_text(schedule: object) -> str:
+    cron = getattr(schedule, "cron", None)
+    if cron:
+        return f"cron {cron} ({getattr(schedule, 'timezone', None) or 'UTC'})"
+    interval = getattr(schedule, "interval", None)
+    return f"every {interval}" if interval is not None else str(schedule)
+
