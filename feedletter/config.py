@@ -143,6 +143,17 @@ class Logo(Settings):
     _url = field_validator("url")(check_http_url)
 
 
+class Section(Settings):
+    """A heading in the email: stories from sources with one of ``tags`` go under ``title``.
+
+    A story goes under the first section that matches it; a section without tags takes the stories
+    no other section took (without one, they close the issue under "More stories").
+    """
+
+    title: str = Field(min_length=1, max_length=80)
+    tags: list[str] = []
+
+
 class Newsletter(Settings):
     name: str
     title: str
@@ -162,6 +173,10 @@ class Newsletter(Settings):
     logo: Logo | None = None
     # Listmonk list IDs or the Mailchimp audience ID for campaign providers (default: the provider's).
     lists: list[str] = []
+    greeting: str = ""  # e.g. "Hi %%NAME%%,"; a subscriber without a name reads "Hi,"
+    intro: str = ""  # Markdown shown above the stories
+    intro_file: str | None = None  # or a Markdown file, relative to the config file
+    sections: list[Section] = []
 
     _name = field_validator("name")(check_name)
 
@@ -169,6 +184,31 @@ class Newsletter(Settings):
     @classmethod
     def _provider(cls, value: str) -> str:
         return one_of(value, PROVIDERS.names())
+
+    @field_validator("greeting")
+    @classmethod
+    def _greeting(cls, value: str) -> str:
+        unknown = sorted(set(re.findall(r"%%[A-Z_]+%%", value)) - {"%%NAME%%"})
+        if unknown:
+            raise ValueError(f"a greeting can only use %%NAME%%, not {', '.join(unknown)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_intro(self) -> Newsletter:
+        if self.intro and self.intro_file is not None:
+            raise ValueError("intro and intro_file are both set: keep one")
+        return self
+
+    @field_validator("sections")
+    @classmethod
+    def _sections(cls, value: list[Section]) -> list[Section]:
+        titles = [s.title for s in value]
+        twice = sorted({t for t in titles if titles.count(t) > 1})
+        if twice:
+            raise ValueError(f"two sections are titled {twice[0]!r}")
+        if sum(not s.tags for s in value) > 1:
+            raise ValueError("only one section can leave out tags (it takes the stories no other section took)")
+        return value
 
     @field_validator("feeds")
     @classmethod

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from feedletter.config import Config, config_path, parse_config
 from feedletter.config_lines import Problem, dotted, line_of
 from feedletter.errors import RenderError
+from feedletter.issue.contents import intro_source
 from feedletter.issue.render import render_digest, template_dirs
 from feedletter.models import Coverage, Story
 
@@ -51,12 +52,19 @@ def template_problems(config: Config, text: str = "") -> list[Problem]:
         names = (newsletter.template + ".mjml.j2", newsletter.template + ".txt.j2")
         messages = [f"{name} not found (looked in {', '.join(str(d) for d in dirs)})"
                     for name in names if not any((d / name).is_file() for d in dirs)]
-        if not messages:
-            try:
-                render_digest(config, newsletter, [SAMPLE_STORY], number=1, issued=SAMPLE_STORY.published,
-                              web_url=f"{config.site.base_url.rstrip('/')}/{newsletter.name}/1/", source_titles={})
-            except RenderError as exc:
-                messages.append(str(exc))
+        try:
+            intro_source(config, newsletter)
+        except RenderError as exc:  # the intro_file cannot be read: rendering would fail on it, not the template
+            intro = ("newsletters", index, "intro_file")
+            problems.append(Problem(line_of(text, intro) if text else None, dotted(intro), str(exc)))
+        else:
+            if not messages:
+                try:
+                    render_digest(config, newsletter, [SAMPLE_STORY], number=1, issued=SAMPLE_STORY.published,
+                                  web_url=f"{config.site.base_url.rstrip('/')}/{newsletter.name}/1/",
+                                  source_titles={})
+                except RenderError as exc:
+                    messages.append(str(exc))
         path = ("newsletters", index, "template")
         problems += [Problem(line_of(text, path) if text else None, dotted(path), m) for m in messages]
     return problems

@@ -73,6 +73,24 @@ BAD = [
      10, "newsletters[0].from", "from needs an email address"),
     ("max stories too big", GOOD + "    select: {max_stories: 500}\n",
      10, "newsletters[0].select.max_stories", "less than or equal to 100"),
+    ("section without a title", GOOD + "    sections:\n      - {tags: [health]}\n",
+     11, "newsletters[0].sections[0].title", "required field is missing"),
+    ("section with an empty title", GOOD + "    sections: [{title: '', tags: [health]}]\n",
+     10, "newsletters[0].sections[0].title", "at least 1 character"),
+    ("section tags not a list", GOOD + "    sections:\n      - {title: Health, tags: health}\n",
+     11, "newsletters[0].sections[0].tags", "valid list"),
+    ("section field misspelt", GOOD + "    sections:\n      - title: Health\n        tag: [health]\n",
+     12, "newsletters[0].sections[0].tag", "did you mean 'tags'"),
+    ("sections not a list", GOOD + "    sections: {title: Health}\n",
+     10, "newsletters[0].sections", "valid list"),
+    ("two sections with one title", GOOD + "    sections: [{title: News, tags: [a]}, {title: News, tags: [b]}]\n",
+     10, "newsletters[0].sections", "two sections are titled 'News'"),
+    ("two sections without tags", GOOD + "    sections: [{title: Rest}, {title: Others}]\n",
+     10, "newsletters[0].sections", "only one section can leave out tags"),
+    ("greeting with another placeholder", GOOD + "    greeting: 'Hi %%EMAIL%%'\n",
+     10, "newsletters[0].greeting", "a greeting can only use %%NAME%%, not %%EMAIL%%"),
+    ("intro twice", GOOD + "    intro: Hello\n    intro_file: intro.md\n",
+     7, "newsletters[0]", "intro and intro_file are both set: keep one"),
 ]
 
 
@@ -161,6 +179,35 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         f"{path}:5: sources[0].tagz: unknown field 'tagz' (did you mean 'tags'?)",
         f"{path}:9: newsletters[0].schedule.timezone: unknown timezone 'Mars/Olympus' "
         "(use an IANA name like Europe/Berlin)"]
+
+
+def test_sections_intro_and_greeting_load(tmp_path: Path) -> None:
+    config, problems = parse_config(GOOD + textwrap.indent(textwrap.dedent("""\
+        greeting: "Hi %%NAME%%,"
+        intro_file: notes/intro.md
+        sections:
+          - {title: Health, tags: [health, care]}
+          - title: Everything else
+        """), "    "))
+    assert problems == [] and config is not None
+    weekly = config.newsletter("weekly")
+    assert weekly.greeting == "Hi %%NAME%%," and weekly.intro_file == "notes/intro.md" and weekly.intro == ""
+    assert [(s.title, s.tags) for s in weekly.sections] == [("Health", ["health", "care"]), ("Everything else", [])]
+
+
+def test_the_staff_guide_email_snippet_validates() -> None:
+    """The staff guide's greeting, intro and sections example, as a newsletter of its own."""
+    import re
+
+    guide = (ROOT / "docs" / "staff-guide.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", guide, re.S) if "sections:" in b)
+    item = "\n".join(line for line in textwrap.dedent(block).splitlines() if "# …" not in line)
+    text = GOOD.replace("newsletters:\n", "newsletters:\n" + textwrap.indent(item, "  ") + "\n    title: R\n")
+    config, problems = parse_config(text)
+    assert not problems and config is not None, [p.format("sources.yaml") for p in problems]
+    weekly = config.newsletter("riverside-weekly")
+    assert [s.title for s in weekly.sections] == ["Around town", "Health", "Elsewhere"]
+    assert weekly.greeting == "Hi %%NAME%%," and "Kingfisher Footbridge" in weekly.intro
 
 
 def test_the_staff_guide_snippets_validate(tmp_path: Path) -> None:
