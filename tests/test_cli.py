@@ -7,11 +7,14 @@ import json
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import typer
 from typer.testing import CliRunner
 
 from feedletter.cli import app
@@ -195,3 +198,63 @@ def test_delivery_reports_each_message(staff: tuple[Config, Store], sink: MailSi
     counts = deliver_issue(config, store, issue_content(config, store, issue_id),
                            SmtpMailer(SmtpSettings.from_url(sink.url)), progress=done.append)
     assert counts.sent == 3 and done == [1, 1, 1]
+
+
+GAZETTE = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Riverside Gazette</title><link>https://gazette.example/</link>
+<description>News from the river</description>
+<item><title>Ferry returns</title><link>https://gazette.example/ferry?via=rss&amp;id=7</link>
+<pubDate>Mon, 23 Nov 2026 07:00:00 GMT</pubDate>
+<description>The ferry is back.</description></item>
+</channel></rss>
+"""
+
+
+@pytest.fixture
+def gazette(tmp_path: Path) -> Iterator[SiteHost]:
+    """A loopback server with one feed, titled "Riverside Gazette", at /feed.xml."""
+    root = tmp_path / "gazette"
+    root.mkdir()
+    (root / "feed.xml").write_text(GAZETTE, encoding="utf-8")
+    with SiteHost(root) as host:
+        yield host
+
+
+def test_parse_url_takes_its_settings_from_the_config(gazette: SiteHost, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FEEDLETTER_CONFIG", raising=False)
+    url = gazette.url("feed.xml")
+    refused = runner.invoke(app, ["parse", url])  # no config: loopback addresses are refused
+    assert refused.exit_code == 1 and "private" in str(refused.exception or refused.output)
+    config = tmp_path / "parse.yaml"
+    config.write_text(f"allow_private: true\ngather: {{tracking_params: [via]}}\n"
+                      f"sources:\n  - {{name: gazette, url: '{url}'}}\n")
+    for option in ("--config", "-c"):
+        result = runner.invoke(app, ["parse", url, option, str(config)])
+        assert result.exit_code == 0, result.output
+        record = json.loads(result.stdout.splitlines()[0])
+        assert record["title"] == "Ferry returns" and record["link"] == "https://gazette.example/ferry?via=rss&id=7"
+        # the entry's key drops the config's tracking parameter, as gather's does
+        assert "via=" not in record["key"] and "id=7" in record["key"], record["key"]
+
+
+def _commands(group: typer.Typer) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every command of the CLI by its words (typer keeps its own copy of click: duck-typed)."""
+    for name, sub in typer.main.get_command(group).commands.items():  # type: ignore[attr-defined]
+        if hasattr(sub, "commands"):
+            for inner, leaf in sub.commands.items():
+                yield (name, inner), leaf
+        else:
+            yield (name,), sub
+
+
+def test_every_command_takes_config_and_c() -> None:
+    """DESIGN's contract: every command takes --config PATH (and -c); `init` writes a config instead of reading
+    one, and `extract` reads one HTML file with no setting that applies."""
+    missing = []
+    for words, command in _commands(app):
+        options = {opt for param in command.params for opt in getattr(param, "opts", [])}
+        if words not in {("init",), ("extract",)} and not {"--config", "-c"} <= options:
+            missing.append(" ".join(words))
+    assert missing == []
