@@ -47,6 +47,7 @@ class Source(Settings):
     name: str
     url: str
     title: str | None = None  # how readers see the site's name; default: the name, title-cased
+    site: str | None = None  # the site's home page (OPML's htmlUrl)
     tags: list[str] = []
     full_text: Literal["auto", "always", "never"] = "auto"
     include: list[str] = []
@@ -58,6 +59,11 @@ class Source(Settings):
     _name = field_validator("name")(check_name)
     _url = field_validator("url")(check_http_url)
     _patterns = field_validator("include", "exclude")(check_patterns)
+
+    @field_validator("site")
+    @classmethod
+    def _site(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
 
 
 class Select(Settings):
