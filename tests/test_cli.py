@@ -27,7 +27,7 @@ from feedletter.progress import report_progress
 from feedletter.schema import issue_stories, issues, outbox
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store
-from tests.fixtures_staff import put_story, staff
+from tests.fixtures_staff import put_story, staff, staff_config
 
 __all__ = ["staff"]
 CONTRACT_KEYS = {"newsletter", "subject", "preheader", "stories"}
@@ -65,6 +65,46 @@ def test_dry_run_writes_html_text_subject_and_headers(staff: tuple[Config, Store
     assert html is not None and "Footbridge opens" in html.get_content() and "%%" not in html.get_content()
     assert "Footbridge opens" in (out / "digest.html").read_text()
     assert _recorded(store) == (0, 0, 0)  # a dry run records nothing
+
+
+def test_dry_run_prints_each_pre_send_check_also_when_all_pass(staff: tuple[Config, Store], tmp_path: Path) -> None:
+    config, store = staff
+    put_story(store, "city-ledger", "Footbridge opens")
+    result = runner.invoke(app, ["digest", "city", "--dry-run", "--out", str(tmp_path / "out"),
+                                 "--config", _path(config)])
+    assert result.exit_code == 0, result.output
+    report = result.stdout.splitlines()[-7:]
+    assert report[0] == "pre-send checks: 6 passed"
+    assert [line.split()[:2] for line in report[1:]] == [
+        ["pass", "html_size"], ["pass", "links"], ["pass", "alt"], ["pass", "subject_length"],
+        ["pass", "unsubscribe"], ["pass", "postal_address"]]
+    assert "subject is 29 characters (limit 150)" in report[4]
+
+
+def test_dry_run_prints_warnings_failures_and_checks_turned_off(tmp_path: Path) -> None:
+    config = staff_config(tmp_path, newsletters="""\
+  - name: city
+    title: City Weekly
+    from: "City <news@city.example>"
+    select: {tags: [city], since: all}
+    checks: {subject_max: 20, subject_length: fail, alt: off}
+""")
+    store = Store.open(config.store_url())
+    try:
+        put_story(store, "city-ledger", "Footbridge opens")
+    finally:
+        store.close()
+    result = runner.invoke(app, ["digest", "city", "--dry-run", "--out", str(tmp_path / "out"),
+                                 "--config", _path(config)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("pre-send checks:"))
+    assert lines[start] == ("pre-send checks: 3 passed, 1 warning, 1 failure, 1 check off "
+                            "(a real send would stop here)")
+    outcomes = {line.split()[1]: line.split()[0] for line in lines[start + 1:]}
+    assert outcomes == {"html_size": "pass", "links": "pass", "alt": "off", "subject_length": "fail",
+                        "unsubscribe": "pass", "postal_address": "warn"}
+    assert any("no postal address in the footer" in line for line in lines[start + 1:])
 
 
 def test_send_test_sends_one_marked_message_and_records_nothing(
