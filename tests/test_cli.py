@@ -129,6 +129,51 @@ def test_send_test_sends_one_marked_message_and_records_nothing(
     assert sink.received[1].message()["Subject"] == msg["Subject"]
 
 
+def test_a_test_sends_links_work(staff: tuple[Config, Store], sink: MailSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its unsubscribe link leads to a page saying it was a test; "view in browser" to the issue's copy."""
+    import re
+    import warnings
+    from urllib.parse import urlsplit
+
+    from feedletter import subscribers
+    from feedletter.web.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    config, store = staff
+    monkeypatch.setenv("FEEDLETTER_SMTP_URL", sink.url)
+    put_story(store, "city-ledger", "Footbridge opens")
+    reader = subscribers.add(store, "city", "reader@example.com", status="active")
+    result = runner.invoke(app, ["send-test", "city", "--to", "me@staff.example", "--config", _path(config)])
+    assert result.exit_code == 0, result.output
+    html_part = sink.received[0].message().get_body(("html",))
+    text_part = sink.received[0].message().get_body(("plain",))
+    assert html_part is not None and text_part is not None
+    html, text = html_part.get_content(), text_part.get_content()
+    unsubscribe = re.search(r'href="([^"]*/unsubscribe/[^"]*)"', html)
+    view = re.search(r'href="([^"]*)"[^>]*>View in browser', html)
+    assert unsubscribe and view, html
+    assert view.group(1).startswith("https://news.example.com/_preview/city/")
+    assert f"View in browser: {view.group(1)}" in text and view.group(1) in result.stdout
+    with TestClient(create_app(config, store)) as client:
+        for method in ("GET", "POST"):
+            page = client.request(method, urlsplit(unsubscribe.group(1)).path)
+            assert page.status_code == 200 and "This was a test send" in page.text
+            assert "Nobody was unsubscribed" in page.text
+        copy = client.get(urlsplit(view.group(1)).path)
+        assert copy.status_code == 200
+        assert "Footbridge opens" in copy.text and "Test send of City Weekly issue 1" in copy.text
+        assert '<meta name="robots" content="noindex">' in copy.text
+    assert [p.status for p in subscribers.listing(store, "city")] == [reader.status]
+    # a second test send replaces the first one's copy
+    again = runner.invoke(app, ["send-test", "city", "--to", "me@staff.example", "--config", _path(config)])
+    assert again.exit_code == 0, again.output
+    copies = list((config.resolve(config.site.archive_dir) / "_preview" / "city").iterdir())
+    assert len(copies) == 1 and copies[0].name != urlsplit(view.group(1)).path.strip("/").split("/")[-1]
+
+
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "feedletter.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=60)

@@ -90,15 +90,19 @@ def issue_url(config: Config, newsletter: str, number: int) -> str:
 
 
 def prepare_digest(config: Config, store: Store, newsletter: Newsletter, *,
-                   at: datetime | None = None) -> Prepared | None:
-    """Select and render the next issue; None when there are fewer stories than ``min_stories``."""
+                   at: datetime | None = None, web_url: str | None = None) -> Prepared | None:
+    """Select and render the next issue; None when there are fewer stories than ``min_stories``.
+
+    ``web_url``, the "view in browser" link, is the issue's archive page unless given (a test send's
+    points to a copy written for it).
+    """
     at = at or now()
     chosen = select_stories(config, store, newsletter, at=at)
     if not chosen or len(chosen) < newsletter.select.min_stories:
         return None
     previous = last_issue(store, newsletter.name)
     number = (previous[0] if previous else 0) + 1
-    web_url = issue_url(config, newsletter.name, number)
+    web_url = web_url or issue_url(config, newsletter.name, number)
     rendered = render_digest(config, newsletter, chosen, number=number, issued=at, web_url=web_url,
                              source_titles=config.source_titles())
     digest = Digest(newsletter=newsletter.name, title=newsletter.title, subject=rendered.subject,

@@ -7,6 +7,7 @@ Routes:
   The signed token is the authority, so the body's encoding (urlencoded or multipart) does not matter.
 - ``GET /unsubscribe/{token}``: a page with an Unsubscribe button. It changes nothing, because mail
   scanners open every link in a message.
+- ``GET|POST /unsubscribe/test-send``: the link of test sends and previews; says nobody was unsubscribed.
 - ``GET /confirm/{token}``: activates a pending subscriber (double opt-in).
 - ``GET /subscribe?newsletter=NAME`` shows a form; ``POST /subscribe`` (``email``, ``newsletter``,
   optional ``name``) records a pending subscriber and mails the confirm link.
@@ -139,6 +140,13 @@ class WebApp:
                                          "confirmation link is on its way.</p>")
 
 
+async def test_send_unsubscribe(request: Request) -> Response:
+    """The unsubscribe link of a test send or preview (``subscribers.TEST_TOKEN``): it names nobody."""
+    del request
+    return _page("This was a test send", "<p>Nobody was unsubscribed: this link came in a test send or preview "
+                 "of the newsletter. In a real issue, it unsubscribes the reader it was sent to.</p>")
+
+
 def _bad_link(exc: SubscriberError) -> Response:
     if exc.thing != "token":  # about the person, e.g. a confirm link used after unsubscribing
         return _page("This link does not work", f"<p>{html.escape(exc.thing)} {html.escape(exc.problem)}.</p>", 409)
@@ -158,6 +166,7 @@ def create_app(config: Config, store: Store, *,
     with contextlib.suppress(OSError):
         archive.mkdir(parents=True, exist_ok=True)
     return Starlette(routes=[
+        Route(f"/unsubscribe/{subscribers.TEST_TOKEN}", test_send_unsubscribe, methods=["GET", "POST"]),
         Route("/unsubscribe/{token}", web.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["POST"]),
         Route("/confirm/{token}", web.confirm, methods=["GET"]),
