@@ -34,8 +34,21 @@ class Site(Settings):
     archive_per_page: int = Field(20, ge=1, le=1000)
     feed_items: int = Field(20, ge=1, le=1000)
     websub_hub: str | None = None
+    # Where the archive's Subscribe links go: the form ``feedletter web`` serves, by default; null for none.
+    subscribe_url: str | None = "{base_url}/subscribe?newsletter={newsletter}"
 
     _url = field_validator("base_url")(check_http_url)
+
+    @field_validator("subscribe_url")
+    @classmethod
+    def _subscribe(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        unknown = set(re.findall(r"{([^}]*)}", value)) - {"base_url", "newsletter"}
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)} (use {{base_url}} or {{newsletter}})")
+        check_http_url(value.replace("{base_url}", "https://example.com").replace("{newsletter}", "n"))
+        return value.strip()
 
     @field_validator("websub_hub")
     @classmethod
@@ -139,6 +152,7 @@ class Logo(Settings):
 class Newsletter(Settings):
     name: str
     title: str
+    description: str = ""  # what the newsletter is, for the archive and the subscribe form
     schedule: Schedule | None = None
     select: Select = Select()
     subject: str = "{{ newsletter.title }}: {{ stories[0].title }}"

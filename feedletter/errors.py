@@ -42,7 +42,13 @@ class ExtractError(FeedletterError):
 
 
 class StoreError(FeedletterError):
+    """The store could not be used: busy or unreachable (transient), or damaged (not)."""
+
     stage = "store"
+
+    def __init__(self, thing: str, problem: str, *, transient: bool = True) -> None:
+        super().__init__(thing, problem)
+        self.transient = transient
 
 
 class RenderError(FeedletterError):
@@ -73,5 +79,5 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, FetchError | DeliveryError):
         return exc.transient
     if isinstance(exc, StoreError):
-        return True
+        return exc.transient
     return isinstance(exc, OSError | TimeoutError | sa.exc.OperationalError)

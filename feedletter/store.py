@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,10 +36,20 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def connect(url: str) -> Engine:
-    """An engine for the store URL, with the schema created if missing."""
+def connect(url: str, *, init: bool = False) -> Engine:
+    """An engine for the store URL, with the schema created if missing.
+
+    A SQLite file that exists but is empty is refused unless ``init``: SQLite would take it for a new
+    store, and a store that lost its contents (a full disk, a bad copy or restore) would go on
+    without its subscribers and its tombstones, the record of what was removed or sent.
+    """
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url[len("sqlite:///"):])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not init and path.is_file() and path.stat().st_size == 0:
+            raise StoreError(_redact(url), "the file is empty (0 bytes), not a store: restore it from a backup, "
+                                           "or run `feedletter status --init` to start a new, empty store in it",
+                             transient=False)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     try:
@@ -50,6 +61,9 @@ def connect(url: str) -> Engine:
             _add_missing_columns(conn)
             _move_campaigns(conn)
     except sa.exc.SQLAlchemyError as exc:
+        if isinstance(exc, sa.exc.DatabaseError) and _damaged(exc):
+            raise StoreError(_redact(url), f"the store is damaged: {exc.orig}: restore it from a backup "
+                             "(see docs/troubleshooting.md)", transient=False) from None
         raise StoreError(_redact(url), f"cannot open store: {exc.__class__.__name__}: {exc.args[0]}") from None
     return engine
 
@@ -94,6 +108,13 @@ def _move_campaigns(conn: Connection) -> None:
     old.drop(conn)
 
 
+def _damaged(exc: sa.exc.DatabaseError) -> bool:
+    """Whether SQLite says the file itself is broken ("database disk image is malformed", "file is
+    not a database"): its plain DatabaseError, not a constraint (IntegrityError) or a lock
+    (OperationalError), which are the caller's to handle."""
+    return type(exc.orig) is sqlite3.DatabaseError
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     # WAL lets a reader run beside the writer; NORMAL sync keeps each outbox commit cheap.
@@ -115,17 +136,37 @@ class Store:
     engine: Engine
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        return cls(connect(url))
+    def open(cls, url: str, *, init: bool = False) -> Store:
+        return cls(connect(url, init=init))
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.DatabaseError as exc:
+            if _damaged(exc):
+                raise StoreError(_redact(str(self.engine.url)), f"the store is damaged: {exc.orig}: restore it "
+                                 "from a backup (see docs/troubleshooting.md)", transient=False) from None
+            raise
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    def check(self) -> None:
+        """Raise StoreError when SQLite finds the file damaged anywhere (``PRAGMA quick_check``).
+
+        Reads every page, so it is for ``feedletter status``, not for every run: a run finds the
+        damage where its queries read, and says so in one line as well (see :meth:`begin`).
+        """
+        if self.dialect != "sqlite":
+            return
+        with self.begin() as conn:
+            found = [" ".join(str(row[0]).split()) for row in conn.exec_driver_sql("PRAGMA quick_check(1)")]
+        if found != ["ok"]:
+            raise StoreError(_redact(str(self.engine.url)), f"the store is damaged: {'; '.join(found)}: restore "
+                             "it from a backup (see docs/troubleshooting.md)", transient=False)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -22,12 +22,14 @@ HOSTILE_URL = "javascript:alert('also')"
 
 
 def write_config(tmp_path: Path, *, feeds: str = "[rss, atom, json, stories]", per_page: int = 2,
-                 hub: str | None = None, store: str | None = None) -> Path:
+                 hub: str | None = None, store: str | None = None, site: str = "", newsletter: str = "") -> Path:
+    """``site``: more ``key: value`` items of the site mapping; ``newsletter``: more lines of the
+    newsletter, each indented by four spaces."""
     hub_line = f", websub_hub: '{hub}'" if hub else ""
     text = f"""\
 store: {store or 'sqlite:///' + str(tmp_path / 'feedletter.db')}
 site: {{base_url: 'https://news.example.com/archive', archive_dir: public, title: Example News,
-        archive_per_page: {per_page}{hub_line}}}
+        archive_per_page: {per_page}{hub_line}{", " + site if site else ""}}}
 sources:
 {chr(10).join(f"  - {{name: {name}, url: 'https://{name}.example.org/feed.xml', tags: [local]}}" for name in SOURCES)}
 newsletters:
@@ -37,7 +39,7 @@ newsletters:
     from: 'Riverside Weekly <news@riverside.example>'
     postal_address: '12 Mill Lane, Wrenford'
     feeds: {feeds}
-"""
+{newsletter}"""
     path = tmp_path / "sources.yaml"
     path.write_text(text, encoding="utf-8")
     return path

@@ -16,15 +16,22 @@ import lxml.html
 import pytest
 import sqlalchemy as sa
 
-from feedletter.config import Config
-from feedletter.publish.archive import web_copy
+from feedletter.config import Config, Schedule, load_config
+from feedletter.errors import ConfigError
+from feedletter.publish.about import schedule_words
 from feedletter.publish.site import publish
+from feedletter.publish.web_copy import web_copy
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store
 from tests.conftest import postgres_url
-from tests.fixtures_syndication import HOSTILE_TITLE, add_issues, seeded
+from tests.fixtures_syndication import HOSTILE_TITLE, add_issues, seeded, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
+SUBSCRIBE = "https://news.example.com/archive/subscribe?newsletter=weekly"
+ABOUT = """\
+    description: "News from the riverside towns, chosen from three local blogs.\\n\\nFree, and one click to leave."
+    schedule: {cron: "0 8 * * MON", timezone: Europe/Berlin}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +116,7 @@ def test_index_is_newest_first_and_paginated(built: tuple[Config, Store, Path]) 
     assert [a.get("href") for a in second.xpath("//nav[@class='pages']//a[@rel='prev']")] == ["../../"]
     assert [a.get("href") for a in second.xpath("//nav[@class='pages']//a[@rel='next']")] == ["../../page/3/"]
     home = lxml.html.fromstring((built[2] / "index.html").read_bytes())
-    assert [a.get("href") for a in home.xpath("//li/a")] == ["weekly/"]
+    assert [a.get("href") for a in home.xpath("//section[@class='newsletter']//h2/a")] == ["weekly/"]
 
 
 def test_every_page_links_relatively_and_every_link_resolves(built: tuple[Config, Store, Path]) -> None:
@@ -134,11 +141,12 @@ def test_every_page_links_relatively_and_every_link_resolves(built: tuple[Config
 def test_issue_page_is_the_email_without_per_subscriber_parts(built: tuple[Config, Store, Path]) -> None:
     _, store, root = built
     page = (root / "weekly" / "5" / "index.html").read_text()
-    for gone in ("%%", "Unsubscribe", "View in browser"):
+    # The email's footer speaks to a subscriber; a visitor gets the way to subscribe instead.
+    for gone in ("%%", "Unsubscribe", "View in browser", "because you subscribed", "You receive"):
         assert gone not in page
     assert "Story number 2 about the riverside" in page
     assert "<script>" not in page and "javascript:" not in page
-    assert "12 Mill Lane, Wrenford" in page and "because you subscribed." in page
+    assert "Get Riverside Weekly by email" in page
     doc = lxml.html.fromstring(page)
     alternates = {(link.get("type"), link.get("href")) for link in doc.xpath("//link[@rel='alternate']")}
     assert alternates == {("application/rss+xml", "../rss.xml"), ("application/atom+xml", "../atom.xml"),
@@ -147,8 +155,8 @@ def test_issue_page_is_the_email_without_per_subscriber_parts(built: tuple[Confi
                           ("application/feed+json", "../stories/feed.json")}
     assert doc.xpath("//link[@rel='canonical']")[0].get("href") == "https://news.example.com/archive/weekly/5/"
     nav = [a.get("href") for a in doc.xpath("//nav//a")]
-    assert nav == ["../", "../4/"]  # the newest issue: no newer one
-    permalinks = {a.get("href"): a.text_content() for a in doc.xpath("//section//a")}
+    assert nav == ["../", "../4/", SUBSCRIBE]  # the newest issue: no newer one
+    permalinks = {a.get("href"): a.text_content() for a in doc.xpath("//section//li/a")}
     assert permalinks == {"../stories/2/": "Story number 2 about the riverside",
                           "../stories/1/": HOSTILE_TITLE}  # the hostile title, shown as text
     with store.begin() as conn:
@@ -170,11 +178,94 @@ def test_story_pages_link_the_lead_and_the_other_tellings(built: tuple[Config, S
     assert "Council &lt;script&gt;" in hostile
 
 
+def test_home_pages_exist_before_the_first_issue_and_say_what_the_newsletter_is(tmp_path: Path) -> None:
+    config, store = seeded(tmp_path, issues=0, newsletter=ABOUT)
+    root = publish(config, store).root
+    store.close()
+    for page, newsletter_link in ((root / "index.html", "weekly/"), (root / "weekly" / "index.html", None)):
+        doc = lxml.html.fromstring(page.read_bytes())
+        text = " ".join(doc.text_content().split())
+        assert "Riverside Weekly" in text and "No issues yet" in text
+        assert [p.text_content() for p in doc.xpath("//p[@class='description']")] == [
+            "News from the riverside towns, chosen from three local blogs.", "Free, and one click to leave."]
+        assert "Get Riverside Weekly by email, every Monday at 08:00 (Europe/Berlin)." in text
+        assert doc.xpath("//a[@class='subscribe-button']/@href") == [SUBSCRIBE]
+        if newsletter_link:
+            assert newsletter_link in doc.xpath("//h2/a/@href")
+    index = lxml.html.fromstring((root / "weekly" / "index.html").read_bytes())
+    assert index.xpath("//meta[@name='description']/@content") == [
+        "News from the riverside towns, chosen from three local blogs."]
+
+
+def subscribe_links(page: Path) -> set[str]:
+    doc = lxml.html.fromstring(page.read_bytes())
+    return {a.get("href") for a in doc.xpath("//a") if "Subscribe" in a.text_content()}
+
+
+def test_every_page_links_to_the_subscribe_form(built: tuple[Config, Store, Path]) -> None:
+    pages = sorted(built[2].rglob("*.html"))
+    assert len(pages) == 19  # home, index pages, issues, stories
+    for page in pages:
+        assert subscribe_links(page) == {SUBSCRIBE}, page
+
+
+@pytest.mark.parametrize(("setting", "expected"), [
+    ("subscribe_url: 'https://forms.example.org/join?list={newsletter}'", {"https://forms.example.org/join?list=weekly"}),
+    ("subscribe_url: 'https://forms.example.org/riverside'", {"https://forms.example.org/riverside"}),
+    ("subscribe_url: null", set()),  # a static archive with nowhere to subscribe: no dead links
+])
+def test_subscribe_links_follow_site_subscribe_url(tmp_path: Path, setting: str, expected: set[str]) -> None:
+    config, store = seeded(tmp_path, issues=1, site=setting, newsletter=ABOUT)
+    root = publish(config, store).root
+    store.close()
+    pages = sorted(root.rglob("*.html"))
+    assert len(pages) == 5  # home, index, the issue, its two stories
+    for page in pages:
+        assert subscribe_links(page) == expected, page
+        assert ('class="subscribe' in page.read_text()) == bool(expected), page
+    if not expected:  # the schedule is still said, without the subscribe box that says it otherwise
+        assert "A new issue every Monday at 08:00 (Europe/Berlin)." in (root / "weekly" / "index.html").read_text()
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("'{base_url}/join?n={name}'", "unknown placeholder(s) ['name']"),
+    ("'/subscribe'", "not an http(s) URL"),
+])
+def test_site_subscribe_url_is_checked(tmp_path: Path, value: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(write_config(tmp_path, site=f"subscribe_url: {value}"))
+    assert problem in str(raised.value)
+
+
+@pytest.mark.parametrize(("cron", "words"), [
+    ("0 8 * * MON", "every Monday at 08:00 (Europe/Berlin)"),
+    ("30 6 * * *", "every day at 06:30 (Europe/Berlin)"),
+    ("0 7 * * 1-5", "every weekday at 07:00 (Europe/Berlin)"),
+    ("0 7 * * mon,thu", "every Monday and Thursday at 07:00 (Europe/Berlin)"),
+    ("0 9 * * 5-7", "every Friday, Saturday and Sunday at 09:00 (Europe/Berlin)"),
+    ("0 8 1 * *", "on the 1st of every month at 08:00 (Europe/Berlin)"),
+    ("0 8 22 * *", "on the 22nd of every month at 08:00 (Europe/Berlin)"),
+    ("*/30 * * * *", ""), ("0 8 1 1 *", ""), ("0 8 1 * MON", ""),  # no short wording: nothing rather than a guess
+])
+def test_schedule_in_words(cron: str, words: str) -> None:
+    assert schedule_words(Schedule(cron=cron, timezone="Europe/Berlin")) == words
+
+
 @pytest.mark.parametrize(("email", "page"), [
-    ('<div>You subscribed. <a href="%%UNSUBSCRIBE_URL%%" style="x">Unsubscribe</a> · '
-     '<a href="https://n.example/w/3/">View in browser</a></div>', "<div>You subscribed. </div>"),
-    ('<p>A · <a href="%%UNSUBSCRIBE_URL%%">Unsubscribe</a> · B</p>', "<p>A · B</p>"),
+    # The footer section that holds the unsubscribe link goes whole: why one gets it, the address.
+    ('<div class="footer" style="x"><div>You receive it because you subscribed as %%NAME%%. '
+     '<a href="%%UNSUBSCRIBE_URL%%">Unsubscribe</a></div><div>12 Mill Lane</div></div><p>After</p>',
+     "<p>After</p>"),
+    # Without a footer class, the innermost block holding the link; "View in browser" with it.
+    ('<table><tr><td><p>You subscribed. <a href="%%UNSUBSCRIBE_URL%%" style="x">Unsubscribe</a> · '
+     '<a href="https://n.example/w/3/">View in browser</a></p><p>12 Mill Lane</p></td></tr></table>',
+     "<table><tr><td><p>12 Mill Lane</p></td></tr></table>"),
+    ('<p class="greeting subscriber-only">Hi %%NAME%%,</p><p>Text</p>', "<p>Text</p>"),
+    ('<div class="footer"><p>x <a href="%%UNSUBSCRIBE_URL%%">U</a></span></div>tail', "tail"),  # a stray end tag
+    ('<div><a href="https://n.example/w/3/">View in browser</a></div>', "<div></div>"),
+    ('A · <a href="%%UNSUBSCRIBE_URL%%">Unsubscribe</a> · B', "A · B"),
     ("<p>Hello%%NAME%%, you subscribed as %%NAME%%.</p>", "<p>Hello, you subscribed.</p>"),
+    ("<p>Hi %%NAME%%, here is the week.</p>", "<p>Hi, here is the week.</p>"),
     ('<a href="javascript:alert(1)">x</a><a href="java&#115;cript:alert(1)">y</a><a href=" JaVa\tscript:1">z</a>',
      '<a href="#">x</a><a href="#">y</a><a href="#">z</a>'),
     ('<a href="https://ok.example/a?b=1&amp;c=2">ok</a> <a href="mailto:x@example.com">m</a>',

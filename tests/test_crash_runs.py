@@ -190,7 +190,7 @@ def test_digest_killed_mid_send_is_finished_at_once_by_the_next_run(
 
 # Stops the store step inside its transaction, after the articles are written: the test kills it there.
 _HOLD_IN_STORE = """
-import os, time, feedletter.ingest.gather as g
+import os, time, feedletter.ingest.storing as g
 _record = g.record_counts
 def _held(conn, per_source):
     _record(conn, per_source)

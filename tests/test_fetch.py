@@ -240,12 +240,22 @@ def test_retry_after_as_a_date(rude: RudeServer, fetcher: Fetcher) -> None:
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254",
-                                  "[::1]", "[fe80::1]", "[fd00::1]", "[::ffff:127.0.0.1]", "0.0.0.0", "localhost"])
+                                  "[::1]", "[fe80::1]", "[fd00::1]", "[::ffff:127.0.0.1]", "0.0.0.0", "localhost",
+                                  # NAT64, 6to4 and IPv4-compatible forms of loopback, private and metadata
+                                  "[64:ff9b::7f00:1]", "[64:ff9b::a00:1]", "[64:ff9b:1::a9fe:a9fe]",
+                                  "[2002:7f00:1::]", "[2002:c0a8:101::1]", "[::7f00:1]", "[::a9fe:a9fe]"])
 def test_ssrf_guard_refuses_non_public_addresses(host: str) -> None:
     with pytest.raises(FetchError, match=r"refused: .* resolves to non-public address") as caught:
         check_address(f"http://{host}/feed.xml", allow_private=False)
     assert "allow_private" in str(caught.value) and not caught.value.transient
     check_address(f"http://{host}/feed.xml", allow_private=True)
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1", "2606:4700::1111"])
+def test_an_ipv6_address_carrying_a_public_ipv4_address_is_public(address: str) -> None:
+    from feedletter.ingest.connections import _refusal
+
+    assert _refusal("feeds.example.org", address) is None
 
 
 def test_ssrf_guard_refuses_before_any_request(rude: RudeServer) -> None:

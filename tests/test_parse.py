@@ -519,6 +519,9 @@ _PICTURES = b"""<?xml version='1.0'?>
 <description>y</description></item>
 <item><title>Inline</title><link>https://ex.com/c</link>
 <description>&lt;p&gt;hi &lt;img src="/c.jpg" alt="Bridge &amp;amp; river"&gt;&lt;/p&gt;</description></item>
+<item><title>Pixel</title><link>https://ex.com/p</link><description>&lt;p&gt;x&lt;img src="/pixel.gif?u=1"
+width="1" height="1" alt=""&gt;&lt;img src="/s/spacer.gif"&gt;&lt;img src="/real.jpg" alt="Real"&gt;&lt;/p&gt;
+</description></item>
 <item><title>Data URI</title><link>https://ex.com/d</link>
 <description>&lt;img src="data:image/png;base64,AAAA"&gt;</description></item>
 <item><title>Script</title><link>https://ex.com/e</link>
@@ -538,6 +541,7 @@ def test_an_entry_carries_its_picture_and_only_an_http_one(fast: bool) -> None:
         "Thumbnail": ("https://ex.com/t.jpg", ""),  # a video is no picture; its thumbnail is
         "Enclosure": ("https://ex.com/b.png", ""),
         "Inline": ("https://ex.com/c.jpg", "Bridge & river"),  # the first image of the HTML, made absolute
+        "Pixel": ("https://ex.com/real.jpg", "Real"),  # tracking pixels and spacers are passed over
         "Data URI": (None, ""),
         "Script": (None, ""),
         "Podcast": (None, ""),

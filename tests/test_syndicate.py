@@ -246,6 +246,18 @@ def test_empty_newsletter_gets_valid_feeds_dated_without_now(tmp_path: Path) -> 
     assert check_json_feed(json.loads((tmp_path / "public/weekly/feed.json").read_bytes())) == []
 
 
+def test_issues_feeds_carry_the_newsletter_description(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, newsletter='    description: "Riverside news,\\n\\nweekly."\n'))
+    store = Store.open(config.store_url())
+    publish(config, store)
+    store.close()
+    folder = tmp_path / "public/weekly"
+    assert feedparser.parse((folder / "atom.xml").read_bytes()).feed.subtitle == "Riverside news, weekly."
+    assert json.loads((folder / "feed.json").read_bytes())["description"] == "Riverside news, weekly."
+    assert feedparser.parse((folder / "stories/rss.xml").read_bytes()).feed.description == \
+        "Every story Riverside Weekly has carried"
+
+
 @pytest.mark.parametrize(("feeds", "hub", "problem"), [
     ("[stories]", None, "stories needs a feed format beside it"),
     ("[rss, podcast]", None, "feeds"),

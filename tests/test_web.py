@@ -36,6 +36,11 @@ from feedletter.subscribers import make_token
 from feedletter.web.app import create_app
 from tests.fixtures_email import config, email_config, render_sample, store  # noqa: F401 (fixtures)
 
+ABOUT = """\
+    description: Riverside news, every week.
+    schedule: {cron: "0 8 * * MON", timezone: Europe/Berlin}
+    logo: {url: "https://cdn.example.org/riverside.png", alt: "Riverside Weekly: the river", width: 120}
+"""
 ONE_CLICK = {"content": b"List-Unsubscribe=One-Click",
              "headers": {"Content-Type": "application/x-www-form-urlencoded"}}
 
@@ -50,13 +55,18 @@ def _status(store: Store, email: str) -> str:
     return next(s.status for s in subscribers.listing(store, "weekly") if s.email == email)
 
 
-def test_get_shows_a_button_and_changes_nothing(client: TestClient, store: Store) -> None:
+def test_get_asks_to_confirm_and_changes_nothing(client: TestClient, store: Store) -> None:
     person = subscribers.add(store, "weekly", "ann@example.com")
     token = make_token(person.id, "unsubscribe")
     page = client.get(f"/unsubscribe/{token}")
     assert page.status_code == 200
-    assert "Unsubscribe from Riverside Weekly?" in page.text and "ann@example.com" in page.text
-    assert '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">' in page.text
+    text = " ".join(page.text.split())
+    assert "<h1>Unsubscribe from Riverside Weekly?</h1>" in text and "ann@example.com" in text
+    assert "Nothing has changed yet" in text and "will receive no more" not in text and "unsubscribed" not in text
+    # The button posts what RFC 8058 one-click posts, to the same address.
+    assert ('<form method="post"> <input type="hidden" name="List-Unsubscribe" value="One-Click"> '
+            '<button type="submit">Unsubscribe</button> </form>') in text
+    assert '<a href="../weekly/">No, keep my subscription</a>' in text
     assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
     assert client.head(f"/unsubscribe/{token}").status_code == 200
     assert _status(store, "ann@example.com") == "active"
@@ -68,6 +78,7 @@ def test_one_click_post_unsubscribes_and_answers_200_every_time(client: TestClie
     for _ in range(2):
         reply = client.post(f"/unsubscribe/{token}", **ONE_CLICK)  # type: ignore[arg-type]
         assert reply.status_code == 200 and "You are unsubscribed" in reply.text
+        assert '<a href="../subscribe?newsletter=weekly">Subscribe again</a>' in reply.text
     assert _status(store, "ann@example.com") == "unsubscribed"
     assert "no longer receives Riverside Weekly" in client.get(f"/unsubscribe/{token}").text
 
@@ -90,6 +101,7 @@ def test_bad_links_are_refused_without_changing_anything(client: TestClient, sto
                                 ("/confirm/garbage", 400, "is not valid")]:
         reply = client.post(path, **ONE_CLICK) if path.startswith("/unsub") else client.get(path)  # type: ignore[arg-type]
         assert (reply.status_code, words in reply.text) == (status, True), path
+        assert '<a href="../">All newsletters</a>' in reply.text, path  # a way on from a dead end
     assert _status(store, "ann@example.com") == "active"
 
 
@@ -103,18 +115,86 @@ def _link(eml: Path, kind: str) -> str:
 
 def test_subscribe_form_then_confirm_link(client: TestClient, store: Store, tmp_path: Path) -> None:
     form = client.get("/subscribe?newsletter=weekly")
-    assert form.status_code == 200 and '<option value="weekly">Riverside Weekly</option>' in form.text
+    assert form.status_code == 200 and "<h1>Riverside Weekly</h1>" in form.text
+    assert '<form method="post" action="subscribe">' in form.text
+    assert '<input type="hidden" name="newsletter" value="weekly">' in form.text
+    assert client.get("/subscribe").text == form.text  # the only newsletter: its form
     reply = client.post("/subscribe", data={"email": "new@example.com", "newsletter": "weekly", "name": "N"})
     assert reply.status_code == 200 and "Check your inbox" in reply.text
+    assert '<a href="weekly/">Read past issues of Riverside Weekly</a>' in reply.text
     assert _status(store, "new@example.com") == "pending"
     [eml] = list((tmp_path / "outbox").glob("*.eml"))
     confirm = client.get(_link(eml, "confirm"))
     assert confirm.status_code == 200 and "Subscription confirmed" in confirm.text
+    assert '<a href="../weekly/">Read past issues of Riverside Weekly</a>' in confirm.text
     assert _status(store, "new@example.com") == "active"
     # Asking again answers the same and mails nothing: the form does not tell who is subscribed.
     again = client.post("/subscribe", data={"email": "new@example.com", "newsletter": "weekly"})
     assert again.status_code == 200 and again.text == reply.text
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+def test_subscribe_form_says_what_the_newsletter_is(tmp_path: Path) -> None:
+    config = email_config(tmp_path, ABOUT + f"store: sqlite:///{tmp_path / 'fl.db'}\n")
+    handle = Store.open(config.store_url())
+    try:
+        with TestClient(create_app(config, handle)) as client:
+            form = client.get("/subscribe?newsletter=weekly")
+    finally:
+        handle.close()
+    assert form.status_code == 200
+    assert ('<img class="logo" src="https://cdn.example.org/riverside.png" alt="Riverside Weekly: the river" '
+            'width="120">') in form.text
+    assert "<h1>Riverside Weekly</h1>" in form.text
+    assert '<p class="description">Riverside news, every week.</p>' in form.text
+    assert "A new issue every Monday at 08:00 (Europe/Berlin)." in form.text
+    # The logo is the one thing the page loads from elsewhere, and only from the logo's own host.
+    assert "img-src https://cdn.example.org;" in form.headers["content-security-policy"]
+    assert form.headers["content-security-policy"].startswith("default-src 'none';")
+
+
+def _page(reply: httpx.Response) -> str:
+    assert reply.text.startswith("<!doctype html>") and "<h1>" in reply.text and "</html>" in reply.text
+    return " ".join(reply.text.split())
+
+
+def test_a_refused_address_shows_the_form_again_filled_in(client: TestClient, store: Store) -> None:
+    reply = client.post("/subscribe", data={"email": "ann.example.com", "newsletter": "weekly", "name": "Ann"})
+    page = _page(reply)
+    assert reply.status_code == 400 and "<h1>Check the address</h1>" in page
+    assert '<p class="problem" role="alert">“ann.example.com” is not a valid email address.</p>' in page
+    assert 'name="email" value="ann.example.com"' in page and 'name="name" value="Ann"' in page
+    assert '<a href="weekly/">Read past issues of Riverside Weekly</a>' in page and '<a href="./">' in page
+    empty = client.post("/subscribe", data={"email": "", "newsletter": "weekly"})
+    assert empty.status_code == 400 and "Please enter an email address." in empty.text
+    assert subscribers.listing(store, "weekly") == []
+
+
+@pytest.mark.parametrize("ask", ["post", "get"])
+def test_an_unknown_newsletter_is_a_404_page_listing_the_known_ones(client: TestClient, ask: str) -> None:
+    reply = client.post("/subscribe", data={"email": "a@example.com", "newsletter": "monthly"}) if ask == "post" \
+        else client.get("/subscribe?newsletter=monthly")
+    page = _page(reply)
+    assert reply.status_code == 404 and "<h1>Unknown newsletter</h1>" in page
+    assert "There is no newsletter called “monthly”." in page
+    assert '<a href="subscribe?newsletter=weekly">Riverside Weekly</a>' in page
+    assert '<a href="./">All newsletters</a>' in page
+
+
+def test_several_newsletters_make_a_choice(tmp_path: Path) -> None:
+    config = email_config(tmp_path, "  - {name: monthly, title: Riverside Monthly, description: The long reads.}\n"
+                          f"store: sqlite:///{tmp_path / 'fl.db'}\n")
+    handle = Store.open(config.store_url())
+    try:
+        with TestClient(create_app(config, handle)) as client:
+            reply = client.get("/subscribe")
+    finally:
+        handle.close()
+    page = _page(reply)
+    assert reply.status_code == 200 and "Which newsletter would you like?" in page
+    assert '<a href="subscribe?newsletter=weekly">Riverside Weekly</a>' in page
+    assert ('<a href="subscribe?newsletter=monthly">Riverside Monthly</a><br><span class="meta">The long reads.'
+            '</span>') in page
 
 
 @pytest.mark.parametrize(("data", "status"), [({"email": "nope", "newsletter": "weekly"}, 400),
@@ -127,6 +207,8 @@ def test_subscribe_rejects_bad_input(client: TestClient, store: Store, data: dic
 def test_subscribe_escapes_what_it_echoes(client: TestClient) -> None:
     reply = client.post("/subscribe", data={"email": "<script>x</script>", "newsletter": "weekly"})
     assert reply.status_code == 400 and "<script>x" not in reply.text and "&lt;script&gt;x" in reply.text
+    unknown = client.get('/subscribe?newsletter="><script>y</script>')
+    assert unknown.status_code == 404 and "<script>y" not in unknown.text
 
 
 def test_serves_the_static_archive(client: TestClient, config: Config) -> None:

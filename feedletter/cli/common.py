@@ -35,8 +35,8 @@ def config_or_defaults(path: Path | None) -> Config:
 
 
 @contextmanager
-def open_store(config: Config) -> Iterator[Store]:
-    store = Store.open(config.store_url())
+def open_store(config: Config, *, init: bool = False) -> Iterator[Store]:
+    store = Store.open(config.store_url(), init=init)
     try:
         yield store
     finally:

@@ -46,6 +46,8 @@ def init(
 
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables")] = False,
+    init: Annotated[bool, typer.Option("--init", help="start a new, empty store even in an empty (0-byte) file")]
+    = False,
     config: ConfigOpt = None,
 ) -> None:
     """Show the last run of each flow and newsletter, source health, the outbox and open incidents."""
@@ -53,7 +55,8 @@ def status(
     from feedletter.status import held_locks, last_run_per_target, store_counts
 
     cfg = load_config(config)
-    with open_store(cfg) as store:
+    with open_store(cfg, init=init) as store:
+        store.check()
         runs, counts, incidents = last_run_per_target(store), store_counts(store), open_incidents(store)
         running = held_locks(store)
     if as_json:

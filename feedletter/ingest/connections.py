@@ -16,11 +16,34 @@ from urllib.parse import quote, urlsplit
 
 from feedletter.errors import FetchError
 
+# IPv6 prefixes that carry an IPv4 address a gateway (or the host itself) may route to: NAT64
+# (64:ff9b::/96 and the local-use 64:ff9b:1::/48) and IPv4-compatible addresses (::/96) carry it
+# in their last 32 bits, 6to4 (2002::/16) in the 32 bits after the prefix. Such an address is only
+# as public as the IPv4 address it carries ("64:ff9b::7f00:1" reaches 127.0.0.1 through NAT64).
+_IN_LAST_32 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"),
+               ipaddress.IPv6Network("::/96"))
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+
+
+def _carried_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _SIX_TO_FOUR:
+        return ip.sixtofour
+    if any(ip in net for net in _IN_LAST_32) and int(ip) & 0xFFFFFFFF and ip not in (
+            ipaddress.IPv6Address("::1"), ipaddress.IPv6Address("::")):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
 
 def _refusal(host: str, address: str) -> str | None:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        carried = _carried_ipv4(ip)
+        if carried is not None and (not carried.is_global or carried.is_multicast):
+            return (f"refused: {host} resolves to non-public address {carried} (inside {ip}; "
+                    "set allow_private: true to allow)")
+        ip = carried or ip
     if not ip.is_global or ip.is_multicast:
         return f"refused: {host} resolves to non-public address {ip} (set allow_private: true to allow)"
     return None

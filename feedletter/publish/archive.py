@@ -2,12 +2,11 @@
 
 Every link between pages is relative and every page is ``folder/index.html``, so the archive works
 from ``feedletter web``, from any static host, and from a sub-path such as ``/archive/``. An issue's
-page is the email itself with what belongs to one subscriber taken out.
+page is the email itself with what belongs to one subscriber taken out (``web_copy``).
 """
 
 from __future__ import annotations
 
-import html as htmllib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from feedletter.config import Config, Newsletter
 from feedletter.issue.render import template_dirs
+from feedletter.publish.about import about
 from feedletter.publish.issues import (
     FEED_NAMES,
     FEED_TYPES,
@@ -29,6 +29,7 @@ from feedletter.publish.issues import (
     feed_formats,
     feed_path,
 )
+from feedletter.publish.web_copy import web_copy
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Alternate:
     path: str  # relative to the newsletter's folder
     type: str
     title: str
+    format: str  # "RSS", "Atom", "JSON Feed"
+    stories: bool  # the stories feed, else the issues feed
 
 
 def http_url(value: str) -> str:
@@ -60,11 +63,13 @@ def environment(config: Config) -> SandboxedEnvironment:
 
 
 def alternates(newsletter: Newsletter) -> list[Alternate]:
-    out = [Alternate(feed_path(kind), FEED_TYPES[kind], f"{newsletter.title} ({FEED_NAMES[kind]})")
-           for kind in feed_formats(newsletter)]
+    kinds = feed_formats(newsletter)
+    out = [Alternate(feed_path(kind), FEED_TYPES[kind], f"{newsletter.title} ({FEED_NAMES[kind]})",
+                     FEED_NAMES[kind], False) for kind in kinds]
     if "stories" in newsletter.feeds:
-        out += [Alternate(feed_path(kind, True), FEED_TYPES[kind], f"{newsletter.title}: stories ({FEED_NAMES[kind]})")
-                for kind in feed_formats(newsletter)]
+        out += [Alternate(feed_path(kind, True), FEED_TYPES[kind],
+                          f"{newsletter.title}: stories ({FEED_NAMES[kind]})", FEED_NAMES[kind], True)
+                for kind in kinds]
     return out
 
 
@@ -78,7 +83,8 @@ class Archive:
         self.where: Addresses = addresses(config, newsletter)
         self.feeds = alternates(newsletter)
         self.common: dict[str, Any] = {"site_title": config.site.title, "newsletter": newsletter.model_dump(),
-                                       "alternates": self.feeds, "source_titles": config.source_titles()}
+                                       "about": about(config, newsletter), "alternates": self.feeds,
+                                       "source_titles": config.source_titles()}
 
     def pages(self, issues: list[PublishedIssue]) -> Iterator[tuple[str, str]]:
         yield from self.index_pages(issues)
@@ -125,41 +131,8 @@ class Archive:
 
 
 def home_page(config: Config, env: SandboxedEnvironment, issues: dict[str, list[PublishedIssue]]) -> str:
-    """The archive's root: every newsletter, with how many issues it has."""
-    listed = [{"name": n.name, "title": n.title, "count": len(issues.get(n.name, [])),
+    """The archive's root: every newsletter, what it is, how many issues it has and how to get it."""
+    listed = [{"name": n.name, "about": about(config, n), "count": len(issues.get(n.name, [])),
                "latest": issues[n.name][0].issued if issues.get(n.name) else None} for n in config.newsletters]
     return env.get_template("archive/home.html.j2").render(
         site_title=config.site.title, newsletters=listed, alternates=[], up="", canonical=None)
-
-
-_PLACEHOLDER_LINK = re.compile(r"<a\b[^>]*\bhref=\"%%[A-Z_]+%%\"[^>]*>.*?</a>", re.S | re.I)
-_PLACEHOLDER = re.compile(r"%%[A-Z_]+%%")
-_HREF = re.compile(r"(\bhref=\")([^\"]*)(\")", re.I)
-_CUT = "\x00"  # where a link was taken out, until the separators around it are tidied
-_CUT_WITH_DOTS = re.compile(r"(?:\s*·\s*)?\x00(?:\s*·\s*)?")
-
-
-def web_copy(html: str, own_url: str) -> str:
-    """The email's HTML as a web page: unsubscribe link, greeting name and "view in browser" removed.
-
-    The rendered email holds per-subscriber parts only as ``%%PLACEHOLDER%%`` tokens (see
-    feedletter.issue.placeholders), so taking out the links that point at one, then the tokens, leaves
-    nothing personal. Links with a scheme a browser should not follow from our site are defused.
-    """
-    html = _PLACEHOLDER_LINK.sub(_CUT, html.replace(_CUT, ""))
-    html = re.sub(rf"<a\b[^>]*\bhref=\"{re.escape(own_url)}\"[^>]*>.*?</a>", _CUT, html, flags=re.S | re.I)
-    # "A · Unsubscribe · B" keeps one separator; a link at either end takes its separator along.
-    html = _CUT_WITH_DOTS.sub(lambda m: " · " if m.group(0).count("·") == 2 else "", html)
-    html = re.sub(r"\s+as\s+%%NAME%%", "", html)
-    html = _PLACEHOLDER.sub("", html)
-    return _HREF.sub(lambda m: m.group(1) + _safe_href(m.group(2)) + m.group(3), html)
-
-
-def _safe_href(value: str) -> str:
-    # Judge the scheme as a browser would read it: entities decoded, control characters ignored.
-    probe = "".join(ch for ch in htmllib.unescape(value) if ch > " " and ch != "\x7f")
-    try:
-        scheme = urlsplit(probe).scheme.lower()
-    except ValueError:
-        return "#"
-    return value if scheme in ("", "http", "https", "mailto") else "#"

@@ -80,8 +80,9 @@ def _channel(config: Config, newsletter: Newsletter, where: Addresses, kind: str
              items: tuple[Item, ...]) -> Channel:
     if stories:
         title, description = f"{newsletter.title}: stories", f"Every story {newsletter.title} has carried"
-    else:
-        title, description = newsletter.title, f"Every issue of {newsletter.title}"
+    else:  # feed readers show this under the title: what the newsletter is, when staff said so
+        title = newsletter.title
+        description = " ".join(newsletter.description.split()) or f"Every issue of {newsletter.title}"
     return Channel(title=title, description=description, home=where.home, url=where.feed(kind, stories),
                    hub=config.site.websub_hub, author=newsletter.title, items=items)
 

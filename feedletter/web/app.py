@@ -5,13 +5,18 @@ Routes:
 - ``POST /unsubscribe/{token}``: unsubscribes at once and answers 200. Mail providers send it for
   RFC 8058 one-click (body ``List-Unsubscribe=One-Click``); the confirm page's button sends it too.
   The signed token is the authority, so the body's encoding (urlencoded or multipart) does not matter.
-- ``GET /unsubscribe/{token}``: a page with an Unsubscribe button. It changes nothing, because mail
-  scanners open every link in a message.
+- ``GET /unsubscribe/{token}``: a page asking to confirm, with an Unsubscribe button. It changes
+  nothing, because mail scanners open every link in a message.
 - ``GET|POST /unsubscribe/test-send``: the link of test sends and previews; says nobody was unsubscribed.
 - ``GET /confirm/{token}``: activates a pending subscriber (double opt-in).
-- ``GET /subscribe?newsletter=NAME`` shows a form; ``POST /subscribe`` (``email``, ``newsletter``,
-  optional ``name``) records a pending subscriber and mails the confirm link.
+- ``GET /subscribe?newsletter=NAME`` shows the newsletter's form (title, logo, description, schedule);
+  without ``newsletter``, the only newsletter's, or a choice of them. ``POST /subscribe`` (``email``,
+  ``newsletter``, optional ``name``) records a pending subscriber and mails the confirm link.
 - everything else: the static archive from ``site.archive_dir``.
+
+Pages come from the ``web/`` templates (staff may override them like the archive's). A refused
+request is a whole page with the right status and links on: a bad address shows the form again,
+filled in; an unknown newsletter lists the known ones.
 
 Token URLs are never cached and never leak as a Referer.
 """
@@ -19,8 +24,8 @@ Token URLs are never cached and never leak as a Referer.
 from __future__ import annotations
 
 import contextlib
-import html
-from urllib.parse import parse_qs
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -32,30 +37,27 @@ from starlette.staticfiles import StaticFiles
 from feedletter import subscribers
 from feedletter.config import Config
 from feedletter.errors import ConfigError, DeliveryError
+from feedletter.publish.about import About
+from feedletter.publish.about import about as describe
+from feedletter.publish.archive import environment
 from feedletter.store import Store
 from feedletter.subscribers import SubscriberError
 from feedletter.web import optin
 
 MAX_FORM_BYTES = 16 * 1024
 _HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex",
-            "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-                                       "frame-ancestors 'none'"}
+            "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY"}
+# Where each route's page sits below the app's root, as a prefix for its relative links.
+_AT_ROOT, _ONE_DOWN = "", "../"
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    """A plain page; ``body`` is HTML built by the caller from escaped values."""
-    document = (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        "<meta name=\"color-scheme\" content=\"light dark\">"
-        f"<title>{html.escape(title)}</title><style>body{{font-family:-apple-system,'Segoe UI',Roboto,"
-        "Helvetica,Arial,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;line-height:1.5}"
-        "button{font-size:1rem;padding:.6rem 1.2rem;border:0;border-radius:4px;background:#1d5fa8;"
-        "color:#fff;cursor:pointer}input{font-size:1rem;padding:.4rem;width:100%;box-sizing:border-box;"
-        "margin:.2rem 0 .8rem}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
-    return HTMLResponse(document, status_code=status, headers=_HEADERS)
+def content_security_policy(config: Config) -> str:
+    """Nothing but inline styles, forms to ourselves and the newsletters' logos."""
+    logos = sorted({f"{urlsplit(n.logo.url).scheme}://{urlsplit(n.logo.url).netloc}"
+                    for n in config.newsletters if n.logo})
+    images = f"img-src {' '.join(logos)}; " if logos else ""
+    return (f"default-src 'none'; style-src 'unsafe-inline'; {images}form-action 'self'; "
+            "frame-ancestors 'none'")
 
 
 class WebApp:
@@ -66,95 +68,136 @@ class WebApp:
         self.config = config
         self.store = store
         self.mailers = mailers
+        self.env = environment(config)
+        self.headers = {**_HEADERS, "Content-Security-Policy": content_security_policy(config)}
+        self.newsletters = {n.name: describe(config, n) for n in config.newsletters}
+
+    def _page(self, template: str, heading: str, *, root: str, status: int = 200, about: About | None = None,
+              back: list[tuple[str, str]] | None = None, lines: list[str] | None = None,
+              **context: Any) -> HTMLResponse:
+        home = root or "./"
+        if back is None:
+            back = [(f"{root}{about.name}/", f"Read past issues of {about.title}")] if about else []
+            back.append((home, "All newsletters"))
+        document = self.env.get_template(template).render(heading=heading, root=root, about=about, back=back,
+                                                          lines=lines or [], **context)
+        return HTMLResponse(document, status_code=status, headers=self.headers)
 
     def _title(self, newsletter: str) -> str:
-        found = [n.title for n in self.config.newsletters if n.name == newsletter]
-        return found[0] if found else newsletter
+        found = self.newsletters.get(newsletter)
+        return found.title if found else newsletter
+
+    def _form(self, newsletter: About, *, status: int = 200, problem: str = "", email: str = "",
+              name: str = "") -> HTMLResponse:
+        heading = "Check the address" if problem else newsletter.title
+        return self._page("web/subscribe.html.j2", heading, root=_AT_ROOT, status=status, about=newsletter,
+                          problem=problem, email=email, name=name)
+
+    def _choose(self, heading: str, lines: list[str], status: int) -> HTMLResponse:
+        return self._page("web/choose.html.j2", heading, root=_AT_ROOT, status=status,
+                          choices=list(self.newsletters.values()), lines=lines)
+
+    def _unknown(self, name: str) -> HTMLResponse:
+        return self._choose("Unknown newsletter", [f"There is no newsletter called “{name}”."]
+                            + (["These are the ones you can subscribe to:"] if self.newsletters else []), 404)
 
     async def unsubscribe_page(self, request: Request) -> Response:
         token = request.path_params["token"]
         try:
             person = await run_in_threadpool(subscribers.from_token, self.store, token, "unsubscribe")
         except SubscriberError as exc:
-            return _bad_link(exc)
-        title = html.escape(self._title(person.newsletter))
+            return self._bad_link(exc)
+        title, newsletter = self._title(person.newsletter), self.newsletters.get(person.newsletter)
         if person.status == "unsubscribed":
-            return _page("You are unsubscribed", f"<p>{html.escape(person.email)} no longer receives {title}.</p>")
-        return _page(f"Unsubscribe from {self._title(person.newsletter)}?",
-                     f"<p>{html.escape(person.email)} will receive no more issues of {title}.</p>"
-                     "<form method=\"post\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">"
-                     "<button type=\"submit\">Unsubscribe</button></form>")
+            return self._unsubscribed(person.email, title, newsletter, "no longer receives")
+        return self._page("web/unsubscribe.html.j2", f"Unsubscribe from {title}?", root=_ONE_DOWN,
+                          about=newsletter, back=[(f"../{person.newsletter}/", "No, keep my subscription")],
+                          lines=[f"Nothing has changed yet. Press the button to stop sending {title} "
+                                 f"to {person.email}."])
 
     async def unsubscribe(self, request: Request) -> Response:
         try:
             person = await run_in_threadpool(subscribers.unsubscribe, self.store, request.path_params["token"])
         except SubscriberError as exc:
-            return _bad_link(exc)
-        return _page("You are unsubscribed", f"<p>{html.escape(person.email)} will receive no more issues of "
-                                             f"{html.escape(self._title(person.newsletter))}.</p>")
+            return self._bad_link(exc)
+        return self._unsubscribed(person.email, self._title(person.newsletter),
+                                  self.newsletters.get(person.newsletter), "will receive no more issues of")
+
+    def _unsubscribed(self, email: str, title: str, newsletter: About | None, words: str) -> HTMLResponse:
+        back = [(f"../subscribe?newsletter={newsletter.name}", "Subscribe again")] if newsletter else []
+        return self._page("web/page.html.j2", "You are unsubscribed", root=_ONE_DOWN, about=newsletter,
+                          back=[*back, ("../", "All newsletters")], lines=[f"{email} {words} {title}."])
 
     async def confirm(self, request: Request) -> Response:
         try:
             person = await run_in_threadpool(subscribers.confirm, self.store, request.path_params["token"])
         except SubscriberError as exc:
-            return _bad_link(exc)
-        return _page("Subscription confirmed", f"<p>{html.escape(person.email)} will receive "
-                                               f"{html.escape(self._title(person.newsletter))}. Welcome!</p>")
+            return self._bad_link(exc)
+        return self._page("web/page.html.j2", "Subscription confirmed", root=_ONE_DOWN,
+                          about=self.newsletters.get(person.newsletter),
+                          lines=[f"{person.email} will receive {self._title(person.newsletter)}. Welcome!"])
 
     async def subscribe_form(self, request: Request) -> Response:
-        choices = [n for n in self.config.newsletters if n.name == request.query_params.get("newsletter")] \
-            or self.config.newsletters
-        if not choices:
-            return _page("No newsletters", "<p>There is nothing to subscribe to yet.</p>", 404)
-        options = "".join(f"<option value=\"{html.escape(n.name, quote=True)}\">{html.escape(n.title)}</option>"
-                          for n in choices)
-        return _page("Subscribe", "<form method=\"post\" action=\"/subscribe\">"
-                     f"<label>Newsletter<br><select name=\"newsletter\">{options}</select></label><br><br>"
-                     "<label>Email<input type=\"email\" name=\"email\" required></label>"
-                     "<label>Name (optional)<input type=\"text\" name=\"name\"></label>"
-                     "<button type=\"submit\">Subscribe</button></form>")
+        asked = request.query_params.get("newsletter")
+        if asked is not None and asked in self.newsletters:
+            return self._form(self.newsletters[asked])
+        if asked:
+            return self._unknown(asked)
+        if not self.newsletters:
+            return self._page("web/page.html.j2", "No newsletters", root=_AT_ROOT, status=404,
+                              lines=["There is nothing to subscribe to yet."])
+        if len(self.newsletters) == 1:
+            return self._form(next(iter(self.newsletters.values())))
+        return self._choose("Subscribe", ["Which newsletter would you like?"], 200)
 
     async def subscribe(self, request: Request) -> Response:
         if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
-            return _page("Too large", "<p>That form was too large.</p>", 413)
+            return self._page("web/page.html.j2", "Too large", root=_AT_ROOT, status=413,
+                              back=[("subscribe", "Back to the form")], lines=["That form was too large."])
         if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-            return _page("Unsupported form", "<p>Send the form as application/x-www-form-urlencoded.</p>", 415)
+            return self._page("web/page.html.j2", "Unsupported form", root=_AT_ROOT, status=415,
+                              back=[("subscribe", "Back to the form")],
+                              lines=["Send the form as application/x-www-form-urlencoded."])
         form = {k: v[0] for k, v in parse_qs((await request.body())[:MAX_FORM_BYTES].decode("utf-8", "replace"),
                                              keep_blank_values=True).items()}
-        email, newsletter = form.get("email", "").strip(), form.get("newsletter", "")
+        email, name, newsletter = form.get("email", "").strip(), form.get("name", "")[:200], form.get("newsletter", "")
         try:
-            await run_in_threadpool(optin.subscribe, self.config, self.store, newsletter, email,
-                                    form.get("name", "")[:200], mailers=self.mailers)
+            await run_in_threadpool(optin.subscribe, self.config, self.store, newsletter, email, name,
+                                    mailers=self.mailers)
         except ConfigError:
-            return _page("Unknown newsletter", f"<p>There is no newsletter called {html.escape(newsletter)}.</p>",
-                         404)
+            return self._unknown(newsletter)
         except SubscriberError:
-            return _page("Check the address", f"<p>{html.escape(email) or 'An empty address'} is not a valid "
-                                              "email address.</p>", 400)
+            return self._form(self.newsletters[newsletter], status=400, email=email, name=name,
+                              problem=f"“{email}” is not a valid email address." if email
+                              else "Please enter an email address.")
         except DeliveryError:
-            return _page("Please try again later", "<p>We could not send the confirmation email just now.</p>",
-                         503)
+            return self._page("web/page.html.j2", "Please try again later", root=_AT_ROOT, status=503,
+                              about=self.newsletters[newsletter],
+                              back=[(f"subscribe?newsletter={newsletter}", "Back to the form")],
+                              lines=["We could not send the confirmation email just now."])
         # The same answer whether or not the address was already subscribed: the form must not
         # tell strangers who reads what.
-        return _page("Check your inbox", f"<p>If {html.escape(email)} is not subscribed yet, a message with a "
-                                         "confirmation link is on its way.</p>")
+        return self._page("web/page.html.j2", "Check your inbox", root=_AT_ROOT, about=self.newsletters[newsletter],
+                          lines=[f"If {email} is not subscribed yet, a message with a confirmation link is on "
+                                 "its way."])
 
+    async def test_send_unsubscribe(self, request: Request) -> Response:
+        """The unsubscribe link of a test send or preview (``subscribers.TEST_TOKEN``): it names nobody."""
+        del request
+        return self._page("web/page.html.j2", "This was a test send", root=_ONE_DOWN,
+                          lines=["Nobody was unsubscribed: this link came in a test send or preview of the "
+                                 "newsletter. In a real issue, it unsubscribes the reader it was sent to."])
 
-async def test_send_unsubscribe(request: Request) -> Response:
-    """The unsubscribe link of a test send or preview (``subscribers.TEST_TOKEN``): it names nobody."""
-    del request
-    return _page("This was a test send", "<p>Nobody was unsubscribed: this link came in a test send or preview "
-                 "of the newsletter. In a real issue, it unsubscribes the reader it was sent to.</p>")
-
-
-def _bad_link(exc: SubscriberError) -> Response:
-    if exc.thing != "token":  # about the person, e.g. a confirm link used after unsubscribing
-        return _page("This link does not work", f"<p>{html.escape(exc.thing)} {html.escape(exc.problem)}.</p>", 409)
-    if "no such subscriber" in exc.problem:
-        return _page("This link does not work", "<p>This address is no longer on our list.</p>", 404)
-    reason = "has expired" if exc.problem == "expired" else "is not valid"
-    return _page("This link does not work", f"<p>The link {reason}. Please use the link from your most recent "
-                                            "email.</p>", 400)
+    def _bad_link(self, exc: SubscriberError) -> Response:
+        if exc.thing != "token":  # about the person, e.g. a confirm link used after unsubscribing
+            status, line = 409, f"{exc.thing} {exc.problem}."
+        elif "no such subscriber" in exc.problem:
+            status, line = 404, "This address is no longer on our list."
+        else:
+            reason = "has expired" if exc.problem == "expired" else "is not valid"
+            status, line = 400, f"The link {reason}. Please use the link from your most recent email."
+        return self._page("web/page.html.j2", "This link does not work", root=_ONE_DOWN, status=status,
+                          lines=[line])
 
 
 def create_app(config: Config, store: Store, *,
@@ -166,7 +209,7 @@ def create_app(config: Config, store: Store, *,
     with contextlib.suppress(OSError):
         archive.mkdir(parents=True, exist_ok=True)
     return Starlette(routes=[
-        Route(f"/unsubscribe/{subscribers.TEST_TOKEN}", test_send_unsubscribe, methods=["GET", "POST"]),
+        Route(f"/unsubscribe/{subscribers.TEST_TOKEN}", web.test_send_unsubscribe, methods=["GET", "POST"]),
         Route("/unsubscribe/{token}", web.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["POST"]),
         Route("/confirm/{token}", web.confirm, methods=["GET"]),

@@ -133,6 +133,13 @@ def _entry(item: RawItem, *, source: str, base: str, reference: datetime,
 _IMG = re.compile(r"<img\b[^>]*?\bsrc\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))[^>]*>", re.IGNORECASE)
 _ALT = re.compile(r"\balt\s*=\s*(?:\"([^\"]*)\"|'([^']*)')", re.IGNORECASE)
 _MAX_IMAGE_URL = 2048
+# A tracking pixel or a spacer: 1-2 px wide or high, or named like one.
+_TINY = re.compile(r"""\b(?:width|height)\s*=\s*["']?[0-2](?:px)?["'\s/>]""", re.IGNORECASE)
+_PIXEL_NAME = re.compile(r"(?:pixel|spacer|blank|transparent|beacon|tracking|1x1)[^/]*\.(?:gif|png)\b", re.IGNORECASE)
+
+
+def _is_pixel(tag: str) -> bool:
+    return _TINY.search(tag) is not None or _PIXEL_NAME.search(tag) is not None
 
 
 def _picture(image: str | None, markup: str, base: str) -> dict[str, str]:
@@ -143,11 +150,13 @@ def _picture(image: str | None, markup: str, base: str) -> dict[str, str]:
     """
     alt = ""
     if not image and "<img" in markup.lower():
-        m = _IMG.search(markup)
-        if m is not None:
+        for m in _IMG.finditer(markup):
+            if _is_pixel(m.group(0)):
+                continue  # a tracking pixel or a spacer is no picture
             image = html.unescape(m.group(1) or m.group(2) or m.group(3) or "")
             a = _ALT.search(m.group(0))
             alt = _SPACE.sub(" ", html.unescape(a.group(1) or a.group(2) or "")).strip() if a else ""
+            break
     if not image:
         return {}
     url = urljoin(base, image.strip())
