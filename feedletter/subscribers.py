@@ -23,6 +23,9 @@ SECRET_ENV = "FEEDLETTER_SECRET"
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 TOKEN_DAYS = {"confirm": 7, "unsubscribe": 3650}
+# The unsubscribe link of previews and test sends: it names nobody (a real token is signed, with a
+# dot in it), and the web app answers it with a page saying so.
+TEST_TOKEN = "test-send"
 
 
 class SubscriberError(FeedletterError):

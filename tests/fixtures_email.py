@@ -17,8 +17,8 @@ from feedletter.store import Store
 
 CONFIG = """\
 sources:
-  - {name: city-ledger, url: "https://ledger.example/feed"}
-  - {name: valley-post, url: "https://valley.example/feed"}
+  - {name: city-ledger, url: "https://ledger.example/feed", tags: [city]}
+  - {name: valley-post, url: "https://valley.example/feed", tags: [health, care]}
 newsletters:
   - name: weekly
     title: Riverside Weekly

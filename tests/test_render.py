@@ -82,7 +82,7 @@ def test_logo_has_alt_and_a_width_cap(tmp_path: Path) -> None:
     out = render_sample(config)
     assert re.search(r'<img alt="Riverside"[^>]*src="https://riverside.example/logo.png"[^>]*width="160"',
                      out.html)
-    with pytest.raises(ConfigError, match=r"newsletters\[0\]\.logo\.width"):
+    with pytest.raises(ConfigError, match=r"newsletters\[0\] \(weekly\)\.logo\.width"):
         email_config(tmp_path, "    logo: {url: 'https://r.example/l.png', alt: 'R', width: 900}\n")
 
 
@@ -108,7 +108,7 @@ def test_levels_come_from_the_newsletters_checks(tmp_path: Path) -> None:
     failures, warnings = review_digest(out, newsletter)
     assert [f.split(":")[0] for f in failures] == ["postal_address"]
     assert [w.split(":")[0] for w in warnings] == ["html_size"]
-    with pytest.raises(ConfigError, match=r"sources.yaml:\d+: newsletters\[0\]\.checks\.links: "):
+    with pytest.raises(ConfigError, match=r"sources.yaml:\d+: newsletters\[0\] \(weekly\)\.checks\.links: "):
         email_config(tmp_path, "    checks: {links: maybe}\n")
 
 
@@ -171,7 +171,7 @@ def test_utm_parameters_are_configurable_and_replace_the_sources_own(tmp_path: P
         "https://x.example/a?id=4&utm_source=riverside&utm_medium=newsletter&utm_campaign=issue-2#top"
     assert track("mailto:a@b.example") == "mailto:a@b.example"
     assert utm_tagger(email_config(tmp_path).newsletter("weekly"), 2)("https://x.example/") == "https://x.example/"
-    with pytest.raises(ConfigError, match=r"newsletters\[0\]\.utm.*unknown placeholder"):
+    with pytest.raises(ConfigError, match=r"newsletters\[0\] \(weekly\)\.utm.*unknown placeholder"):
         email_config(tmp_path, "    utm: {campaign: '{issue}'}\n")
 
 
@@ -327,7 +327,7 @@ def test_intro_file_is_read_beside_the_config(tmp_path: Path) -> None:
     from feedletter.validate import template_problems
 
     assert [p.format("sources.yaml") for p in template_problems(missing, (tmp_path / "sources.yaml").read_text())] == [
-        f"sources.yaml:9: newsletters[0].intro_file: render: {tmp_path / 'notes' / 'missing.md'}: "
+        f"sources.yaml:9: newsletters[0] (weekly).intro_file: render: {tmp_path / 'notes' / 'missing.md'}: "
         "cannot read the intro_file: No such file or directory"]
 
 

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,11 +19,12 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from feedletter.cli.common import ConfigOpt, config_file, open_store
+from feedletter.cli.common import ConfigOpt, config_file, count, open_store
 from feedletter.config import Config, load_config
 from feedletter.store import Store
 
 if TYPE_CHECKING:
+    from feedletter.issue.digest import Finding
     from feedletter.runreport import DigestReport, GatherReport, WarningGroups
 
 WaitOpt = Annotated[float, typer.Option("--wait", min=0, help="seconds to wait for a run already holding "
@@ -182,15 +184,14 @@ def digest(
     cfg = load_config(config)
     target = cfg.newsletter(newsletter)
     if dry_run:
-        from feedletter.issue.digest import write_preview
+        from feedletter.issue.digest import findings, write_preview
         from feedletter.issue.preview import issue_message, next_issue
 
         with open_store(cfg) as store:
             prepared = next_issue(cfg, store, target)
         for path in write_preview(prepared, out, issue_message(cfg, prepared, target)):
             typer.echo(str(path))
-        for problem in prepared.checks:
-            typer.echo(f"warning: {problem}", err=True)
+        _print_findings(findings(prepared, target))
         return
     from feedletter.runner import InProcess
     from feedletter.runs import digest_run
@@ -212,6 +213,19 @@ def digest(
     _run_once(flow_config, f"digest {newsletter}", readers, "messages", load_flow=load_flow, as_json=as_json,
               in_process=lambda run_cfg, store, advance: digest_run(
                   run_cfg, store, InProcess(), newsletter, progress=advance, wait=wait))
+
+
+def _print_findings(found: list[Finding]) -> None:
+    """``pre-send checks: 5 passed, 1 warning``, then a line per check; said also when all pass."""
+    counts = Counter(f.outcome for f in found)
+    parts = [f"{counts['pass']} passed"] + [count(counts[o], noun) for o, noun in
+                                             (("warn", "warning"), ("fail", "failure"), ("off", "check off"))
+                                             if counts[o]]
+    verdict = " (a real send would stop here)" if counts["fail"] else ""
+    typer.echo(f"pre-send checks: {', '.join(parts)}{verdict}")
+    width = max(len(f.check) for f in found)
+    for f in found:
+        typer.echo(f"  {f.outcome:<4}  {f.check:<{width}}  {f.detail}")
 
 
 def serve(
