@@ -10,6 +10,7 @@ import typer
 
 from feedletter.cli.common import ConfigOpt, count, fail, open_store, when
 from feedletter.config import config_path, load_config
+from feedletter.ingest.health import STATES
 from feedletter.text.controls import for_terminal
 
 # The counts of a run that `status` shows in its table; --json has them all.
@@ -58,7 +59,7 @@ def status(
     cfg = load_config(config)
     with open_store(cfg, init=init) as store:
         store.check()
-        runs, counts, incidents = last_run_per_target(store), store_counts(store), open_incidents(store)
+        runs, counts, incidents = last_run_per_target(store), store_counts(store, cfg), open_incidents(store)
         running = held_locks(store)
     if as_json:
         typer.echo(json.dumps({"runs": runs, "running": running, "counts": counts, "incidents": [
@@ -81,8 +82,8 @@ def status(
         say(f"  {lock['lock']:<28} pid {lock['pid']} on {lock['host']} since {when(lock['started'])}"
                    f"  alive: {lock['alive']}")
     sources = counts["sources"]
-    say(f"Sources   {sum(sources.values())} known: {sources.get('ok', 0)} ok, "
-               f"{sources.get('failing', 0)} failing, {sources.get('disabled', 0)} disabled")
+    by_state = ", ".join(f"{sources[state]} {state}" for state in STATES if sources.get(state))
+    say(f"Sources   {sum(sources.values())} known: {by_state}" if sources else "Sources   none configured")
     say(f"Content   {counts['articles']} articles, {counts['stories']} stories, {counts['issues']} issues")
     say("Subscribers " + (", ".join(f"{n} {k}" for k, n in sorted(counts["subscribers"].items())) or "none"))
     say("Outbox    " + (", ".join(f"{n} {k}" for k, n in sorted(counts["outbox"].items())) or "empty"))

@@ -40,6 +40,10 @@ def sources_status(config: ConfigOpt = None) -> None:
         table.add_row(escape(s.name), s.state, when(s.last_success), str(s.new), s.not_stored, str(s.failures),
                       when(s.waiting_until) if s.waiting_until else "due", escape(for_terminal(s.last_error or "")))
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    for s in found:
+        if s.state == "disabled":
+            name = for_terminal(s.name)
+            emit(f"{name} is disabled: `feedletter sources enable {name}` fetches it again")
 
 
 @sources_app.command("enable")
