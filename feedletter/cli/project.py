@@ -12,7 +12,8 @@ from feedletter.cli.common import ConfigOpt, count, fail, open_store, when
 from feedletter.config import config_path, load_config
 
 # The counts of a run that `status` shows in its table; --json has them all.
-STATUS_COUNTS = ("sources", "fetched", "errors", "new", "stories_new", "issue", "sent", "failed", "skipped", "error")
+STATUS_COUNTS = ("sources", "fetched", "errors", "new", "stories_new", "issue", "sent", "failed", "skipped", "error",
+                 "paused")
 
 
 def validate(
@@ -50,8 +51,10 @@ def status(
     = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Show the last run of each flow and newsletter, source health, the outbox and open incidents."""
-    from feedletter.alerts import open_incidents
+    """Show the last run of each flow and newsletter, source health, the outbox, issues not yet
+    delivered (paused or still sending), open incidents and alerts not yet sent."""
+    from feedletter.alerts import open_incidents, pending
+    from feedletter.deliver.outbox import deliveries
     from feedletter.status import held_locks, last_run_per_target, store_counts
 
     cfg = load_config(config)
@@ -59,9 +62,13 @@ def status(
         store.check()
         runs, counts, incidents = last_run_per_target(store), store_counts(store), open_incidents(store)
         running = held_locks(store)
+        undelivered = deliveries(store, recent=0)
+        unsent = [i for i in pending(store) if i.closed is not None]  # resolved, alert still owed
     if as_json:
-        typer.echo(json.dumps({"runs": runs, "running": running, "counts": counts, "incidents": [
-            {"kind": i.kind, "target": i.target, "opened": i.opened, "alerted": i.alerted} for i in incidents]},
+        typer.echo(json.dumps({"runs": runs, "running": running, "counts": counts, "undelivered": [
+            {"issue": d.name, "state": d.state, "paused": d.paused, "outbox": d.counts} for d in undelivered],
+            "incidents": [{"kind": i.kind, "target": i.target, "opened": i.opened, "closed": i.closed,
+                           "alerted": i.alerted, "alert_error": i.alert_error} for i in incidents + unsent]},
             default=str))
         return
     typer.echo("Last runs")
@@ -82,7 +89,13 @@ def status(
     typer.echo(f"Content   {counts['articles']} articles, {counts['stories']} stories, {counts['issues']} issues")
     typer.echo("Subscribers " + (", ".join(f"{n} {k}" for k, n in sorted(counts["subscribers"].items())) or "none"))
     typer.echo("Outbox    " + (", ".join(f"{n} {k}" for k, n in sorted(counts["outbox"].items())) or "empty"))
+    for issue in undelivered:
+        why = f": {issue.paused}" if issue.state == "paused" else ""
+        typer.echo(f"  issue {issue.name} {issue.state}{why}: {issue.counts['sent']} sent, {issue.to_go} queued"
+                   + (" (the next digest run resumes it)" if issue.state == "paused" else ""))
     typer.echo(f"Incidents {len(incidents)} open")
-    for incident in incidents:
-        typer.echo(f"  {incident.kind} {incident.target} since {when(incident.opened)}"
-                   f" ({'alerted' if incident.alerted else 'alert pending'})")
+    for incident in incidents + unsent:
+        state = f"closed {when(incident.closed)}, " if incident.closed else ""
+        alert = "alerted" if incident.alerted else "alert pending" + (
+            f", last try: {incident.alert_error}" if incident.alert_error else "")
+        typer.echo(f"  {incident.kind} {incident.target} since {when(incident.opened)} ({state}{alert})")
