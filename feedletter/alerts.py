@@ -1,10 +1,13 @@
-"""Operator alerts: a source disabled by its failures, a digest run that failed.
+"""Operator alerts: a source disabled by its failures, a digest run that failed, a delivery paused.
 
-Each problem is an *incident* in the store, open until it is resolved (the source is enabled again,
-the newsletter's next digest run succeeds). An incident is alerted once: the email goes out through
-the same mailer machinery as the newsletters and the incident is marked alerted right after. An
-alert that could not be sent stays pending and is tried again by the next run (a crash between
-sending and marking is the one case that repeats it: better twice than never).
+Each problem is an *incident* in the store, open until its cause is gone: the source is enabled
+again; the newsletter has no issue left to send and a digest run delivered one (a run that found
+nothing new proves nothing); a paused issue was delivered. An incident is alerted once: the email
+goes out through the same mailer machinery as the newsletters and the incident is marked alerted
+right after. An alert that could not be sent stays pending, even once its incident is closed, and
+every run tries it again until it goes out (a crash between sending and marking is the one case
+that repeats it: better twice than never). When the alerts' provider is the newsletters' own and it
+is down, the alert goes out with the first run after it recovers.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from email.utils import formatdate, make_msgid
 import sqlalchemy as sa
 
 from feedletter.config import Config, Newsletter
-from feedletter.errors import DeliveryError, FeedletterError
+from feedletter.errors import DeliveryError, FeedletterError, ProviderUnreachable
 from feedletter.ingest.health import all_states
 from feedletter.redact import redact, secret_values
 from feedletter.schema import incidents
@@ -27,6 +30,7 @@ from feedletter.store import Store, now, utc
 log = logging.getLogger(__name__)
 SOURCE_DISABLED = "source-disabled"
 DIGEST_FAILED = "digest-failed"
+DELIVERY_PAUSED = "delivery-paused"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class Incident:
     opened: datetime
     detail: str
     alerted: datetime | None
+    closed: datetime | None = None
+    alert_error: str | None = None
 
 
 @dataclass
@@ -97,28 +103,38 @@ def digest_failed(store: Store, newsletter: str, error: BaseException | str) -> 
     return open_incident(store, DIGEST_FAILED, newsletter, detail)
 
 
+def delivery_paused(store: Store, newsletter: str, line: str) -> bool:
+    detail = (f"Delivery of {newsletter} stopped: {line}.\n\n"
+              f"Its messages stay queued. Once the provider is reachable again, run `feedletter digest "
+              f"{newsletter}` to send them now, or the next scheduled run does; nobody gets a copy twice.\n"
+              f"Inspect: feedletter outbox; feedletter status")
+    return open_incident(store, DELIVERY_PAUSED, newsletter, detail)
+
+
 def pending(store: Store) -> list[Incident]:
-    """Open incidents whose alert has not gone out yet."""
-    with store.begin() as conn:
-        rows = conn.execute(sa.select(incidents).where(incidents.c.open_key.is_not(None),
-                                                       incidents.c.alerted.is_(None))
-                            .order_by(incidents.c.id)).mappings().all()
-    return [Incident(r["id"], r["kind"], r["target"], utc(r["opened"]) or now(), r["detail"],
-                     utc(r["alerted"])) for r in rows]
+    """Incidents whose alert has not gone out yet: the open ones, and closed ones whose alert failed."""
+    tried = incidents.c.alert_error.is_not(None)
+    return _incidents(store, incidents.c.alerted.is_(None) & (incidents.c.open_key.is_not(None) | tried))
 
 
 def open_incidents(store: Store) -> list[Incident]:
+    return _incidents(store, incidents.c.open_key.is_not(None))
+
+
+def _incidents(store: Store, where: sa.ColumnElement[bool]) -> list[Incident]:
     with store.begin() as conn:
-        rows = conn.execute(sa.select(incidents).where(incidents.c.open_key.is_not(None))
-                            .order_by(incidents.c.id)).mappings().all()
+        rows = conn.execute(sa.select(incidents).where(where).order_by(incidents.c.id)).mappings().all()
     return [Incident(r["id"], r["kind"], r["target"], utc(r["opened"]) or now(), r["detail"],
-                     utc(r["alerted"])) for r in rows]
+                     utc(r["alerted"]), utc(r["closed"]), r["alert_error"]) for r in rows]
 
 
 def _subject(config: Config, incident: Incident) -> str:
     prefix = config.alerts.subject_prefix if config.alerts else "[feedletter]"
     what = {SOURCE_DISABLED: f"source {incident.target} disabled",
-            DIGEST_FAILED: f"digest {incident.target} failed"}.get(incident.kind, incident.kind)
+            DIGEST_FAILED: f"digest {incident.target} failed",
+            DELIVERY_PAUSED: f"delivery of {incident.target} paused"}.get(incident.kind, incident.kind)
+    if incident.closed is not None:
+        what += " (resolved)"
     return f"{prefix} {what}"
 
 
@@ -131,8 +147,13 @@ def alert_message(config: Config, incident: Incident, recipient: str) -> EmailMe
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(f"incident-{incident.id}")
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(f"{incident.detail}\n\nOpened {incident.opened.isoformat(timespec='seconds')}.\n"
-                    f"You will not hear about this again until it has been resolved.\n")
+    opened = f"Opened {incident.opened.isoformat(timespec='seconds')}."
+    if incident.closed is not None:
+        # The alert could not go out while it was open (the alerts' provider was down too).
+        after = f"Resolved {incident.closed.isoformat(timespec='seconds')}: nothing more to do."
+    else:
+        after = "You will not hear about this again until it has been resolved."
+    msg.set_content(f"{incident.detail}\n\n{opened}\n{after}\n")
     return msg
 
 
@@ -157,15 +178,19 @@ def send_alerts(config: Config, store: Store) -> AlertCounts:
         _note_error(store, [i.id for i in todo], str(exc))
         return counts
     try:
-        for incident in todo:
+        for n, incident in enumerate(todo):
             try:
                 for recipient in alerts.to:
                     mailer.send(alert_message(config, incident, recipient), alerts.sender, recipient,
                                 lambda: True)
             except DeliveryError as exc:
-                counts.failed += 1
+                # An unreachable provider takes none of them: the rest wait for the next run too.
+                failed = todo[n:] if isinstance(exc, ProviderUnreachable) else [incident]
+                counts.failed += len(failed)
                 counts.errors.append(str(exc))
-                _note_error(store, [incident.id], str(exc))
+                _note_error(store, [i.id for i in failed], str(exc))
+                if isinstance(exc, ProviderUnreachable):
+                    break
                 continue
             with store.begin() as conn:
                 conn.execute(incidents.update().where(incidents.c.id == incident.id)
@@ -182,5 +207,5 @@ def _note_error(store: Store, ids: list[int], error: str) -> None:
         conn.execute(incidents.update().where(incidents.c.id.in_(ids)).values(alert_error=error))
 
 
-__all__ = ["AlertCounts", "Incident", "close_incident", "digest_failed", "open_incident",
+__all__ = ["AlertCounts", "Incident", "close_incident", "delivery_paused", "digest_failed", "open_incident",
            "open_incidents", "pending", "send_alerts", "track_sources"]

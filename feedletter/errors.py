@@ -63,6 +63,34 @@ class DeliveryError(FeedletterError):
         super().__init__(thing, problem)
 
 
+class ProviderUnreachable(DeliveryError):
+    """The provider cannot be reached, or will not let us in: a refused connection, a name that does
+    not resolve, a TLS failure, a failed login. No message can go to anyone until it is fixed, and no
+    recipient is to blame: delivery counts it against no subscriber and pauses after a few in a row."""
+
+    def __init__(self, thing: str, problem: str, *, transient: bool = True) -> None:
+        super().__init__(thing, problem, transient=transient)
+
+
+EXIT_PAUSED = 69  # EX_UNAVAILABLE: the provider was unreachable; the next run resumes the issue
+
+
+class DeliveryPaused(FeedletterError):
+    """A digest run stopped sending because its provider was unreachable: the issue is paused, its
+    messages stay queued, and the next digest run resumes it. The message is the run's report line
+    (``digest weekly: issue 3 paused: SMTP unreachable (connection refused) after 3 tries; …``)."""
+
+    stage = "digest"
+    exit_code = EXIT_PAUSED
+
+    def __init__(self, newsletter: str, line: str) -> None:
+        super().__init__(newsletter, line)
+        self.line = line
+
+    def __str__(self) -> str:
+        return self.line
+
+
 class SyndicateError(FeedletterError):
     stage = "syndicate"
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DigestReport", "GatherReport", "WarningGroups", "cause_of", "handlers_in_use"]
+__all__ = ["DigestReport", "GatherReport", "Paused", "WarningGroups", "cause_of", "handlers_in_use"]
 
 SEP = " · "
 
@@ -99,6 +99,17 @@ class GatherReport:
 
 
 @dataclass(frozen=True)
+class Paused:
+    """An issue whose delivery stopped because the provider was unreachable: its messages stay
+    queued and the next digest run resumes it."""
+
+    issue: int  # the issue's number
+    reason: str  # "SMTP unreachable (connection refused) after 3 tries"
+    sent: int  # of the issue, so far
+    recipients: int
+
+
+@dataclass(frozen=True)
 class DigestReport:
     """What one digest run of a newsletter did: the issue it made (or why none), and the messages
     sent, those of an earlier issue it finished sending included."""
@@ -113,6 +124,7 @@ class DigestReport:
     published_files: int | None = None
     outbox: Mapping[str, int] | None = None  # the issue's messages by state
     error: str | None = None  # the run failed: what went wrong
+    paused: Paused | None = None  # the run stopped sending: the provider was unreachable
 
     def to_json(self) -> dict[str, Any]:
         """The report as ``feedletter digest --json`` prints it: what is unset is left out."""
@@ -122,12 +134,20 @@ class DigestReport:
             value = getattr(self, key)
             if value is not None:
                 out[key] = dict(value) if key == "outbox" else value
+        if self.paused is not None:
+            out["paused"] = dataclasses.asdict(self.paused)
         return out
 
     def line(self) -> str:
         """``digest weekly: issue 12 “Subject” · 8 stories · 1,234 sent, 2 failed · 5 files published``,
-        or ``digest weekly: nothing sent (no new stories)`` when the run made no issue."""
+        or ``digest weekly: nothing sent (no new stories)`` when the run made no issue, or
+        ``digest weekly: issue 3 paused: SMTP unreachable (connection refused) after 3 tries; 0/2,000
+        sent; the next run resumes it`` when the provider could not be reached."""
         name = self.newsletter or "?"
+        if self.paused is not None:
+            p = self.paused
+            return (f"digest {name}: issue {p.issue} paused: {p.reason}; {p.sent:,}/{p.recipients:,} sent; "
+                    "the next run resumes it")
         delivered = f"{self.sent:,} sent" + (f", {self.failed:,} failed" if self.failed else "")
         if self.issue is None:
             head = f"digest {name}: no new issue"

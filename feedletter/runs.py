@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from feedletter import alerts, locks
 from feedletter.config import Config, Newsletter, load_config
-from feedletter.errors import DeliveryError, RenderError
+from feedletter.errors import DeliveryError, DeliveryPaused, RenderError
 from feedletter.ingest import gather, health
 from feedletter.redact import guard_logging, redact, secret_values
 from feedletter.runner import Runner, Stage, io_stage
-from feedletter.runreport import DigestReport, GatherReport
+from feedletter.runreport import DigestReport, GatherReport, Paused
 from feedletter.store import Store, now
 from feedletter.stories import stages as stories
 
@@ -196,7 +196,8 @@ def digest_run(config: Config, store: Store, runner: Runner, newsletter: str, *,
     """Build and send the next issue of one newsletter, and publish it to its feeds and archive.
 
     First finishes any issue an earlier run left unsent (a crash, an outage): with the lock held,
-    rows a dead run had claimed are queued again at once.
+    rows a dead run had claimed are queued again at once. When the provider is unreachable the run
+    pauses the issue it is sending, makes no new one, and raises :class:`DeliveryPaused`.
     """
     target = config.newsletter(newsletter)
     with locks.hold(store, f"digest:{target.name}", wait=wait, what=f"the digest run of {target.name}",
@@ -234,7 +235,8 @@ class _SoFar:
 
 def _guarded_run(config: Config, store: Store, runner: Runner, target: Newsletter, held: locks.Held,
                  progress: Progress) -> DigestReport:
-    """Run one digest, record it, and tell operators if it failed (once until a run succeeds)."""
+    """Run one digest, record it, and tell operators when it failed or paused (once per incident,
+    until its cause is gone: see ``_close_resolved``); pending alerts go out with every run."""
     log = runner.log
     run_id = store.start_run("digest", target.name, mode=runner.mode)
     held.attach_run(store, run_id)
@@ -243,21 +245,53 @@ def _guarded_run(config: Config, store: Store, runner: Runner, target: Newslette
     try:
         _run_digest(config, store, runner, target, so_far, progress)
         status = "completed" if so_far.report.skipped is None else "skipped"
-        alerts.close_incident(store, alerts.DIGEST_FAILED, target.name)
+        _close_resolved(store, target.name, so_far.report)
+        _send_alerts(config, store, runner)
         return so_far.report
+    except DeliveryPaused as exc:
+        status = "paused"
+        paused = so_far.report.paused
+        what = exc.line if paused is None else \
+            f"issue {paused.issue} paused: {paused.reason}; {paused.sent:,}/{paused.recipients:,} sent"
+        if alerts.delivery_paused(store, target.name, what):
+            log.error("%s: alerting operators", exc)
+        _send_alerts(config, store, runner)
+        raise
     except Exception as exc:
         error = redact(str(exc), secret_values([config.store]))
         so_far.report = replace(so_far.report, error=error)
         if alerts.digest_failed(store, target.name, error):
             log.error("%s: alerting operators", error)
-        if alerts.pending(store):
-            try:
-                runner.stage(ALERT, config, store)
-            except Exception as alert_exc:  # the run's own error is the one to raise
-                log.warning("alerts: %s", alert_exc)
+        _send_alerts(config, store, runner)
         raise
     finally:
         store.finish_run(run_id, status, so_far.report.to_json())
+
+
+def _close_resolved(store: Store, newsletter: str, report: DigestReport) -> None:
+    """After a run that succeeded: close the newsletter's incidents whose cause is gone.
+
+    Nothing is resolved while an issue still has messages to send. A paused delivery is resolved
+    once none is left; a failed digest once a run also made an issue or delivered messages: a run
+    that found nothing new to send says nothing about what failed before.
+    """
+    from feedletter.issue import digest
+
+    if digest.pending_issues(store, newsletter):
+        return
+    alerts.close_incident(store, alerts.DELIVERY_PAUSED, newsletter)
+    if report.issue is not None or report.sent:
+        alerts.close_incident(store, alerts.DIGEST_FAILED, newsletter)
+
+
+def _send_alerts(config: Config, store: Store, runner: Runner) -> None:
+    """Send the pending alerts; one that fails stays pending for the next run, and fails no run."""
+    if not alerts.pending(store):
+        return
+    try:
+        runner.stage(ALERT, config, store)
+    except Exception as exc:  # the run's own outcome is the one to report
+        runner.log.warning("alerts: %s", exc)
 
 
 def _run_digest(config: Config, store: Store, runner: Runner, target: Newsletter, so_far: _SoFar,
@@ -272,6 +306,9 @@ def _run_digest(config: Config, store: Store, runner: Runner, target: Newsletter
         done: DeliveryCounts = runner.stage(SEND, config, store, pending, progress=progress)
         so_far.report = replace(so_far.report, sent=so_far.report.sent + done.sent,
                                 failed=so_far.report.failed + done.failed)
+        if done.paused:
+            # Still unreachable: no new issue either, it would only pile up behind this one.
+            raise _paused(store, so_far, pending, done.paused)
     prepared: digest.Prepared | None = runner.stage(PREPARE, config, store, target)
     if prepared is None:
         log.info("%s: nothing new to send (fewer than %s new stories): no issue, no email", name,
@@ -297,10 +334,23 @@ def _run_digest(config: Config, store: Store, runner: Runner, target: Newsletter
                             stories=len(prepared.digest.stories), sent=so_far.report.sent + counts.sent,
                             failed=so_far.report.failed + counts.failed, published_files=files,
                             outbox=outbox_queue.counts(store, issue_id))
+    paused = _paused(store, so_far, issue_id, counts.paused) if counts.paused else None
     runner.markdown(f"digest-{name}", _issue_markdown(prepared, so_far.report), "What this digest run sent")
+    if paused is not None:
+        raise paused
     if counts.failed and not counts.sent:
         errors = "; ".join(sorted(set(counts.errors))[:3])
         raise DeliveryError(name, f"issue {prepared.number}: no recipient reached: {errors}", transient=False)
+
+
+def _paused(store: Store, so_far: _SoFar, issue_id: int, reason: str) -> DeliveryPaused:
+    """Note in the run's report that the issue is paused, and the error the run ends with."""
+    from feedletter.deliver import outbox as outbox_queue
+
+    [issue] = outbox_queue.deliveries(store, issue_ids=[issue_id])
+    so_far.report = replace(so_far.report, paused=Paused(issue.number, reason, issue.counts["sent"],
+                                                         issue.recipients))
+    return DeliveryPaused(so_far.report.newsletter, so_far.report.line())
 
 
 def _issue_markdown(prepared: digest.Prepared, report: DigestReport) -> str:
@@ -313,6 +363,8 @@ def _issue_markdown(prepared: digest.Prepared, report: DigestReport) -> str:
              f"| {sum(outbox.values())} | {outbox['queued'] + outbox['sending']} | {outbox['sent']} | "
              f"{outbox['failed']} | {outbox['skipped']} |", "",
              f"Archive: [{prepared.digest.web_url}]({prepared.digest.web_url})", "", "## Stories"]
+    if report.paused is not None:
+        lines[4:4] = [f"**Paused**: {report.paused.reason}; the next digest run resumes it.", ""]
     lines += [f"- [{s.title}]({s.url}) ({s.source}, {len(s.also)} more)" for s in prepared.digest.stories]
     lines += ["", "## Pre-send checks", *(f"- {c}" for c in prepared.checks)] if prepared.checks else \
         ["", "## Pre-send checks", "- all passed (size under the clipping limit, links, unsubscribe)"]

@@ -131,6 +131,9 @@ issues = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("mjml", sa.Text, nullable=False),
     sa.Column("data", sa.Text, nullable=False),
+    # Why delivery stopped with messages still queued (the provider was unreachable): the next
+    # digest run resumes it. NULL while it is being sent or once it is delivered.
+    sa.Column("paused", sa.Text),
     sa.UniqueConstraint("newsletter", "number"),
 )
 

@@ -84,6 +84,15 @@ def make_issue(config: Config, store: Store, people: int, *, newsletter: str = "
     return IssueContent(issue_id, target, "Weekly: hello", html, text)
 
 
+def closed_port() -> int:
+    """A loopback port with nothing listening on it: an SMTP server that is down."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def expire_waits(store: Store) -> None:
     """Pretend time passed: back-offs are over and every lease has run out."""
     past = datetime(2000, 1, 1, tzinfo=UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixtures_delivery import closed_port
 
 from feedletter import alerts
 from feedletter.config import load_config, parse_config
@@ -136,3 +137,47 @@ def test_status_shows_last_runs_counts_and_open_incidents(tmp_path: Path, site: 
     data = json.loads(runner.invoke(app, ["status", "--json", "--config", str(path)]).output)
     assert data["counts"]["sources"] == {"ok": 5, "backing off": 1} and data["counts"]["articles"] > 0
     assert data["incidents"][0]["target"] == "weekly" and len(data["runs"]) == 2
+
+
+def test_an_alert_owed_after_its_incident_closed_goes_out_once_the_provider_is_back(
+        tmp_path: Path, site: SiteHost, sink: MailSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEEDLETTER_SMTP_URL", f"smtp://127.0.0.1:{closed_port()}")
+    config = load_config(write_config(tmp_path, site, extra=ALERTS))
+    store = Store.open(config.store_url())
+    assert alerts.delivery_paused(store, "weekly", "issue 1 paused: SMTP unreachable (connection refused) "
+                                  "after 3 tries; 0/20 sent")
+    assert alerts.digest_failed(store, "city", "boom")
+    down = alerts.send_alerts(config, store)
+    assert (down.sent, down.failed) == (0, 2) and "connection refused" in down.errors[0].lower()
+    assert len(down.errors) == 1  # the provider was tried once, not once per alert
+    assert all(i.alert_error for i in alerts.pending(store))
+
+    # The paused delivery was resolved before the alert could go out: it is still owed.
+    assert alerts.close_incident(store, alerts.DELIVERY_PAUSED, "weekly")
+    assert [(i.kind, i.closed is not None) for i in alerts.pending(store)] == [
+        (alerts.DELIVERY_PAUSED, True), (alerts.DIGEST_FAILED, False)]
+    alerts.digest_failed(store, "never-tried", "boom")
+    alerts.close_incident(store, alerts.DIGEST_FAILED, "never-tried")  # closed before any try: not owed
+
+    monkeypatch.setenv("FEEDLETTER_SMTP_URL", sink.url)
+    assert alerts.send_alerts(config, store).sent == 2 and alerts.pending(store) == []
+    paused = next(m.message() for m in sink.received if "paused" in str(m.message()["Subject"]))
+    assert paused["Subject"] == "[feedletter] delivery of weekly paused (resolved)"
+    body = paused.get_content()
+    assert "SMTP unreachable (connection refused)" in body and "Resolved " in body
+    assert "feedletter digest weekly" in body
+    assert alerts.send_alerts(config, store).sent == 0 and len(sink.received) == 2
+    store.close()
+
+
+def test_a_digest_run_with_nothing_new_leaves_the_incident_open(tmp_path: Path, site: SiteHost) -> None:
+    from feedletter.runner import InProcess
+    from feedletter.runs import digest_run
+
+    config = load_config(write_config(tmp_path, site))
+    store = Store.open(config.store_url())
+    alerts.digest_failed(store, "weekly", "deliver: weekly: issue 1: no recipient reached")
+    report = digest_run(config, store, InProcess(), "weekly")
+    assert report.skipped == "no new stories"
+    assert [i.kind for i in alerts.open_incidents(store)] == [alerts.DIGEST_FAILED]
+    store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+from dataclasses import replace
 from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from fixtures_delivery import FAST_RETRY, expire_waits, make_issue
 from fixtures_tls import self_signed
@@ -27,6 +29,8 @@ from feedletter.issue.digest import queue_issue
 from feedletter.mailsink import MailSink
 from feedletter.models import Subscriber
 from feedletter.schema import issues
+from feedletter.schema import outbox as outbox_rows
+from feedletter.schema import subscribers as subscriber_rows
 from feedletter.store import Store, now
 
 HTML = "<html><body><p>Hello %%NAME%%</p><a href=\"%%UNSUBSCRIBE_URL%%\">Unsubscribe</a></body></html>"
@@ -339,3 +343,98 @@ def test_a_long_subject_reads_back_exactly_with_no_doubled_space(subject: str) -
     assert all(len(line) <= 78 for line in data.split(b"\r\n\r\n")[0].split(b"\r\n") if line.startswith(
         (b"Subject", b" ")))
     assert message_from_bytes(data, policy=policy.default)["Subject"] == subject
+
+
+# --- an unreachable provider: the issue pauses, its messages stay queued ----------------------------
+
+FAST_PAUSE = replace(FAST_RETRY, pause_gap=timedelta(milliseconds=50))
+
+
+def _refusing_login(port: int) -> Controller:
+    from aiosmtpd.smtp import AuthResult
+
+    def no(*args: object) -> AuthResult:
+        return AuthResult(success=False, handled=False)
+
+    return Controller(_Recorder(), hostname="127.0.0.1", port=port, authenticator=no, auth_required=True,
+                      auth_require_tls=False)
+
+
+@pytest.mark.parametrize("outage, cause", [
+    ("nothing listening", "connection refused"),
+    ("no such host", "host not found"),
+    ("TLS to a plain server", "TLS error"),
+    ("login refused", "authentication failed"),
+])
+def test_an_unreachable_server_pauses_the_issue_within_seconds_and_blames_no_one(
+        demo_config: Config, store: Store, outage: str, cause: str) -> None:
+    port = _free_port()
+    url = {"nothing listening": f"smtp://127.0.0.1:{port}", "no such host": "smtp://mail.feedletter-test.invalid:25",
+           "TLS to a plain server": f"smtps://127.0.0.1:{port}",
+           "login refused": f"smtp://mailer:wrong@127.0.0.1:{port}"}[outage]
+    server = MailSink(port=port).start() if outage == "TLS to a plain server" else \
+        _refusing_login(port) if outage == "login refused" else None
+    if isinstance(server, Controller):
+        server.start()
+    issue = _issue(demo_config, store, 5)
+    done: list[int] = []
+    started = time.monotonic()
+    try:
+        counts = deliver_issue(demo_config, store, issue, SmtpMailer(SmtpSettings.from_url(url)),
+                               policy=FAST_PAUSE, progress=done.append)
+    finally:
+        if server is not None:
+            server.stop()
+    assert time.monotonic() - started < 10
+    assert counts.paused == f"SMTP unreachable ({cause}) after 3 tries"
+    assert (counts.sent, counts.failed, counts.retried, done) == (0, 0, 0, [])
+    # Paused, not failed: every message still queued, due at once, no try counted, no bounce.
+    assert outbox.counts(store, issue.issue_id)["queued"] == 5
+    [state] = outbox.deliveries(store, issue_ids=[issue.issue_id])
+    assert (state.state, state.paused) == ("paused", counts.paused)
+    with store.begin() as conn:
+        rows = conn.execute(sa.select(outbox_rows.c.attempts, outbox_rows.c.not_before)).all()
+        bounces = conn.execute(sa.select(sa.func.sum(subscriber_rows.c.bounces))).scalar_one()
+    assert all(attempts == 0 and not_before is None for attempts, not_before in rows) and bounces == 0
+
+
+def test_a_paused_issue_is_delivered_once_the_server_is_back(demo_config: Config, store: Store) -> None:
+    port = _free_port()
+    issue = _issue(demo_config, store, 5)
+    mailer = SmtpMailer(SmtpSettings.from_url(f"smtp://127.0.0.1:{port}"))
+    assert deliver_issue(demo_config, store, issue, mailer, policy=FAST_PAUSE).paused
+    with MailSink(port=port) as back:
+        done: list[int] = []
+        counts = deliver_issue(demo_config, store, issue, SmtpMailer(SmtpSettings.from_url(back.url)),
+                               policy=FAST_PAUSE, progress=done.append)
+        assert (counts.sent, counts.paused, sum(done)) == (5, None, 5)
+        assert sorted(r.recipients[0] for r in back.received) == [f"reader{i}@example.com" for i in range(5)]
+    [state] = outbox.deliveries(store, issue_ids=[issue.issue_id])
+    assert (state.state, state.paused, state.counts["sent"]) == ("delivered", None, 5)
+
+
+def test_progress_counts_recipients_not_attempts(demo_config: Config, store: Store, sink: MailSink) -> None:
+    issue = _issue(demo_config, store, 3)
+    tries: dict[str, int] = {}
+
+    def rule(recipient: str, number: int) -> str | None:
+        tries[recipient] = tries.get(recipient, 0) + 1
+        return "451 4.3.0 later" if tries[recipient] <= 3 else None
+
+    sink.set_rule(rule)
+    done: list[int] = []
+    counts = deliver_issue(demo_config, store, issue, _mailer(sink), policy=FAST_RETRY, progress=done.append)
+    assert counts.sent == 3 and sum(tries.values()) == 12
+    assert sum(done) == 3  # the bar reads 3/3, not 12/3
+
+
+def test_a_run_waiting_out_a_back_off_says_what_it_waits_for(demo_config: Config, store: Store, sink: MailSink,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    issue = _issue(demo_config, store, 2)
+    sink.set_rule(lambda recipient, number: "451 4.3.0 later" if number == 1 else None)
+    policy = RetryPolicy(base=timedelta(seconds=1.5), wait=timedelta(seconds=30))
+    with caplog.at_level("WARNING", logger="feedletter.deliver"):
+        counts = deliver_issue(demo_config, store, issue, _mailer(sink), policy=policy)
+    assert counts.sent == 2
+    said = [r.getMessage() for r in caplog.records if "waiting to retry" in r.getMessage()]
+    assert said and said[0].startswith("weekly: waiting to retry 1 message refused for now (the next in")

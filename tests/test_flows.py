@@ -207,7 +207,33 @@ def test_a_failed_digest_run_alerts_operators_once(prefect_harness: None, tmp_pa
     assert "550 mailbox unavailable" in to_ops[0].get_content()
     assert store.recent_runs(1)[0]["status"] == "failed"
 
-    sink.set_rule(None)  # fixed: the next run succeeds and closes the incident
-    digest_flow(newsletter="weekly", config_path=str(path))
-    assert alerts.open_incidents(store) == []
+    sink.set_rule(None)  # fixed; but a run that finds nothing new to send proves nothing: still open
+    assert digest_flow(newsletter="weekly", config_path=str(path)).skipped == "no new stories"
+    assert [i.kind for i in alerts.open_incidents(store)] == [alerts.DIGEST_FAILED]
+    from feedletter.deliver import outbox
+
+    for issue_id in (1, 2):  # what `feedletter outbox retry weekly/N --failed` does
+        outbox.requeue(store, issue_id, failed=True)
+    done = digest_flow(newsletter="weekly", config_path=str(path))  # the issues go out: resolved
+    assert done.sent == 2 and alerts.open_incidents(store) == []
+    store.close()
+
+
+def test_a_digest_flow_run_with_the_server_down_pauses(prefect_harness: None, tmp_path: Path, site: SiteHost,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from fixtures_delivery import closed_port
+
+    from feedletter.errors import EXIT_PAUSED, DeliveryPaused
+    from feedletter_flows.digest import digest_flow
+    from feedletter_flows.gather import gather_flow
+
+    monkeypatch.setenv("FEEDLETTER_SMTP_URL", f"smtp://127.0.0.1:{closed_port()}")
+    path = write_config(tmp_path, site)
+    store = Store.open(load_config(path).store_url())
+    subscribers.add(store, "weekly", "reader@example.com")
+    gather_flow(config_path=str(path))
+    with pytest.raises(DeliveryPaused, match="issue 1 paused: SMTP unreachable") as paused:
+        digest_flow(newsletter="weekly", config_path=str(path))
+    assert paused.value.exit_code == EXIT_PAUSED  # what `feedletter digest` exits with
+    assert store.recent_runs(1)[0]["status"] == "paused"
     store.close()

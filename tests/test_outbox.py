@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from fixtures_delivery import FAST_RETRY, any_store, make_issue, store_url
+from fixtures_delivery import FAST_RETRY, any_store, closed_port, make_issue, store_url
 
 from feedletter.config import Config
 from feedletter.deliver import DeliveryCounts, deliver_issue
@@ -143,3 +143,69 @@ def _message(to: str) -> EmailMessage:
     msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "news@riverside.example", to, "x", "<1@x>"
     msg.set_content("body")
     return msg
+
+
+# --- a way back: paused and failed messages queued again ---------------------------------------------
+
+def test_failed_messages_are_queued_again_and_their_bounces_taken_back(demo_config: Config, any_store: Store,
+                                                                     sink: MailSink) -> None:
+    from feedletter.schema import subscribers
+
+    issue = make_issue(demo_config, any_store, 4)
+    sink.set_rule(lambda recipient, number: "550 5.7.1 relaying denied")  # a relay that refused everyone
+    assert deliver_issue(demo_config, any_store, issue, _mailer(sink), policy=FAST_RETRY).failed == 4
+    with any_store.begin() as conn:  # reader0 had bounced twice before: this failure marked them bounced
+        conn.execute(subscribers.update().where(subscribers.c.email == "reader0@example.com")
+                     .values(bounces=3, status="bounced"))
+
+    assert outbox_queue.requeue(any_store, issue.issue_id) == outbox_queue.Requeued(0, 0, 4)
+    assert outbox_queue.counts(any_store, issue.issue_id)["failed"] == 4
+    assert outbox_queue.requeue(any_store, issue.issue_id, failed=True) == outbox_queue.Requeued(0, 4, 0)
+    with any_store.begin() as conn:
+        people = {r.email: (r.bounces, r.status) for r in conn.execute(sa.select(subscribers))}
+    assert people["reader0@example.com"] == (2, "active") and people["reader1@example.com"] == (0, "active")
+
+    sink.set_rule(None)  # the relay was fixed
+    assert deliver_issue(demo_config, any_store, issue, _mailer(sink), policy=FAST_RETRY).sent == 4
+    _assert_each_once(sink, 4)
+
+
+def test_outbox_command_shows_each_issue_and_retry_requeues_it(demo_config: Config, store: Store,
+                                                               sink: MailSink) -> None:
+    from dataclasses import replace
+
+    from typer.testing import CliRunner
+
+    from feedletter.cli import app
+
+    config = ["--config", str(demo_config._path)]
+    first = make_issue(demo_config, store, 3)
+    sink.set_rule(lambda recipient, number: "550 5.1.1 no such user" if recipient == "reader1@example.com" else None)
+    deliver_issue(demo_config, store, first, _mailer(sink), policy=FAST_RETRY)
+    second = make_issue(demo_config, store, 0)
+    down = SmtpMailer(SmtpSettings.from_url(f"smtp://127.0.0.1:{closed_port()}"))
+    deliver_issue(demo_config, store, second, down, policy=replace(FAST_RETRY, pause_gap=timedelta(0)))
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["outbox", *config])
+    assert shown.exit_code == 0, shown.output
+    lines = [line.split() for line in shown.stdout.splitlines()]
+    assert lines[0] == ["issue", "state", "queued", "sending", "sent", "failed", "skipped"]
+    assert lines[1] == ["weekly/1", "delivered", "0", "0", "2", "1", "0"]
+    assert " ".join(lines[2]) == ("weekly/2 paused 3 0 0 0 0 SMTP unreachable (connection refused) after 3 tries")
+
+    again = runner.invoke(app, ["outbox", "retry", "2", *config])
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines() == ["weekly/2: 3 queued messages due now",
+                                         "next: feedletter digest weekly (sends them before any new issue)"]
+    assert runner.invoke(app, ["outbox", *config]).stdout.splitlines()[2].split()[:3] == ["weekly/2", "sending", "3"]
+
+    kept = runner.invoke(app, ["outbox", "retry", "weekly/1", *config])
+    assert kept.stdout.strip() == ("weekly/1: nothing to send again; 1 failed for good (add --failed once their "
+                                   "cause is fixed)")
+    back = runner.invoke(app, ["outbox", "retry", "weekly/1", "--failed", *config])
+    assert back.stdout.splitlines()[0] == "weekly/1: 1 failed message queued again"
+    assert outbox_queue.counts(store, first.issue_id)["queued"] == 1
+
+    missing = runner.invoke(app, ["outbox", "retry", "weekly/9", *config])
+    assert missing.exit_code == 1 and "no such issue" in missing.stderr

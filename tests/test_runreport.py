@@ -20,7 +20,7 @@ from feedletter.ingest import gather
 from feedletter.ingest.entries import extract_page
 from feedletter.ingest.fetch import Fetcher
 from feedletter.ingest.parse.feeds import parse_feed
-from feedletter.runreport import DigestReport, GatherReport, WarningGroups, cause_of
+from feedletter.runreport import DigestReport, GatherReport, Paused, WarningGroups, cause_of
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store
 from tests.fixtures_ingest import RudeServer, rude, send
@@ -76,6 +76,15 @@ def test_digest_line_and_json() -> None:
     assert failed.line() == "digest weekly: no new issue · failed: render: weekly: too big"
     assert failed.to_json() == {"newsletter": "weekly", "issue": None, "sent": 0, "failed": 0,
                                 "error": "render: weekly: too big"}
+
+
+def test_a_paused_digest_says_so_in_one_line() -> None:
+    paused = DigestReport("weekly", issue=3, paused=Paused(3, "SMTP unreachable (connection refused) after 3 tries",
+                                                           0, 2000))
+    assert paused.line() == ("digest weekly: issue 3 paused: SMTP unreachable (connection refused) after 3 tries; "
+                             "0/2,000 sent; the next run resumes it")
+    assert paused.to_json()["paused"] == {"issue": 3, "reason": "SMTP unreachable (connection refused) after 3 tries",
+                                          "sent": 0, "recipients": 2000}
 
 
 # --- causes of real failures -------------------------------------------------------------------------

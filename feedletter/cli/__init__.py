@@ -4,8 +4,8 @@ they return.
 Expected failures print one line per problem to stderr and exit 1; there is no traceback unless
 ``FEEDLETTER_DEBUG`` is set. One module per group of commands: ``project`` (validate, init,
 status), ``runs`` (gather, digest, serve), ``stages`` (parse, extract, cluster, summarize),
-``issues`` (syndicate, send-test, preview), ``subscribers`` (subscribers, web) and ``sources``
-(sources, articles).
+``issues`` (syndicate, send-test, preview), ``subscribers`` (subscribers, web), ``sources``
+(sources, articles) and ``outbox`` (outbox, outbox retry).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 
 import typer
 
-from feedletter.cli import issues, project, runs, sources, stages, subscribers
+from feedletter.cli import issues, outbox, project, runs, sources, stages, subscribers
 from feedletter.errors import ConfigError, FeedletterError
 
 __all__ = ["app", "main"]
@@ -31,6 +31,7 @@ for command in (project.validate, runs.gather, runs.digest, issues.syndicate, st
 app.add_typer(subscribers.subscribers_app, name="subscribers")
 app.add_typer(sources.sources_app, name="sources")
 app.add_typer(sources.articles_app, name="articles")
+app.add_typer(outbox.outbox_app, name="outbox")
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ from feedletter.ingest.health import STATES
 from feedletter.text.controls import for_terminal
 
 # The counts of a run that `status` shows in its table; --json has them all.
-STATUS_COUNTS = ("sources", "fetched", "errors", "new", "stories_new", "issue", "sent", "failed", "skipped", "error")
+STATUS_COUNTS = ("sources", "fetched", "errors", "new", "stories_new", "issue", "sent", "failed", "skipped", "error",
+                 "paused")
 
 
 def validate(
@@ -52,8 +53,10 @@ def status(
     = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Show the last run of each flow and newsletter, source health, the outbox and open incidents."""
-    from feedletter.alerts import open_incidents
+    """Show the last run of each flow and newsletter, source health, the outbox, issues not yet
+    delivered (paused or still sending), open incidents and alerts not yet sent."""
+    from feedletter.alerts import open_incidents, pending
+    from feedletter.deliver.outbox import deliveries
     from feedletter.status import held_locks, last_run_per_target, store_counts
 
     cfg = load_config(config)
@@ -61,9 +64,13 @@ def status(
         store.check()
         runs, counts, incidents = last_run_per_target(store), store_counts(store, cfg), open_incidents(store)
         running = held_locks(store)
+        undelivered = deliveries(store, recent=0)
+        unsent = [i for i in pending(store) if i.closed is not None]  # resolved, alert still owed
     if as_json:
-        typer.echo(json.dumps({"runs": runs, "running": running, "counts": counts, "incidents": [
-            {"kind": i.kind, "target": i.target, "opened": i.opened, "alerted": i.alerted} for i in incidents]},
+        typer.echo(json.dumps({"runs": runs, "running": running, "counts": counts, "undelivered": [
+            {"issue": d.name, "state": d.state, "paused": d.paused, "outbox": d.counts} for d in undelivered],
+            "incidents": [{"kind": i.kind, "target": i.target, "opened": i.opened, "closed": i.closed,
+                           "alerted": i.alerted, "alert_error": i.alert_error} for i in incidents + unsent]},
             default=str))
         return
     def say(line: str) -> None:  # names and errors from the store: shown, never acted on by the terminal
@@ -75,19 +82,25 @@ def status(
     for run in runs:
         shown = {k: v for k, v in run["counts"].items() if k in STATUS_COUNTS}
         say(f"  {run['flow']:<7} {run['target'] or '(all)':<20} {run['status']:<10} "
-                   f"{when(run['finished'] or run['started'])}  {run['mode']:<10} {json.dumps(shown, default=str)}")
+            f"{when(run['finished'] or run['started'])}  {run['mode']:<10} {json.dumps(shown, default=str)}")
     if running:
         say("Locks held")
     for lock in running:
         say(f"  {lock['lock']:<28} pid {lock['pid']} on {lock['host']} since {when(lock['started'])}"
-                   f"  alive: {lock['alive']}")
+            f"  alive: {lock['alive']}")
     sources = counts["sources"]
     by_state = ", ".join(f"{sources[state]} {state}" for state in STATES if sources.get(state))
     say(f"Sources   {sum(sources.values())} known: {by_state}" if sources else "Sources   none configured")
     say(f"Content   {counts['articles']} articles, {counts['stories']} stories, {counts['issues']} issues")
     say("Subscribers " + (", ".join(f"{n} {k}" for k, n in sorted(counts["subscribers"].items())) or "none"))
     say("Outbox    " + (", ".join(f"{n} {k}" for k, n in sorted(counts["outbox"].items())) or "empty"))
+    for issue in undelivered:
+        why = f": {issue.paused}" if issue.state == "paused" else ""
+        say(f"  issue {issue.name} {issue.state}{why}: {issue.counts['sent']} sent, {issue.to_go} queued"
+            + (" (the next digest run resumes it)" if issue.state == "paused" else ""))
     say(f"Incidents {len(incidents)} open")
-    for incident in incidents:
-        say(f"  {incident.kind} {incident.target} since {when(incident.opened)}"
-                   f" ({'alerted' if incident.alerted else 'alert pending'})")
+    for incident in incidents + unsent:
+        state = f"closed {when(incident.closed)}, " if incident.closed else ""
+        alert = "alerted" if incident.alerted else "alert pending" + (
+            f", last try: {incident.alert_error}" if incident.alert_error else "")
+        say(f"  {incident.kind} {incident.target} since {when(incident.opened)} ({state}{alert})")

@@ -193,12 +193,15 @@ def digest(
             typer.echo(str(path))
         _print_findings(findings(prepared, target))
         return
+    from feedletter.deliver.outbox import deliveries
     from feedletter.runner import InProcess
     from feedletter.runs import digest_run
     from feedletter.subscribers import listing
 
     with open_store(cfg) as store:
-        readers = sum(person.status == "active" for person in listing(store, newsletter))
+        # Recipients, not attempts: the messages an earlier issue still owes (sent first), and the new issue's.
+        messages = sum(person.status == "active" for person in listing(store, newsletter))
+        messages += sum(d.to_go for d in deliveries(store, newsletter=target.name, recent=0))
     flow_config = config_file(cfg)
 
     def load_flow() -> Callable[[Advance], DigestReport]:
@@ -210,7 +213,7 @@ def digest(
 
         return run
 
-    _run_once(flow_config, f"digest {newsletter}", readers, "messages", load_flow=load_flow, as_json=as_json,
+    _run_once(flow_config, f"digest {newsletter}", messages, "messages", load_flow=load_flow, as_json=as_json,
               in_process=lambda run_cfg, store, advance: digest_run(
                   run_cfg, store, InProcess(), newsletter, progress=advance, wait=wait))
 

@@ -4,6 +4,12 @@ Per-subscriber providers (smtp, file) go through the outbox; campaign providers 
 mailchimp) hand the whole issue over as one campaign (see ``campaign``). Each provider is a module
 of ``providers/``, found through :data:`feedletter.plugins.PROVIDERS`. ``send_issue`` picks the
 right way for a newsletter and is what the digest flow calls.
+
+What is retried, and when: a message refused for now (SMTP 4xx, a connection lost mid-message) is
+tried again after ``RetryPolicy.base``, doubled each time, up to ``max_attempts``; a run waits up to
+``RetryPolicy.wait`` for those, then leaves them queued for the next run. A provider unreachable for
+everyone (refused connection, DNS, TLS, login) counts against no message: after ``pause_after`` in a
+row the send stops, the issue is *paused* with its messages queued, and the next digest run resumes it.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from sqlalchemy.engine import Connection
 from feedletter.config import Config, Newsletter
 from feedletter.deliver import outbox
 from feedletter.deliver.message import IssueContent, IssueMessage, Outgoing, build_message
-from feedletter.errors import DeliveryError
+from feedletter.errors import DeliveryError, ProviderUnreachable
 from feedletter.models import Subscriber
 from feedletter.plugins import PROVIDERS
+from feedletter.runreport import cause_of
 from feedletter.schema import issues
 from feedletter.store import Store, now
 from feedletter.subscribers import make_token
@@ -34,6 +41,8 @@ __all__ = ["DeliveryCounts", "IssueContent", "Mailer", "RetryPolicy", "build_mes
            "deliver_issue", "load_issue", "make_mailer", "send_issue"]
 
 log = logging.getLogger(__name__)
+
+SAY_EVERY = 30.0  # seconds between "waiting to retry" lines while a run waits out a back-off
 
 
 class Mailer(Protocol):
@@ -61,6 +70,8 @@ class RetryPolicy:
     wait: timedelta = timedelta(minutes=10)
     max_attempts: int = 5
     bounce_limit: int = outbox.BOUNCE_LIMIT
+    pause_after: int = 3  # messages in a row that found the provider unreachable: then the issue pauses
+    pause_gap: timedelta = timedelta(seconds=1)  # between those tries: a server restarting is not an outage
 
     @classmethod
     def from_config(cls, config: Config) -> RetryPolicy:
@@ -69,7 +80,7 @@ class RetryPolicy:
 
         smtp = SMTP.settings_in(config)
         return cls(timedelta(seconds=smtp.retry_base), timedelta(seconds=smtp.retry_wait), smtp.max_attempts,
-                   smtp.bounce_limit)
+                   smtp.bounce_limit, smtp.pause_after)
 
 
 @dataclass
@@ -79,6 +90,7 @@ class DeliveryCounts:
     failed: int = 0
     skipped: int = 0
     errors: list[str] = field(default_factory=list)
+    paused: str | None = None  # why the send stopped with messages still queued: "SMTP unreachable (…) after 3 tries"
 
 
 def unsubscribe_url(config: Config, subscriber_id: int) -> str:
@@ -91,7 +103,10 @@ def deliver_issue(config: Config, store: Store, issue: IssueContent, mailer: Mai
     """Send every claimable outbox row of an issue; safe to run twice at once or after a crash.
 
     Rows refused with a 4xx wait out their back-off; this run waits for them while the next one is
-    due within ``policy.wait``, and leaves the rest queued for the next run.
+    due within ``policy.wait``, and leaves the rest queued for the next run. When the provider is
+    unreachable for ``policy.pause_after`` messages in a row, the run stops at once and pauses the
+    issue (``counts.paused`` says why); its rows stay queued. ``progress`` counts recipients done with
+    (sent, skipped, failed for good), not attempts.
     """
     policy = policy or RetryPolicy.from_config(config)
     owner = uuid.uuid4().hex
@@ -100,29 +115,61 @@ def deliver_issue(config: Config, store: Store, issue: IssueContent, mailer: Mai
     template = IssueMessage(sender=newsletter.sender, subject=issue.subject, html=issue.html, text=issue.text,
                             list_id=newsletter.name, reply_to=newsletter.reply_to)
     give_up_at = time.monotonic() + policy.wait.total_seconds()
+    said = time.monotonic() - SAY_EVERY
+    unreachable = 0  # messages in a row that found the provider unreachable
     recorder = store.engine.connect()
     try:
-        while True:
+        while counts.paused is None:
             items = outbox.claim(store, issue.issue_id, owner, limit=batch)
             if not items:
                 due = outbox.next_retry(store, issue.issue_id)
                 delay = 0.0 if due is None else (due - now()).total_seconds()
                 if due is None or time.monotonic() + delay > give_up_at:
                     break
+                if delay >= 1.0 and time.monotonic() - said >= SAY_EVERY:
+                    said = time.monotonic()
+                    _say_waiting(store, issue, delay, give_up_at)
                 time.sleep(min(max(delay, 0.01), 5.0))
                 continue
-            for item in items:
-                _send_one(config, store, template, item, owner, mailer, counts, policy, recorder)
-                if progress:
+            for n, item in enumerate(items):
+                outcome = _send_one(config, store, template, item, owner, mailer, counts, policy, recorder)
+                if isinstance(outcome, ProviderUnreachable):
+                    unreachable += 1
+                    if unreachable >= policy.pause_after:
+                        counts.paused = (f"{_PROVIDER_NAMES.get(mailer.name, mailer.name)} unreachable "
+                                         f"({cause_of(outcome.problem)}) after {unreachable} tries")
+                        outbox.put_back(store, [rest.id for rest in items[n + 1:]], owner)
+                        break
+                    log.warning("%s (%d in a row; the issue pauses at %d)", outcome, unreachable,
+                                policy.pause_after)
+                    time.sleep(policy.pause_gap.total_seconds())
+                    continue
+                unreachable = 0
+                if outcome and progress:
                     progress(1)
     finally:
         mailer.close()
         recorder.close()
+    outbox.pause(store, issue.issue_id, counts.paused)
     return counts
 
 
+_PROVIDER_NAMES = {"smtp": "SMTP"}
+
+
+def _say_waiting(store: Store, issue: IssueContent, delay: float, give_up_at: float) -> None:
+    waiting = outbox.counts(store, issue.issue_id)["queued"]
+    log.warning("%s: waiting to retry %d %s refused for now (the next in %.0f s); this run leaves any still "
+                "refused to the next one in %.0f s", issue.newsletter.name, waiting,
+                "message" if waiting == 1 else "messages", max(delay, 0.0),
+                max(give_up_at - time.monotonic(), 0.0))
+
+
 def _send_one(config: Config, store: Store, template: IssueMessage, item: outbox.OutboxItem, owner: str,
-              mailer: Mailer, counts: DeliveryCounts, policy: RetryPolicy, recorder: Connection) -> None:
+              mailer: Mailer, counts: DeliveryCounts, policy: RetryPolicy,
+              recorder: Connection) -> bool | ProviderUnreachable:
+    """Send one row: True when its recipient is done with (sent, skipped, failed for good), False when
+    it waits for a retry, the error when the provider could not be reached (the row is queued again)."""
     person = Subscriber(item.subscriber_id, template.list_id, item.email, item.name)
     message = template.for_subscriber(person, message_id=item.message_id,
                                       unsubscribe_url=unsubscribe_url(config, item.subscriber_id))
@@ -136,24 +183,38 @@ def _send_one(config: Config, store: Store, template: IssueMessage, item: outbox
     try:
         if mailer.send(message, template.sender, item.email, commit):
             counts.sent += 1
+            return True
         # Refused before the end of DATA: either the subscriber left (skip them) or another worker
         # took the row over (it is theirs to send; settle_refused leaves it alone).
-        elif not recorded and outbox.settle_refused(store, item, owner):
+        if not recorded and outbox.settle_refused(store, item, owner):
             counts.skipped += 1
+            return True
+        return False
     except DeliveryError as exc:
-        give_up = not exc.transient or item.attempts >= policy.max_attempts
-        retry_in = None if give_up else policy.base * (2 ** (item.attempts - 1))
-        if recorded:
-            outbox.unmark_sent(store, item, str(exc), retry_in=retry_in, bounce_limit=policy.bounce_limit)
-        else:
-            outbox.release(store, item, str(exc), retry_in=retry_in, bounce_limit=policy.bounce_limit)
-        if give_up:
-            counts.failed += 1
-            counts.errors.append(str(exc))
-            log.warning("%s", exc)
-        else:
-            counts.retried += 1
-            log.info("will retry: %s", exc)
+        if isinstance(exc, ProviderUnreachable) and not recorded:
+            # Nothing of this message reached the server: it is no one's failure.
+            outbox.put_back(store, [item.id], owner, str(exc))
+            return exc
+        return _failed(store, item, exc, recorded, counts, policy)
+
+
+def _failed(store: Store, item: outbox.OutboxItem, exc: DeliveryError, recorded: bool, counts: DeliveryCounts,
+            policy: RetryPolicy) -> bool:
+    """A refused message: queued for a retry after its back-off, or failed for good (True)."""
+    give_up = not exc.transient or item.attempts >= policy.max_attempts
+    retry_in = None if give_up else policy.base * (2 ** (item.attempts - 1))
+    if recorded:
+        outbox.unmark_sent(store, item, str(exc), retry_in=retry_in, bounce_limit=policy.bounce_limit)
+    else:
+        outbox.release(store, item, str(exc), retry_in=retry_in, bounce_limit=policy.bounce_limit)
+    if give_up:
+        counts.failed += 1
+        counts.errors.append(str(exc))
+        log.warning("%s", exc)
+    else:
+        counts.retried += 1
+        log.info("will retry: %s", exc)
+    return give_up
 
 
 def load_issue(config: Config, store: Store, issue_id: int) -> IssueContent:

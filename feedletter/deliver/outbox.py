@@ -3,11 +3,16 @@
 States: queued → sending → sent | failed (| skipped, when the subscriber left before the send).
 A row is claimed by a conditional UPDATE that only one worker can win, on SQLite and PostgreSQL
 alike; a claim whose worker died is taken over once its lease has run out.
+
+An issue whose provider could not be reached is *paused* (``issues.paused`` says why): its rows
+stay queued, and the next digest run resumes it. Rows that failed for good can be queued again
+(``requeue``, ``feedletter outbox retry``) once their cause is fixed.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -143,6 +148,25 @@ def release(store: Store, item: OutboxItem, error: str, *, retry_in: timedelta |
                          .values(status="bounced"))
 
 
+def put_back(store: Store, ids: Sequence[int], owner: str, error: str | None = None) -> int:
+    """Queue again, due at once, rows this worker claimed but could not try: the provider was
+    unreachable (``error`` says how) or delivery paused before their turn. The attempt is not
+    counted against the row's retries, nor against its subscriber."""
+    values: dict[str, object] = {"state": "queued", "lease_owner": None, "lease_until": None,
+                                 "attempts": sa.case((outbox.c.attempts > 0, outbox.c.attempts - 1), else_=0)}
+    if error is not None:
+        values["error"] = error[:500]
+    with store.begin() as conn:
+        return int(conn.execute(outbox.update().where(outbox.c.id.in_(list(ids)), outbox.c.state == "sending",
+                                                      outbox.c.lease_owner == owner).values(**values)).rowcount)
+
+
+def pause(store: Store, issue_id: int, reason: str | None) -> None:
+    """Mark the issue paused (``reason``: why), or no longer paused (None)."""
+    with store.begin() as conn:
+        conn.execute(issues.update().where(issues.c.id == issue_id).values(paused=reason))
+
+
 def reclaim(store: Store, newsletter: str) -> int:
     """Queue again, at once, every row of ``newsletter`` left ``sending`` by a run that is gone.
 
@@ -160,13 +184,108 @@ def reclaim(store: Store, newsletter: str) -> int:
                                                          else_=0))).rowcount)
 
 
+STATES = ("queued", "sending", "sent", "failed", "skipped")
+
+
 def counts(store: Store, issue_id: int) -> dict[str, int]:
     with store.begin() as conn:
         rows = conn.execute(sa.select(outbox.c.state, sa.func.count()).where(outbox.c.issue_id == issue_id)
                             .group_by(outbox.c.state)).all()
-    out = {"queued": 0, "sending": 0, "sent": 0, "failed": 0, "skipped": 0}
+    out = dict.fromkeys(STATES, 0)
     out.update({state: int(n) for state, n in rows})
     return out
+
+
+@dataclass(frozen=True)
+class IssueDelivery:
+    """Where one issue's delivery stands: its messages by state, and why it is paused, if it is."""
+
+    issue_id: int
+    newsletter: str
+    number: int
+    paused: str | None
+    counts: dict[str, int]
+
+    @property
+    def to_go(self) -> int:
+        return self.counts["queued"] + self.counts["sending"]
+
+    @property
+    def recipients(self) -> int:
+        return sum(self.counts.values()) - self.counts["skipped"]
+
+    @property
+    def state(self) -> str:
+        """``paused`` (the provider was unreachable), ``sending`` (messages still to go: a run is on
+        it, they wait out a back-off, or a run died), or ``delivered`` (failed ones included)."""
+        if self.to_go:
+            return "paused" if self.paused else "sending"
+        return "delivered"
+
+    @property
+    def name(self) -> str:
+        return f"{self.newsletter}/{self.number}"
+
+
+def deliveries(store: Store, *, newsletter: str | None = None, issue_ids: Sequence[int] | None = None,
+               recent: int | None = None) -> list[IssueDelivery]:
+    """The delivery of each issue asked for, oldest first: ``issue_ids``, or those of ``newsletter``
+    (default: all); of those, with ``recent``, the latest ``recent`` and every one not delivered."""
+    query = sa.select(issues.c.id, issues.c.newsletter, issues.c.number, issues.c.paused)
+    if newsletter is not None:
+        query = query.where(issues.c.newsletter == newsletter)
+    if issue_ids is not None:
+        query = query.where(issues.c.id.in_(list(issue_ids)))
+    with store.begin() as conn:
+        if recent is not None:
+            # Only what is asked for is counted: a store keeps every issue's rows, for years.
+            undelivered = sa.select(outbox.c.issue_id).where(outbox.c.state.in_(("queued", "sending")))
+            latest = sa.select(query.order_by(issues.c.id.desc()).limit(recent).subquery().c.id)
+            query = query.where(sa.or_(issues.c.id.in_(undelivered), issues.c.id.in_(latest)))
+        found = conn.execute(query.order_by(issues.c.id)).all()
+        tally: dict[int, dict[str, int]] = {int(r.id): dict.fromkeys(STATES, 0) for r in found}
+        for chunk in (list(tally)[i:i + 500] for i in range(0, len(tally), 500)):
+            for issue_id, state, n in conn.execute(
+                    sa.select(outbox.c.issue_id, outbox.c.state, sa.func.count())
+                    .where(outbox.c.issue_id.in_(chunk)).group_by(outbox.c.issue_id, outbox.c.state)):
+                tally[int(issue_id)][str(state)] = int(n)
+    return [IssueDelivery(int(r.id), r.newsletter, int(r.number), r.paused, tally[int(r.id)]) for r in found]
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """What ``requeue`` did: rows due again at once, failed rows queued again, failed rows left."""
+
+    waiting: int
+    failed: int
+    failed_left: int
+
+
+def requeue(store: Store, issue_id: int, *, failed: bool = False, bounce_limit: int = BOUNCE_LIMIT) -> Requeued:
+    """Make an issue's messages due at once, with their retries counted afresh, and lift its pause;
+    with ``failed``, queue its failed messages again too.
+
+    For when the operator fixed the cause (the server's address or password, a relay that refused
+    everyone). A failed message had counted as a bounce of its subscriber: that bounce is taken
+    back, and a subscriber it had marked bounced is active again (another failure counts anew).
+    """
+    fresh = {"not_before": None, "attempts": 0, "lease_owner": None, "lease_until": None}
+    with store.begin() as conn:
+        conn.execute(issues.update().where(issues.c.id == issue_id).values(paused=None))
+        waiting = int(conn.execute(outbox.update().where(outbox.c.issue_id == issue_id, outbox.c.state == "queued")
+                                   .values(**fresh)).rowcount)
+        of_issue = sa.and_(outbox.c.issue_id == issue_id, outbox.c.state == "failed")
+        if not failed:
+            left = conn.execute(sa.select(sa.func.count()).select_from(outbox).where(of_issue)).scalar_one()
+            return Requeued(waiting, 0, int(left))
+        people = sa.select(outbox.c.subscriber_id).where(of_issue)
+        conn.execute(subscribers.update().where(subscribers.c.id.in_(people), subscribers.c.bounces > 0)
+                     .values(bounces=subscribers.c.bounces - 1))
+        conn.execute(subscribers.update().where(subscribers.c.id.in_(people), subscribers.c.status == "bounced",
+                                                subscribers.c.bounces < bounce_limit).values(status="active"))
+        again = int(conn.execute(outbox.update().where(of_issue)
+                                 .values(state="queued", error=None, sent=None, **fresh)).rowcount)
+    return Requeued(waiting, again, 0)
 
 
 def skip_queued(store: Store, issue_id: int, reason: str) -> int:

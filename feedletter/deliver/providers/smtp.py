@@ -23,7 +23,7 @@ from pydantic import Field
 from feedletter.config_fields import Settings
 from feedletter.deliver.dkim import Dkim, DkimSigner
 from feedletter.deliver.message import Outgoing
-from feedletter.errors import DeliveryError
+from feedletter.errors import DeliveryError, ProviderUnreachable
 from feedletter.plugins import ProviderEntry
 
 if TYPE_CHECKING:
@@ -42,6 +42,9 @@ class SmtpProvider(Settings):
     retry_wait: float = Field(600.0, ge=0)
     max_attempts: int = Field(5, ge=1)
     bounce_limit: int = Field(3, ge=1)
+    # The server unreachable (refused, DNS, TLS, login) for this many messages in a row: the run
+    # pauses the issue, its messages stay queued, and the next digest run resumes it.
+    pause_after: int = Field(3, ge=1)
 
 
 @dataclass(frozen=True)
@@ -106,21 +109,24 @@ class SmtpMailer:
                 conn.ehlo()
             if s.username:
                 conn.login(s.username, s.password or "")
+        # Whatever fails before the first message is the server's or the setup's, the same for
+        # every recipient: ProviderUnreachable, which delivery counts against nobody (see deliver).
         except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(f"smtp://{s.host}:{s.port}", f"authentication failed ({exc.smtp_code})",
-                                transient=False) from None
+            raise ProviderUnreachable(f"smtp://{s.host}:{s.port}", f"authentication failed ({exc.smtp_code})",
+                                      transient=False) from None
         except smtplib.SMTPNotSupportedError as exc:
-            raise DeliveryError(f"smtp://{s.host}:{s.port}", f"server refuses the setup: {exc}",
-                                transient=False) from None
+            raise ProviderUnreachable(f"smtp://{s.host}:{s.port}", f"server refuses the setup: {exc}",
+                                      transient=False) from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(f"smtp://{s.host}:{s.port}", f"cannot connect: {exc}", transient=True) from None
+            raise ProviderUnreachable(f"smtp://{s.host}:{s.port}", f"cannot connect: {exc}") from None
         return conn
 
     def send(self, msg: EmailMessage | Outgoing, sender: str, recipient: str, commit: Callable[[], bool]) -> bool:
         """Send one message; ``commit`` records it just before the end of DATA.
 
         Returns False when ``commit`` said no (another worker owns the row): nothing was sent.
-        Raises DeliveryError (transient for 4xx and dropped connections, permanent for 5xx).
+        Raises DeliveryError (transient for 4xx and dropped connections, permanent for 5xx), and
+        ProviderUnreachable when no connection could be made (or logged in) at all.
         """
         data = msg.data if isinstance(msg, Outgoing) else msg.as_bytes()
         if self.signer is not None:
@@ -140,14 +146,19 @@ class SmtpMailer:
             return self._transaction(body, sender, recipient, commit)
         except _Stale:
             if fresh:
-                raise DeliveryError(recipient, "connection lost before MAIL FROM", transient=True) from None
+                raise self._lost_at_once() from None
             # The server hung up while the connection sat idle (a timeout between messages): nothing
             # of this message was sent, so a new connection may carry it at once.
             self._conn = self._connect()
             try:
                 return self._transaction(body, sender, recipient, commit)
             except _Stale:
-                raise DeliveryError(recipient, "connection lost before MAIL FROM", transient=True) from None
+                raise self._lost_at_once() from None
+
+    def _lost_at_once(self) -> ProviderUnreachable:
+        """A new connection that the server closed before the first command: it takes nobody's mail."""
+        return ProviderUnreachable(f"smtp://{self.settings.host}:{self.settings.port}",
+                                   "connection lost before MAIL FROM")
 
     def _transaction(self, body: bytes, sender: str, recipient: str, commit: Callable[[], bool]) -> bool:
         conn = self._conn
