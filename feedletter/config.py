@@ -9,7 +9,6 @@ The ``providers:`` sections and the summarizer's are the plug-ins' own models
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from pathlib import Path
@@ -19,7 +18,8 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from feedletter.config_fields import Schedule, Sections, Settings, check_http_url, check_name, check_patterns, one_of
-from feedletter.config_lines import Lines, Problem, dotted, duplicate_names, error_problem, node_lines
+from feedletter.config_lines import Problem, duplicate_names, error_problem, item_names, node_lines
+from feedletter.config_refs import unknown_references
 from feedletter.errors import ConfigError
 from feedletter.plugins import PROVIDERS, SUMMARIZERS
 
@@ -60,6 +60,7 @@ class Source(Settings):
     name: str
     url: str
     title: str | None = None  # how readers see the site's name; default: the name, title-cased
+    site: str | None = None  # the site's home page (OPML's htmlUrl)
     tags: list[str] = []
     full_text: Literal["auto", "always", "never"] = "auto"
     include: list[str] = []
@@ -71,6 +72,11 @@ class Source(Settings):
     _name = field_validator("name")(check_name)
     _url = field_validator("url")(check_http_url)
     _patterns = field_validator("include", "exclude")(check_patterns)
+
+    @field_validator("site")
+    @classmethod
+    def _site(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
 
 
 class Select(Settings):
@@ -143,6 +149,17 @@ class Logo(Settings):
     _url = field_validator("url")(check_http_url)
 
 
+class Section(Settings):
+    """A heading in the email: stories from sources with one of ``tags`` go under ``title``.
+
+    A story goes under the first section that matches it; a section without tags takes the stories
+    no other section took (without one, they close the issue under "More stories").
+    """
+
+    title: str = Field(min_length=1, max_length=80)
+    tags: list[str] = []
+
+
 class Newsletter(Settings):
     name: str
     title: str
@@ -162,6 +179,10 @@ class Newsletter(Settings):
     logo: Logo | None = None
     # Listmonk list IDs or the Mailchimp audience ID for campaign providers (default: the provider's).
     lists: list[str] = []
+    greeting: str = ""  # e.g. "Hi %%NAME%%,"; a subscriber without a name reads "Hi,"
+    intro: str = ""  # Markdown shown above the stories
+    intro_file: str | None = None  # or a Markdown file, relative to the config file
+    sections: list[Section] = []
 
     _name = field_validator("name")(check_name)
 
@@ -169,6 +190,31 @@ class Newsletter(Settings):
     @classmethod
     def _provider(cls, value: str) -> str:
         return one_of(value, PROVIDERS.names())
+
+    @field_validator("greeting")
+    @classmethod
+    def _greeting(cls, value: str) -> str:
+        unknown = sorted(set(re.findall(r"%%[A-Z_]+%%", value)) - {"%%NAME%%"})
+        if unknown:
+            raise ValueError(f"a greeting can only use %%NAME%%, not {', '.join(unknown)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_intro(self) -> Newsletter:
+        if self.intro and self.intro_file is not None:
+            raise ValueError("intro and intro_file are both set: keep one")
+        return self
+
+    @field_validator("sections")
+    @classmethod
+    def _sections(cls, value: list[Section]) -> list[Section]:
+        titles = [s.title for s in value]
+        twice = sorted({t for t in titles if titles.count(t) > 1})
+        if twice:
+            raise ValueError(f"two sections are titled {twice[0]!r}")
+        if sum(not s.tags for s in value) > 1:
+            raise ValueError("only one section can leave out tags (it takes the stories no other section took)")
+        return value
 
     @field_validator("feeds")
     @classmethod
@@ -373,31 +419,21 @@ def parse_config(text: str) -> tuple[Config | None, list[Problem]]:
     if not isinstance(data, dict):
         return None, [Problem(1, "", "the top level must be a mapping of settings")]
     lines = dict(node_lines(node)) if node is not None else {}
-    # Checked on the raw data, before pydantic, so that each duplicate keeps its own line number.
-    extra = duplicate_names(data, lines)
+    names = item_names(data)
+    # Checked on the raw data, before pydantic, so that each duplicate keeps its own line number and
+    # a newsletter's references are reported beside every field error, in one pass.
+    duplicates = duplicate_names(data, lines, names)
+    extra = duplicates + unknown_references(data, lines, names)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = [error_problem(err, lines, Config) for err in exc.errors()]
+        problems = [error_problem(err, lines, Config, names) for err in exc.errors()]
         # The model's own duplicate check has no line; the one above does.
-        return None, [p for p in problems if not (extra and p.message.startswith("duplicate "))] + extra
-    extra += _unknown_references(config, lines)
-    return (None, extra) if extra else (config, [])
+        problems = [p for p in problems if not (duplicates and p.message.startswith("duplicate "))]
+        return None, by_line(problems + extra)
+    return (None, by_line(extra)) if extra else (config, [])
 
 
-def _unknown_references(config: Config, lines: Lines) -> list[Problem]:
-    """A newsletter naming a source that does not exist selects nothing: say so, with a hint."""
-    names = [s.name for s in config.sources]
-    problems = []
-    for index, newsletter in enumerate(config.newsletters):
-        for field_name in ("sources", "pin_sources"):
-            for position, name in enumerate(getattr(newsletter.select, field_name)):
-                if name in names:
-                    continue
-                hint = difflib.get_close_matches(name, names, n=1)
-                path = ("newsletters", index, "select", field_name, position)
-                problems.append(Problem(lines.get(path, lines.get(path[:-1])), dotted(path),
-                                        f"no source named {name!r}"
-                                        + (f" (did you mean {hint[0]!r}?)" if hint else "")))
-    return problems
-
+def by_line(problems: list[Problem]) -> list[Problem]:
+    """Problems in the order of the file (those without a line first); stable for one line."""
+    return sorted(problems, key=lambda p: p.line or 0)

@@ -19,6 +19,7 @@ from feedletter.config_fields import Sections
 
 FieldPath = tuple[str | int, ...]
 Lines = dict[FieldPath, int]
+Names = Mapping[FieldPath, str]
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def node_lines(node: yaml.Node, path: FieldPath = ()) -> Iterator[tuple[FieldPat
             yield from node_lines(item, (*path, index))
 
 
-def error_problem(err: Mapping[str, Any], lines: Lines, root: type[BaseModel]) -> Problem:
+def error_problem(err: Mapping[str, Any], lines: Lines, root: type[BaseModel],
+                  names: Names | None = None) -> Problem:
     """A pydantic error as a Problem on the line of the field it names."""
     loc: FieldPath = tuple(p for p in err["loc"]
                            if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
@@ -87,14 +89,31 @@ def error_problem(err: Mapping[str, Any], lines: Lines, root: type[BaseModel]) -
             line = lines.get(loc[:-1], line)
     if line is None:
         line = lines.get((), 1)
-    return Problem(line, dotted(loc), message)
+    return Problem(line, dotted(loc, names), message)
 
 
-def dotted(loc: FieldPath) -> str:
+def dotted(loc: FieldPath, names: Names | None = None) -> str:
+    """``newsletters[0] (weekly).select.tags[1]``: a field path, each named list item with its name."""
     out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    for depth, part in enumerate(loc, 1):
+        if isinstance(part, int):
+            name = (names or {}).get(loc[:depth])
+            out += f"[{part}] ({name})" if name else f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
     return out
+
+
+def item_names(data: Mapping[str, Any]) -> Names:
+    """The ``name`` of each source and newsletter by its path, so that a problem can say which one it is."""
+    names: dict[FieldPath, str] = {}
+    for kind in ("sources", "newsletters"):
+        items = data.get(kind)
+        for index, item in enumerate(items if isinstance(items, list) else ()):
+            name = item.get("name") if isinstance(item, dict) else None
+            if isinstance(name, str) and name.strip():
+                names[(kind, index)] = name
+    return names
 
 
 def _allowed_fields(parent: FieldPath, root: type[BaseModel]) -> list[str]:
@@ -120,7 +139,7 @@ def _allowed_fields(parent: FieldPath, root: type[BaseModel]) -> list[str]:
     return names + (model.section_names() if issubclass(model, Sections) else [])
 
 
-def duplicate_names(data: Mapping[str, Any], lines: Lines) -> list[Problem]:
+def duplicate_names(data: Mapping[str, Any], lines: Lines, names: Names | None = None) -> list[Problem]:
     """Names used twice, each on its own line (a model validator would only know the file)."""
     problems = []
     for kind in ("sources", "newsletters"):
@@ -134,7 +153,7 @@ def duplicate_names(data: Mapping[str, Any], lines: Lines) -> list[Problem]:
                 continue
             line = lines.get((kind, index, "name"), lines.get((kind, index)))
             if name in first:
-                problems.append(Problem(line, f"{kind}[{index}].name",
+                problems.append(Problem(line, dotted((kind, index, "name"), names),
                                         f"duplicate {kind} name {name!r} (first used on line {first[name]})"))
             else:
                 first[name] = line or 0

@@ -2,7 +2,9 @@
 
 Import appends YAML text after the last source instead of re-dumping the file, so that staff's
 comments, ordering and quoting survive; the result is validated before it replaces the file.
-Folders (nested outlines) and ``category`` attributes become tags.
+An outline's ``title`` (else ``text``) becomes the source's ``title:`` and its name, ``htmlUrl`` its
+``site:``, and folders (nested outlines) and ``category`` attributes its tags. Export writes the
+same attributes back, so that import → export → import loses nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from feedletter.config import Config, Source, parse_config
+from feedletter.config_fields import check_http_url
 from feedletter.errors import ConfigError
 from feedletter.store import now
 
@@ -29,6 +32,7 @@ class Feed:
     title: str
     url: str
     tags: tuple[str, ...]
+    site: str = ""  # the site's home page (htmlUrl), when it is an http(s) URL
 
 
 @dataclass(frozen=True)
@@ -64,11 +68,18 @@ def read_opml(data: bytes, filename: str = "OPML") -> list[Feed]:
                 for category in (outline.get("category") or "").split(","):
                     tags += [p for p in category.strip().split("/") if p]
                 ordered = tuple(dict.fromkeys(slug(t) for t in tags))
-                feeds.append(Feed(label or url, url, ordered))
+                feeds.append(Feed(label or url, url, ordered, _http_url(outline.get("htmlUrl") or "")))
             walk(outline, (*folders, label) if not url and label else folders)
 
     walk(body, ())
     return feeds
+
+
+def _http_url(value: str) -> str:
+    try:
+        return check_http_url(value.strip())
+    except ValueError:
+        return ""
 
 
 def _scalar(value: str) -> str:
@@ -80,9 +91,12 @@ def _scalar(value: str) -> str:
 
 def _source_block(feed: Feed, name: str, indent: str) -> str:
     tags = ", ".join(_scalar(t) for t in feed.tags)
-    title = feed.title.replace("\n", " ")
-    lines = [f"{indent}- name: {name}" + (f"  # {title}" if title and title != feed.url else ""),
-             f"{indent}  url: {_scalar(feed.url)}"]
+    title = " ".join(feed.title.split())
+    lines = [f"{indent}- name: {name}", f"{indent}  url: {_scalar(feed.url)}"]
+    if title and title != feed.url:
+        lines.append(f"{indent}  title: {_scalar(title)}")
+    if feed.site:
+        lines.append(f"{indent}  site: {_scalar(feed.site)}")
     if tags:
         lines.append(f"{indent}  tags: [{tags}]")
     return "\n".join(lines) + "\n"
@@ -178,19 +192,23 @@ def import_opml(config_file: Path, opml_file: Path) -> Imported:
 
 
 def write_opml(config: Config, title: str | None = None) -> str:
-    """The sources as OPML 2.0: one folder per first tag, every tag kept in ``category``."""
+    """The sources as OPML 2.0: one folder per first tag, every tag kept in ``category``, each feed under
+    the title readers see (``text`` and ``title``) with its site (``htmlUrl``)."""
     root = ET.Element("opml", version="2.0")
     head = ET.SubElement(root, "head")
     ET.SubElement(head, "title").text = title or f"{config.site.title} sources"
     ET.SubElement(head, "dateCreated").text = format_datetime(now())
     body = ET.SubElement(root, "body")
     folders: dict[str, ET.Element] = {}
+    titles = config.source_titles()
     for source in config.sources:
         parent = body
         if source.tags:
             parent = folders.get(source.tags[0]) or ET.SubElement(body, "outline", text=source.tags[0])
             folders[source.tags[0]] = parent
-        attrs = {"type": "rss", "text": source.name, "title": source.name, "xmlUrl": source.url}
+        attrs = {"type": "rss", "text": titles[source.name], "title": titles[source.name], "xmlUrl": source.url}
+        if source.site:
+            attrs["htmlUrl"] = source.site
         if source.tags:
             attrs["category"] = ",".join(f"/{t}" for t in source.tags)
         ET.SubElement(parent, "outline", attrs)

@@ -22,7 +22,7 @@ from feedletter.ingest import gather, health
 from feedletter.redact import guard_logging, redact, secret_values
 from feedletter.runner import Runner, Stage, io_stage
 from feedletter.runreport import DigestReport, GatherReport
-from feedletter.store import Store
+from feedletter.store import Store, now
 from feedletter.stories import stages as stories
 
 if TYPE_CHECKING:
@@ -175,9 +175,12 @@ def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | N
 
 def _health_rows(store: Store, statuses: dict[str, str]) -> list[dict[str, Any]]:
     rows = []
+    at = now()
     for state in health.all_states(store):
-        rows.append({"source": state.name, "status": "disabled" if state.disabled else
-                     statuses.get(state.name, "idle"), "new": state.new_items,
+        # "state" is the source's, named as `sources status` and `status` name it; "this run" is what
+        # this gather did with it (ok, not_modified, error, skipped; idle: not due).
+        rows.append({"source": state.name, "state": health.state_name(state, enabled=True, at=at),
+                     "this run": statuses.get(state.name, "idle"), "new": state.new_items,
                      "duplicates": state.duplicates, "seen": state.entries.seen,
                      "repeated": state.entries.repeated, "carried": state.entries.carried,
                      "removed": state.entries.removed, "filtered": state.entries.filtered,

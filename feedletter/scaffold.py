@@ -3,17 +3,22 @@
 It writes sources.yaml (the feeds given, or one example feed), templates/ (copies of the
 built-in ones, to edit), flows/deployments.py (Prefect deployments over feedletter's own flows)
 and README.md (the first commands to run). Existing files are never overwritten unless asked.
+
+Each feed given is fetched once, briefly, for its title: the source is named after it (and gets
+it as ``title:``). A feed that cannot be fetched is named after its host, or, when the host is an
+address (``127.0.0.1``) that says nothing, after its path.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from feedletter.errors import ConfigError
+from feedletter.errors import ConfigError, FeedletterError
 from feedletter.issue.render import BUILTIN_TEMPLATES
 from feedletter.opml import slug
 
@@ -81,36 +86,72 @@ def _is_private(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost":
         return True
-    # Only literal addresses: init stays offline, and the fetcher's SSRF guard checks names later.
+    # Only literal addresses: the fetcher's SSRF guard checks names when the feed is fetched.
     try:
         return not ipaddress.ip_address(host).is_global
     except ValueError:
         return False
 
 
-def _sources(feeds: Sequence[str]) -> str:
+def feed_title(url: str, *, timeout: float = 5.0) -> str:
+    """The feed's own title, or "" when it cannot be fetched or read (init works offline too)."""
+    from feedletter.ingest.fetch import Fetcher
+    from feedletter.ingest.parse.feeds import parse_feed
+
+    try:
+        with Fetcher(timeout=timeout, connect_timeout=timeout, allow_private=_is_private(url)) as fetcher:
+            result = fetcher.get(url)
+        parsed = parse_feed(result.body or b"", url=result.url, source="init", content_type=result.content_type)
+    except (FeedletterError, OSError, ValueError):
+        return ""
+    return " ".join(parsed.title.split())
+
+
+# Path segments that name no site: /feed.xml, /rss/, /index.atom …
+_GENERIC = {"feed", "feeds", "rss", "atom", "xml", "json", "index", "default", "posts", "rss2", "blog"}
+
+
+def source_name(url: str, title: str = "") -> str:
+    """A source's name: its feed's title, else its host, else (for an address like 127.0.0.1) its path."""
+    if title and slug(title) != "feed":
+        return slug(title, 58)
+    parts = urlsplit(url)
+    host = (parts.hostname or "").removeprefix("www.")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host and host != "localhost":
+            return slug(host, 58)
+    words = [w for w in (slug(p.rsplit(".", 1)[0]) for p in parts.path.split("/") if p) if w not in _GENERIC]
+    return slug("-".join(words[-2:]), 58) if words else "feed"
+
+
+def _sources(feeds: Sequence[str], titles: Callable[[str], str]) -> str:
     blocks, names = [], set()
     for url in feeds:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"init: {url}: not an http(s) feed URL")
-        base = slug((parts.hostname or "feed").removeprefix("www."), 58)
+    for url in feeds:
+        title = "" if url == EXAMPLE_FEED else titles(url)
+        base = source_name(url, title)
         name, n = base, 2
         while name in names:
             name, n = f"{base}-{n}", n + 1
         names.add(name)
         note = "   # an example feed: replace it with yours" if url == EXAMPLE_FEED else ""
-        blocks.append(f"  - name: {name}{note}\n    url: \"{url}\"\n    tags: [news]\n")
+        shown = f"    title: {json.dumps(title, ensure_ascii=False)}\n" if title else ""
+        blocks.append(f"  - name: {name}{note}\n    url: \"{url}\"\n{shown}    tags: [news]\n")
     return "".join(blocks)
 
 
-def files(feeds: Sequence[str], title: str) -> dict[str, str]:
-    """The text files of a new project, by relative path."""
+def files(feeds: Sequence[str], title: str, *, titles: Callable[[str], str] = feed_title) -> dict[str, str]:
+    """The text files of a new project, by relative path; ``titles`` finds a feed's title (to name it)."""
     feeds = list(feeds) or [EXAMPLE_FEED]
     private = any(_is_private(u) for u in feeds if u != EXAMPLE_FEED)
     sources = SOURCES.format(allow_private="true" if private else "false", title=title.replace('"', "'"),
                              private_note="   # a feed lives on a private address" if private else "",
-                             sources=_sources(feeds))
+                             sources=_sources(feeds, titles))
     return {"sources.yaml": sources,
             "flows/deployments.py": DEPLOYMENTS_TEMPLATE.read_text(encoding="utf-8"),
             "README.md": README.format(title=title)}

@@ -2,7 +2,10 @@
 
 Files are served with ETag and Last-Modified and answer conditional requests with 304. The token
 ``%BASE%`` in any served text file is replaced by the server's own origin, so that a bundled site
-can use absolute links without knowing its port in advance.
+can use absolute links without knowing its port in advance. A plain static server would hand out
+``%BASE%`` as it is; to serve the demo site by hand::
+
+    python -m feedletter.sitehost demo/site --port 8089
 """
 
 from __future__ import annotations
@@ -100,3 +103,26 @@ class SiteHost:
         request.end_headers()
         if body and request.command != "HEAD":
             request.wfile.write(body)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m feedletter.sitehost FOLDER [--port N]``: serve FOLDER until interrupted."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(prog="python -m feedletter.sitehost", description=main.__doc__)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--port", type=int, default=8089)
+    args = parser.parse_args(argv)
+    with SiteHost(args.folder, port=args.port) as site:
+        print(f"serving {args.folder} on {site.base} (Ctrl-C stops)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
+

@@ -4,6 +4,7 @@ counts from the store, and each source's health, named."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,8 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from feedletter.config import Config, Source
-from feedletter.ingest.health import EntryCounts, SourceState, all_states
-from feedletter.schema import articles, incidents, issues, outbox, runs, sources, stories, subscribers
+from feedletter.ingest.health import EntryCounts, SourceState, all_states, state_name
+from feedletter.schema import articles, incidents, issues, outbox, runs, stories, subscribers
 from feedletter.store import Store, now, utc
 
 
@@ -45,15 +46,21 @@ def _grouped(conn: sa.Connection, column: sa.ColumnElement[Any]) -> dict[str, in
     return {str(key): int(n) for key, n in rows}
 
 
-def store_counts(store: Store) -> dict[str, Any]:
-    """Counts an operator checks first: source health, content, subscribers, the outbox, open incidents."""
+def _source_states(config: Config, store: Store) -> dict[str, int]:
+    """Sources by state name (see ingest.health.STATES), the names ``sources status`` shows."""
+    return dict(Counter(h.state for h in sources_health(config, store)))
+
+
+def store_counts(store: Store, config: Config | None = None) -> dict[str, Any]:
+    """Counts an operator checks first: sources by state (with ``config``), content, subscribers, the
+    outbox, open incidents."""
+    states = _source_states(config, store) if config is not None else {}
     with store.begin() as conn:
         def count(table: sa.Table) -> int:
             return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
-        health = sa.case((sources.c.disabled, "disabled"), (sources.c.failures > 0, "failing"), else_="ok")
         return {
-            "sources": _grouped(conn, health),
+            "sources": states,
             "articles": count(articles),
             "stories": count(stories),
             "issues": count(issues),
@@ -91,17 +98,10 @@ def sources_health(config: Config, store: Store) -> list[SourceHealth]:
 
 
 def _health(source: Source, state: SourceState | None, current: datetime) -> SourceHealth:
+    name = state_name(state, enabled=source.enabled, at=current)
     if state is None:
-        return SourceHealth(source.name, "off in config" if not source.enabled else "never fetched")
+        return SourceHealth(source.name, name)
     waiting = state.next_fetch is not None and state.next_fetch > current
-    if state.disabled:
-        name = f"disabled (run: feedletter sources enable {source.name})"
-    elif not source.enabled:
-        name = "off in config"
-    elif state.failures:
-        name = "backing off" if waiting else "failing"
-    else:
-        name = "ok"
     return SourceHealth(source.name, name, fetched=True, last_success=state.last_success, new=state.new_items,
                         not_stored=_not_stored(state.entries), failures=state.failures,
                         waiting_until=state.next_fetch if waiting else None, last_error=state.last_error or "")

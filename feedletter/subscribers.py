@@ -19,14 +19,17 @@ from feedletter.schema import subscribers
 from feedletter.store import Store, insert_for, now
 from feedletter.tokens import SECRET_ENV, TOKEN_DAYS, Link, make_token, read_link, read_token, secret
 
-__all__ = ["SECRET_ENV", "TOKEN_DAYS", "ImportResult", "SubscriberError", "active", "add", "confirm", "confirmation",
-           "from_token", "get", "import_csv", "listing", "make_token", "open_confirmation", "open_nonce", "read_token",
-           "remove", "secret", "set_status", "unsubscribe", "valid_email"]
+__all__ = ["SECRET_ENV", "TEST_TOKEN", "TOKEN_DAYS", "ImportResult", "SubscriberError", "active", "add", "confirm",
+           "confirmation", "from_token", "get", "import_csv", "listing", "make_token", "open_confirmation",
+           "open_nonce", "read_token", "remove", "secret", "set_status", "unsubscribe", "valid_email"]
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 # The least time between two confirmation mails to one address: while it waits to confirm, and after
 # it unsubscribed or bounced (a stranger's requests must not become a stream of mail).
 CONFIRM_EVERY = {"pending": timedelta(hours=1), "unsubscribed": timedelta(days=1)}
+# The unsubscribe link of previews and test sends: it names nobody (a real token is signed, with a
+# dot in it), and the web app answers it with a page saying so.
+TEST_TOKEN = "test-send"
 
 
 def valid_email(address: str) -> bool:

@@ -3,22 +3,29 @@
 Reading the file (:func:`feedletter.config.parse_config`) finds what is wrong with its values. The
 templates are checked here, apart, because it takes rendering them: each newsletter's templates must
 exist and render a sample story, so that a Jinja2 or MJML mistake is reported, with its template and
-line, long before a scheduled digest meets it.
+line, long before a scheduled digest meets it. They are checked even when the file has other
+problems (against the parts of it that are valid), so that staff see every problem in one run.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
-from feedletter.config import Config, config_path, parse_config
-from feedletter.config_lines import Problem, dotted, line_of
+import yaml
+from pydantic import ValidationError
+
+from feedletter.config import Config, Newsletter, by_line, config_path, parse_config
+from feedletter.config_lines import FieldPath, Lines, Problem, dotted, node_lines
 from feedletter.errors import RenderError
+from feedletter.issue.contents import intro_source
 from feedletter.issue.render import render_digest, template_dirs
 from feedletter.models import Coverage, Story
 
-__all__ = ["SAMPLE_STORY", "Problem", "check_file", "template_problems"]
+__all__ = ["SAMPLE_STORY", "Problem", "check_file", "template_problems", "usable_parts"]
 
 SAMPLE_STORY = Story(id=0, title="Sample story", url="https://example.com/story", source="sample",
                      published=datetime(2026, 1, 5, 8, 0, tzinfo=UTC), summary="A sample summary.",
@@ -26,37 +33,122 @@ SAMPLE_STORY = Story(id=0, title="Sample story", url="https://example.com/story"
 
 
 def check_file(path: str | os.PathLike[str] | None = None) -> tuple[Config | None, list[Problem]]:
-    """Everything ``feedletter validate`` checks: the config, or the problems, each with its file and line."""
+    """Everything ``feedletter validate`` checks: the config, or every problem at once, sorted by line."""
     file = config_path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         return None, [Problem(None, "", f"cannot read: {exc.strerror or exc}", str(file))]
     config, problems = parse_config(text)
-    if problems or config is None:
-        return None, [replace(p, file=str(file)) for p in problems]
-    object.__setattr__(config, "_source_path", str(file))
-    problems = [replace(p, file=str(file)) for p in template_problems(config, text)]
+    # With problems in the file, the templates are still checked: against the parts that are valid.
+    usable, positions = (config, None) if config is not None else usable_parts(text)
+    if usable is not None:
+        object.__setattr__(usable, "_source_path", str(file))
+        problems = by_line(problems + template_problems(usable, text, positions))
+    problems = [replace(p, file=str(file)) for p in problems]
     return (None, problems) if problems else (config, [])
 
 
-def template_problems(config: Config, text: str = "") -> list[Problem]:
+def template_problems(config: Config, text: str = "", positions: Sequence[int] | None = None) -> list[Problem]:
     """A problem for each newsletter whose templates are missing or fail to render.
 
-    ``text``, the config file's, gives each problem the line of the newsletter's ``template``.
+    ``text``, the config file's, gives each problem the line of the newsletter's ``template``;
+    ``positions`` are the newsletters' indexes in the file when some of them were left out.
     """
     dirs = template_dirs(config)
+    lines = _lines(text)
     problems = []
-    for index, newsletter in enumerate(config.newsletters):
+    for index, newsletter in zip(positions or range(len(config.newsletters)), config.newsletters, strict=True):
         names = (newsletter.template + ".mjml.j2", newsletter.template + ".txt.j2")
         messages = [f"{name} not found (looked in {', '.join(str(d) for d in dirs)})"
                     for name in names if not any((d / name).is_file() for d in dirs)]
-        if not messages:
-            try:
-                render_digest(config, newsletter, [SAMPLE_STORY], number=1, issued=SAMPLE_STORY.published,
-                              web_url=f"{config.site.base_url.rstrip('/')}/{newsletter.name}/1/", source_titles={})
-            except RenderError as exc:
-                messages.append(str(exc))
-        path = ("newsletters", index, "template")
-        problems += [Problem(line_of(text, path) if text else None, dotted(path), m) for m in messages]
+        path: FieldPath = ("newsletters", index, "template")
+        label = dotted(path, {("newsletters", index): newsletter.name})
+        try:
+            intro_source(config, newsletter)
+        except RenderError as exc:  # the intro_file cannot be read: rendering would fail on it, not the template
+            intro: FieldPath = ("newsletters", index, "intro_file")
+            intro_line = next((lines[p] for p in (intro, intro[:-1]) if p in lines), None)
+            problems.append(Problem(intro_line, dotted(intro, {("newsletters", index): newsletter.name}), str(exc)))
+        else:
+            if not messages:
+                try:
+                    render_digest(config, newsletter, [SAMPLE_STORY], number=1, issued=SAMPLE_STORY.published,
+                                  web_url=f"{config.site.base_url.rstrip('/')}/{newsletter.name}/1/",
+                                  source_titles={})
+                except RenderError as exc:
+                    messages.append(str(exc))
+        line = next((lines[p] for p in (path, path[:-1]) if p in lines), None)
+        problems += [Problem(line, label, m) for m in messages]
     return problems
+
+
+def _lines(text: str) -> Lines:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader) if text else None
+    except yaml.YAMLError:
+        return {}
+    return dict(node_lines(node)) if node is not None else {}
+
+
+def usable_parts(text: str) -> tuple[Config | None, list[int]]:
+    """A config of what is valid in a file with problems, to check its newsletters' templates anyway.
+
+    The top-level settings that validate on their own and each newsletter with its bad fields left
+    out (a missing name or title filled in); with the index in the file of each newsletter kept.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None, []
+    if not isinstance(data, dict):
+        return None, []
+    kept = {}
+    for key, value in data.items():
+        if key in ("sources", "newsletters"):
+            continue
+        try:
+            Config.model_validate({key: value})
+        except ValidationError:
+            continue
+        kept[key] = value
+    newsletters, positions, used = [], [], set()
+    items = data.get("newsletters")
+    for index, item in enumerate(items if isinstance(items, list) else ()):
+        fields = _valid_newsletter(item)
+        if fields is None:
+            continue
+        if fields["name"] in used:  # a duplicate name is reported already; its templates still count
+            fields["name"] = f"newsletter-{index}"
+        used.add(fields["name"])
+        newsletters.append(fields)
+        positions.append(index)
+    try:
+        return Config.model_validate({**kept, "newsletters": newsletters}), positions
+    except ValidationError:
+        return None, []
+
+
+PLACEHOLDERS = {"name": "newsletter", "title": "Newsletter"}
+
+
+def _valid_newsletter(item: object) -> dict[str, Any] | None:
+    """``item``'s fields with those that fail validation left out, or None if it cannot be saved."""
+    if not isinstance(item, dict):
+        return None
+    fields = dict(item)
+    for _ in range(3):
+        try:
+            Newsletter.model_validate(fields)
+        except ValidationError as exc:
+            for err in exc.errors():
+                key = err["loc"][0] if err["loc"] else None
+                if key in PLACEHOLDERS:
+                    fields[str(key)] = PLACEHOLDERS[str(key)]
+                elif isinstance(key, str) and key in fields:
+                    del fields[key]
+                else:
+                    return None
+            continue
+        return fields
+    return None

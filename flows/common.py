@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, cast
 
 from prefect import Task, get_run_logger, task
@@ -15,12 +16,25 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.utilities.annotations import quote
 
+from feedletter.config import Config
 from feedletter.errors import is_transient
 from feedletter.runner import Stage
 from feedletter.runs import open_config
+from feedletter.store import Store
 
-__all__ = ["PrefectRunner", "io_task_options", "library_logs", "one_shot_flow", "open_config", "prefect_task",
+__all__ = ["PrefectRunner", "io_task_options", "library_logs", "one_shot_flow", "open_project", "prefect_task",
            "retry_transient"]
+
+
+def open_project(config_path: str) -> tuple[Config, Store]:
+    """The run's config and store. A relative ``config_path`` (what ``feedletter deploy`` gives work-pool
+    deployments) is found under ``$FEEDLETTER_HOME`` when the worker sets it, else in the working
+    directory: so each worker finds the project where it keeps it, at run time."""
+    path = Path(config_path)
+    home = os.environ.get("FEEDLETTER_HOME")
+    if home and not path.is_absolute():
+        path = Path(home) / path
+    return open_config(str(path))
 
 
 def retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:

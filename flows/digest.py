@@ -12,7 +12,7 @@ from collections.abc import Callable
 from prefect import flow, get_run_logger
 
 from feedletter.runs import DigestReport, digest_run
-from feedletter_flows.common import PrefectRunner, library_logs, open_config
+from feedletter_flows.common import PrefectRunner, library_logs, open_project
 
 
 @flow(name="digest")
@@ -22,7 +22,7 @@ def digest_flow(newsletter: str, config_path: str = "sources.yaml",
 
     ``progress`` (the CLI's progress bar) is called as each message is sent.
     """
-    config, store = open_config(config_path)
+    config, store = open_project(config_path)
     try:
         with library_logs():
             report = digest_run(config, store, PrefectRunner(), newsletter, progress=progress)

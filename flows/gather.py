@@ -12,7 +12,7 @@ from collections.abc import Callable
 from prefect import flow, get_run_logger
 
 from feedletter.runs import GatherReport, gather_run
-from feedletter_flows.common import PrefectRunner, library_logs, open_config
+from feedletter_flows.common import PrefectRunner, library_logs, open_project
 
 
 @flow(name="gather", log_prints=False)
@@ -22,7 +22,7 @@ def gather_flow(config_path: str = "sources.yaml", sources: list[str] | None = N
 
     ``progress`` (the CLI's progress bar) is called as each source is fetched.
     """
-    config, store = open_config(config_path)
+    config, store = open_project(config_path)
     try:
         with library_logs():
             report = gather_run(config, store, PrefectRunner(), sources=sources, progress=progress)

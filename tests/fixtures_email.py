@@ -17,8 +17,8 @@ from feedletter.store import Store
 
 CONFIG = """\
 sources:
-  - {name: city-ledger, url: "https://ledger.example/feed"}
-  - {name: valley-post, url: "https://valley.example/feed"}
+  - {name: city-ledger, url: "https://ledger.example/feed", tags: [city]}
+  - {name: valley-post, url: "https://valley.example/feed", tags: [health, care]}
 newsletters:
   - name: weekly
     title: Riverside Weekly
@@ -53,9 +53,9 @@ def store(config: Config) -> Iterator[Store]:
 
 
 def story(i: int, title: str = "Footbridge opens", summary: str = "The bridge opened on Saturday.",
-          image: str | None = None) -> Story:
+          image: str | None = None, tags: tuple[str, ...] = ()) -> Story:
     return Story(id=i, title=title, url=f"https://ledger.example/{i}", source="city-ledger", published=WHEN,
-                 summary=summary, image=image,
+                 summary=summary, image=image, tags=tags,
                  also=(Coverage("valley-post", "Bridge day", "https://valley.example/b"),))
 
 

@@ -131,8 +131,8 @@ def test_status_shows_last_runs_counts_and_open_incidents(tmp_path: Path, site: 
     assert any(line.split()[:3] == ["gather", "(all)", "completed"] for line in lines)  # the latest only
     assert not any(line.split()[:3] == ["gather", "(all)", "failed"] for line in lines)
     assert any(line.split()[:3] == ["digest", "weekly", "skipped"] for line in lines)
-    assert "6 known: 5 ok, 1 failing, 0 disabled" in shown.output
+    assert "6 known: 5 ok, 1 backing off" in shown.output
     assert "2 active" in shown.output and "Incidents 1 open" in shown.output
     data = json.loads(runner.invoke(app, ["status", "--json", "--config", str(path)]).output)
-    assert data["counts"]["sources"] == {"ok": 5, "failing": 1} and data["counts"]["articles"] > 0
+    assert data["counts"]["sources"] == {"ok": 5, "backing off": 1} and data["counts"]["articles"] > 0
     assert data["incidents"][0]["target"] == "weekly" and len(data["runs"]) == 2

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 
 from feedletter.issue.placeholders import personalize
 from feedletter.sitehost import SiteHost
-from tests.fixtures_email import email_config, png, render_sample, stressful_stories
+from tests.fixtures_email import email_config, png, render_sample, story, stressful_stories
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)"),
@@ -32,15 +33,30 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 MEASURE = """<script>
 addEventListener("load", () => {
   const width = window.innerWidth;
+  const box = e => { const r = e.getBoundingClientRect();
+    return {left: Math.round(r.left), right: Math.round(r.right), top: Math.round(r.top + scrollY),
+            bottom: Math.round(r.bottom + scrollY), width: Math.round(r.width)}; };
   const wide = [...document.body.querySelectorAll("*")]
     .filter(e => e.getBoundingClientRect().right > width + 1)
     .slice(0, 5).map(e => e.tagName + "." + e.className + " " + Math.round(e.getBoundingClientRect().right));
-  const card = document.querySelector(".card td");
+  const card = document.querySelector(".card.story");
+  const color = sel => { const e = document.querySelector(sel); return e ? getComputedStyle(e).color : null; };
   const report = {inner: width, scroll: document.documentElement.scrollWidth, wide,
     height: document.documentElement.scrollHeight,
     dark: matchMedia("(prefers-color-scheme: dark)").matches,
     card: card ? getComputedStyle(card).backgroundColor : null,
-    images: [...document.images].map(i => [i.naturalWidth, Math.round(i.getBoundingClientRect().width)])};
+    opening: getComputedStyle(document.querySelector(".card.opening")).backgroundColor,
+    text: color(".story-summary div"), section: color(".section-title div"), contents: color(".contents a"),
+    images: [...document.images].map(i => [i.naturalWidth, Math.round(i.getBoundingClientRect().width)]),
+    pictures: [...document.images].map(i => ({image: box(i), card: box(i.closest(".card")),
+      title: box(i.closest(".card").querySelector(".story-title a"))})),
+    cards: [...document.querySelectorAll(".card")].map(box)};
+  // Follow "In this issue" to the third story: its card must come into view at the top.
+  const link = document.querySelector('a[href="#story-3"]');
+  const target = document.getElementsByName("story-3")[0];
+  report.target = box(target).top;
+  link.click();
+  report.scrolled = Math.round(scrollY);
   const out = parent.document.createElement("pre");
   out.id = "overflow-report";
   out.textContent = JSON.stringify(report);
@@ -86,15 +102,32 @@ def _screenshot(tmp_path: Path, host: SiteHost, width: int, height: int, name: s
     return shot
 
 
+SHAPED = """\
+    greeting: "Hi %%NAME%%,"
+    intro: |
+      This week the **footbridge** opened. Tell us what you think: [write to us](mailto:ed@riverside.example).
+    sections:
+      - {title: City, tags: [city]}
+"""
+
+
 @pytest.fixture
 def digest_page(tmp_path: Path) -> Iterator[SiteHost]:
-    """The stressful sample digest, personalized, with a 1600 px image, on a loopback server."""
+    """The stressful sample digest with an intro and sections, personalized, on a loopback server.
+
+    The lead story has a 1600 px picture, the second a 900 px one (shown beside its text), and
+    five short stories follow, so that "In this issue" links somewhere further down.
+    """
     root = tmp_path / "www"
     root.mkdir()
     (root / "wide.png").write_bytes(png(1600, 500))
+    (root / "thumb.png").write_bytes(png(900, 600, (200, 120, 40)))
     with SiteHost(root) as host:
-        config = email_config(tmp_path)
-        rendered = render_sample(config, stressful_stories(image=host.url("wide.png")))
+        config = email_config(tmp_path, SHAPED)
+        lead, second, third = stressful_stories(image=host.url("wide.png"))
+        stories = [replace(lead, tags=("city",)), replace(second, image=host.url("thumb.png")), third,
+                   *(story(i, f"Short story {i}") for i in range(4, 9))]
+        rendered = render_sample(config, stories)
         html = personalize(rendered.html, unsubscribe_url="https://news.example.com/unsubscribe/t0k",
                            name="Ann", html=True)
         (root / "digest.html").write_text(html.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
@@ -107,11 +140,33 @@ def test_no_horizontal_overflow(tmp_path: Path, digest_page: SiteHost, width: in
     assert report["inner"] == width
     assert report["scroll"] <= width, f"page is {report['scroll']} px wide at {width} px: {report['wide']}"
     assert report["wide"] == []
-    # The 1600 px image is held inside the card, whatever the viewport.
-    assert report["images"] and all(shown <= min(width, 600) - 48 for natural, shown in report["images"])
-    assert report["images"][0][0] == 1600
+    # Every card has a margin at either side: 12 px at 600, 8 px on a phone.
+    margin = 12 if width == 600 else 8
+    assert all(c["left"] == margin and c["right"] == width - margin for c in report["cards"]), report["cards"]
+    # The 1600 px picture spans the lead card and no more; the 900 px one is held inside its card too.
+    (lead, thumb) = report["pictures"]
+    assert [n for n, _ in report["images"]] == [1600, 900]
+    assert lead["image"]["left"] == lead["card"]["left"] and lead["image"]["right"] == lead["card"]["right"]
+    assert thumb["image"]["left"] == thumb["card"]["left"] + 24
+    assert thumb["image"]["right"] <= thumb["card"]["right"] - 24
     shot = _screenshot(tmp_path, digest_page, width, report["height"], f"digest-{width}.png")
     print(f"screenshot: {shot}")
+
+
+def test_pictures_sit_beside_the_text_and_stack_on_a_phone(tmp_path: Path, digest_page: SiteHost) -> None:
+    wide = _measure(tmp_path, digest_page, 600)["pictures"][1]
+    assert wide["image"]["width"] == 172 and wide["image"]["right"] < wide["title"]["left"]
+    assert abs(wide["image"]["top"] - wide["title"]["top"]) < 10
+    narrow = _measure(tmp_path, digest_page, 375)["pictures"][1]
+    # On a phone the picture goes above the title, as wide as the text.
+    assert narrow["image"]["bottom"] <= narrow["title"]["top"]
+    assert narrow["image"]["width"] == narrow["card"]["width"] - 48
+
+
+def test_in_this_issue_jumps_to_the_story(tmp_path: Path, digest_page: SiteHost) -> None:
+    report = _measure(tmp_path, digest_page, 375)
+    assert report["target"] > 1000  # the third story is well below the first screen
+    assert abs(report["scrolled"] - report["target"]) <= 2, report
 
 
 def test_dark_mode_darkens_the_cards(tmp_path: Path, digest_page: SiteHost) -> None:
@@ -121,6 +176,11 @@ def test_dark_mode_darkens_the_cards(tmp_path: Path, digest_page: SiteHost) -> N
     assert light["card"] == "rgb(255, 255, 255)"
     channels = [int(c) for c in re.findall(r"\d+", dark["card"])[:3]]
     assert max(channels) < 80, f"card background in dark mode is {dark['card']}"
+    assert dark["opening"] == dark["card"]
+    # Text turns light on the dark cards, links and headings a lighter blue.
+    for key in ("text", "contents", "section"):
+        assert min(int(c) for c in re.findall(r"\d+", dark[key])[:3]) > 130, (key, dark[key])
+        assert dark[key] != light[key]
     assert dark["scroll"] <= 375
     shot = _screenshot(tmp_path, digest_page, 375, dark["height"], "digest-375-dark.png", "--force-dark-mode")
     print(f"screenshot: {shot}")

@@ -7,11 +7,14 @@ import json
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import typer
 from typer.testing import CliRunner
 
 from feedletter.cli import app
@@ -24,7 +27,7 @@ from feedletter.progress import report_progress
 from feedletter.schema import issue_stories, issues, outbox
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store
-from tests.fixtures_staff import put_story, staff
+from tests.fixtures_staff import put_story, staff, staff_config
 
 __all__ = ["staff"]
 CONTRACT_KEYS = {"newsletter", "subject", "preheader", "stories"}
@@ -64,6 +67,46 @@ def test_dry_run_writes_html_text_subject_and_headers(staff: tuple[Config, Store
     assert _recorded(store) == (0, 0, 0)  # a dry run records nothing
 
 
+def test_dry_run_prints_each_pre_send_check_also_when_all_pass(staff: tuple[Config, Store], tmp_path: Path) -> None:
+    config, store = staff
+    put_story(store, "city-ledger", "Footbridge opens")
+    result = runner.invoke(app, ["digest", "city", "--dry-run", "--out", str(tmp_path / "out"),
+                                 "--config", _path(config)])
+    assert result.exit_code == 0, result.output
+    report = result.stdout.splitlines()[-7:]
+    assert report[0] == "pre-send checks: 6 passed"
+    assert [line.split()[:2] for line in report[1:]] == [
+        ["pass", "html_size"], ["pass", "links"], ["pass", "alt"], ["pass", "subject_length"],
+        ["pass", "unsubscribe"], ["pass", "postal_address"]]
+    assert "subject is 29 characters (limit 150)" in report[4]
+
+
+def test_dry_run_prints_warnings_failures_and_checks_turned_off(tmp_path: Path) -> None:
+    config = staff_config(tmp_path, newsletters="""\
+  - name: city
+    title: City Weekly
+    from: "City <news@city.example>"
+    select: {tags: [city], since: all}
+    checks: {subject_max: 20, subject_length: fail, alt: off}
+""")
+    store = Store.open(config.store_url())
+    try:
+        put_story(store, "city-ledger", "Footbridge opens")
+    finally:
+        store.close()
+    result = runner.invoke(app, ["digest", "city", "--dry-run", "--out", str(tmp_path / "out"),
+                                 "--config", _path(config)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("pre-send checks:"))
+    assert lines[start] == ("pre-send checks: 3 passed, 1 warning, 1 failure, 1 check off "
+                            "(a real send would stop here)")
+    outcomes = {line.split()[1]: line.split()[0] for line in lines[start + 1:]}
+    assert outcomes == {"html_size": "pass", "links": "pass", "alt": "off", "subject_length": "fail",
+                        "unsubscribe": "pass", "postal_address": "warn"}
+    assert any("no postal address in the footer" in line for line in lines[start + 1:])
+
+
 def test_send_test_sends_one_marked_message_and_records_nothing(
         staff: tuple[Config, Store], sink: MailSink, monkeypatch: pytest.MonkeyPatch) -> None:
     config, store = staff
@@ -84,6 +127,51 @@ def test_send_test_sends_one_marked_message_and_records_nothing(
     again = runner.invoke(app, ["send-test", "city", "--to", "me@staff.example", "--config", _path(config)])
     assert again.exit_code == 0 and len(sink.received) == 2  # stories stay unused: same issue again
     assert sink.received[1].message()["Subject"] == msg["Subject"]
+
+
+def test_a_test_sends_links_work(staff: tuple[Config, Store], sink: MailSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its unsubscribe link leads to a page saying it was a test; "view in browser" to the issue's copy."""
+    import re
+    import warnings
+    from urllib.parse import urlsplit
+
+    from feedletter import subscribers
+    from feedletter.web.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    config, store = staff
+    monkeypatch.setenv("FEEDLETTER_SMTP_URL", sink.url)
+    put_story(store, "city-ledger", "Footbridge opens")
+    reader = subscribers.add(store, "city", "reader@example.com", status="active")
+    result = runner.invoke(app, ["send-test", "city", "--to", "me@staff.example", "--config", _path(config)])
+    assert result.exit_code == 0, result.output
+    html_part = sink.received[0].message().get_body(("html",))
+    text_part = sink.received[0].message().get_body(("plain",))
+    assert html_part is not None and text_part is not None
+    html, text = html_part.get_content(), text_part.get_content()
+    unsubscribe = re.search(r'href="([^"]*/unsubscribe/[^"]*)"', html)
+    view = re.search(r'href="([^"]*)"[^>]*>View in browser', html)
+    assert unsubscribe and view, html
+    assert view.group(1).startswith("https://news.example.com/_preview/city/")
+    assert f"View in browser: {view.group(1)}" in text and view.group(1) in result.stdout
+    with TestClient(create_app(config, store)) as client:
+        for method in ("GET", "POST"):
+            page = client.request(method, urlsplit(unsubscribe.group(1)).path)
+            assert page.status_code == 200 and "This was a test send" in page.text
+            assert "Nobody was unsubscribed" in page.text
+        copy = client.get(urlsplit(view.group(1)).path)
+        assert copy.status_code == 200
+        assert "Footbridge opens" in copy.text and "Test send of City Weekly issue 1" in copy.text
+        assert '<meta name="robots" content="noindex">' in copy.text
+    assert [p.status for p in subscribers.listing(store, "city")] == [reader.status]
+    # a second test send replaces the first one's copy
+    again = runner.invoke(app, ["send-test", "city", "--to", "me@staff.example", "--config", _path(config)])
+    assert again.exit_code == 0, again.output
+    copies = list((config.resolve(config.site.archive_dir) / "_preview" / "city").iterdir())
+    assert len(copies) == 1 and copies[0].name != urlsplit(view.group(1)).path.strip("/").split("/")[-1]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -195,3 +283,63 @@ def test_delivery_reports_each_message(staff: tuple[Config, Store], sink: MailSi
     counts = deliver_issue(config, store, issue_content(config, store, issue_id),
                            SmtpMailer(SmtpSettings.from_url(sink.url)), progress=done.append)
     assert counts.sent == 3 and done == [1, 1, 1]
+
+
+GAZETTE = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Riverside Gazette</title><link>https://gazette.example/</link>
+<description>News from the river</description>
+<item><title>Ferry returns</title><link>https://gazette.example/ferry?via=rss&amp;id=7</link>
+<pubDate>Mon, 23 Nov 2026 07:00:00 GMT</pubDate>
+<description>The ferry is back.</description></item>
+</channel></rss>
+"""
+
+
+@pytest.fixture
+def gazette(tmp_path: Path) -> Iterator[SiteHost]:
+    """A loopback server with one feed, titled "Riverside Gazette", at /feed.xml."""
+    root = tmp_path / "gazette"
+    root.mkdir()
+    (root / "feed.xml").write_text(GAZETTE, encoding="utf-8")
+    with SiteHost(root) as host:
+        yield host
+
+
+def test_parse_url_takes_its_settings_from_the_config(gazette: SiteHost, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FEEDLETTER_CONFIG", raising=False)
+    url = gazette.url("feed.xml")
+    refused = runner.invoke(app, ["parse", url])  # no config: loopback addresses are refused
+    assert refused.exit_code == 1 and "private" in str(refused.exception or refused.output)
+    config = tmp_path / "parse.yaml"
+    config.write_text(f"allow_private: true\ngather: {{tracking_params: [via]}}\n"
+                      f"sources:\n  - {{name: gazette, url: '{url}'}}\n")
+    for option in ("--config", "-c"):
+        result = runner.invoke(app, ["parse", url, option, str(config)])
+        assert result.exit_code == 0, result.output
+        record = json.loads(result.stdout.splitlines()[0])
+        assert record["title"] == "Ferry returns" and record["link"] == "https://gazette.example/ferry?via=rss&id=7"
+        # the entry's key drops the config's tracking parameter, as gather's does
+        assert "via=" not in record["key"] and "id=7" in record["key"], record["key"]
+
+
+def _commands(group: typer.Typer) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every command of the CLI by its words (typer keeps its own copy of click: duck-typed)."""
+    for name, sub in typer.main.get_command(group).commands.items():  # type: ignore[attr-defined]
+        if hasattr(sub, "commands"):
+            for inner, leaf in sub.commands.items():
+                yield (name, inner), leaf
+        else:
+            yield (name,), sub
+
+
+def test_every_command_takes_config_and_c() -> None:
+    """DESIGN's contract: every command takes --config PATH (and -c); `init` writes a config instead of reading
+    one, and `extract` reads one HTML file with no setting that applies."""
+    missing = []
+    for words, command in _commands(app):
+        options = {opt for param in command.params for opt in getattr(param, "opts", [])}
+        if words not in {("init",), ("extract",)} and not {"--config", "-c"} <= options:
+            missing.append(" ".join(words))
+    assert missing == []

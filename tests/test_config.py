@@ -26,53 +26,71 @@ newsletters:
 # (what is wrong, the YAML, the expected line, the expected field path, a fragment of the message)
 BAD = [
     ("unknown field with a hint", GOOD.replace("    tags: [health]", "    tagz: [health]"),
-     5, "sources[0].tagz", "did you mean 'tags'"),
+     5, "sources[0] (blog).tagz", "did you mean 'tags'"),
     ("bad URL", GOOD.replace("https://blog.example.com/feed.xml", "ftp://blog.example.com/feed"),
-     4, "sources[0].url", "not an http(s) URL"),
+     4, "sources[0] (blog).url", "not an http(s) URL"),
     ("bad cron", GOOD.replace('"0 8 * * MON"', '"0 8 * *"'),
-     9, "newsletters[0].schedule.cron", "needs 5 fields"),
+     9, "newsletters[0] (weekly).schedule.cron", "needs 5 fields"),
     ("bad cron value", GOOD.replace('"0 8 * * MON"', '"0 25 * * MON"'),
-     9, "newsletters[0].schedule.cron", "invalid cron"),
+     9, "newsletters[0] (weekly).schedule.cron", "invalid cron"),
     ("unknown timezone", GOOD.replace("Europe/Berlin", "Mars/Olympus"),
-     9, "newsletters[0].schedule.timezone", "unknown timezone"),
+     9, "newsletters[0] (weekly).schedule.timezone", "unknown timezone"),
     ("missing field", GOOD.replace("    title: Weekly\n", ""),
-     7, "newsletters[0].title", "required"),
+     7, "newsletters[0] (weekly).title", "required"),
     ("bad provider", GOOD + "    provider: pigeon\n",
-     10, "newsletters[0].provider", "'smtp'"),
+     10, "newsletters[0] (weekly).provider", "'smtp'"),
     ("bad regex", GOOD.replace("    tags: [health]", "    include: ['(unclosed']"),
-     5, "sources[0].include", "bad regular expression"),
+     5, "sources[0] (blog).include", "bad regular expression"),
     ("bad name", GOOD.replace("name: blog", "name: My Blog"),
-     3, "sources[0].name", "not a valid name"),
+     3, "sources[0] (My Blog).name", "not a valid name"),
     ("unknown top-level field", "stor: x\n" + GOOD, 1, "stor", "did you mean 'store'"),
     ("unknown select field", GOOD + "    select: {tag: [health]}\n",
-     10, "newsletters[0].select.tag", "did you mean 'tags'"),
+     10, "newsletters[0] (weekly).select.tag", "did you mean 'tags'"),
     ("URL with a space", GOOD.replace("https://blog.example.com/feed.xml", "'https://blog.exa mple.com/f'"),
-     4, "sources[0].url", "not a valid URL"),
+     4, "sources[0] (blog).url", "not a valid URL"),
     ("URL with a bad port", GOOD.replace("blog.example.com/", "blog.example.com:99999/"),
-     4, "sources[0].url", "bad port"),
+     4, "sources[0] (blog).url", "bad port"),
     ("URL without a host", GOOD.replace("https://blog.example.com/feed.xml", "https:///feed.xml"),
-     4, "sources[0].url", "not an http(s) URL"),
+     4, "sources[0] (blog).url", "not an http(s) URL"),
     ("timezone abbreviation", GOOD.replace("Europe/Berlin", "CEST"),
-     9, "newsletters[0].schedule.timezone", "unknown timezone"),
+     9, "newsletters[0] (weekly).schedule.timezone", "unknown timezone"),
     ("cron with words", GOOD.replace('"0 8 * * MON"', '"every monday at 8"'),
-     9, "newsletters[0].schedule.cron", "needs 5 fields"),
+     9, "newsletters[0] (weekly).schedule.cron", "needs 5 fields"),
     ("duplicate source name", GOOD.replace("newsletters:", "  - name: blog\n    url: https://b.example/f\n"
                                                            "newsletters:"),
-     6, "sources[1].name", "duplicate sources name 'blog' (first used on line 3)"),
+     6, "sources[1] (blog).name", "duplicate sources name 'blog' (first used on line 3)"),
     ("duplicate newsletter name", GOOD + "  - {name: weekly, title: Again}\n",
-     10, "newsletters[1].name", "duplicate newsletters name 'weekly' (first used on line 7)"),
+     10, "newsletters[1] (weekly).name", "duplicate newsletters name 'weekly' (first used on line 7)"),
     ("select names an unknown source", GOOD + "    select: {sources: [blogg]}\n",
-     10, "newsletters[0].select.sources[0]", "no source named 'blogg' (did you mean 'blog'?)"),
+     10, "newsletters[0] (weekly).select.sources[0]", "no source named 'blogg' (did you mean 'blog'?)"),
     ("bad since", GOOD + "    select: {since: lastweek}\n",
-     10, "newsletters[0].select.since", "since must be last_issue, all"),
+     10, "newsletters[0] (weekly).select.since", "since must be last_issue, all"),
     ("negative quality", GOOD + "    select: {min_quality: -1}\n",
-     10, "newsletters[0].select.min_quality", "greater than or equal to 0"),
+     10, "newsletters[0] (weekly).select.min_quality", "greater than or equal to 0"),
     ("bad pin regex", GOOD + "    select: {pin_keywords: ['[x']}\n",
-     10, "newsletters[0].select.pin_keywords", "bad regular expression"),
+     10, "newsletters[0] (weekly).select.pin_keywords", "bad regular expression"),
     ("bad from address", GOOD + "    from: Weekly\n",
-     10, "newsletters[0].from", "from needs an email address"),
+     10, "newsletters[0] (weekly).from", "from needs an email address"),
     ("max stories too big", GOOD + "    select: {max_stories: 500}\n",
-     10, "newsletters[0].select.max_stories", "less than or equal to 100"),
+     10, "newsletters[0] (weekly).select.max_stories", "less than or equal to 100"),
+    ("section without a title", GOOD + "    sections:\n      - {tags: [health]}\n",
+     11, "newsletters[0] (weekly).sections[0].title", "required field is missing"),
+    ("section with an empty title", GOOD + "    sections: [{title: '', tags: [health]}]\n",
+     10, "newsletters[0] (weekly).sections[0].title", "at least 1 character"),
+    ("section tags not a list", GOOD + "    sections:\n      - {title: Health, tags: health}\n",
+     11, "newsletters[0] (weekly).sections[0].tags", "valid list"),
+    ("section field misspelt", GOOD + "    sections:\n      - title: Health\n        tag: [health]\n",
+     12, "newsletters[0] (weekly).sections[0].tag", "did you mean 'tags'"),
+    ("sections not a list", GOOD + "    sections: {title: Health}\n",
+     10, "newsletters[0] (weekly).sections", "valid list"),
+    ("two sections with one title", GOOD + "    sections: [{title: News, tags: [a]}, {title: News, tags: [b]}]\n",
+     10, "newsletters[0] (weekly).sections", "two sections are titled 'News'"),
+    ("two sections without tags", GOOD + "    sections: [{title: Rest}, {title: Others}]\n",
+     10, "newsletters[0] (weekly).sections", "only one section can leave out tags"),
+    ("greeting with another placeholder", GOOD + "    greeting: 'Hi %%EMAIL%%'\n",
+     10, "newsletters[0] (weekly).greeting", "a greeting can only use %%NAME%%, not %%EMAIL%%"),
+    ("intro twice", GOOD + "    intro: Hello\n    intro_file: intro.md\n",
+     7, "newsletters[0] (weekly)", "intro and intro_file are both set: keep one"),
 ]
 
 
@@ -99,7 +117,8 @@ def test_duplicate_names_are_refused() -> None:
 def test_duplicates_are_reported_beside_other_problems() -> None:
     text = GOOD.replace("newsletters:", "  - {name: blog, url: 'ftp://b'}\nnewsletters:")
     _, problems = parse_config(text)
-    assert sorted((p.line, p.path) for p in problems) == [(6, "sources[1].name"), (6, "sources[1].url")]
+    assert sorted((p.line, p.path) for p in problems) == [(6, "sources[1] (blog).name"),
+                                                          (6, "sources[1] (blog).url")]
 
 
 def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
@@ -127,7 +146,7 @@ def test_validate_command_exit_codes(tmp_path: Path) -> None:
     bad.write_text(BAD[0][1])
     result = _cli("validate", str(bad), cwd=tmp_path)
     assert result.returncode == 1
-    assert f"{bad}:5: sources[0].tagz: unknown field 'tagz'" in result.stderr
+    assert f"{bad}:5: sources[0] (blog).tagz: unknown field 'tagz'" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -136,8 +155,8 @@ def test_validate_reports_a_missing_template(tmp_path: Path) -> None:
     path.write_text(GOOD + "    template: nosuch\n")
     result = _cli("validate", str(path), cwd=tmp_path)
     assert result.returncode == 1
-    assert f"{path}:10: newsletters[0].template: nosuch.mjml.j2 not found" in result.stderr
-    assert f"{path}:10: newsletters[0].template: nosuch.txt.j2 not found" in result.stderr
+    assert f"{path}:10: newsletters[0] (weekly).template: nosuch.mjml.j2 not found" in result.stderr
+    assert f"{path}:10: newsletters[0] (weekly).template: nosuch.txt.j2 not found" in result.stderr
 
 
 def test_validate_finds_templates_beside_the_config(tmp_path: Path) -> None:
@@ -158,9 +177,41 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     result = _cli("validate", str(path), cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        f"{path}:5: sources[0].tagz: unknown field 'tagz' (did you mean 'tags'?)",
-        f"{path}:9: newsletters[0].schedule.timezone: unknown timezone 'Mars/Olympus' "
+        f"{path}:5: sources[0] (blog).tagz: unknown field 'tagz' (did you mean 'tags'?)",
+        f"{path}:9: newsletters[0] (weekly).schedule.timezone: unknown timezone 'Mars/Olympus' "
         "(use an IANA name like Europe/Berlin)"]
+
+
+def test_sections_intro_and_greeting_load(tmp_path: Path) -> None:
+    good = GOOD.replace("    tags: [health]", "    tags: [health, care]")  # a section's tags are sources' tags
+    config, problems = parse_config(good + textwrap.indent(textwrap.dedent("""\
+        greeting: "Hi %%NAME%%,"
+        intro_file: notes/intro.md
+        sections:
+          - {title: Health, tags: [health, care]}
+          - title: Everything else
+        """), "    "))
+    assert problems == [] and config is not None
+    weekly = config.newsletter("weekly")
+    assert weekly.greeting == "Hi %%NAME%%," and weekly.intro_file == "notes/intro.md" and weekly.intro == ""
+    assert [(s.title, s.tags) for s in weekly.sections] == [("Health", ["health", "care"]), ("Everything else", [])]
+
+
+def test_the_staff_guide_email_snippet_validates() -> None:
+    """The staff guide's greeting, intro and sections example, as a newsletter of its own."""
+    import re
+
+    guide = (ROOT / "docs" / "staff-guide.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", guide, re.S) if "sections:" in b)
+    item = "\n".join(line for line in textwrap.dedent(block).splitlines() if "# …" not in line)
+    tags = sorted({tag.strip() for found in re.findall(r"tags: \[([^\]]*)\]", item) for tag in found.split(",")})
+    good = GOOD.replace("    tags: [health]", f"    tags: [{', '.join(tags)}]")  # the guide's sources have them
+    text = good.replace("newsletters:\n", "newsletters:\n" + textwrap.indent(item, "  ") + "\n    title: R\n")
+    config, problems = parse_config(text)
+    assert not problems and config is not None, [p.format("sources.yaml") for p in problems]
+    weekly = config.newsletter("riverside-weekly")
+    assert [s.title for s in weekly.sections] == ["Around town", "Health", "Elsewhere"]
+    assert weekly.greeting == "Hi %%NAME%%," and "Kingfisher Footbridge" in weekly.intro
 
 
 def test_the_staff_guide_snippets_validate(tmp_path: Path) -> None:

@@ -323,3 +323,19 @@ def test_file_provider_writes_one_eml_per_subscriber_once(demo_config: Config, s
     assert len(files) == 3 and all(f.suffix == ".eml" for f in files)
     parsed = message_from_bytes(files[0].read_bytes(), policy=policy.default)
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+@pytest.mark.parametrize("subject", [
+    "Riverside Weekly: Kingfisher Footbridge opens across the Wren… +9 more",
+    "Новости недели: мост через реку открыт после девятнадцати месяцев работ",
+    "A plain ASCII subject long enough that the header has to be folded once or twice"])
+def test_a_long_subject_reads_back_exactly_with_no_doubled_space(subject: str) -> None:
+    """Python's folding encodes only the non-ASCII words and leaves a space at the end of the folded
+    line, which mail clients unfold into two ("across the  Wren…"): the subject is encoded whole."""
+    person = Subscriber(7, "weekly", "zoe@example.com", "Zoë")
+    message = IssueMessage(sender="Weekly <news@riverside.example>", subject=subject, html="<p>x</p>", text="x",
+                           list_id="weekly")
+    data = message.for_subscriber(person, message_id="<m@x>", unsubscribe_url="https://n.example/u/t").data
+    assert all(len(line) <= 78 for line in data.split(b"\r\n\r\n")[0].split(b"\r\n") if line.startswith(
+        (b"Subject", b" ")))
+    assert message_from_bytes(data, policy=policy.default)["Subject"] == subject

@@ -35,3 +35,30 @@ def test_the_demo_runs_both_flows_and_sends_the_digest() -> None:
     assert "gather #2   5 not modified (HTTP 304) · 0 new articles" in out
     assert "8 stories · 3 sent · the mail server received 3" in out
     assert (ROOT / "build" / "demo" / "mail" / "00001.eml").exists()
+
+
+def test_the_demo_site_served_by_hand_has_no_placeholder_left() -> None:
+    """README: `python -m feedletter.sitehost demo/site --port N` serves the demo site with its own address."""
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "feedletter.sitehost", str(ROOT / "demo" / "site"),
+                               "--port", str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and "serving" in server.stdout.readline()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/city-ledger/atom.xml", timeout=5) as answer:
+                    body = answer.read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert "%BASE%" not in body and f'href="http://127.0.0.1:{port}/city-ledger/atom.xml"' in body
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -156,10 +156,10 @@ def test_runs_of_one_newsletter_never_overlap_and_artifacts_tell_what_happened(
 
     rows = json.loads(_artifact("feed-health").data)  # type: ignore[attr-defined]
     assert {r["source"] for r in rows} == {name for name, _, _ in DEMO_SOURCES}
-    assert all(r["status"] == "ok" and r["last_error"] == "" for r in rows)
+    assert all(r["state"] == "ok" and r["this run"] == "ok" and r["last_error"] == "" for r in rows)
     assert sum(r["new"] for r in rows) == EXPECTED["articles"]
-    assert set(rows[0]) == {"source", "status", "new", "duplicates", "seen", "repeated", "carried", "removed",
-                            "filtered", "seconds", "failures", "last_error"}
+    assert set(rows[0]) == {"source", "state", "this run", "new", "duplicates", "seen", "repeated", "carried",
+                            "removed", "filtered", "seconds", "failures", "last_error"}
 
     with ThreadPoolExecutor(2) as pool:
         reports = list(pool.map(lambda _: digest_flow(newsletter="weekly", config_path=str(path)), range(2)))

@@ -16,6 +16,7 @@ from feedletter.cli import app
 from feedletter.config import load_config
 from feedletter.errors import ConfigError
 from feedletter.issue.render import BUILTIN_TEMPLATES, template_dirs
+from feedletter.scaffold import source_name
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store
 from tests.conftest import ROOT, run_gather
@@ -94,3 +95,33 @@ def test_the_deployments_file_builds_one_deployment_per_schedule(tmp_path: Path)
                             capture_output=True, text=True, timeout=180, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["gather", "digest-weekly"]
+
+
+def test_a_loopback_feed_is_named_after_its_title(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    (root / "gazette").mkdir(parents=True)
+    (root / "gazette" / "feed.xml").write_text(
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>Riverside Gazette</title>"
+        "<link>https://gazette.example/</link><item><title>Ferry returns</title>"
+        "<link>https://gazette.example/ferry</link></item></channel></rss>", encoding="utf-8")
+    with SiteHost(root) as host:
+        feeds = [host.url("gazette/feed.xml"), host.url("missing/clinic-news/rss.xml")]
+        made = runner.invoke(app, ["init", str(tmp_path / "news"), "--feed", feeds[0], "--feed", feeds[1]])
+    assert made.exit_code == 0, made.output
+    config = load_config(tmp_path / "news" / "sources.yaml")
+    assert [(s.name, s.title, s.url) for s in config.sources] == [
+        ("riverside-gazette", "Riverside Gazette", feeds[0]),
+        ("missing-clinic-news", None, feeds[1]),  # no feed there: named after its path, not 127-0-0-1
+    ]
+
+
+@pytest.mark.parametrize(("url", "title", "name"), [
+    ("https://www.example.com/feed.xml", "", "example-com"),
+    ("https://blog.example.org/feeds/posts/default", "Python Insider", "python-insider"),
+    ("http://127.0.0.1:8000/feed.xml", "", "feed"),
+    ("http://localhost:8000/alderton-post/atom.xml", "", "alderton-post"),
+    ("http://[::1]:8000/news/rss/", "", "news"),
+    ("https://example.com/feed", "!!!", "example-com"),
+])
+def test_source_names(url: str, title: str, name: str) -> None:
+    assert source_name(url, title) == name

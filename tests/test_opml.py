@@ -141,3 +141,52 @@ def test_cli_import_and_export(tmp_path: Path) -> None:
     bad = subprocess.run([*cli, "sources", "import", "sources.yaml"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 1 and "not OPML" in bad.stderr and "Traceback" not in bad.stderr
+
+
+READER = b"""<?xml version="1.0"?>
+<opml version="2.0"><head><title>a reader's export</title></head><body>
+  <outline text="Local">
+    <outline type="rss" text="Riverside Gazette" title="Riverside Gazette" xmlUrl="https://gazette.example/feed"
+             htmlUrl="https://gazette.example/" category="/council"/>
+    <outline type="rss" text="ignored when a title is set" title="Caf\xc3\xa9 \xc2\xabLe Pont\xc2\xbb: food &amp; drink"
+             xmlUrl="https://cafe.example/rss" htmlUrl="javascript:alert(1)"/>
+  </outline>
+  <outline type="rss" text="Valley Post" xmlUrl="https://valley.example/atom.xml" htmlUrl="https://valley.example"/>
+</body></opml>
+"""
+
+
+def _sources(path: Path) -> list[tuple[str, str, str | None, str | None, list[str]]]:
+    return [(s.name, s.url, s.title, s.site, s.tags) for s in load_config(path).sources]
+
+
+def test_titles_and_sites_survive_import_export_import(tmp_path: Path) -> None:
+    opml = tmp_path / "reader.opml"
+    opml.write_bytes(READER)
+    first = tmp_path / "first.yaml"
+    import_opml(first, opml)
+    imported = _sources(first)
+    assert imported == [
+        ("riverside-gazette", "https://gazette.example/feed", "Riverside Gazette", "https://gazette.example/",
+         ["local", "council"]),
+        ("caf-le-pont-food-drink", "https://cafe.example/rss", "Café «Le Pont»: food & drink", None, ["local"]),
+        ("valley-post", "https://valley.example/atom.xml", "Valley Post", "https://valley.example", []),
+    ]
+    assert '    title: "Riverside Gazette"\n    site: https://gazette.example/\n' in first.read_text()
+    exported = write_opml(load_config(first))
+    feed = ET.fromstring(exported).find("body/outline/outline")
+    assert feed is not None and feed.attrib == {
+        "type": "rss", "text": "Riverside Gazette", "title": "Riverside Gazette",
+        "xmlUrl": "https://gazette.example/feed", "htmlUrl": "https://gazette.example/", "category": "/local,/council"}
+    (tmp_path / "exported.opml").write_text(exported, encoding="utf-8")
+    second = tmp_path / "second.yaml"
+    import_opml(second, tmp_path / "exported.opml")
+    assert _sources(second) == imported
+
+
+def test_an_untitled_source_is_exported_under_the_name_readers_see(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text(CONFIG)
+    feed = ET.fromstring(write_opml(load_config(path))).find("body/outline/outline")
+    assert feed is not None and feed.get("text") == feed.get("title") == "City Ledger"
+    assert feed.get("htmlUrl") is None

@@ -86,14 +86,15 @@ def test_a_registered_provider_is_configured_and_built_like_a_built_in(pigeon: P
 def test_a_registered_providers_settings_are_checked_on_their_lines(pigeon: ProviderEntry[PigeonSettings]) -> None:
     _, problems = parse_config(CONFIG.replace("{loft: barn, birds: 5}", "\n    lofty: barn\n    birds: 0"))
     assert [p.format("sources.yaml") for p in problems] == [
-        "sources.yaml:8: providers.pigeon.birds: Input should be greater than or equal to 1",
-        "sources.yaml:7: providers.pigeon.lofty: unknown field 'lofty' (did you mean 'loft'?)"]
+        "sources.yaml:7: providers.pigeon.lofty: unknown field 'lofty' (did you mean 'loft'?)",
+        "sources.yaml:8: providers.pigeon.birds: Input should be greater than or equal to 1"]
 
 
 def test_an_unknown_provider_is_refused_with_the_registered_names() -> None:
     _, problems = parse_config(CONFIG.replace("pigeon:", "smpt:"))
     assert [p.format("sources.yaml") for p in problems] == [
-        "sources.yaml:4: newsletters[0].provider: Input should be 'file', 'listmonk', 'mailchimp' or 'smtp'",
+        "sources.yaml:4: newsletters[0] (weekly).provider: "
+        "Input should be 'file', 'listmonk', 'mailchimp' or 'smtp'",
         "sources.yaml:6: providers.smpt: unknown field 'smpt' (did you mean 'smtp'?)"]
 
 

@@ -1,8 +1,9 @@
 """Scale-out: Prefect server on PostgreSQL, a process work pool, two workers, the store on PostgreSQL.
 
-Deployments come from the top-level prefect.yaml (`prefect deploy --all`), as an operator would make
-them. One gather run and two digest runs at once through the deployments; then: every feed fetched
-once, every subscriber mailed exactly once, artifacts present. Every process started is stopped by PID.
+Deployments come from sources.yaml through `feedletter deploy --pool`, as an operator would make them;
+the workers find the project under FEEDLETTER_HOME at run time. One gather run and two digest runs
+at once through the deployments; then: every feed fetched once, every subscriber mailed exactly once,
+artifacts present. Every process started is stopped by PID.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,12 +89,13 @@ def test_two_workers_share_the_work_and_send_once(tmp_path: Path, site: SiteHost
         subscribers.add(store, "weekly", f"reader{i}@example.com")
 
     with LocalPrefectServer(tmp_path / "prefect", database_url=prefect_db) as server:
-        env = {**server.env, "PYTHONPATH": str(ROOT), "FEEDLETTER_HOME": str(ROOT),
+        env = {**server.env, "PYTHONPATH": str(ROOT), "FEEDLETTER_HOME": str(tmp_path),
                "FEEDLETTER_SMTP_URL": sink.url, "FEEDLETTER_SECRET": SECRET}
         subprocess.run([*prefect_command(), "work-pool", "create", "feedletter", "--type", "process"],
                        env=env, check=True, capture_output=True, timeout=120)
-        deployed = subprocess.run([*prefect_command(), "--no-prompt", "deploy", "--all"], cwd=ROOT, env=env,
-                                  capture_output=True, text=True, timeout=180)
+        deployed = subprocess.run([sys.executable, "-m", "feedletter.cli", "deploy", "--pool", "feedletter",
+                                   "--config", str(path)], cwd=ROOT, env=env, capture_output=True, text=True,
+                                  timeout=180)
         assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
         for n in (1, 2):
             log = (tmp_path / f"worker{n}.log").open("wb")
@@ -104,13 +107,11 @@ def test_two_workers_share_the_work_and_send_once(tmp_path: Path, site: SiteHost
 
         with temporary_settings({PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as client:
             names = {d.name for d in client.read_deployments()}
-            assert names == {"gather", "riverside-weekly"}
-            params = {"config_path": str(path)}
-            gather = run_deployment("gather/gather", parameters=params, timeout=0)
+            assert names == {"gather", "weekly"}
+            gather = run_deployment("gather/gather", timeout=0)  # sources.yaml, found under FEEDLETTER_HOME
             [gathered] = _wait(client, [gather.id])
             assert gathered.state.is_completed(), gathered.state.message
-            digests = [run_deployment("digest/riverside-weekly", parameters={**params, "newsletter": "weekly"},
-                                      timeout=0) for _ in range(2)]
+            digests = [run_deployment("digest/weekly", timeout=0) for _ in range(2)]
             done = _wait(client, [d.id for d in digests])
             assert all(r.state.is_completed() for r in done), [r.state.message for r in done]
             keys = {a.key for a in client.read_artifacts()}

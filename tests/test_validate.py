@@ -28,7 +28,7 @@ def test_templates_are_rendered_and_their_errors_reported(tmp_path: Path, config
     _override(tmp_path, "partials/footer.mjml.j2", "<mj-section>\n<mj-column>\n<mj-text>{{ nope }}</mj-text>\n"
               "</mj-column></mj-section>\n")
     assert template_problems(config) == [
-        Problem(None, "newsletters[0].template",
+        Problem(None, "newsletters[0] (weekly).template",
                 "render: partials/footer.mjml.j2:3: template error: 'nope' is undefined")]
     text = (tmp_path / "sources.yaml").read_text()
     assert [p.line for p in template_problems(config, text)] == [5]  # the newsletter's, as it names no template
@@ -39,8 +39,8 @@ def test_validate_command_reports_a_broken_override_before_any_send(tmp_path: Pa
               "</mj-text></mj-column></mj-section>\n")
     result = CliRunner().invoke(app, ["validate", str(tmp_path / "sources.yaml")])
     assert result.exit_code == 1
-    assert result.output.strip() == (f"{tmp_path / 'sources.yaml'}:5: newsletters[0].template: render: "
-                                     "partials/story.mjml.j2:4: template syntax error: Expected an expression, "
+    assert result.output.strip() == (f"{tmp_path / 'sources.yaml'}:5: newsletters[0] (weekly).template: "
+                                     "render: partials/story.mjml.j2:4: template syntax error: Expected an expression, "
                                      "got 'end of statement block'")
 
 
@@ -48,7 +48,7 @@ def test_validate_command_reports_a_broken_override_before_any_send(tmp_path: Pa
     (None, "{file}: cannot read: No such file or directory"),
     ("stor: x\n", "{file}:1: stor: unknown field 'stor' (did you mean 'store'?)"),
     ("newsletters:\n  - name: weekly\n    title: Weekly\n    template: nosuch\n",
-     "{file}:4: newsletters[0].template: nosuch.mjml.j2 not found"),
+     "{file}:4: newsletters[0] (weekly).template: nosuch.mjml.j2 not found"),
 ])
 def test_each_problem_names_its_file_and_line(tmp_path: Path, text: str | None, expected: str) -> None:
     file = tmp_path / "sources.yaml"
@@ -58,3 +58,58 @@ def test_each_problem_names_its_file_and_line(tmp_path: Path, text: str | None, 
     assert config is None
     assert str(problems[0]).startswith(expected.format(file=file))
     assert all(p.file == str(file) for p in problems)
+
+
+MIXED = """\
+store: sqlite:///x.db
+sources:
+  - name: clinic
+    url: https://clinic.example/feed
+    tags: [health]
+  - name: ledger
+    url: ftp://ledger.example/feed
+    tags: [city, council]
+newsletters:
+  - name: weekly
+    title: Weekly
+    select: {tags: [helth, city]}
+    template: house
+  - name: sport
+    title: Sport
+    select: {tags: [football]}
+"""
+
+
+def test_every_problem_at_once_in_file_order_naming_each_item(tmp_path: Path) -> None:
+    """A bad field, two tags no source has and a missing template: one run shows them all, by line."""
+    file = tmp_path / "sources.yaml"
+    file.write_text(MIXED, encoding="utf-8")
+    result = CliRunner().invoke(app, ["validate", str(file)])
+    assert result.exit_code == 1
+    assert [line.split(" (looked in")[0] for line in result.output.splitlines()] == [
+        f"{file}:7: sources[1] (ledger).url: not an http(s) URL: 'ftp://ledger.example/feed'",
+        f"{file}:12: newsletters[0] (weekly).select.tags[0]: no source has the tag 'helth' "
+        "(did you mean 'health'?)",
+        f"{file}:13: newsletters[0] (weekly).template: house.mjml.j2 not found",
+        f"{file}:13: newsletters[0] (weekly).template: house.txt.j2 not found",
+        f"{file}:16: newsletters[1] (sport).select.tags[0]: no source has the tag 'football' "
+        "(known: city, council, health)",
+    ]
+
+
+def test_a_selected_tag_some_source_has_is_fine(tmp_path: Path) -> None:
+    file = tmp_path / "sources.yaml"
+    file.write_text(MIXED.replace("ftp://", "https://").replace("helth", "health").replace("football", "council")
+                    .replace("    template: house\n", ""), encoding="utf-8")
+    config, problems = check_file(file)
+    assert problems == [] and config is not None
+
+
+def test_templates_are_checked_beside_a_newsletter_with_bad_fields(tmp_path: Path) -> None:
+    file = tmp_path / "sources.yaml"
+    file.write_text(MIXED.replace("    title: Weekly\n", "    provider: pigeon\n"), encoding="utf-8")
+    _, problems = check_file(file)
+    assert [(p.line, p.path) for p in problems if "weekly" in p.path] == [
+        (10, "newsletters[0] (weekly).title"), (11, "newsletters[0] (weekly).provider"),
+        (12, "newsletters[0] (weekly).select.tags[0]"),
+        (13, "newsletters[0] (weekly).template"), (13, "newsletters[0] (weekly).template")]

@@ -26,7 +26,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 # In the order `feedletter --help` lists them.
 for command in (project.validate, runs.gather, runs.digest, issues.syndicate, stages.parse, stages.extract,
                 stages.cluster, stages.summarize, subscribers.web, issues.send_test, issues.preview, project.init,
-                project.status, runs.serve):
+                project.status, runs.serve, runs.deploy):
     app.command()(command)
 app.add_typer(subscribers.subscribers_app, name="subscribers")
 app.add_typer(sources.sources_app, name="sources")

@@ -12,7 +12,7 @@ from typing import Annotated, TextIO
 
 import typer
 
-from feedletter.config import Config
+from feedletter.config import Config, config_path, load_config
 from feedletter.store import Store
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="sources.yaml to use "
@@ -24,6 +24,14 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     for line in message.splitlines():
         typer.echo(line, err=True)
     return typer.Exit(code)
+
+
+def config_or_defaults(path: Path | None) -> Config:
+    """The config for a command that also works without one (``parse``, ``cluster``, ``summarize``):
+    the file named or $FEEDLETTER_CONFIG, else ./sources.yaml if there is one, else the defaults."""
+    if path is None and not os.environ.get("FEEDLETTER_CONFIG") and not config_path(None).is_file():
+        return Config()
+    return load_config(path)
 
 
 @contextmanager

@@ -37,13 +37,18 @@ def send_test(
     to: Annotated[str, typer.Option("--to", help="the one address to send to")],
     config: ConfigOpt = None,
 ) -> None:
-    """Send the next issue to one address, subject marked [TEST]; nothing is recorded as sent."""
+    """Send the next issue to one address, subject marked [TEST]; nothing is recorded as sent.
+
+    Its "view in browser" link leads to a copy of the issue written under the archive for it (serve
+    it with `feedletter web`); its unsubscribe link to a page saying it was a test.
+    """
     from feedletter.issue.preview import send_test as send
 
     cfg = load_config(config)
     with open_store(cfg) as store:
-        msg = send(cfg, store, cfg.newsletter(newsletter), to)
-    typer.echo(f"sent to {to}: {msg['Subject']}")
+        sent = send(cfg, store, cfg.newsletter(newsletter), to)
+    typer.echo(f"sent to {to}: {sent.message['Subject']}")
+    typer.echo(f"view in browser: {sent.web_url} (written to {sent.page})")
 
 
 def preview(

@@ -10,6 +10,8 @@ import typer
 
 from feedletter.cli.common import ConfigOpt, count, fail, open_store, when
 from feedletter.config import config_path, load_config
+from feedletter.ingest.health import STATES
+from feedletter.text.controls import for_terminal
 
 # The counts of a run that `status` shows in its table; --json has them all.
 STATUS_COUNTS = ("sources", "fetched", "errors", "new", "stories_new", "issue", "sent", "failed", "skipped", "error")
@@ -57,32 +59,35 @@ def status(
     cfg = load_config(config)
     with open_store(cfg, init=init) as store:
         store.check()
-        runs, counts, incidents = last_run_per_target(store), store_counts(store), open_incidents(store)
+        runs, counts, incidents = last_run_per_target(store), store_counts(store, cfg), open_incidents(store)
         running = held_locks(store)
     if as_json:
         typer.echo(json.dumps({"runs": runs, "running": running, "counts": counts, "incidents": [
             {"kind": i.kind, "target": i.target, "opened": i.opened, "alerted": i.alerted} for i in incidents]},
             default=str))
         return
-    typer.echo("Last runs")
+    def say(line: str) -> None:  # names and errors from the store: shown, never acted on by the terminal
+        typer.echo(for_terminal(line))
+
+    say("Last runs")
     if not runs:
-        typer.echo("  none yet: run `feedletter gather`")
+        say("  none yet: run `feedletter gather`")
     for run in runs:
         shown = {k: v for k, v in run["counts"].items() if k in STATUS_COUNTS}
-        typer.echo(f"  {run['flow']:<7} {run['target'] or '(all)':<20} {run['status']:<10} "
+        say(f"  {run['flow']:<7} {run['target'] or '(all)':<20} {run['status']:<10} "
                    f"{when(run['finished'] or run['started'])}  {run['mode']:<10} {json.dumps(shown, default=str)}")
     if running:
-        typer.echo("Locks held")
+        say("Locks held")
     for lock in running:
-        typer.echo(f"  {lock['lock']:<28} pid {lock['pid']} on {lock['host']} since {when(lock['started'])}"
+        say(f"  {lock['lock']:<28} pid {lock['pid']} on {lock['host']} since {when(lock['started'])}"
                    f"  alive: {lock['alive']}")
     sources = counts["sources"]
-    typer.echo(f"Sources   {sum(sources.values())} known: {sources.get('ok', 0)} ok, "
-               f"{sources.get('failing', 0)} failing, {sources.get('disabled', 0)} disabled")
-    typer.echo(f"Content   {counts['articles']} articles, {counts['stories']} stories, {counts['issues']} issues")
-    typer.echo("Subscribers " + (", ".join(f"{n} {k}" for k, n in sorted(counts["subscribers"].items())) or "none"))
-    typer.echo("Outbox    " + (", ".join(f"{n} {k}" for k, n in sorted(counts["outbox"].items())) or "empty"))
-    typer.echo(f"Incidents {len(incidents)} open")
+    by_state = ", ".join(f"{sources[state]} {state}" for state in STATES if sources.get(state))
+    say(f"Sources   {sum(sources.values())} known: {by_state}" if sources else "Sources   none configured")
+    say(f"Content   {counts['articles']} articles, {counts['stories']} stories, {counts['issues']} issues")
+    say("Subscribers " + (", ".join(f"{n} {k}" for k, n in sorted(counts["subscribers"].items())) or "none"))
+    say("Outbox    " + (", ".join(f"{n} {k}" for k, n in sorted(counts["outbox"].items())) or "empty"))
+    say(f"Incidents {len(incidents)} open")
     for incident in incidents:
-        typer.echo(f"  {incident.kind} {incident.target} since {when(incident.opened)}"
+        say(f"  {incident.kind} {incident.target} since {when(incident.opened)}"
                    f" ({'alerted' if incident.alerted else 'alert pending'})")

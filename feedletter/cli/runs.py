@@ -1,4 +1,4 @@
-"""Running the flows: ``gather`` and ``digest`` once, ``serve`` on their schedules.
+"""Running the flows: ``gather`` and ``digest`` once; ``serve`` or ``deploy --pool`` on their schedules.
 
 A one-off run is a Prefect flow run when a Prefect API is configured, and runs in this process
 (recorded in the store) when none is. Prefect is imported only then: ``validate``, ``parse`` and
@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,11 +19,12 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from feedletter.cli.common import ConfigOpt, config_file, open_store
+from feedletter.cli.common import ConfigOpt, config_file, count, open_store
 from feedletter.config import Config, load_config
 from feedletter.store import Store
 
 if TYPE_CHECKING:
+    from feedletter.issue.digest import Finding
     from feedletter.runreport import DigestReport, GatherReport, WarningGroups
 
 WaitOpt = Annotated[float, typer.Option("--wait", min=0, help="seconds to wait for a run already holding "
@@ -182,15 +184,14 @@ def digest(
     cfg = load_config(config)
     target = cfg.newsletter(newsletter)
     if dry_run:
-        from feedletter.issue.digest import write_preview
+        from feedletter.issue.digest import findings, write_preview
         from feedletter.issue.preview import issue_message, next_issue
 
         with open_store(cfg) as store:
             prepared = next_issue(cfg, store, target)
         for path in write_preview(prepared, out, issue_message(cfg, prepared, target)):
             typer.echo(str(path))
-        for problem in prepared.checks:
-            typer.echo(f"warning: {problem}", err=True)
+        _print_findings(findings(prepared, target))
         return
     from feedletter.runner import InProcess
     from feedletter.runs import digest_run
@@ -214,6 +215,19 @@ def digest(
                   run_cfg, store, InProcess(), newsletter, progress=advance, wait=wait))
 
 
+def _print_findings(found: list[Finding]) -> None:
+    """``pre-send checks: 5 passed, 1 warning``, then a line per check; said also when all pass."""
+    counts = Counter(f.outcome for f in found)
+    parts = [f"{counts['pass']} passed"] + [count(counts[o], noun) for o, noun in
+                                             (("warn", "warning"), ("fail", "failure"), ("off", "check off"))
+                                             if counts[o]]
+    verdict = " (a real send would stop here)" if counts["fail"] else ""
+    typer.echo(f"pre-send checks: {', '.join(parts)}{verdict}")
+    width = max(len(f.check) for f in found)
+    for f in found:
+        typer.echo(f"  {f.outcome:<4}  {f.check:<{width}}  {f.detail}")
+
+
 def serve(
     limit: Annotated[int | None, typer.Option(help="most flow runs at once in this process")] = None,
     config: ConfigOpt = None,
@@ -224,3 +238,29 @@ def serve(
     from feedletter_flows.serve import serve as serve_deployments
 
     serve_deployments(cfg, config_file(cfg), limit=limit)
+
+
+def deploy(
+    pool: Annotated[str, typer.Option("--pool", help="the Prefect work pool whose workers run the flows")],
+    config: ConfigOpt = None,
+) -> None:
+    """Create or update the work pool's deployments from sources.yaml: gather and one digest per newsletter."""
+    cfg = load_config(config)
+    prepare_prefect()
+    from feedletter_flows.serve import deploy as deploy_to_pool
+
+    for deployment in deploy_to_pool(cfg, pool):
+        flow = "gather" if deployment.name == "gather" and "gather" in deployment.tags else "digest"
+        when = ", ".join(_schedule_text(s.schedule) for s in deployment.schedules) or "no schedule (run by hand)"
+        typer.echo(f"{flow}/{deployment.name}: {when}")
+    typer.echo(f"next: on each machine, FEEDLETTER_HOME=<the folder with {Path(cfg._path).name}> "
+               f"prefect worker start --pool {pool}")
+
+
+def _schedule_text(schedule: object) -> str:
+    cron = getattr(schedule, "cron", None)
+    if cron:
+        return f"cron {cron} ({getattr(schedule, 'timezone', None) or 'UTC'})"
+    interval = getattr(schedule, "interval", None)
+    return f"every {interval}" if interval is not None else str(schedule)
+

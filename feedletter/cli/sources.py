@@ -10,6 +10,7 @@ import typer
 
 from feedletter.cli.common import ConfigOpt, emit, fail, open_store, when
 from feedletter.config import config_path, load_config
+from feedletter.text.controls import for_terminal
 
 sources_app = typer.Typer(no_args_is_help=True, help="Sources: health, re-enabling, OPML import/export.")
 articles_app = typer.Typer(no_args_is_help=True, help="Look at stored articles; remove one for good.")
@@ -20,6 +21,7 @@ def sources_status(config: ConfigOpt = None) -> None:
     """Show every source's health: last success, last error, failures, back-off, and what became of the
     last fetch's entries (new, and why the others were not stored)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from feedletter.status import sources_health
@@ -32,11 +34,16 @@ def sources_status(config: ConfigOpt = None) -> None:
         table.add_column(column, overflow="fold")
     for s in found:
         if not s.fetched:
-            table.add_row(s.name, s.state, "-", "-", "-", "-", "-", "")
+            table.add_row(escape(s.name), s.state, "-", "-", "-", "-", "-", "")
             continue
-        table.add_row(s.name, s.state, when(s.last_success), str(s.new), s.not_stored, str(s.failures),
-                      when(s.waiting_until) if s.waiting_until else "due", s.last_error)
+        # The error quotes what a server said: shown, never acted on (a terminal escape, rich markup).
+        table.add_row(escape(s.name), s.state, when(s.last_success), str(s.new), s.not_stored, str(s.failures),
+                      when(s.waiting_until) if s.waiting_until else "due", escape(for_terminal(s.last_error or "")))
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
+    for s in found:
+        if s.state == "disabled":
+            name = for_terminal(s.name)
+            emit(f"{name} is disabled: `feedletter sources enable {name}` fetches it again")
 
 
 @sources_app.command("enable")
@@ -94,7 +101,8 @@ def articles_list(
     with open_store(cfg) as store:
         found = newest_articles(store, source=source, limit=limit)
     for row in found:
-        emit(f"{row.id}\t{row.source}\t{row.published:%Y-%m-%d}\t{row.title}\t{row.url}")
+        emit("\t".join((str(row.id), for_terminal(row.source), f"{row.published:%Y-%m-%d}",
+                        for_terminal(row.title), for_terminal(row.url))))
 
 
 @articles_app.command("remove")

@@ -10,27 +10,36 @@ from typing import Annotated, Any
 
 import typer
 
-from feedletter.cli.common import emit, open_input
+from feedletter.cli.common import ConfigOpt, config_or_defaults, emit, open_input
 from feedletter.errors import FeedletterError
 
 
 def parse(
     feed: Annotated[str, typer.Argument(help="a feed file, a URL, or - for standard input")],
-    source: Annotated[str, typer.Option(help="source name to stamp on entries")] = "cli",
+    source: Annotated[str | None, typer.Option(help="source name to stamp on entries [default: the "
+                                               "configured source with this URL, else cli]")] = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Parse a feed; print one JSON line per entry."""
+    """Parse a feed; print one JSON line per entry.
+
+    The config (if any) gives what gather would use: the fetch limits and user agent, whether the
+    feed may live on a private address (``allow_private``), and the tracking parameters keys ignore.
+    """
     from feedletter.ingest.parse.feeds import entry_record, parse_feed
 
+    cfg = config_or_defaults(config)
+    known = next((s for s in cfg.sources if s.url == feed), None)
     if feed.startswith(("http://", "https://")):
-        from feedletter.ingest.fetch import Fetcher
+        from feedletter.ingest.fetch import make_fetcher, private_allowed
 
-        with Fetcher() as fetcher:
-            result = fetcher.get(feed)
+        with make_fetcher(cfg) as fetcher:
+            result = fetcher.get(feed, allow_private=private_allowed(cfg, known) if known else None)
         data, url, ctype = result.body or b"", result.url, result.content_type
     else:
         data = sys.stdin.buffer.read() if feed == "-" else Path(feed).read_bytes()
         url, ctype = (feed if feed != "-" else "stdin"), None
-    parsed = parse_feed(data, url=url, source=source, content_type=ctype)
+    parsed = parse_feed(data, url=url, source=source or (known.name if known else "cli"), content_type=ctype,
+                        extra_tracking=cfg.gather.tracking_params)
     for entry in parsed.entries:
         emit(json.dumps(entry_record(entry), ensure_ascii=False))
 
@@ -67,27 +76,47 @@ def _read_jsonl(name: str, required: tuple[str, ...]) -> list[dict[str, Any]]:
     return rows
 
 
-def cluster(jsonl: Annotated[str, typer.Argument(help="lines of {id, title, text[, url]}, or -")]) -> None:
-    """Group documents into stories and subjects; print {id, cluster, subject, duplicate_of} per line."""
+def cluster(jsonl: Annotated[str, typer.Argument(help="lines of {id, title, text[, url]}, or -")],
+            config: ConfigOpt = None) -> None:
+    """Group documents into stories and subjects; print {id, cluster, subject, duplicate_of} per line.
+
+    The config (if any) gives the grouping settings gather uses: ``stories:`` window and thresholds,
+    and the sources' priorities (for lines that name their ``source``).
+    """
+    from datetime import timedelta
+
     from feedletter.ingest.parse.feeds import parse_date
     from feedletter.models import Document
     from feedletter.stories.cluster import cluster_documents
 
+    cfg = config_or_defaults(config)
+    s = cfg.stories
     rows = _read_jsonl(jsonl, ("id", "title", "text"))
     docs = [Document(id=str(r["id"]), title=r["title"], text=r["text"], url=r.get("url"),
                      source=r.get("source"), published=parse_date(r.get("published"))) for r in rows]
-    for a in cluster_documents(docs):
+    found = cluster_documents(docs, window=timedelta(days=s.window_days), threshold=s.same_story,
+                              duplicate_threshold=s.near_duplicate,
+                              priority={src.name: src.priority for src in cfg.sources})
+    for a in found:
         emit(json.dumps({"id": a.id, "cluster": a.cluster, "subject": a.subject, "duplicate_of": a.duplicate_of}))
 
 
 def summarize(
     jsonl: Annotated[str, typer.Argument(help="lines of {id, title, text}, or -")],
-    sentences: Annotated[int, typer.Option(min=1, max=10)] = 3,
+    sentences: Annotated[int | None, typer.Option(min=1, max=10, help="sentences per summary [default: "
+                                                  "stories.summary_sentences, 3]")] = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Summarize documents; print {id, summary} per line."""
-    from feedletter.stories.summarize import summarize as run_summarize
+    """Summarize documents; print {id, summary} per line.
 
+    The config (if any) gives the summarizer gather uses (``stories.summarizer``) and its limits.
+    """
+    from feedletter.plugins import SUMMARIZERS
+
+    cfg = config_or_defaults(config)
+    summarizer = SUMMARIZERS.get(cfg.stories.summarizer).factory(cfg)  # as stories.stages.summarizer_for
+    count = sentences or cfg.stories.summary_sentences
     for row in _read_jsonl(jsonl, ("id", "title", "text")):
-        emit(json.dumps({"id": row["id"], "summary": run_summarize(row["title"], [row["text"]],
-                                                                         sentences=sentences)},
-                        ensure_ascii=False))
+        summary = summarizer.summarize(row["title"], [row["text"]], sentences=count,
+                                       max_chars=cfg.stories.summary_chars)
+        emit(json.dumps({"id": row["id"], "summary": summary}, ensure_ascii=False))

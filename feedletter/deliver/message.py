@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 from dataclasses import dataclass
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -100,7 +101,8 @@ class IssueMessage:
         self.text = text
         skeleton = EmailMessage(policy=SMTP)
         skeleton["From"] = sender
-        skeleton["Subject"] = subject
+        if subject.isascii():
+            skeleton["Subject"] = subject
         if reply_to:
             skeleton["Reply-To"] = reply_to
         skeleton["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -110,6 +112,12 @@ class IssueMessage:
         skeleton["MIME-Version"] = "1.0"
         # The header block the policy folds and RFC 2047-encodes, taken without its blank line.
         self._head = skeleton.as_bytes().rstrip(b"\r\n") + b"\r\n"
+        if not subject.isascii():
+            # Encoded whole, as a run of encoded-words: the policy encodes only the non-ASCII words and
+            # folds before one with the space left at the end of the line, which readers unfold into
+            # two ("across the  Wren…"); between encoded-words, folding whitespace is no space at all.
+            encoded = Header(subject, "utf-8", header_name="Subject").encode(linesep="\r\n")
+            self._head = f"Subject: {encoded}\r\n".encode("ascii") + self._head
         self._boundary = "=_fl_" + hashlib.sha256(f"{subject}\0{html}\0{text}".encode()).hexdigest()[:24]
 
     def for_subscriber(self, subscriber: Subscriber, *, message_id: str, unsubscribe_url: str) -> Outgoing:

@@ -179,3 +179,26 @@ def enable(store: Store, name: str) -> bool:
         result = conn.execute(sources.update().where(sources.c.name == name).values(
             disabled=False, failures=0, next_fetch=None))
         return bool(result.rowcount)
+
+
+# A source's state, under one name wherever it is shown (`sources status`, `status`, the feed-health
+# artifact): in the order an operator looks at them.
+STATES = ("ok", "failing", "backing off", "disabled", "off in config", "never fetched")
+
+
+def state_name(state: SourceState | None, *, enabled: bool, at: datetime) -> str:
+    """The name of a source's state at ``at``: one of :data:`STATES`.
+
+    ``failing`` is due for another try at the next gather; ``backing off`` waits until ``next_fetch``;
+    ``disabled`` waits for `feedletter sources enable NAME`; ``off in config`` is ``enabled: false``.
+    """
+    if state is None:
+        return "never fetched" if enabled else "off in config"
+    if state.disabled:
+        return "disabled"
+    if not enabled:
+        return "off in config"
+    if state.failures:
+        return "backing off" if state.next_fetch is not None and state.next_fetch > at else "failing"
+    return "ok"
+

@@ -6,24 +6,38 @@ Which stories an issue carries, and in what order, is :mod:`feedletter.issue.sel
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from feedletter.config import Config, Newsletter
+from feedletter.config import CheckLevel, Checks, Config, Newsletter
 from feedletter.deliver import IssueContent
 from feedletter.deliver.message import sender_domain
 from feedletter.deliver.outbox import queue
-from feedletter.errors import FeedletterError
-from feedletter.issue.render import CheckResult, Rendered, render_digest, review_digest
+from feedletter.errors import FeedletterError, RenderError
+from feedletter.issue.render import GMAIL_CLIP_BYTES, CheckResult, Rendered, render_digest, review_digest
 from feedletter.issue.selection import last_issue, select_stories
-from feedletter.models import Digest
+from feedletter.models import Digest, Story
 from feedletter.schema import issue_stories, issues
 from feedletter.store import Store, now
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One pre-send check's outcome for an issue: ``pass``, ``warn``, ``fail``, or ``off`` (not run)."""
+
+    check: str
+    outcome: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -41,22 +55,79 @@ class Prepared:
         return (*self.review.failures, *self.review.warnings)
 
 
+# The checks a newsletter sets a level for (``checks:``), in the order staff read them.
+CHECK_NAMES = tuple(name for name, field in Checks.model_fields.items() if field.default in get_args(CheckLevel))
+
+
+def findings(prepared: Prepared, newsletter: Newsletter) -> list[Finding]:
+    """Every pre-send check with its outcome and a line to show: the problem found, or what passed."""
+    found: dict[str, list[Finding]] = {}
+    for outcome, problems in (("fail", prepared.review.failures), ("warn", prepared.review.warnings)):
+        for problem in problems:
+            check, _, detail = problem.partition(": ")
+            found.setdefault(check, []).append(Finding(check, outcome, detail))
+    result = []
+    for check in CHECK_NAMES:
+        if check in found:
+            result += found.pop(check)
+        elif getattr(newsletter.checks, check) == "off":
+            result.append(Finding(check, "off", f"not checked (checks: {{{check}: off}})"))
+        else:
+            result.append(Finding(check, "pass", _passed(check, prepared, newsletter)))
+    return [*(f for extra in found.values() for f in extra), *result]  # e.g. an empty subject, first
+
+
+def _passed(check: str, prepared: Prepared, newsletter: Newsletter) -> str:
+    rendered = prepared.rendered
+    return {
+        "html_size": f"HTML is {len(rendered.html.encode('utf-8')) / 1024:.0f} KB (Gmail clips messages over "
+                     f"{GMAIL_CLIP_BYTES // 1024} KB)",
+        "links": "every link is an absolute http(s) or mailto: URL",
+        "alt": "every image has alt text",
+        "subject_length": f"subject is {len(rendered.subject)} characters (limit {newsletter.checks.subject_max})",
+        "unsubscribe": "an unsubscribe link in the HTML and the text part",
+        "postal_address": "a postal address in the footer",
+    }.get(check, "passed")
+
+
 def issue_url(config: Config, newsletter: str, number: int) -> str:
     return f"{config.site.base_url.rstrip('/')}/{newsletter}/{number}/"
 
 
 def prepare_digest(config: Config, store: Store, newsletter: Newsletter, *,
-                   at: datetime | None = None) -> Prepared | None:
-    """Select and render the next issue; None when there are fewer stories than ``min_stories``."""
+                   at: datetime | None = None, web_url: str | None = None) -> Prepared | None:
+    """Select and render the next issue; None when there are fewer stories than ``min_stories``.
+
+    ``web_url``, the "view in browser" link, is the issue's archive page unless given (a test send's
+    points to a copy written for it).
+    """
     at = at or now()
-    chosen = select_stories(config, store, newsletter, at=at)
+    checked = (_checked(newsletter, s) for s in select_stories(config, store, newsletter, at=at))
+    chosen = [s for s in checked if s is not None]
     if not chosen or len(chosen) < newsletter.select.min_stories:
         return None
     previous = last_issue(store, newsletter.name)
     number = (previous[0] if previous else 0) + 1
-    web_url = issue_url(config, newsletter.name, number)
-    rendered = render_digest(config, newsletter, chosen, number=number, issued=at, web_url=web_url,
+    web_url = web_url or issue_url(config, newsletter.name, number)
+
+    def render(stories: list[Story]) -> Rendered:
+        return render_digest(config, newsletter, stories, number=number, issued=at, web_url=web_url,
                              source_titles=config.source_titles())
+
+    try:
+        rendered = render(chosen)
+    except RenderError as whole:
+        # One story that breaks the issue (a character MJML cannot take, say) must not hold back the
+        # others, run after run: each is rendered alone to find it, and left out with a warning.
+        broken = [s for s in chosen if _fails(render, s)] if len(chosen) > 1 else []
+        if not broken:
+            raise
+        for story in broken:
+            _left_out(newsletter, story, "it breaks the email's rendering")
+        chosen = [s for s in chosen if s not in broken]
+        if len(chosen) < max(1, newsletter.select.min_stories):
+            raise whole from None
+        rendered = render(chosen)
     digest = Digest(newsletter=newsletter.name, title=newsletter.title, subject=rendered.subject,
                     preheader=rendered.preheader, issued=at, stories=tuple(chosen), web_url=web_url)
     return Prepared(digest, number, rendered, review_digest(rendered, newsletter))
@@ -138,3 +209,33 @@ def issue_content(config: Config, store: Store, issue_id: int) -> IssueContent:
     return IssueContent(issue_id, config.newsletter(row["newsletter"]), row["subject"], row["html"], row["text"])
 
 
+def _fails(render: Callable[[list[Story]], Rendered], story: Story) -> bool:
+    try:
+        render([story])
+    except RenderError:
+        return True
+    return False
+
+
+def _web(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _checked(newsletter: Newsletter, story: Story) -> Story | None:
+    """``story`` as an issue may carry it: left out (None, with a warning) when its own link is not an
+    http(s) URL, whatever ``checks.links`` says; other sites' links that are not go, the story stays."""
+    if not _web(story.url):
+        _left_out(newsletter, story, f"its link {story.url[:80]!r} is not an http(s) URL")
+        return None
+    also = tuple(a for a in story.also if _web(a.url))
+    more = tuple(m for m in story.more if _web(m.url))
+    image = story.image if story.image and _web(story.image) else None
+    if (also, more, image) != (story.also, story.more, story.image):
+        return replace(story, also=also, more=more, image=image)
+    return story
+
+
+def _left_out(newsletter: Newsletter, story: Story, why: str) -> None:
+    log.warning("digest %s: left out the story %r from %s (%s): %s", newsletter.name, story.title[:80],
+                story.source, story.url[:200], why, extra={"cause": "story left out of the issue", "kind": "story"})

@@ -8,6 +8,7 @@ with each token turned into its own merge tag (:func:`to_merge_tags`) and fills 
 from __future__ import annotations
 
 import html as htmllib
+import re
 from collections.abc import Callable, Mapping
 
 __all__ = ["NAME", "PLACEHOLDERS", "UNSUBSCRIBE_URL", "personalize", "to_merge_tags"]
@@ -15,11 +16,15 @@ __all__ = ["NAME", "PLACEHOLDERS", "UNSUBSCRIBE_URL", "personalize", "to_merge_t
 UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
 NAME = "%%NAME%%"
 PLACEHOLDERS = (UNSUBSCRIBE_URL, NAME)
+_NAMELESS = re.compile(r"[ \t]*" + re.escape(NAME))
 
 
 def personalize(text: str, *, unsubscribe_url: str, name: str = "", html: bool) -> str:
     """Fill the per-subscriber placeholders of one rendered part."""
     quote: Callable[[str], str] = (lambda s: htmllib.escape(s, quote=True)) if html else (lambda s: s)
+    if not name.strip():
+        # "Hi %%NAME%%," reads "Hi," for a subscriber whose name we do not know.
+        text, name = _NAMELESS.sub("", text), ""
     return _replace(text, {UNSUBSCRIBE_URL: quote(unsubscribe_url), NAME: quote(name)})
 
 

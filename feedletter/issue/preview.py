@@ -1,7 +1,11 @@
 """See the next issue before it goes out: the exact message, a test send, a desktop/mobile page.
 
 Nothing here records anything: no issue is saved, no outbox row written, no story marked used,
-so the real issue that follows carries the same stories.
+so the real issue that follows carries the same stories. The messages' unsubscribe link carries the
+test token, which unsubscribes nobody (the web app answers it with a page saying it was a test). A
+test send's "view in browser" link leads to a copy of the issue written for it under the archive
+(``_preview/NEWSLETTER/KEY/``, KEY random; only the latest test's copy is kept), served like the
+archive is, e.g. by ``feedletter web``.
 
 The preview page is served by :class:`PreviewServer` (``feedletter preview``); the page itself
 comes from :func:`preview_routes`, which another web app can mount as it is.
@@ -9,34 +13,41 @@ comes from :func:`preview_routes`, which another web app can mount as it is.
 
 from __future__ import annotations
 
+import html
+import re
+import secrets
+import shutil
 import threading
 import uuid
+from dataclasses import dataclass
 from email.message import EmailMessage
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from jinja2 import Environment
 from jinja2 import select_autoescape as _autoescape
 
 from feedletter.config import Config, Newsletter
-from feedletter.deliver import make_mailer, unsubscribe_url
+from feedletter.deliver import make_mailer
 from feedletter.deliver.message import build_message, sender_domain
 from feedletter.errors import FeedletterError
 from feedletter.issue.digest import Prepared, prepare_digest
 from feedletter.models import Subscriber
 from feedletter.store import Store
-from feedletter.subscribers import SubscriberError
+from feedletter.subscribers import TEST_TOKEN
 
 PREVIEW_ADDRESS = "preview@example.invalid"
+PREVIEW_DIR = "_preview"  # under the archive; no newsletter's name starts with "_"
 WIDTHS = {"desktop": 600, "mobile": 375}
 # The headers a reader's mail client shows or acts on; Date and Message-ID change with every send.
 SHOWN_HEADERS = ("From", "To", "Subject", "Reply-To", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id",
                  "Precedence", "Auto-Submitted", "Content-Type")
 
 
-def next_issue(config: Config, store: Store, newsletter: Newsletter) -> Prepared:
-    prepared = prepare_digest(config, store, newsletter)
+def next_issue(config: Config, store: Store, newsletter: Newsletter, *, web_url: str | None = None) -> Prepared:
+    prepared = prepare_digest(config, store, newsletter, web_url=web_url)
     if prepared is None:
         raise FeedletterError(newsletter.name, f"nothing to send: fewer than {newsletter.select.min_stories} "
                                                "new stories match the newsletter's select")
@@ -44,11 +55,7 @@ def next_issue(config: Config, store: Store, newsletter: Newsletter) -> Prepared
 
 
 def _unsubscribe(config: Config) -> str:
-    # Subscriber id 0 never exists, so this link can unsubscribe nobody.
-    try:
-        return unsubscribe_url(config, 0)
-    except SubscriberError:
-        return f"{config.site.base_url.rstrip('/')}/unsubscribe/preview"
+    return f"{config.site.base_url.rstrip('/')}/unsubscribe/{TEST_TOKEN}"
 
 
 def issue_message(config: Config, prepared: Prepared, newsletter: Newsletter, *, to: str = PREVIEW_ADDRESS,
@@ -66,19 +73,57 @@ def message_headers(msg: EmailMessage) -> dict[str, str]:
     return {name: str(msg[name]) for name in SHOWN_HEADERS if msg[name] is not None}
 
 
-def send_test(config: Config, store: Store, newsletter: Newsletter, to: str) -> EmailMessage:
-    """Send the next issue to ``to`` with ``[TEST]`` in the subject; record nothing."""
+@dataclass(frozen=True)
+class SentTest:
+    """A test send: the message, and its "view in browser" page (URL and file)."""
+
+    message: EmailMessage
+    web_url: str
+    page: Path
+
+
+def send_test(config: Config, store: Store, newsletter: Newsletter, to: str) -> SentTest:
+    """Send the next issue to ``to`` with ``[TEST]`` in the subject; record nothing.
+
+    Its "view in browser" link leads to a copy of the issue written under the archive first.
+    """
     if "@" not in to or any(c.isspace() for c in to):
         raise FeedletterError("send-test", f"{to!r} is not an email address")
-    prepared = next_issue(config, store, newsletter)
+    key = secrets.token_urlsafe(12)  # unguessable: the copy shows stories before the issue is out
+    web_url = f"{config.site.base_url.rstrip('/')}/{PREVIEW_DIR}/{newsletter.name}/{key}/"
+    prepared = next_issue(config, store, newsletter, web_url=web_url)
     msg = issue_message(config, prepared, newsletter, to=to, test=True)
+    page = write_web_copy(config, newsletter, key, msg, prepared.number)
     mailer = make_mailer(config, newsletter)
     try:
         # A test send has no outbox row to record, so the record step always agrees.
         mailer.send(msg, newsletter.sender, to, lambda: True)
     finally:
         mailer.close()
-    return msg
+    return SentTest(msg, web_url, page)
+
+
+def write_web_copy(config: Config, newsletter: Newsletter, key: str, msg: EmailMessage, number: int) -> Path:
+    """Write the HTML of a test message as ``_preview/NEWSLETTER/KEY/index.html`` under the archive,
+    marked as a test and kept out of search engines; earlier tests' copies are removed."""
+    part = msg.get_body(("html",))
+    assert part is not None  # build_message always writes both parts
+    banner = (f'<div style="background:#fff4ce;color:#222;font:14px sans-serif;padding:8px;text-align:center">'
+              f"Test send of {html.escape(newsletter.title)} issue {number}: not sent to subscribers</div>")
+    page = re.sub(r"(<body\b[^>]*>)", lambda m: m.group(1) + banner, str(part.get_content()), count=1)
+    page = re.sub(r"(<head\b[^>]*>)", lambda m: m.group(1) + '<meta name="robots" content="noindex">', page,
+                  count=1)
+    folder = config.resolve(config.site.archive_dir) / PREVIEW_DIR / newsletter.name
+    try:
+        for old in folder.iterdir() if folder.is_dir() else ():
+            if old.is_dir() and old.name != key:
+                shutil.rmtree(old)
+        (folder / key).mkdir(parents=True, exist_ok=True)
+        (folder / key / "index.html").write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise FeedletterError("send-test", f"{folder}: cannot write the issue's web copy: "
+                                           f"{exc.strerror or exc}") from None
+    return folder / key / "index.html"
 
 
 PAGE = """<!doctype html>

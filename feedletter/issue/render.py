@@ -19,12 +19,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
 from mjml import mjml2html
 
 from feedletter.config import Config, Newsletter, Utm
 from feedletter.errors import RenderError
+from feedletter.issue.contents import arrange, fit_subject, intro_source
 from feedletter.issue.placeholders import PLACEHOLDERS, UNSUBSCRIBE_URL
 from feedletter.models import Story
+from feedletter.text.markdown import markdown_html, markdown_text
 
 GMAIL_CLIP_BYTES = 102 * 1024
 SUBJECT_LIMIT = 150  # the default of newsletters[].checks.subject_max
@@ -103,8 +106,10 @@ def environment(config: Config, newsletter: Newsletter, number: int) -> Sandboxe
     return env
 
 
-def story_context(story: Story, source_titles: Mapping[str, str]) -> dict[str, Any]:
+def story_context(story: Story, source_titles: Mapping[str, str], number: int = 1) -> dict[str, Any]:
+    """A story as templates see it; ``number`` is its place in the issue, ``anchor`` its in-mail target."""
     return {
+        "number": number, "anchor": f"story-{number}",
         "id": story.id, "title": story.title, "url": story.url, "source": story.source,
         "source_title": source_titles.get(story.source, story.source), "published": story.published,
         "summary": story.summary, "tags": story.tags, "image": story.image, "image_alt": story.image_alt,
@@ -128,12 +133,24 @@ def render_digest(config: Config, newsletter: Newsletter, stories: list[Story], 
     """Render the issue's MJML, HTML and text once, with per-subscriber placeholders left in."""
     if not stories:
         raise RenderError(newsletter.name, "no stories to render")
+    # The issue shows its stories section by section; "stories" is that order, numbered.
+    parts = arrange(stories, newsletter.sections)
+    stories = [story for part in parts for story in part.stories]
+    shown = [story_context(s, source_titles, i) for i, s in enumerate(stories, 1)]
+    sections, start = [], 0
+    for part in parts:
+        sections.append({"title": part.title, "stories": shown[start:start + len(part.stories)]})
+        start += len(part.stories)
+    intro = intro_source(config, newsletter)
+    base_url = config.site.base_url.rstrip("/")
     context: dict[str, Any] = {
         "newsletter": newsletter.model_dump(by_alias=False), "number": number, "issued": issued,
-        "stories": [story_context(s, source_titles) for s in stories], "web_url": web_url,
-        "lang": "en", "subscriber_name_slot": False,
+        "stories": shown, "sections": sections, "web_url": web_url, "lang": "en", "subscriber_name_slot": False,
+        "greeting": newsletter.greeting, "intro_html": Markup(markdown_html(intro)) if intro.strip() else "",
+        "intro_text": markdown_text(intro) if intro.strip() else "",
+        "site": {"title": config.site.title, "url": base_url, "host": urlsplit(base_url).netloc},
     }
-    subject = render_subject(newsletter.subject, context)
+    subject = fit_subject(render_subject(newsletter.subject, context), stories[0].title, len(stories) - 1)
     preheader = render_subject(newsletter.preheader, context) if newsletter.preheader else _preheader(stories)
     context.update(subject=subject, preheader=preheader)
     env = environment(config, newsletter, number)
@@ -255,10 +272,13 @@ def _findings(rendered: Rendered, newsletter: Newsletter) -> Iterator[tuple[str,
             yield "unsubscribe", f"no unsubscribe link in the {part} part (the template must use {UNSUBSCRIBE_URL})"
     if not newsletter.postal_address.strip():
         yield "postal_address", "no postal address in the footer (set newsletters[].postal_address)"
+    targets = set(re.findall(r"<a\s[^>]*?\b(?:id|name)=\"([^\"]+)\"", rendered.html))
     for href in dict.fromkeys(re.findall(r"<a\s[^>]*?href=\"([^\"]*)\"", rendered.html)):
-        if href in PLACEHOLDERS:
-            continue
-        parts = urlsplit(htmllib.unescape(href))
+        if href in PLACEHOLDERS or (href.startswith("#") and href[1:] in targets):
+            continue  # a placeholder, or a link to a story further down the same email
+        # Read as a browser reads it: entities decoded, whitespace and control characters dropped
+        # (" java\tscript:" is javascript: to a browser, a relative link to urlsplit).
+        parts = urlsplit("".join(ch for ch in htmllib.unescape(href) if ch > " " and ch != "\x7f"))
         if parts.scheme == "mailto" or (parts.scheme in ("http", "https") and parts.netloc):
             continue
         kind = "relative" if not parts.scheme else f"{parts.scheme}:"
@@ -277,6 +297,10 @@ def review_digest(rendered: Rendered, newsletter: Newsletter) -> CheckResult:
         failures.append("subject: the subject is empty")
     for check, problem in _findings(rendered, newsletter):
         level = getattr(newsletter.checks, check)
+        if check == "links" and not problem.startswith("relative"):
+            # A javascript:, data: or file: link is never sent, whatever ``checks.links`` says: stories
+            # with one are left out before rendering, so this one is the template's or the intro's.
+            level = "fail"
         if level != "off":
             (failures if level == "fail" else warnings).append(f"{check}: {problem}")
     return CheckResult(tuple(failures), tuple(warnings))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["strip_controls"]
+__all__ = ["for_terminal", "strip_controls"]
 
 _REMOVED = "".join([
     *(chr(c) for c in range(0x00, 0x20) if chr(c) not in "\t\n\r"),
@@ -28,3 +28,20 @@ def strip_controls(text: str) -> str:
     """``text`` without control characters (but tab and line breaks), noncharacters and bidi overrides."""
     # The search runs in C and finds nothing in nearly every text: only those pay for translate.
     return text.translate(_TABLE) if _FOUND.search(text) is not None else text
+
+
+_TERMINAL_UNSAFE = re.compile("[" + re.escape(_REMOVED + "\t\n\r") + "]")
+
+
+def for_terminal(text: str) -> str:
+    """``text`` safe to print as one field of one line: every control character, bidi override and
+    noncharacter shown as an escape (``\\x1b``, ``\\u202e``) instead of acting on the terminal.
+
+    What the store holds from before ingest cleaned it, or an error message quoting a server, may
+    still carry them; ``articles list``, ``sources status`` and ``status`` print through this.
+    """
+    if _TERMINAL_UNSAFE.search(text) is None:
+        return text
+    return _TERMINAL_UNSAFE.sub(lambda m: repr(m.group(0))[1:-1] if ord(m.group(0)) < 0x100 else
+                                f"\\u{ord(m.group(0)):04x}", text)
+

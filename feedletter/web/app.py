@@ -7,6 +7,7 @@ Routes:
   The signed token is the authority, so the body's encoding (urlencoded or multipart) does not matter.
 - ``GET /unsubscribe/{token}``: a page asking to confirm, with an Unsubscribe button. It changes
   nothing, because mail scanners open every link in a message.
+- ``GET|POST /unsubscribe/test-send``: the link of test sends and previews; says nobody was unsubscribed.
 - ``GET /confirm/{token}``: a page with a Confirm button, which POSTs to the same address; only that
   POST activates the subscriber (double opt-in). A confirm link works once.
 - ``GET /subscribe?newsletter=NAME`` shows the newsletter's form (title, logo, description, schedule);
@@ -223,6 +224,13 @@ class WebApp:
                           lines=[f"If {email} is not subscribed yet, a message with a confirmation link is on "
                                  "its way. Nothing after an hour? Look in the spam folder, or ask again later."])
 
+    async def test_send_unsubscribe(self, request: Request) -> Response:
+        """The unsubscribe link of a test send or preview (``subscribers.TEST_TOKEN``): it names nobody."""
+        del request
+        return self._page("web/page.html.j2", "This was a test send", root=_ONE_DOWN,
+                          lines=["Nobody was unsubscribed: this link came in a test send or preview of the "
+                                 "newsletter. In a real issue, it unsubscribes the reader it was sent to."])
+
     def _bad_link(self, exc: SubscriberError) -> Response:
         if exc.thing != "token":  # about the person, e.g. a confirm link used after unsubscribing
             status, line = 409, f"{exc.thing} {exc.problem}."
@@ -265,6 +273,7 @@ def create_app(config: Config, store: Store, *,
     with contextlib.suppress(OSError):
         archive.mkdir(parents=True, exist_ok=True)
     return Starlette(routes=[
+        Route(f"/unsubscribe/{subscribers.TEST_TOKEN}", web.test_send_unsubscribe, methods=["GET", "POST"]),
         Route("/unsubscribe/{token}", web.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["POST"]),
         Route("/confirm/{token}", web.confirm_page, methods=["GET"]),
