@@ -42,7 +42,11 @@ def main() -> int:
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     })
-    os.environ.setdefault("FEEDLETTER_SECRET", "demo-only-secret-change-me-in-production")
+    from feedletter.tokens import DEMO_ENV, DEMO_SECRET
+
+    # The demo's secret is published here, so it is refused anywhere FEEDLETTER_DEMO is not 1.
+    os.environ.setdefault("FEEDLETTER_SECRET", DEMO_SECRET)
+    os.environ[DEMO_ENV] = "1"
     os.chdir(ROOT)
 
     from feedletter import subscribers

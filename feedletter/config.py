@@ -232,6 +232,20 @@ class Newsletter(Settings):
         return value
 
 
+class WebLimits(Settings):
+    """Subscribe requests the web form takes; more are answered the same and dropped (see docs/security.md)."""
+
+    address_per_day: int = Field(3, ge=1)  # for one email address, over all newsletters
+    ip_per_hour: int = Field(20, ge=1)  # from one client IP address
+    newsletter_per_hour: int = Field(500, ge=1)  # for one newsletter, from everyone
+
+
+class Web(Settings):
+    """``feedletter web``: the subscribe form's limits."""
+
+    limits: WebLimits = WebLimits()
+
+
 class Gather(Settings):
     concurrency: int = Field(16, ge=1, le=256)
     per_host: int = Field(4, ge=1, le=64)
@@ -314,6 +328,7 @@ class Config(Settings):
     store: str = "sqlite:///.feedletter/feedletter.db"
     allow_private: bool = False
     site: Site = Site()
+    web: Web = Web()
     gather: Gather = Gather()
     sources: list[Source] = []
     newsletters: list[Newsletter] = []

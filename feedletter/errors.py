@@ -95,6 +95,12 @@ class SyndicateError(FeedletterError):
     stage = "syndicate"
 
 
+class SubscriberError(FeedletterError):
+    """A subscriber or a link for one: a bad address, a forged or expired token, a weak secret."""
+
+    stage = "subscribers"
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether another try may pass: transient fetch/delivery errors, I/O, timeouts, a busy store.
 

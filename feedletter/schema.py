@@ -162,7 +162,40 @@ subscribers = sa.Table(
     sa.Column("confirmed", sa.DateTime(timezone=True)),
     sa.Column("unsubscribed", sa.DateTime(timezone=True)),
     sa.Column("bounces", sa.Integer, nullable=False, server_default="0"),
+    # The confirmation the person may still click (the nonce in its link; NULL: none open), and when
+    # the last confirmation mail went out (at most one an hour; one a day after an unsubscribe).
+    sa.Column("confirm_nonce", sa.String(32)),
+    sa.Column("confirm_sent", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("newsletter", "email"),
+)
+
+
+# Subscribe requests from the web form, waiting for their confirmation mail (see web/optin.py): the
+# request only queues, so its answer takes the same time whoever the address belongs to. A row is
+# claimed under a lease; ``approved`` once its mail passed the once-an-hour check, so a retry after a
+# failed send does not ask again.
+subscribe_requests = sa.Table(
+    "subscribe_requests", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("newsletter", sa.String(64), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    sa.Column("requested", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("approved", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
+    sa.Column("error", sa.Text),
+)
+
+
+# Rate-limit counters shared by every process on the store (see web/limits.py): one row per thing
+# (an address, a client, a newsletter; keyed by an HMAC, not in clear) and time window.
+rate_limits = sa.Table(
+    "rate_limits", metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("hits", sa.Integer, nullable=False),
+    sa.Column("expires", sa.DateTime(timezone=True), nullable=False, index=True),
 )
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
 from feedletter.errors import StoreError
@@ -219,6 +221,14 @@ def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, A
     if not compiled.positional:
         params = [dict(zip(names, values, strict=True)) for values in params]
     conn.exec_driver_sql(str(compiled), params)
+
+
+def insert_for(conn: Connection, table: sa.Table) -> sqlite_dialect.Insert | postgresql_dialect.Insert:
+    """An INSERT with the store's ``ON CONFLICT`` clauses (``on_conflict_do_nothing``/``_do_update``):
+    checking first and inserting after races with another writer, which then fails on a UNIQUE constraint."""
+    if conn.dialect.name == "postgresql":
+        return postgresql_dialect.insert(table)
+    return sqlite_dialect.insert(table)
 
 
 def select_in(conn: Connection, column: sa.Column[Any], values: Iterable[Any],

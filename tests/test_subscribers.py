@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 import time
+from collections.abc import Callable
+from datetime import timedelta
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -14,11 +20,13 @@ from feedletter import subscribers
 from feedletter.cli import app
 from feedletter.config import Config
 from feedletter.deliver.outbox import queue
+from feedletter.errors import DeliveryError
 from feedletter.mailsink import MailSink
-from feedletter.schema import issues
+from feedletter.schema import issues, subscribe_requests
 from feedletter.store import Store, now
 from feedletter.subscribers import SubscriberError, import_csv, make_token, read_token
 from feedletter.web import optin
+from tests.conftest import SECRET
 from tests.fixtures_email import config, email_config, store  # noqa: F401 (fixtures)
 
 KEY = b"k" * 32
@@ -108,16 +116,75 @@ def test_double_opt_in_over_smtp(tmp_path: Path, store: Store, monkeypatch: pyte
         assert len(sink.received) == 1
 
 
-def test_a_confirm_link_cannot_undo_a_later_unsubscribe(config: Config, store: Store) -> None:
-    person = optin.subscribe(config, store, "weekly", "a@example.com")
-    token = make_token(person.id, "confirm")
-    subscribers.confirm(store, token)
+def _confirm_tokens(outbox: Path) -> list[str]:
+    return [_confirm_link(eml.read_bytes()).rsplit("/", 1)[1] for eml in sorted(outbox.glob("*.eml"))]
+
+
+def test_a_confirm_link_works_once_and_cannot_undo_a_later_unsubscribe(config: Config, store: Store,
+                                                                         tmp_path: Path) -> None:
+    optin.subscribe(config, store, "weekly", "a@example.com")
+    [first] = _confirm_tokens(tmp_path / "outbox")
+    assert subscribers.confirm(store, first).status == "active"
     subscribers.remove(store, "weekly", "a@example.com")
-    with pytest.raises(SubscriberError, match=r"a@example\.com: is unsubscribed"):
-        subscribers.confirm(store, token)
-    # Their own new request starts a fresh opt-in.
-    assert optin.subscribe(config, store, "weekly", "a@example.com").status == "pending"
-    assert subscribers.confirm(store, make_token(person.id, "confirm")).status == "active"
+    with pytest.raises(SubscriberError, match=r"a@example\.com: is unsubscribed; this link no longer works"):
+        subscribers.confirm(store, first)
+    # Their own new request mails a new link at once (the first since they left), and changes nothing
+    # until they use it: the old link stays dead.
+    assert optin.subscribe(config, store, "weekly", "a@example.com").status == "unsubscribed"
+    [_, second] = _confirm_tokens(tmp_path / "outbox")
+    with pytest.raises(SubscriberError, match="this link no longer works"):
+        subscribers.confirm(store, first)
+    assert subscribers.confirm(store, second).status == "active"
+    assert subscribers.confirm(store, second).status == "active"  # again: harmless, nothing changes
+
+
+def test_confirm_links_made_before_nonces_still_work_for_those_waiting(config: Config, store: Store) -> None:
+    """Links mailed by an older feedletter carried the plain row id and no nonce: they still confirm a
+    person left pending then, and nobody else."""
+    waiting = subscribers.add(store, "weekly", "old@example.com", status="pending")
+    old_style = make_token(waiting.id, "confirm").split(".")  # re-signed with the row id in clear
+    payload = f"confirm.{waiting.id}.{int(time.time()) + 86400}".encode()
+    mac = hmac.new(SECRET.encode(), payload, hashlib.sha256).digest()[:16]
+    legacy = f"{_b64(payload)}.{_b64(mac)}"
+    assert old_style[0] != legacy.split(".")[0]
+    assert subscribers.confirm(store, legacy).status == "active"
+    subscribers.remove(store, "weekly", "old@example.com")
+    with pytest.raises(SubscriberError, match="is unsubscribed"):
+        subscribers.confirm(store, legacy)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class _FailingFirst:
+    """A mailer whose server refuses for a while, then takes the message into ``got``."""
+
+    def __init__(self, got: list[EmailMessage], failures: int) -> None:
+        self.name, self.got, self.failures = "smtp", got, failures
+
+    def send(self, msg: EmailMessage, sender: str, recipient: str, commit: Callable[[], bool]) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise DeliveryError("smtp", "451 try again later", transient=True)
+        self.got.append(msg)
+        return True
+
+    def close(self, *, abort: bool = False) -> None:
+        pass
+
+
+def test_a_confirmation_that_fails_is_sent_again_later_with_the_same_link(config: Config, store: Store) -> None:
+    got: list[EmailMessage] = []
+    mailer = _FailingFirst(got, failures=1)
+    assert optin.request(config, store, "weekly", "ann@example.com", client="192.0.2.1")
+    assert optin.send_confirmations(config, store, mailers=lambda *_: mailer) == 0
+    assert optin.send_confirmations(config, store, mailers=lambda *_: mailer) == 0  # waits out its back-off
+    with store.begin() as conn:  # the back-off is over
+        conn.execute(subscribe_requests.update().values(lease_until=now() - timedelta(seconds=1)))
+    assert optin.send_confirmations(config, store, mailers=lambda *_: mailer) == 1
+    token = _confirm_link(got[0].as_bytes()).rsplit("/", 1)[1]
+    assert subscribers.confirm(store, token).status == "active"
 
 
 def test_cli_add_import_list_remove_and_confirm(tmp_path: Path, config: Config) -> None:

@@ -33,6 +33,7 @@ from feedletter.mailsink import MailSink
 from feedletter.schema import issues
 from feedletter.store import Store, now
 from feedletter.subscribers import make_token
+from feedletter.web import optin
 from feedletter.web.app import create_app
 from tests.fixtures_email import config, email_config, render_sample, store  # noqa: F401 (fixtures)
 
@@ -47,7 +48,8 @@ ONE_CLICK = {"content": b"List-Unsubscribe=One-Click",
 
 @pytest.fixture
 def client(config: Config, store: Store) -> Iterator[TestClient]:
-    with TestClient(create_app(config, store)) as test_client:
+    # Confirmation mails are sent by send_confirmations() in the tests, not by the app's thread.
+    with TestClient(create_app(config, store, send_confirmations=False)) as test_client:
         yield test_client
 
 
@@ -67,7 +69,7 @@ def test_get_asks_to_confirm_and_changes_nothing(client: TestClient, store: Stor
     assert ('<form method="post"> <input type="hidden" name="List-Unsubscribe" value="One-Click"> '
             '<button type="submit">Unsubscribe</button> </form>') in text
     assert '<a href="../weekly/">No, keep my subscription</a>' in text
-    assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "same-origin"
     assert client.head(f"/unsubscribe/{token}").status_code == 200
     assert _status(store, "ann@example.com") == "active"
 
@@ -113,7 +115,7 @@ def _link(eml: Path, kind: str) -> str:
     return found.group(1)
 
 
-def test_subscribe_form_then_confirm_link(client: TestClient, store: Store, tmp_path: Path) -> None:
+def test_subscribe_form_then_confirm_link(client: TestClient, config: Config, store: Store, tmp_path: Path) -> None:
     form = client.get("/subscribe?newsletter=weekly")
     assert form.status_code == 200 and "<h1>Riverside Weekly</h1>" in form.text
     assert '<form method="post" action="subscribe">' in form.text
@@ -122,16 +124,37 @@ def test_subscribe_form_then_confirm_link(client: TestClient, store: Store, tmp_
     reply = client.post("/subscribe", data={"email": "new@example.com", "newsletter": "weekly", "name": "N"})
     assert reply.status_code == 200 and "Check your inbox" in reply.text
     assert '<a href="weekly/">Read past issues of Riverside Weekly</a>' in reply.text
+    assert subscribers.listing(store, "weekly") == []  # queued: the request does nothing more
+    assert optin.send_confirmations(config, store) == 1
     assert _status(store, "new@example.com") == "pending"
     [eml] = list((tmp_path / "outbox").glob("*.eml"))
-    confirm = client.get(_link(eml, "confirm"))
+    # Opening the link asks first (link scanners open every link); the button's POST confirms.
+    for _ in range(2):
+        assert client.head(_link(eml, "confirm")).status_code == 200
+        page = client.get(_link(eml, "confirm"))
+        assert page.status_code == 200 and "<h1>Confirm your subscription to Riverside Weekly</h1>" in page.text
+        assert '<form method="post"> <button type="submit">Confirm my subscription</button>' in _page(page)
+    assert _status(store, "new@example.com") == "pending"
+    confirm = client.post(_link(eml, "confirm"))
     assert confirm.status_code == 200 and "Subscription confirmed" in confirm.text
     assert '<a href="../weekly/">Read past issues of Riverside Weekly</a>' in confirm.text
     assert _status(store, "new@example.com") == "active"
     # Asking again answers the same and mails nothing: the form does not tell who is subscribed.
     again = client.post("/subscribe", data={"email": "new@example.com", "newsletter": "weekly"})
     assert again.status_code == 200 and again.text == reply.text
+    assert optin.send_confirmations(config, store) == 0
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+def test_the_app_mails_confirm_links_from_its_own_thread(config: Config, store: Store, tmp_path: Path) -> None:
+    with TestClient(create_app(config, store)) as client:  # the lifespan starts the sender
+        reply = client.post("/subscribe", data={"email": "new@example.com", "newsletter": "weekly"})
+        assert reply.status_code == 200
+        deadline = time.monotonic() + 20
+        while not list((tmp_path / "outbox").glob("*.eml")):
+            assert time.monotonic() < deadline, "no confirmation mail from the app's thread"
+            time.sleep(0.05)
+    assert _status(store, "new@example.com") == "pending"
 
 
 def test_subscribe_form_says_what_the_newsletter_is(tmp_path: Path) -> None:

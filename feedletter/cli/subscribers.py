@@ -78,6 +78,17 @@ def subscribers_remove(email: str, newsletter: NewsletterOpt, config: ConfigOpt 
     typer.echo(f"{email}: unsubscribed")
 
 
+@subscribers_app.command("send-confirmations")
+def subscribers_send_confirmations(config: ConfigOpt = None) -> None:
+    """Mail the confirm links the web form queued (feedletter web does it itself, within seconds)."""
+    from feedletter.web import optin
+
+    cfg = load_config(config)
+    with open_store(cfg) as store:
+        sent = optin.send_confirmations(cfg, store)
+    typer.echo(f"{sent} confirmation emails sent")
+
+
 def web(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8080,

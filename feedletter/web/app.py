@@ -8,27 +8,35 @@ Routes:
 - ``GET /unsubscribe/{token}``: a page asking to confirm, with an Unsubscribe button. It changes
   nothing, because mail scanners open every link in a message.
 - ``GET|POST /unsubscribe/test-send``: the link of test sends and previews; says nobody was unsubscribed.
-- ``GET /confirm/{token}``: activates a pending subscriber (double opt-in).
+- ``GET /confirm/{token}``: a page with a Confirm button, which POSTs to the same address; only that
+  POST activates the subscriber (double opt-in). A confirm link works once.
 - ``GET /subscribe?newsletter=NAME`` shows the newsletter's form (title, logo, description, schedule);
   without ``newsletter``, the only newsletter's, or a choice of them. ``POST /subscribe`` (``email``,
-  ``newsletter``, optional ``name``) records a pending subscriber and mails the confirm link.
+  ``newsletter``, optional ``name``) queues the request within the rate limits (``optin.request``);
+  a background thread mails the confirm link. The answer is the same page whatever happened.
 - everything else: the static archive from ``site.archive_dir``.
+
+Form posts from other sites are refused (``Origin``/``Referer``), except the RFC 8058 one-click
+body, which mail providers post from anywhere. Bodies are cut off at MAX_FORM_BYTES as they stream
+in; redirects point at ``site.base_url``, never at the ``Host`` header (see :mod:`feedletter.web.guards`).
 
 Pages come from the ``web/`` templates (staff may override them like the archive's). A refused
 request is a whole page with the right status and links on: a bad address shows the form again,
 filled in; an unknown newsletter lists the known ones.
 
-Token URLs are never cached and never leak as a Referer.
+Token URLs are never cached and never leak to other sites as a Referer.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
@@ -36,16 +44,18 @@ from starlette.staticfiles import StaticFiles
 
 from feedletter import subscribers
 from feedletter.config import Config
-from feedletter.errors import ConfigError, DeliveryError
+from feedletter.errors import ConfigError
+from feedletter.models import Subscriber
 from feedletter.publish.about import About
 from feedletter.publish.about import about as describe
 from feedletter.publish.archive import environment
 from feedletter.store import Store
 from feedletter.subscribers import SubscriberError
-from feedletter.web import optin
+from feedletter.web import guards, optin
 
 MAX_FORM_BYTES = 16 * 1024
-_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex",
+# same-origin, not no-referrer: with no-referrer, browsers post our own forms with "Origin: null".
+_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex",
             "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY"}
 # Where each route's page sits below the app's root, as a prefix for its relative links.
 _AT_ROOT, _ONE_DOWN = "", "../"
@@ -57,7 +67,7 @@ def content_security_policy(config: Config) -> str:
                     for n in config.newsletters if n.logo})
     images = f"img-src {' '.join(logos)}; " if logos else ""
     return (f"default-src 'none'; style-src 'unsafe-inline'; {images}form-action 'self'; "
-            "frame-ancestors 'none'")
+            "frame-ancestors 'none'; base-uri 'none'")
 
 
 class WebApp:
@@ -68,6 +78,8 @@ class WebApp:
         self.config = config
         self.store = store
         self.mailers = mailers
+        self.origin = guards.origin(config.site.base_url)
+        self.sender = optin.ConfirmationSender(config, store, mailers)
         self.env = environment(config)
         self.headers = {**_HEADERS, "Content-Security-Policy": content_security_policy(config)}
         self.newsletters = {n.name: describe(config, n) for n in config.newsletters}
@@ -116,6 +128,10 @@ class WebApp:
                                  f"to {person.email}."])
 
     async def unsubscribe(self, request: Request) -> Response:
+        # The token is the authority; a cross-site post must at least be the RFC 8058 one-click one,
+        # which mail providers send from their own sites.
+        if guards.cross_site(request, self.origin) and not _one_click(await guards.read_body(request, MAX_FORM_BYTES)):
+            return self._cross_site(_ONE_DOWN, request.path_params["token"])
         try:
             person = await run_in_threadpool(subscribers.unsubscribe, self.store, request.path_params["token"])
         except SubscriberError as exc:
@@ -128,14 +144,44 @@ class WebApp:
         return self._page("web/page.html.j2", "You are unsubscribed", root=_ONE_DOWN, about=newsletter,
                           back=[*back, ("../", "All newsletters")], lines=[f"{email} {words} {title}."])
 
+    async def confirm_page(self, request: Request) -> Response:
+        try:
+            person = await run_in_threadpool(subscribers.confirmation, self.store, request.path_params["token"])
+        except SubscriberError as exc:
+            return self._bad_link(exc)
+        if person.status == "active":
+            return self._confirmed(person)
+        title = self._title(person.newsletter)
+        return self._page("web/confirm.html.j2", f"Confirm your subscription to {title}", root=_ONE_DOWN,
+                          about=self.newsletters.get(person.newsletter),
+                          lines=[f"Press the button to receive {title} at {person.email}."])
+
     async def confirm(self, request: Request) -> Response:
+        if guards.cross_site(request, self.origin):
+            return self._cross_site(_ONE_DOWN, request.path_params["token"])
+        if await guards.read_body(request, MAX_FORM_BYTES) is None:
+            return self._too_large(_ONE_DOWN, request.path_params["token"])
         try:
             person = await run_in_threadpool(subscribers.confirm, self.store, request.path_params["token"])
         except SubscriberError as exc:
             return self._bad_link(exc)
+        return self._confirmed(person)
+
+    def _confirmed(self, person: Subscriber) -> HTMLResponse:
         return self._page("web/page.html.j2", "Subscription confirmed", root=_ONE_DOWN,
                           about=self.newsletters.get(person.newsletter),
                           lines=[f"{person.email} will receive {self._title(person.newsletter)}. Welcome!"])
+
+    def _cross_site(self, root: str, form: str) -> HTMLResponse:
+        """``form``: the form's address, relative to the page (the token itself, for a link's page)."""
+        return self._page("web/page.html.j2", "Sent from another site", root=root, status=403,
+                          back=[(form, "Go to the form"), (root or "./", "All newsletters")],
+                          lines=["This form was sent from a page on another site, so nothing was done. "
+                                 "If it was you, use the form on this site."])
+
+    def _too_large(self, root: str, form: str) -> HTMLResponse:
+        return self._page("web/page.html.j2", "Too large", root=root, status=413,
+                          back=[(form, "Back to the form")], lines=["That form was too large."])
 
     async def subscribe_form(self, request: Request) -> Response:
         asked = request.query_params.get("newsletter")
@@ -151,35 +197,32 @@ class WebApp:
         return self._choose("Subscribe", ["Which newsletter would you like?"], 200)
 
     async def subscribe(self, request: Request) -> Response:
-        if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
-            return self._page("web/page.html.j2", "Too large", root=_AT_ROOT, status=413,
-                              back=[("subscribe", "Back to the form")], lines=["That form was too large."])
+        if guards.cross_site(request, self.origin):
+            return self._cross_site(_AT_ROOT, "subscribe")
         if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             return self._page("web/page.html.j2", "Unsupported form", root=_AT_ROOT, status=415,
                               back=[("subscribe", "Back to the form")],
                               lines=["Send the form as application/x-www-form-urlencoded."])
-        form = {k: v[0] for k, v in parse_qs((await request.body())[:MAX_FORM_BYTES].decode("utf-8", "replace"),
-                                             keep_blank_values=True).items()}
+        body = await guards.read_body(request, MAX_FORM_BYTES)
+        if body is None:
+            return self._too_large(_AT_ROOT, "subscribe")
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
         email, name, newsletter = form.get("email", "").strip(), form.get("name", "")[:200], form.get("newsletter", "")
+        client = request.client.host if request.client else ""
         try:
-            await run_in_threadpool(optin.subscribe, self.config, self.store, newsletter, email, name,
-                                    mailers=self.mailers)
+            await run_in_threadpool(optin.request, self.config, self.store, newsletter, email, name, client=client)
         except ConfigError:
             return self._unknown(newsletter)
         except SubscriberError:
             return self._form(self.newsletters[newsletter], status=400, email=email, name=name,
                               problem=f"“{email}” is not a valid email address." if email
                               else "Please enter an email address.")
-        except DeliveryError:
-            return self._page("web/page.html.j2", "Please try again later", root=_AT_ROOT, status=503,
-                              about=self.newsletters[newsletter],
-                              back=[(f"subscribe?newsletter={newsletter}", "Back to the form")],
-                              lines=["We could not send the confirmation email just now."])
-        # The same answer whether or not the address was already subscribed: the form must not
-        # tell strangers who reads what.
+        self.sender.wake()
+        # The same answer whether the address was new, waiting, subscribed or over a limit: the form
+        # must not tell strangers who reads what.
         return self._page("web/page.html.j2", "Check your inbox", root=_AT_ROOT, about=self.newsletters[newsletter],
                           lines=[f"If {email} is not subscribed yet, a message with a confirmation link is on "
-                                 "its way."])
+                                 "its way. Nothing after an hour? Look in the spam folder, or ask again later."])
 
     async def test_send_unsubscribe(self, request: Request) -> Response:
         """The unsubscribe link of a test send or preview (``subscribers.TEST_TOKEN``): it names nobody."""
@@ -200,9 +243,30 @@ class WebApp:
                           lines=[line])
 
 
+def _one_click(body: bytes | None) -> bool:
+    """Whether a body is RFC 8058's ``List-Unsubscribe=One-Click``, urlencoded or as a multipart field."""
+    if body is None:
+        return False
+    if parse_qs(body.decode("utf-8", "replace")).get("List-Unsubscribe") == ["One-Click"]:
+        return True
+    return b'name="List-Unsubscribe"' in body and b"\r\n\r\nOne-Click\r\n" in body
+
+
 def create_app(config: Config, store: Store, *,
-               mailers: optin.MailerFactory = optin.confirmation_mailer) -> Starlette:
+               mailers: optin.MailerFactory = optin.confirmation_mailer, send_confirmations: bool = True) -> Starlette:
+    """The app; with ``send_confirmations``, its lifespan runs the thread that mails confirm links."""
     web = WebApp(config, store, mailers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if send_confirmations:
+            web.sender.start()
+        try:
+            yield
+        finally:
+            if send_confirmations:
+                web.sender.stop()
+
     archive = config.resolve(config.site.archive_dir)
     # StaticFiles fails every request when its folder is missing; the archive may simply not be
     # written yet, so make the folder and let it answer 404 until then.
@@ -212,8 +276,10 @@ def create_app(config: Config, store: Store, *,
         Route(f"/unsubscribe/{subscribers.TEST_TOKEN}", web.test_send_unsubscribe, methods=["GET", "POST"]),
         Route("/unsubscribe/{token}", web.unsubscribe_page, methods=["GET"]),
         Route("/unsubscribe/{token}", web.unsubscribe, methods=["POST"]),
-        Route("/confirm/{token}", web.confirm, methods=["GET"]),
+        Route("/confirm/{token}", web.confirm_page, methods=["GET"]),
+        Route("/confirm/{token}", web.confirm, methods=["POST"]),
         Route("/subscribe", web.subscribe_form, methods=["GET"]),
         Route("/subscribe", web.subscribe, methods=["POST"]),
         Mount("/", StaticFiles(directory=archive, html=True, check_dir=False), name="archive"),
-    ])
+    ], middleware=[Middleware(guards.SafeResponses, base_url=config.site.base_url, defaults=guards.ARCHIVE_HEADERS)],
+        lifespan=lifespan)

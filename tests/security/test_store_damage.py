@@ -76,5 +76,10 @@ def test_a_store_damaged_mid_file_is_one_line_from_every_command(tmp_path: Path,
     assert "status" in failed  # status reads every page: it is where an operator looks
     assert failed == [c[0] for c in COMMANDS] if start == "second page" else len(failed) >= 2, failed
     # Nothing above tried to "repair" it (which would lose what a backup could still give back).
-    with sa.create_engine(f"sqlite:///{path}").connect() as conn, pytest.raises(sa.exc.DatabaseError):
-        conn.exec_driver_sql("PRAGMA quick_check").scalar()
+    # Whether quick_check raises or lists the damage depends on which pages the cut hits.
+    with sa.create_engine(f"sqlite:///{path}").connect() as conn:
+        try:
+            found = conn.exec_driver_sql("PRAGMA quick_check").scalar()
+        except sa.exc.DatabaseError:
+            found = "malformed"
+    assert found != "ok"
