@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest.mock import patch
 
 import sqlalchemy as sa
 
@@ -99,7 +100,10 @@ def add_issues(config: Config, store: Store, count: int) -> list[int]:
     for _ in range(count):
         with store.begin() as conn:
             done = int(conn.execute(sa.text("select count(*) from issues")).scalar_one())
-        prepared = prepare_digest(config, store, newsletter, at=START + timedelta(days=60 + 7 * done, hours=1))
+        # As an older feedletter saved them, before issues left out stories with a javascript: link:
+        # stores hold such issues, and publishing must still defuse what they carry.
+        with patch("feedletter.issue.digest._checked", lambda newsletter, story: story):
+            prepared = prepare_digest(config, store, newsletter, at=START + timedelta(days=60 + 7 * done, hours=1))
         assert prepared is not None
         save_issue(store, prepared)
         numbers.append(prepared.number)
