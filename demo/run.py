@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import time
 from pathlib import Path
@@ -17,19 +16,11 @@ OUT = ROOT / "build" / "demo"
 SITE_PORT, SMTP_PORT = 8089, 8025
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def main() -> int:
+    from feedletter.sitehost import port_free
+
     for port in (SITE_PORT, SMTP_PORT):
-        if not _port_free(port):
+        if not port_free(port):
             print(f"demo: port {port} on 127.0.0.1 is in use; stop what holds it and run `make demo` again",
                   file=sys.stderr)
             return 1

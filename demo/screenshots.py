@@ -29,16 +29,6 @@ WIDTH = 1000
 DEMO_SITE_PORT = 8089  # where sources.yaml says the demo's feeds, pages and pictures are
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _chromium() -> str:
     found = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
     if found is None:
@@ -81,7 +71,7 @@ def main() -> int:
     from feedletter.config import load_config
     from feedletter.publish.issues import load_issues
     from feedletter.publish.site import publish
-    from feedletter.sitehost import SiteHost
+    from feedletter.sitehost import SiteHost, port_free
     from feedletter.store import Store
     from feedletter.web.app import create_app
 
@@ -108,7 +98,7 @@ def main() -> int:
         OUT.mkdir(parents=True, exist_ok=True)
         with SiteHost(root) as archive, tempfile.TemporaryDirectory() as temporary, \
                 contextlib.ExitStack() as stack:
-            if _port_free(DEMO_SITE_PORT):  # the stories' pictures live on the demo site
+            if port_free(DEMO_SITE_PORT):  # the stories' pictures live on the demo site
                 stack.enter_context(SiteHost(ROOT / "demo" / "site", port=DEMO_SITE_PORT))
             profile = Path(temporary)
             home, issue = f"/{newsletter.name}/", f"/{newsletter.name}/{issues[0].number}/"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import socket
 import threading
 from collections import Counter
 from email.utils import formatdate
@@ -103,6 +104,17 @@ class SiteHost:
         request.end_headers()
         if body and request.command != "HEAD":
             request.wfile.write(body)
+
+
+def port_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:``port`` (the demo's fixed ports, before it starts)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -138,3 +138,25 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with prefect_test_harness(server_startup_timeout=180), \
             temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
+
+
+def gathered_newsletter(tmp_path: Path, site: SiteHost, store_url: str, people: int,
+                        extra: str = "") -> tuple[Path, Store]:
+    """The demo site gathered (in-process) into the store at ``store_url``, and ``people`` confirmed
+    subscribers of `weekly`: a newsletter ready to send, for the crash and outage runs."""
+    from feedletter.config import load_config
+    from feedletter.runner import InProcess
+    from feedletter.runs import gather_run
+    from feedletter.schema import subscribers
+    from feedletter.store import Store, now
+
+    path = write_config(tmp_path, site, store=store_url, extra=extra)
+    store = Store.open(load_config(path).store_url())
+    gather_run(load_config(path), store, InProcess())
+    stamp = now()
+    with store.begin() as conn:
+        conn.execute(subscribers.insert(), [
+            {"newsletter": "weekly", "email": f"reader{i}@example.com", "name": f"Reader {i}", "status": "active",
+             "created": stamp, "confirmed": stamp} for i in range(people)])
+    return path, store
+

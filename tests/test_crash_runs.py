@@ -24,12 +24,10 @@ from fixtures_delivery import store_url
 
 from feedletter.config import load_config
 from feedletter.mailsink import MailSink
-from feedletter.runner import InProcess
-from feedletter.runs import gather_run
-from feedletter.schema import articles, locks, runs, sources, subscribers
+from feedletter.schema import articles, locks, runs, sources
 from feedletter.sitehost import SiteHost
-from feedletter.store import Store, now
-from tests.conftest import ROOT, write_config
+from feedletter.store import Store
+from tests.conftest import ROOT, gathered_newsletter, write_config
 
 __all__ = ["store_url"]  # the sqlite/postgresql fixture, imported for pytest to find
 
@@ -105,16 +103,7 @@ def mail() -> Iterator[MailSink]:
 
 def _newsletter(tmp_path: Path, site: SiteHost, url: str) -> tuple[Path, Store]:
     """The demo site gathered into the store at ``url``, and PEOPLE subscribers of `weekly`."""
-    path = write_config(tmp_path, site, store=url)
-    config = load_config(path)
-    store = Store.open(config.store_url())
-    gather_run(config, store, InProcess())
-    stamp = now()
-    with store.begin() as conn:
-        conn.execute(subscribers.insert(), [
-            {"newsletter": "weekly", "email": f"reader{i}@example.com", "name": f"Reader {i}", "status": "active",
-             "created": stamp, "confirmed": stamp} for i in range(PEOPLE)])
-    return path, store
+    return gathered_newsletter(tmp_path, site, url, PEOPLE)
 
 
 def _sending(tmp_path: Path, site: SiteHost, url: str, mail: MailSink,

@@ -19,15 +19,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from fixtures_delivery import closed_port, store_url
 
-from feedletter.config import load_config
 from feedletter.errors import EXIT_PAUSED
 from feedletter.mailsink import MailSink
-from feedletter.runner import InProcess
-from feedletter.runs import gather_run
 from feedletter.schema import issues, subscribers
 from feedletter.sitehost import SiteHost
-from feedletter.store import Store, now
-from tests.conftest import ROOT, write_config
+from tests.conftest import ROOT, gathered_newsletter
 
 __all__ = ["store_url"]  # the sqlite/postgresql fixture, imported for pytest to find
 
@@ -44,15 +40,7 @@ def _feedletter(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.C
 def test_an_smtp_outage_pauses_the_issue_and_the_next_run_delivers_it_once(
         tmp_path: Path, site: SiteHost, store_url: str) -> None:
     port = closed_port()
-    path = write_config(tmp_path, site, store=store_url, extra=ALERTS)
-    config = load_config(path)
-    store = Store.open(config.store_url())
-    gather_run(config, store, InProcess())
-    stamp = now()
-    with store.begin() as conn:
-        conn.execute(subscribers.insert(), [
-            {"newsletter": "weekly", "email": f"reader{i}@example.com", "name": f"Reader {i}", "status": "active",
-             "created": stamp, "confirmed": stamp} for i in range(PEOPLE)])
+    path, store = gathered_newsletter(tmp_path, site, store_url, PEOPLE, extra=ALERTS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PYTHONPATH=str(ROOT), PREFECT_HOME=str(tmp_path / "prefect-home"),
                FEEDLETTER_SMTP_URL=f"smtp://127.0.0.1:{port}")
