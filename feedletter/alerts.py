@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from feedletter.config import Config, Newsletter
 from feedletter.errors import DeliveryError, FeedletterError, ProviderUnreachable
 from feedletter.ingest.health import all_states
-from feedletter.redact import redact, secret_values
+from feedletter.redact import mask
 from feedletter.schema import incidents
 from feedletter.store import Store, now, utc
 
@@ -58,7 +58,7 @@ def _open_key(kind: str, target: str) -> str:
 
 def open_incident(store: Store, kind: str, target: str, detail: str) -> bool:
     """Record a problem; False when the same problem is already open (and so already alerted)."""
-    clean = redact(detail, secret_values())
+    clean = mask(detail)
     with store.begin() as conn:
         found = conn.execute(sa.select(incidents.c.id).where(
             incidents.c.open_key == _open_key(kind, target))).first()
@@ -143,7 +143,7 @@ def alert_message(config: Config, incident: Incident, recipient: str) -> EmailMe
     msg = EmailMessage()
     msg["From"] = config.alerts.sender
     msg["To"] = recipient
-    msg["Subject"] = _subject(config, incident)
+    msg["Subject"] = mask(_subject(config, incident))
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(f"incident-{incident.id}")
     msg["Auto-Submitted"] = "auto-generated"
@@ -153,7 +153,8 @@ def alert_message(config: Config, incident: Incident, recipient: str) -> EmailMe
         after = f"Resolved {incident.closed.isoformat(timespec='seconds')}: nothing more to do."
     else:
         after = "You will not hear about this again until it has been resolved."
-    msg.set_content(f"{incident.detail}\n\n{opened}\n{after}\n")
+    # The detail was masked as it was stored; masked again here for incidents stored before that.
+    msg.set_content(mask(f"{incident.detail}\n\n{opened}\n{after}\n"))
     return msg
 
 

@@ -22,6 +22,7 @@ from feedletter.config_lines import Problem, duplicate_names, error_problem, ite
 from feedletter.config_refs import unknown_references
 from feedletter.errors import ConfigError
 from feedletter.plugins import PROVIDERS, SUMMARIZERS
+from feedletter.redact import register_config
 
 DEFAULT_CONFIG = "sources.yaml"
 
@@ -399,6 +400,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     if problems or config is None:
         raise ConfigError([p.format(str(file)) for p in problems])
     object.__setattr__(config, "_source_path", str(file))
+    # Its secrets are masked from here on, wherever they would be printed or stored.
+    register_config(config)
     return config
 
 

@@ -1,6 +1,11 @@
-"""One error tree. Messages name the stage and the thing: ``fetch: https://x/feed.xml: HTTP 503``."""
+"""One error tree. Messages name the stage and the thing: ``fetch: https://x/feed.xml: HTTP 503``.
+
+A message never shows a secret: each error masks its own (``feedletter.redact``), as it is made.
+"""
 
 from __future__ import annotations
+
+from feedletter.redact import mask
 
 
 class FeedletterError(Exception):
@@ -9,8 +14,8 @@ class FeedletterError(Exception):
     stage = "feedletter"
 
     def __init__(self, thing: str, problem: str) -> None:
-        self.thing = thing
-        self.problem = problem
+        self.thing = thing = mask(thing)
+        self.problem = problem = mask(problem)
         super().__init__(f"{self.stage}: {thing}: {problem}" if thing else f"{self.stage}: {problem}")
 
 
@@ -18,7 +23,7 @@ class ConfigError(FeedletterError):
     stage = "config"
 
     def __init__(self, problems: list[str] | str, thing: str = "") -> None:
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.problems = [mask(p) for p in ([problems] if isinstance(problems, str) else problems)]
         super().__init__(thing, "; ".join(self.problems))
 
 
@@ -101,6 +106,18 @@ class SubscriberError(FeedletterError):
     stage = "subscribers"
 
 
+class MaskedError(FeedletterError):
+    """Another exception whose message showed a secret: its type and message, masked."""
+
+    def __init__(self, problem: str, *, transient: bool) -> None:
+        self.transient = transient
+        super().__init__("", problem)
+
+    @classmethod
+    def of(cls, exc: BaseException) -> MaskedError:
+        return cls(f"{type(exc).__name__}: {exc}", transient=is_transient(exc))
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether another try may pass: transient fetch/delivery errors, I/O, timeouts, a busy store.
 
@@ -110,7 +127,7 @@ def is_transient(exc: BaseException) -> bool:
 
     if isinstance(exc, ConfigError):
         return False
-    if isinstance(exc, FetchError | DeliveryError):
+    if isinstance(exc, FetchError | DeliveryError | MaskedError):
         return exc.transient
     if isinstance(exc, StoreError):
         return exc.transient

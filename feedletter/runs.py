@@ -19,7 +19,7 @@ from feedletter import alerts, locks
 from feedletter.config import Config, Newsletter, load_config
 from feedletter.errors import DeliveryError, DeliveryPaused, RenderError
 from feedletter.ingest import gather, health
-from feedletter.redact import guard_logging, redact, secret_values
+from feedletter.redact import mask
 from feedletter.runner import Runner, Stage, io_stage
 from feedletter.runreport import DigestReport, GatherReport, Paused
 from feedletter.store import Store, now
@@ -38,9 +38,8 @@ DIGEST_WAIT = 3600.0
 
 
 def open_config(config_path: str) -> tuple[Config, Store]:
-    """The config and its store, with the store URL's secrets kept out of every log line."""
+    """The config and its store; loading the config registers its secrets (``feedletter.redact``)."""
     config = load_config(config_path)
-    guard_logging(secret_values([config.store]))
     return config, Store.open(config.store_url())
 
 
@@ -258,7 +257,7 @@ def _guarded_run(config: Config, store: Store, runner: Runner, target: Newslette
         _send_alerts(config, store, runner)
         raise
     except Exception as exc:
-        error = redact(str(exc), secret_values([config.store]))
+        error = mask(str(exc))
         so_far.report = replace(so_far.report, error=error)
         if alerts.digest_failed(store, target.name, error):
             log.error("%s: alerting operators", error)

@@ -8,9 +8,24 @@ nullable or has a server default: opening an older store adds it (see :mod:`feed
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
+from feedletter.redact import mask
+
 metadata = sa.MetaData()
+
+
+class MaskedText(sa.types.TypeDecorator[str]):
+    """Text that may quote an exception or a remote party (errors, run reports): any secret in it
+    is masked as it is written (``feedletter.redact``)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else mask(value)
 
 
 sources = sa.Table(
@@ -23,7 +38,7 @@ sources = sa.Table(
     sa.Column("last_fetch", sa.DateTime(timezone=True)),
     sa.Column("last_success", sa.DateTime(timezone=True)),
     sa.Column("last_status", sa.Integer),
-    sa.Column("last_error", sa.Text),
+    sa.Column("last_error", MaskedText),
     sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_fetch", sa.DateTime(timezone=True)),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -114,7 +129,7 @@ pages = sa.Table(
     sa.Column("fetched", sa.DateTime(timezone=True), nullable=False),
     sa.Column("html", sa.Text, nullable=False),
     sa.Column("text", sa.Text, nullable=False),
-    sa.Column("error", sa.Text),
+    sa.Column("error", MaskedText),
     sa.Column("image", sa.Text),  # the page's og:image, absolute http(s)
 )
 
@@ -211,7 +226,7 @@ outbox = sa.Table(
     sa.Column("lease_owner", sa.String(64)),
     sa.Column("lease_until", sa.DateTime(timezone=True)),
     sa.Column("not_before", sa.DateTime(timezone=True)),
-    sa.Column("error", sa.Text),
+    sa.Column("error", MaskedText),
     sa.Column("sent", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("issue_id", "subscriber_id"),
 )
@@ -225,7 +240,7 @@ runs = sa.Table(
     sa.Column("started", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished", sa.DateTime(timezone=True)),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("counts", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("counts", MaskedText, nullable=False, server_default="{}"),
     # Where it ran: "prefect" (a Prefect flow run) or "in-process" (a one-off command, no Prefect API).
     sa.Column("mode", sa.String(16), nullable=False, server_default="prefect"),
     sa.Column("host", sa.String(255)),
@@ -262,7 +277,7 @@ ledger = sa.Table(
     sa.Column("lease_until", sa.DateTime(timezone=True)),
     sa.Column("created", sa.DateTime(timezone=True), nullable=False),
     sa.Column("done", sa.DateTime(timezone=True)),
-    sa.Column("error", sa.Text),
+    sa.Column("error", MaskedText),
 )
 
 
@@ -273,9 +288,9 @@ incidents = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("target", sa.String(64), nullable=False),
     sa.Column("opened", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("detail", MaskedText, nullable=False, server_default=""),
     sa.Column("alerted", sa.DateTime(timezone=True)),
-    sa.Column("alert_error", sa.Text),
+    sa.Column("alert_error", MaskedText),
     sa.Column("closed", sa.DateTime(timezone=True)),
     sa.Column("open_key", sa.String(100), unique=True),
 )

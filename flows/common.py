@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -18,12 +19,13 @@ from prefect.utilities.annotations import quote
 
 from feedletter.config import Config
 from feedletter.errors import is_transient
+from feedletter.redact import mask, masked_errors
 from feedletter.runner import Stage
 from feedletter.runs import open_config
 from feedletter.store import Store
 
-__all__ = ["PrefectRunner", "io_task_options", "library_logs", "one_shot_flow", "open_project", "prefect_task",
-           "retry_transient"]
+__all__ = ["PrefectRunner", "io_task_options", "library_logs", "masked_errors", "one_shot_flow", "open_project",
+           "prefect_task", "retry_transient"]
 
 
 def open_project(config_path: str) -> tuple[Config, Store]:
@@ -59,12 +61,23 @@ _TASKS: dict[str, Task[..., Any]] = {}
 def prefect_task(stage: Stage) -> Task[..., Any]:
     """The Prefect task of a library stage: its name, timeout and (for I/O) the retry rule."""
     made = _TASKS.get(stage.name)
-    if made is None or made.fn is not stage.fn:
+    if made is None or getattr(made.fn, "__wrapped__", None) is not stage.fn:
         options: dict[str, Any] = io_task_options(stage.timeout, stage.retries, stage.delays) \
             if stage.retries else {"timeout_seconds": stage.timeout}
-        made = task(name=stage.name, cache_policy=NO_CACHE, persist_result=False, **options)(stage.fn)
+        made = task(name=stage.name, cache_policy=NO_CACHE, persist_result=False, **options)(_masked(stage.fn))
         _TASKS[stage.name] = made
     return made
+
+
+def _masked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, raising no exception whose message shows a secret: Prefect keeps ``str(exc)`` as the
+    task run's state message (in its database, its events, the UI)."""
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with masked_errors():
+            return fn(*args, **kwargs)
+
+    return call
 
 
 @contextmanager
@@ -101,10 +114,11 @@ class PrefectRunner:
         return prefect_task(stage)(*(quote(a) for a in args), **{k: quote(v) for k, v in kwargs.items()})
 
     def table(self, key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None:
-        create_table_artifact([dict(r) for r in rows], key=key, description=description)
+        masked = [{k: mask(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows]
+        create_table_artifact(masked, key=key, description=mask(description))
 
     def markdown(self, key: str, text: str, description: str) -> None:
-        create_markdown_artifact(text, key=key, description=description)
+        create_markdown_artifact(mask(text), key=key, description=mask(description))
 
 
 _HEARTBEAT_VARS = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from prefect import flow, get_run_logger
 
 from feedletter.runs import DigestReport, digest_run
-from feedletter_flows.common import PrefectRunner, library_logs, open_project
+from feedletter_flows.common import PrefectRunner, library_logs, masked_errors, open_project
 
 
 @flow(name="digest")
@@ -22,11 +22,13 @@ def digest_flow(newsletter: str, config_path: str = "sources.yaml",
 
     ``progress`` (the CLI's progress bar) is called as each message is sent.
     """
-    config, store = open_project(config_path)
-    try:
-        with library_logs():
-            report = digest_run(config, store, PrefectRunner(), newsletter, progress=progress)
-    finally:
-        store.close()
+    # What the flow raises becomes its state message in Prefect: shown without secrets.
+    with masked_errors():
+        config, store = open_project(config_path)
+        try:
+            with library_logs():
+                report = digest_run(config, store, PrefectRunner(), newsletter, progress=progress)
+        finally:
+            store.close()
     get_run_logger().info("%s", report.line())
     return report

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from prefect import flow, get_run_logger
 
 from feedletter.runs import GatherReport, gather_run
-from feedletter_flows.common import PrefectRunner, library_logs, open_project
+from feedletter_flows.common import PrefectRunner, library_logs, masked_errors, open_project
 
 
 @flow(name="gather", log_prints=False)
@@ -22,11 +22,13 @@ def gather_flow(config_path: str = "sources.yaml", sources: list[str] | None = N
 
     ``progress`` (the CLI's progress bar) is called as each source is fetched.
     """
-    config, store = open_project(config_path)
-    try:
-        with library_logs():
-            report = gather_run(config, store, PrefectRunner(), sources=sources, progress=progress)
-    finally:
-        store.close()
+    # What the flow raises becomes its state message in Prefect: shown without secrets.
+    with masked_errors():
+        config, store = open_project(config_path)
+        try:
+            with library_logs():
+                report = gather_run(config, store, PrefectRunner(), sources=sources, progress=progress)
+        finally:
+            store.close()
     get_run_logger().info("%s", report.line())
     return report

@@ -17,6 +17,7 @@ import typer
 
 from feedletter.cli import issues, outbox, project, runs, sources, stages, subscribers
 from feedletter.errors import ConfigError, FeedletterError
+from feedletter.redact import guard_logging, guard_streams
 
 __all__ = ["app", "main"]
 
@@ -35,6 +36,10 @@ app.add_typer(outbox.outbox_app, name="outbox")
 
 
 def main() -> None:
+    # Whatever the command prints (a provider's error, a traceback, Prefect's log lines) is masked
+    # of the secrets the config and the environment hold (feedletter.redact).
+    guard_streams()
+    guard_logging()
     try:
         app()
     except BrokenPipeError:

@@ -1,4 +1,8 @@
-"""JSON API calls to campaign providers (Listmonk, Mailchimp), with their failures sorted for retries."""
+"""JSON API calls to campaign providers (Listmonk, Mailchimp), with their failures sorted for retries.
+
+What a provider says back when it refuses is shown and stored trimmed (:data:`BODY_LIMIT`) and
+masked: a provider may quote the credentials it was sent.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,17 @@ from urllib.parse import urlsplit
 import requests
 
 from feedletter.errors import DeliveryError
+from feedletter.redact import register_pair, trimmed
 
-__all__ = ["call_api"]
+__all__ = ["BODY_LIMIT", "authenticate", "call_api"]
+
+BODY_LIMIT = 300  # characters of a provider's error body kept in messages and the store
+
+
+def authenticate(session: requests.Session, user: str, password: str) -> None:
+    """HTTP Basic auth for every call of ``session``; the pair is masked wherever it would be printed."""
+    register_pair(user, password)
+    session.auth = (user, password)
 
 
 def call_api(session: requests.Session, provider: str, method: str, url: str, *,
@@ -26,7 +39,7 @@ def call_api(session: requests.Session, provider: str, method: str, url: str, *,
             detail = str(body.get("message") or body.get("detail") or body.get("title") or body)
         except ValueError:
             detail = response.text
-        raise DeliveryError(provider, f"{method} {path}: HTTP {response.status_code}: {detail[:200]}",
+        raise DeliveryError(provider, f"{method} {path}: HTTP {response.status_code}: {trimmed(detail, BODY_LIMIT)}",
                             transient=response.status_code == 429 or response.status_code >= 500)
     if not response.content:
         return {}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from feedletter.config_fields import Settings
 from feedletter.errors import DeliveryError
+from feedletter.redact import secret_env
 
 if TYPE_CHECKING:
     from feedletter.config import Config
@@ -54,7 +54,7 @@ class DkimSigner:
                 raise DeliveryError("dkim", f"{path}: cannot read key: {exc.strerror or exc}",
                                     transient=False) from None
         else:
-            text = os.environ.get(settings.key_env)
+            text = secret_env(settings.key_env)
             if not text:
                 raise DeliveryError("dkim", f"${settings.key_env} is not set (a PEM private key) and no "
                                     "key_file is configured", transient=False)

@@ -11,7 +11,6 @@ fallback need not be cached as if the model had written it.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from pydantic import Field, field_validator
 from feedletter.config_fields import Settings, check_http_url
 from feedletter.errors import ConfigError
 from feedletter.plugins import SummarizerEntry
+from feedletter.redact import secret_env
 from feedletter.stories.summarize import ExtractiveSummarizer, Summarizer
 from feedletter.text.boilerplate import strip_boilerplate
 from feedletter.text.whitespace import truncate_words
@@ -104,7 +104,7 @@ class LLMSummarizer:
 
     def _ask(self, title: str, texts: Sequence[str], *, sentences: int, max_chars: int) -> str:
         headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env, "")
+        key = secret_env(self.api_key_env) or ""
         if key:
             # Local servers often need no key; sending none is then correct.
             headers["Authorization"] = f"Bearer {key}"

@@ -14,11 +14,12 @@ import requests
 from pydantic import field_validator
 
 from feedletter.config_fields import Settings, check_http_url
-from feedletter.deliver.api import call_api
+from feedletter.deliver.api import authenticate, call_api
 from feedletter.deliver.message import IssueContent
 from feedletter.errors import DeliveryError
 from feedletter.issue.placeholders import NAME, UNSUBSCRIBE_URL, to_merge_tags
 from feedletter.plugins import ProviderEntry
+from feedletter.redact import secret_env
 
 if TYPE_CHECKING:
     from feedletter.config import Config, Newsletter
@@ -47,14 +48,15 @@ class ListmonkClient:
         self.settings = settings
         self.base = settings.url.rstrip("/")
         self.session = requests.Session()
-        self.session.auth = (user, token)
+        authenticate(self.session, user, token)
 
     @classmethod
     def from_config(cls, config: Config, newsletter: Newsletter | None = None) -> ListmonkClient:
         """The client every newsletter shares; each issue brings its own newsletter's lists."""
         del newsletter
         settings = PROVIDER.settings_in(config)
-        user, token = os.environ.get(settings.user_env), os.environ.get(settings.token_env)
+        # The user name is not a secret by itself; with the token (user:token, Basic auth) it is.
+        user, token = os.environ.get(settings.user_env), secret_env(settings.token_env)
         if not user or not token:
             raise DeliveryError("listmonk", f"${settings.user_env} and ${settings.token_env} must be set "
                                 "(an API user from Admin → Users)", transient=False)

@@ -8,18 +8,18 @@ names the data center: a key ending in ``-us6`` is served by https://us6.api.mai
 
 from __future__ import annotations
 
-import os
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 import requests
 
 from feedletter.config_fields import Settings
-from feedletter.deliver.api import call_api
+from feedletter.deliver.api import authenticate, call_api
 from feedletter.deliver.message import IssueContent
 from feedletter.errors import DeliveryError
 from feedletter.issue.placeholders import NAME, UNSUBSCRIBE_URL, to_merge_tags
 from feedletter.plugins import ProviderEntry
+from feedletter.redact import secret_env
 
 if TYPE_CHECKING:
     from feedletter.config import Config, Newsletter
@@ -53,14 +53,14 @@ class MailchimpClient:
         self.settings = settings
         self.base = (settings.api_url or api_url(key)).rstrip("/")
         self.session = requests.Session()
-        self.session.auth = ("feedletter", key)
+        authenticate(self.session, "feedletter", key)
 
     @classmethod
     def from_config(cls, config: Config, newsletter: Newsletter | None = None) -> MailchimpClient:
         """The client every newsletter shares; each issue brings its own newsletter's audience."""
         del newsletter
         settings = PROVIDER.settings_in(config)
-        key = os.environ.get(settings.key_env)
+        key = secret_env(settings.key_env)
         if not key:
             raise DeliveryError("mailchimp", f"${settings.key_env} is not set (an API key like …-us6)",
                                 transient=False)

@@ -7,13 +7,12 @@ unfinished message; after it, the message is complete. So a rerun after a crash 
 
 from __future__ import annotations
 
-import os
 import smtplib
 import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -25,9 +24,13 @@ from feedletter.deliver.dkim import Dkim, DkimSigner
 from feedletter.deliver.message import Outgoing
 from feedletter.errors import DeliveryError, ProviderUnreachable
 from feedletter.plugins import ProviderEntry
+from feedletter.redact import secret_env, trimmed
 
 if TYPE_CHECKING:
     from feedletter.config import Config, Newsletter
+
+
+REPLY_LIMIT = 300  # characters of a server's refusal kept in messages and the store
 
 
 class SmtpProvider(Settings):
@@ -52,29 +55,46 @@ class SmtpSettings:
     host: str
     port: int
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     ssl: bool = False
     starttls: bool = False
     timeout: float = 30.0
     cafile: str | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> SmtpSettings:
+    def from_url(cls, url: str, env: str = "FEEDLETTER_SMTP_URL") -> SmtpSettings:
         """``smtp://user:pass@host:587?starttls=1`` or ``smtps://user:pass@host:465``.
 
         ``cafile=/path/ca.pem`` trusts a private certificate authority (a relay inside the network).
+        A URL that cannot be read is reported without any part of it: it holds the password.
         """
-        parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise DeliveryError("smtp", "provider URL must look like smtp://user:pass@host:587?starttls=1",
-                                transient=False)
+        def invalid(why: str) -> DeliveryError:
+            return DeliveryError("smtp", f"${env} is not a valid URL ({why}); it must look like "
+                                 "smtp://user:pass@host:587?starttls=1", transient=False)
+
+        reserved = "percent-encode / ? # @ : in the user name and password, e.g. / as %2F"
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+            timeout = float(parse_qs(parts.query).get("timeout", ["30"])[-1])
+        except ValueError:
+            # urlsplit's own message quotes the URL (an unencoded "/" in the password makes the
+            # password's start the port), so it is never shown.
+            raise invalid(f"{reserved}, and give the port as a number") from None
+        if parts.scheme not in ("smtp", "smtps"):
+            raise invalid("the scheme must be smtp or smtps")
+        # A "/", "?" or "#" in the password ends the host part early: its "@" lands in the path.
+        if "@" in parts.path + parts.query + parts.fragment:
+            raise invalid(reserved)
+        if not parts.hostname:
+            raise invalid("no host")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         secure = parts.scheme == "smtps"
-        return cls(host=parts.hostname, port=parts.port or (465 if secure else 25),
+        return cls(host=parts.hostname, port=port or (465 if secure else 25),
                    username=unquote(parts.username) if parts.username else None,
                    password=unquote(parts.password) if parts.password else None, ssl=secure,
                    starttls=query.get("starttls", "0").lower() in ("1", "true", "yes"),
-                   timeout=float(query.get("timeout", "30")), cafile=query.get("cafile"))
+                   timeout=timeout, cafile=query.get("cafile"))
 
 
 class SmtpMailer:
@@ -221,12 +241,13 @@ def smtp_mailer(config: Config, newsletter: Newsletter) -> SmtpMailer:
     """The SMTP mailer every newsletter shares, from ``providers.smtp`` and ``$FEEDLETTER_SMTP_URL``."""
     del newsletter  # one server for all newsletters
     settings = PROVIDER.settings_in(config)
-    url = os.environ.get(settings.url_env)
+    url = secret_env(settings.url_env)
     if not url:
         raise DeliveryError("smtp", f"${settings.url_env} is not set (smtp://user:pass@host:587?starttls=1)",
                             transient=False)
     signer = None if settings.dkim is None else DkimSigner.from_config(config, settings.dkim)
-    return SmtpMailer(SmtpSettings.from_url(url), rate_per_second=settings.rate_per_second, signer=signer)
+    return SmtpMailer(SmtpSettings.from_url(url, settings.url_env), rate_per_second=settings.rate_per_second,
+                      signer=signer)
 
 
 PROVIDER = ProviderEntry("smtp", SmtpProvider, "per-subscriber", smtp_mailer)
@@ -237,5 +258,6 @@ class _Stale(Exception):
 
 
 def _refused(recipient: str, step: str, code: int, reply: bytes) -> DeliveryError:
-    text = reply.decode("utf-8", "replace")[:200]
+    # A server's reply may quote what it was sent: masked, then trimmed like a provider's error body.
+    text = trimmed(reply.decode("utf-8", "replace"), REPLY_LIMIT)
     return DeliveryError(recipient, f"{step} refused: {code} {text}", transient=400 <= code < 500)
