@@ -20,7 +20,8 @@ from email.utils import formatdate, make_msgid
 
 import sqlalchemy as sa
 
-from feedletter.config import Config, Newsletter
+from feedletter.config import Config
+from feedletter.config_newsletters import Newsletter
 from feedletter.errors import DeliveryError, FeedletterError, ProviderUnreachable
 from feedletter.ingest.health import all_states
 from feedletter.redact import mask

@@ -5,7 +5,10 @@ A message never shows a secret: each error masks its own (``feedletter.redact``)
 
 from __future__ import annotations
 
-from feedletter.redact import mask
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from feedletter.redact import mask, mask_exception
 
 
 class FeedletterError(Exception):
@@ -132,3 +135,16 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, StoreError):
         return exc.transient
     return isinstance(exc, OSError | TimeoutError | sa.exc.OperationalError)
+
+
+@contextmanager
+def masked_errors() -> Iterator[None]:
+    """Let no exception out with a secret in its message (Prefect stores ``str(exc)`` as the run's
+    state message). One whose text cannot be cleaned in place (a message built from other
+    objects) is replaced by a ``MaskedError`` that says the same, masked, and keeps its transience."""
+    try:
+        yield
+    except Exception as exc:
+        if mask_exception(exc):
+            raise
+        raise MaskedError.of(exc) from None

@@ -30,7 +30,8 @@ from feedletter.errors import ConfigError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from feedletter.config import Config, Newsletter
+    from feedletter.config import Config
+    from feedletter.config_newsletters import Newsletter
     from feedletter.deliver import Mailer
     from feedletter.deliver.campaign import CampaignClient
     from feedletter.stories.summarize import Summarizer

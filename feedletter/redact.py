@@ -18,7 +18,7 @@ mask ordinary words and numbers everywhere. A user name alone is not a secret; w
 
 :func:`mask` is the one door: log records (a record factory, so every handler, Prefect's too),
 the CLI's stdout and stderr (:func:`guard_streams`), exception messages (``FeedletterError`` masks
-its own; :func:`masked_errors` the rest before they reach Prefect), the store's error columns
+its own; :func:`feedletter.errors.masked_errors` the rest before they reach Prefect), the store's error columns
 (``schema.MaskedText``), alert mails and artifacts all pass through it.
 """
 
@@ -32,7 +32,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from typing import IO, Any
 from urllib.parse import parse_qsl, quote, quote_plus, unquote
 
@@ -238,21 +238,6 @@ def mask_exception(exc: BaseException) -> bool:
     return mask(text) == text
 
 
-@contextmanager
-def masked_errors() -> Iterator[None]:
-    """Let no exception out with a secret in its message (Prefect stores ``str(exc)`` as the run's
-    state message). One whose text cannot be cleaned in place (a message built from other
-    objects) is replaced by a ``MaskedError`` that says the same, masked, and keeps its transience."""
-    try:
-        yield
-    except Exception as exc:
-        if mask_exception(exc):
-            raise
-        from feedletter.errors import MaskedError
-
-        raise MaskedError.of(exc) from None
-
-
 # -- log records and streams ----------------------------------------------------------------------
 
 _factory_lock = threading.Lock()
@@ -316,5 +301,5 @@ def guard_streams() -> None:
 
 
 __all__ = ["MASK", "MIN_LENGTH", "SECRETS", "MaskedStream", "Secrets", "forms_of", "guard_logging", "guard_streams",
-           "mask", "mask_exception", "masked_errors", "redact", "register_config", "register_pair", "secret_env",
+           "mask", "mask_exception", "redact", "register_config", "register_pair", "secret_env",
            "secret_values", "trimmed"]

@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from feedletter import alerts, locks
-from feedletter.config import Config, Newsletter, load_config
+from feedletter.config import Config, load_config
+from feedletter.config_newsletters import Newsletter
 from feedletter.errors import DeliveryError, DeliveryPaused, RenderError
 from feedletter.ingest import gather, health
 from feedletter.redact import mask

@@ -18,8 +18,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from feedletter.config import Config, Newsletter, by_line, config_path, parse_config
+from feedletter.config import Config, by_line, config_path, parse_config
 from feedletter.config_lines import FieldPath, Lines, Problem, dotted, node_lines
+from feedletter.config_newsletters import Newsletter
 from feedletter.errors import RenderError
 from feedletter.issue.contents import intro_source
 from feedletter.issue.render import render_digest, template_dirs

@@ -18,8 +18,8 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from prefect.utilities.annotations import quote
 
 from feedletter.config import Config
-from feedletter.errors import is_transient
-from feedletter.redact import mask, masked_errors
+from feedletter.errors import is_transient, masked_errors
+from feedletter.redact import mask
 from feedletter.runner import Stage
 from feedletter.runs import open_config
 from feedletter.store import Store

@@ -14,8 +14,9 @@ from email.message import EmailMessage
 import pytest
 from pydantic import Field
 
-from feedletter.config import Config, Newsletter, parse_config
+from feedletter.config import Config, parse_config
 from feedletter.config_fields import Settings
+from feedletter.config_newsletters import Newsletter
 from feedletter.deliver import make_mailer
 from feedletter.deliver.message import Outgoing
 from feedletter.deliver.providers import listmonk, mailchimp

@@ -260,7 +260,7 @@ SECTIONS = """\
 ])
 def test_arrange_puts_stories_under_their_sections(sections: list[tuple[str, list[str]]],
                                                    expected: list[tuple[str, list[int]]]) -> None:
-    from feedletter.config import Section
+    from feedletter.config_newsletters import Section
     from feedletter.issue.contents import arrange
 
     stories = [story(1, tags=("city",)), story(2, tags=("health",)), story(3, tags=("city", "health")),

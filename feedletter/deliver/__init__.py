@@ -26,7 +26,8 @@ from typing import Protocol, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from feedletter.config import Config, Newsletter
+from feedletter.config import Config
+from feedletter.config_newsletters import Newsletter
 from feedletter.deliver import outbox
 from feedletter.deliver.message import IssueContent, IssueMessage, Outgoing, build_message
 from feedletter.errors import DeliveryError, ProviderUnreachable

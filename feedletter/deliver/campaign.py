@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from feedletter import ledger
-from feedletter.config import Config, Newsletter
+from feedletter.config import Config
+from feedletter.config_newsletters import Newsletter
 from feedletter.deliver.message import IssueContent
 from feedletter.errors import DeliveryError
 from feedletter.plugins import PROVIDERS

@@ -19,7 +19,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 from urllib.parse import quote
 
-from feedletter.config import Newsletter
+from feedletter.config_newsletters import Newsletter
 from feedletter.issue.placeholders import personalize
 from feedletter.models import Subscriber
 from feedletter.store import now

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from feedletter.config import Config, Newsletter, Section
+from feedletter.config import Config
+from feedletter.config_newsletters import Newsletter, Section
 from feedletter.errors import RenderError
 from feedletter.models import Story
 

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from feedletter.config import CheckLevel, Checks, Config, Newsletter
+from feedletter.config import Config
+from feedletter.config_newsletters import CheckLevel, Checks, Newsletter
 from feedletter.deliver import IssueContent
 from feedletter.deliver.message import sender_domain
 from feedletter.deliver.outbox import queue

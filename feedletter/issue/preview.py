@@ -29,7 +29,8 @@ from urllib.parse import urlsplit
 from jinja2 import Environment
 from jinja2 import select_autoescape as _autoescape
 
-from feedletter.config import Config, Newsletter
+from feedletter.config import Config
+from feedletter.config_newsletters import Newsletter
 from feedletter.deliver import make_mailer
 from feedletter.deliver.message import build_message, sender_domain
 from feedletter.errors import FeedletterError

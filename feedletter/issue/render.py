@@ -22,7 +22,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 from mjml import mjml2html
 
-from feedletter.config import Config, Newsletter, Utm
+from feedletter.config import Config
+from feedletter.config_newsletters import Newsletter, Utm
 from feedletter.errors import RenderError
 from feedletter.issue.contents import arrange, fit_subject, intro_source
 from feedletter.issue.placeholders import PLACEHOLDERS, UNSUBSCRIBE_URL

@@ -32,7 +32,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from feedletter.config import Config, Newsletter
+from feedletter.config import Config
+from feedletter.config_newsletters import Newsletter
 from feedletter.models import Coverage, Document, Story
 from feedletter.patterns import matches_any
 from feedletter.schema import articles, issue_stories, issues, stories

@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from feedletter.config import Config, Logo, Newsletter
+from feedletter.config import Config
 from feedletter.config_fields import Schedule
+from feedletter.config_newsletters import Logo, Newsletter
 
 _DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
 _DAY_NAMES = {name[:3].upper(): number for number, name in enumerate(_DAYS)}

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from feedletter.config import Config, Newsletter
+from feedletter.config import Config
+from feedletter.config_newsletters import Newsletter
 from feedletter.issue.render import template_dirs
 from feedletter.publish.about import about
 from feedletter.publish.issues import (

@@ -19,7 +19,8 @@ from feedgen.feed import FeedGenerator
 from jinja2.sandbox import SandboxedEnvironment
 from lxml import etree
 
-from feedletter.config import Config, Newsletter
+from feedletter.config import Config
+from feedletter.config_newsletters import Newsletter
 from feedletter.publish.archive import http_url
 from feedletter.publish.issues import EPOCH, Addresses, PublishedIssue, addresses, feed_formats, feed_path
 from feedletter.text.sanitize import sanitize_html

@@ -14,7 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from feedletter.config import Config, Newsletter
+from feedletter.config import Config
+from feedletter.config_newsletters import Newsletter
 from feedletter.errors import SyndicateError
 from feedletter.models import Coverage
 from feedletter.schema import issue_stories, issues

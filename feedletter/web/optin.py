@@ -31,7 +31,8 @@ from email.utils import format_datetime, make_msgid, parseaddr
 import sqlalchemy as sa
 
 from feedletter import subscribers
-from feedletter.config import Config, Newsletter
+from feedletter.config import Config
+from feedletter.config_newsletters import Newsletter
 from feedletter.deliver import Mailer, make_mailer
 from feedletter.deliver.message import sender_domain
 from feedletter.errors import ConfigError, DeliveryError, SubscriberError

@@ -35,8 +35,8 @@ import sqlalchemy as sa
 from feedletter import subscribers
 from feedletter.config import Config, load_config, parse_config
 from feedletter.deliver.api import BODY_LIMIT, authenticate, call_api
-from feedletter.errors import DeliveryError, FeedletterError, MaskedError, is_transient
-from feedletter.redact import MASK, SECRETS, MaskedStream, forms_of, mask, masked_errors
+from feedletter.errors import DeliveryError, FeedletterError, MaskedError, is_transient, masked_errors
+from feedletter.redact import MASK, SECRETS, MaskedStream, forms_of, mask
 from feedletter.runner import InProcess
 from feedletter.runs import digest_run
 from feedletter.schema import metadata

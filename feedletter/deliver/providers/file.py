@@ -14,7 +14,8 @@ from feedletter.deliver.message import Outgoing
 from feedletter.plugins import ProviderEntry
 
 if TYPE_CHECKING:
-    from feedletter.config import Config, Newsletter
+    from feedletter.config import Config
+    from feedletter.config_newsletters import Newsletter
 
 
 class FileProvider(Settings):

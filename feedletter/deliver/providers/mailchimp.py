@@ -22,7 +22,8 @@ from feedletter.plugins import ProviderEntry
 from feedletter.redact import secret_env
 
 if TYPE_CHECKING:
-    from feedletter.config import Config, Newsletter
+    from feedletter.config import Config
+    from feedletter.config_newsletters import Newsletter
 
 # Mailchimp merge tags for what feedletter fills in per subscriber when it sends by SMTP.
 MERGE_TAGS = {UNSUBSCRIBE_URL: "*|UNSUB|*", NAME: "*|FNAME|*"}

@@ -27,7 +27,8 @@ from feedletter.plugins import ProviderEntry
 from feedletter.redact import secret_env, trimmed
 
 if TYPE_CHECKING:
-    from feedletter.config import Config, Newsletter
+    from feedletter.config import Config
+    from feedletter.config_newsletters import Newsletter
 
 
 REPLY_LIMIT = 300  # characters of a server's refusal kept in messages and the store
