@@ -55,7 +55,7 @@ def test_the_readme_shell_examples_run(tmp_path: Path) -> None:
                             timeout=60)
     assert result.returncode == 0, result.stderr
     first, summary = result.stdout.strip().splitlines()
-    assert set(json.loads(first)) == {"title", "link", "key", "published", "author", "summary", "content", "image"}
+    assert set(json.loads(first)) == {"title", "link", "key", "published", "author", "summary", "content"}
     assert json.loads(summary)["id"] == "1" and json.loads(summary)["summary"]
 
 

@@ -50,7 +50,10 @@ def main() -> None:
         if os.environ.get("FEEDLETTER_DEBUG"):
             raise
         for problem in exc.problems:
-            typer.echo(problem if ":" in problem.split(" ")[0] else f"config: {problem}", err=True)
+            if ":" in problem.split(" ")[0]:  # file:line: field: problem, as validate prints it
+                typer.echo(problem, err=True)
+            else:  # "config: sources.yaml: cannot read: …": the stage and the thing, then the problem
+                typer.echo(f"config: {exc.thing + ': ' if exc.thing else ''}{problem}", err=True)
         sys.exit(1)
     except FeedletterError as exc:
         if os.environ.get("FEEDLETTER_DEBUG"):

@@ -47,8 +47,14 @@ def parse(
 def extract(
     html_file: Annotated[str, typer.Argument(help="an HTML file, or - for standard input")],
     url: Annotated[str | None, typer.Option(help="the page's URL, for relative links")] = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Extract an article page's text; print JSON with title, author, published, text."""
+    """Extract an article page's text; print JSON with title, author, published, text.
+
+    Extraction reads no setting: ``--config`` is taken, as by every command, and a file given must load.
+    """
+    if config is not None:
+        config_or_defaults(config)
     from feedletter.ingest.extract import extract as run_extract
     from feedletter.text.boilerplate import strip_boilerplate
 

@@ -98,7 +98,7 @@ def entry_record(entry: Entry) -> dict[str, str | None]:
     if entry.published is not None:
         published = entry.published.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return {"title": entry.title, "link": entry.link, "key": entry.key, "published": published,
-            "author": entry.author, "summary": entry.summary, "content": entry.content, "image": entry.image}
+            "author": entry.author, "summary": entry.summary, "content": entry.content}
 
 
 def _entry(item: RawItem, *, source: str, base: str, reference: datetime,
