@@ -24,12 +24,12 @@ from feedletter.redact import mask
 from feedletter.runner import Runner, Stage, io_stage
 from feedletter.runreport import DigestReport, GatherReport, Paused
 from feedletter.store import Store, now
-from feedletter.stories import stages as stories
 
 if TYPE_CHECKING:
     from feedletter import publish
     from feedletter.deliver import DeliveryCounts
     from feedletter.issue import digest
+    from feedletter.stories.stages import GroupCounts
 
 Progress = Callable[[int], None] | None
 
@@ -82,9 +82,22 @@ def publish_issue(config: Config, store: Store, issue_id: int) -> list[publish.R
 FETCH = io_stage("fetch_sources", gather.fetch_sources, timeout=900)
 STORE = Stage("store_entries", gather.store_entries)
 EXTRACT = io_stage("extract_articles", gather.extract_articles, timeout=900)
-# stories.group and stories.summarize give these two stages the config's settings.
-GROUP = Stage("group_articles", stories.group)
-SUMMARIZE = Stage("summarize_stories", stories.summarize)
+def group_articles(config: Config, store: Store) -> GroupCounts:
+    """Group the new articles into stories, with the config's window, thresholds and priorities."""
+    from feedletter.stories import stages  # numpy and the grouping code: loaded when a run gets here
+
+    return stages.group(config, store)
+
+
+def summarize_stories(config: Config, store: Store) -> tuple[int, int]:
+    """Summarize the stories that are new or gained articles, with the config's summarizer."""
+    from feedletter.stories import stages
+
+    return stages.summarize(config, store)
+
+
+GROUP = Stage("group_articles", group_articles)
+SUMMARIZE = Stage("summarize_stories", summarize_stories)
 # No retries: a failed alert stays pending for the next run.
 ALERT = Stage("send_alerts", alerts.send_alerts, timeout=120)
 PREPARE = Stage("prepare_digest", prepare_digest)
@@ -153,7 +166,7 @@ def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | N
                  "%d carried (another feed's article), %d removed, %d filtered", len(counts.new_ids),
                  t.seen, t.repeated, t.carried, t.removed, t.filtered)
         extracted: gather.ExtractCounts = timed.stage(EXTRACT, config, store, fetcher)
-    grouped: stories.GroupCounts = timed.stage(GROUP, config, store)
+    grouped: GroupCounts = timed.stage(GROUP, config, store)
     summarized, cached = timed.stage(SUMMARIZE, config, store)
     log.info("group: %d new stories, %d joined; summarize: %d (%d cached)", grouped.new_stories,
              grouped.joined, summarized, cached)

@@ -18,6 +18,7 @@ your own that gathers needs the usual ``if __name__ == "__main__":`` guard.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import multiprocessing
 import os
@@ -25,9 +26,10 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 __all__ = ["CpuPool", "Job", "default_processes", "give_back_memory", "processes_for"]
@@ -333,3 +335,20 @@ class CpuPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector around a bulk computation.
+
+    Building millions of tuples, sets and dicts that all stay alive makes the collector rescan
+    them again and again (it tripled the time of LSH bucketing at 100k documents); none of them
+    form cycles, so reference counting frees them anyway.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

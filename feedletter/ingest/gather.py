@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from feedletter.config import Config, Source
 from feedletter.errors import FeedletterError, FetchError, ParseError
-from feedletter.ingest.entries import EntryRules, Prepared, extract_page, prepare_feed
 from feedletter.ingest.fetch import Fetcher, make_fetcher, private_allowed
 from feedletter.ingest.health import (
     SourceState,
@@ -26,6 +26,9 @@ from feedletter.models import ParsedFeed
 from feedletter.runreport import cause_of
 from feedletter.store import Store, now
 from feedletter.workers import PROCESSES_AFTER, CpuPool, give_back_memory, processes_for
+
+if TYPE_CHECKING:
+    from feedletter.ingest.entries import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,10 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
     (measured: bench/bench_gather.py). ``progress(1)`` is called (from worker threads) as each
     source is done.
     """
+    # Imported here: parsing (feedparser, numpy) is only needed when a feed answers with a body,
+    # which most runs' feeds do not (304).
+    from feedletter.ingest.entries import EntryRules, prepare_feed
+
     wanted = [s for s in config.sources if s.enabled and (not only or s.name in only)]
     unknown = set(only) - {s.name for s in config.sources}
     if unknown:
@@ -142,15 +149,11 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
 
 
 __all__ = [
-    "EntryRules",
     "ExtractCounts",
-    "Prepared",
     "SourceResult",
     "StoreCounts",
     "extract_articles",
-    "extract_page",
     "fetch_sources",
     "make_fetcher",
-    "prepare_feed",
     "store_entries",
 ]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from feedletter.config import Config
 from feedletter.errors import FeedletterError
-from feedletter.ingest.entries import Page, extract_page
 from feedletter.ingest.fetch import Fetcher, private_allowed
 from feedletter.ingest.identity import canonical_url, content_hash
 from feedletter.ingest.storing import lookup
@@ -18,6 +17,9 @@ from feedletter.runreport import cause_of
 from feedletter.schema import articles, pages
 from feedletter.store import Store, now, rows_in_chunks
 from feedletter.workers import PROCESSES_AFTER, CpuPool, processes_for
+
+if TYPE_CHECKING:
+    from feedletter.ingest.entries import Page
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,9 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
     when many pages come, like parsing; the outcome is written a chunk of articles per
     transaction, so a stopped run keeps what it extracted.
     """
+    # Imported here: the parse and extract code (and numpy behind it) is only needed when pages come.
+    from feedletter.ingest.entries import extract_page
+
     counts = ExtractCounts()
     with store.begin() as conn:
         todo = conn.execute(sa.select(articles.c.id, articles.c.url, articles.c.source, articles.c.title)
@@ -104,6 +109,8 @@ _EXTRACT_BATCH = 500
 
 def cached_pages(store: Store, urls: set[str]) -> dict[str, Page]:
     """Pages extracted before, by canonical URL."""
+    from feedletter.ingest.entries import Page
+
     with store.begin() as conn:
         return {r[0]: Page(r[1], r[2], r[3])
                 for r in lookup(conn, pages.c.url, urls, pages.c.html, pages.c.text, pages.c.image).values()}

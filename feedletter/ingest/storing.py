@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from feedletter.config import Config
-from feedletter.ingest.entries import Prepared
 from feedletter.ingest.health import (
     EntryCounts,
     record_counts,
@@ -24,10 +23,10 @@ from feedletter.ingest.health import (
 from feedletter.ingest.identity import tombstone_of_url
 from feedletter.schema import articles, carriers, tombstones
 from feedletter.store import Store, insert_rows, now, rows_in_chunks, select_in
-from feedletter.stories.dedupe import paused_gc
-from feedletter.workers import give_back_memory
+from feedletter.workers import give_back_memory, paused_gc
 
 if TYPE_CHECKING:
+    from feedletter.ingest.entries import Prepared
     from feedletter.ingest.gather import SourceResult  # the fetch stage's results, which this stage stores
 
 

@@ -33,11 +33,12 @@ from datetime import timedelta
 from itertools import chain
 
 from feedletter.models import Document
-from feedletter.stories.dedupe import document_order, near_duplicates, paused_gc
+from feedletter.stories.dedupe import document_order, near_duplicates
 from feedletter.stories.features import (
     document_features,
 )
 from feedletter.stories.linkage import Span, average_link
+from feedletter.workers import paused_gc
 
 __all__ = ["Assignment", "cluster_documents", "pair_similarities", "pick_lead", "story_members", "subjects"]
 

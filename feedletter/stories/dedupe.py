@@ -14,37 +14,21 @@ it the same article. Texts of very different lengths (a teaser, a digest) are no
 
 from __future__ import annotations
 
-import gc
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import compress
 
 from feedletter.models import Document
 from feedletter.stories.minhash import document_signature, estimate_similarity
+from feedletter.workers import paused_gc
 
-__all__ = ["band_rows", "candidate_pairs", "carriers", "document_order", "near_duplicates", "paused_gc"]
+__all__ = ["band_rows", "candidate_pairs", "carriers", "document_order", "near_duplicates"]
 
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector around a bulk computation.
-
-    Building millions of tuples, sets and dicts that all stay alive makes the collector rescan
-    them again and again (it tripled the time of LSH bucketing at 100k documents); none of them
-    form cycles, so reference counting frees them anyway.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def document_order(doc: Document) -> tuple[datetime, tuple[int, int, str]]:
