@@ -253,11 +253,16 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return config
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_config(text: str) -> tuple[Config | None, list[Problem]]:
     """Validate YAML text; return the config or the problems, each with its line number."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # libyaml's loader where PyYAML has it: a 500-source file took 0.13 s in the pure-Python one,
+        # a good part of a gather with nothing new.
+        node = yaml.compose(text, Loader=_LOADER)
+        data = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
