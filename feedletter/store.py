@@ -16,14 +16,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as postgresql_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
 from feedletter.errors import StoreError
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from feedletter.schema import ledger, metadata, runs
 
 
@@ -223,12 +225,16 @@ def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, A
     conn.exec_driver_sql(str(compiled), params)
 
 
-def insert_for(conn: Connection, table: sa.Table) -> sqlite_dialect.Insert | postgresql_dialect.Insert:
+def insert_for(conn: Connection, table: sa.Table) -> SqliteInsert | PostgresInsert:
     """An INSERT with the store's ``ON CONFLICT`` clauses (``on_conflict_do_nothing``/``_do_update``):
     checking first and inserting after races with another writer, which then fails on a UNIQUE constraint."""
     if conn.dialect.name == "postgresql":
-        return postgresql_dialect.insert(table)
-    return sqlite_dialect.insert(table)
+        from sqlalchemy.dialects import postgresql  # each dialect when a store of its kind is open
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 def select_in(conn: Connection, column: sa.Column[Any], values: Iterable[Any],
