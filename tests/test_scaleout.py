@@ -46,10 +46,7 @@ def _fresh_database(name: str) -> str:
     return base.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
 
 
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
+def _stop(started: list[subprocess.Popen[bytes]]) -> None:
     for process in started:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -59,6 +56,13 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    _stop(started)  # a worker whose server is gone takes its whole 20 s to stop: the test stops them first
 
 
 def _wait(client: Any, run_ids: list[Any], timeout: float = 240) -> list[Any]:
@@ -116,6 +120,7 @@ def test_two_workers_share_the_work_and_send_once(tmp_path: Path, site: SiteHost
             assert all(r.state.is_completed() for r in done), [r.state.message for r in done]
             keys = {a.key for a in client.read_artifacts()}
             finished = time.monotonic()
+        _stop(processes)  # while their server still answers
 
     for _, feed_path, _ in DEMO_SOURCES:
         assert site.hits[f"/{feed_path}"] == 1, feed_path
