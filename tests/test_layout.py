@@ -8,6 +8,7 @@ never run, so they are left out.
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -23,15 +24,21 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+@cache
 def modules() -> dict[str, Path]:
     return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+@cache
+def syntax(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
 
 
 def imported(path: Path, name: str, known: set[str]) -> set[str]:
     """The feedletter modules that `path` imports, resolved to modules that exist."""
     is_package = path.name == "__init__.py"
     found: set[str] = set()
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = syntax(path)
     type_only = {id(inner) for node in ast.walk(tree)
                  if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
                  for stmt in node.body for inner in ast.walk(stmt)}
@@ -72,8 +79,6 @@ def test_no_module_is_over_the_line_limit() -> None:
 
 def test_imports_have_no_circle() -> None:
     graph = import_graph()
-    # A package's __init__ re-exports from its own modules; the modules importing siblings through the
-    # package would be a circle, which is what this finds.
     state: dict[str, int] = {}
     stack: list[str] = []
     circles: list[list[str]] = []
@@ -82,8 +87,6 @@ def test_imports_have_no_circle() -> None:
         state[node] = 1
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
-            if nxt.startswith(node + ".") and node in graph and modules()[node].name == "__init__.py":
-                continue  # a package importing its own modules is its public surface, not a circle
             if state.get(nxt) == 1:
                 circles.append([*stack[stack.index(nxt):], nxt])
             elif nxt not in state:
@@ -100,7 +103,7 @@ def test_imports_have_no_circle() -> None:
 def test_the_library_does_not_import_prefect() -> None:
     users = []
     for name, path in modules().items():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(syntax(path)):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             if any(n == "prefect" or n.startswith("prefect.") for n in names):
