@@ -83,9 +83,10 @@ def child(db: Path, profile: str | None, dump: str | None) -> None:
         cpu.wait_ready(60)
     timings: dict[str, float] = {}
     outcome: dict[str, Any] = {}
+    drafts: dict[str, str] = {}  # the group stage's summaries made ahead, for the summarize stage
     for stage in ("group", "summarize"):
         run = (lambda: stories.group(config, store)) if stage == "group" else (
-            lambda: stories.summarize(config, store))
+            lambda: stories.summarize(config, store, drafts))  # noqa: B023 - called in this round
         if profile:
             import cProfile
 
@@ -99,7 +100,11 @@ def child(db: Path, profile: str | None, dump: str | None) -> None:
             result = run()
             timings[stage] = time.perf_counter() - started
             timings[f"{stage}_cpu"] = time.process_time() - cpu
-        outcome[stage] = result.__dict__ if stage == "group" else list(result)
+        if stage == "group":
+            drafts = result.drafts
+            outcome[stage] = {**{k: v for k, v in result.__dict__.items() if k != "drafts"}, "drafted": len(drafts)}
+        else:
+            outcome[stage] = list(result)
     if dump:
         with store.begin() as conn:
             rows = conn.execute(sa.select(articles.c.key, articles.c.story_id, articles.c.duplicate_of)

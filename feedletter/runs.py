@@ -11,7 +11,7 @@ lets a run take over at once from one that was killed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -89,11 +89,12 @@ def group_articles(config: Config, store: Store) -> GroupCounts:
     return stages.group(config, store)
 
 
-def summarize_stories(config: Config, store: Store) -> tuple[int, int]:
-    """Summarize the stories that are new or gained articles, with the config's summarizer."""
+def summarize_stories(config: Config, store: Store, drafts: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """Summarize the stories that are new or gained articles, with the config's summarizer; taking
+    the group stage's ``drafts`` where they fit."""
     from feedletter.stories import stages
 
-    return stages.summarize(config, store)
+    return stages.summarize(config, store, drafts)
 
 
 GROUP = Stage("group_articles", group_articles)
@@ -167,7 +168,7 @@ def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | N
                  t.seen, t.repeated, t.carried, t.removed, t.filtered)
         extracted: gather.ExtractCounts = timed.stage(EXTRACT, config, store, fetcher)
     grouped: GroupCounts = timed.stage(GROUP, config, store)
-    summarized, cached = timed.stage(SUMMARIZE, config, store)
+    summarized, cached = timed.stage(SUMMARIZE, config, store, drafts=grouped.drafts)
     log.info("group: %d new stories, %d joined; summarize: %d (%d cached)", grouped.new_stories,
              grouped.joined, summarized, cached)
     if alerts.pending(store):

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from feedletter.models import Document
 from feedletter.schema import articles
 from feedletter.schema import stories as stories_table
+from feedletter.schema import summaries as summaries_table
 from feedletter.store import Store
 from feedletter.stories import cluster, features, sentences, summaries, summarize
 from feedletter.stories import stages as stories
@@ -120,6 +121,42 @@ def test_worker_processes_group_and_summarize_as_this_process_does(tmp_path: Pat
     assert summarized[0] == grouped.new_stories
     assert started == [True, True]  # features, then summaries, in worker processes
     fast.close()
+
+
+class _PatientDrafts(summaries.Drafts):
+    """Drafts that are all made before grouping ends: a small store groups faster than workers start."""
+
+    def finish(self) -> dict[str, str]:
+        if self._pool is not None:
+            assert self._pool.wait(60)
+        return super().finish()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("patient", [True, False])
+def test_summaries_drafted_while_grouping_are_the_ones_summarizing_makes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patient: bool) -> None:
+    plain = _fill(tmp_path / "plain.db", 5)
+    stories.group_articles(plain)
+    counts = summaries.summarize_stories(plain, summarize.ExtractiveSummarizer())
+    expected = _outcome(plain)
+    plain.close()
+
+    monkeypatch.setattr(summaries, "_SUMMARIES_IN_WORKERS", 1)
+    monkeypatch.setattr(summaries, "_DRAFT_CHUNK", 3)
+    drafting = (_PatientDrafts if patient else summaries.Drafts)(
+        summarize.ExtractiveSummarizer(), sentences=3, max_chars=600, processes=2)
+    ahead = _fill(tmp_path / "ahead.db", 5)
+    grouped = stories.group_articles(ahead, drafts=drafting)
+    # Taken drafts count as made, as they were, in this run: the same counts, the same summaries.
+    assert summaries.summarize_stories(ahead, summarize.ExtractiveSummarizer(), drafts=grouped.drafts) == counts
+    assert _outcome(ahead) == expected
+    if patient:  # every new article drafted; those of stories of one text were taken, the copies' were not
+        assert len(grouped.drafts) == grouped.articles
+        with ahead.begin() as conn:
+            made = set(conn.execute(sa.select(summaries_table.c.content_hash)).scalars())
+        assert 0 < len(made & set(grouped.drafts)) < len(grouped.drafts)
+    ahead.close()
 
 
 def test_pipelined_batches_summarize_as_one_batch_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

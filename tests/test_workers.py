@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
-from feedletter.workers import CpuPool, default_processes, processes_for
+from feedletter.workers import SPARE_NICENESS, CpuPool, SparePool, default_processes, processes_for
 
 
 def _pid(_: int) -> int:
@@ -102,3 +103,35 @@ def test_giving_memory_back_is_harmless() -> None:
     del held
     give_back_memory()
     give_back_memory()
+
+
+def _nap(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def _fail() -> None:
+    raise ValueError("this call fails")
+
+
+def test_spare_workers_run_at_low_priority_and_a_failed_call_gives_nothing() -> None:
+    with SparePool(1) as pool:
+        low = pool.submit(_nap, 0.0)
+        failed = pool.submit(_fail)
+        assert pool.wait(60)
+    done = pool.done()
+    assert done[low] == min(os.getpriority(os.PRIO_PROCESS, 0) + SPARE_NICENESS, 19)
+    assert failed not in done
+
+
+def test_stopping_spare_workers_drops_what_has_not_begun() -> None:
+    pool = SparePool(1)
+    first = pool.submit(_nap, 0.0)
+    assert pool.wait(60)  # the worker is up before the rest are handed over
+    calls = [pool.submit(_nap, 0.3) for _ in range(40)]  # 12 s, were they all run
+    started = time.monotonic()
+    pool.stop()
+    assert time.monotonic() - started < 5  # only the one or two calls already running are waited for
+    done = pool.done()
+    assert first in done and len([c for c in calls if c in done]) <= 3
+    assert pool.submit(_nap, 0.0) not in pool.done()  # after stop, a call is dropped, not run here

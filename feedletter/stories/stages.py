@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from feedletter.stories.dedupe import near_duplicates
 from feedletter.stories.features import feature_counts, features_json, features_json_of_counts, parse_features
 from feedletter.stories.minhash import document_signature, pack_signature, unpack_signature
 from feedletter.stories.reading import article_of, story_articles
-from feedletter.stories.summaries import summarize_stories
+from feedletter.stories.summaries import Drafts, summarize_stories
 from feedletter.stories.summarize import Summarizer
 from feedletter.workers import CpuPool, Job, give_back_memory, processes_for
 
@@ -43,6 +43,9 @@ class GroupCounts:
     near_duplicates: int = 0
     new_stories: int = 0
     joined: int = 0
+    # Summaries made ahead while grouping (see feedletter.stories.summaries.Drafts), by digest: for
+    # the summarize stage, not a count.
+    drafts: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 # What grouping reads: everything but the HTML, which it never looks at (a third of the bytes).
@@ -90,22 +93,27 @@ def _features_of(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, dict[str, 
 
 def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
                    priority: dict[str, int] | None = None, near_duplicate: float = 0.7,
-                   same_story: float = SAME_STORY, processes: int = 0) -> GroupCounts:
+                   same_story: float = SAME_STORY, processes: int = 0,
+                   drafts: Drafts | None = None) -> GroupCounts:
     """Give every not-yet-grouped article a story: an existing one it joins, or a new one.
 
     Each text is hashed and read for features once: both are stored with the article and handed
     back to the clustering on later runs. The outcome is written in a few bulk statements, not one
     per article. ``processes`` > 1 lets many articles' features be computed in worker processes.
+    With ``drafts``, the new articles' summaries as stories of their own are made ahead meanwhile,
+    and come back in the counts (``drafts``) for the summarize stage.
     """
+    counts = GroupCounts()
     try:
-        return _group_articles(store, window, priority, near_duplicate, same_story, processes)
+        return _group_articles(store, counts, window, priority, near_duplicate, same_story, processes, drafts)
     finally:
+        if drafts is not None:
+            counts.drafts = drafts.finish()
         give_back_memory()  # what the texts, signatures and features of 10k articles took
 
 
-def _group_articles(store: Store, window: timedelta, priority: dict[str, int] | None, near_duplicate: float,
-                    same_story: float, processes: int) -> GroupCounts:
-    counts = GroupCounts()
+def _group_articles(store: Store, counts: GroupCounts, window: timedelta, priority: dict[str, int] | None,
+                    near_duplicate: float, same_story: float, processes: int, drafts: Drafts | None) -> GroupCounts:
     signatures: dict[str, tuple[int, ...]] = {}
     stored_features: dict[str, str] = {}
     parsed: dict[str, dict[str, int]] = {}
@@ -132,6 +140,8 @@ def _group_articles(store: Store, window: timedelta, priority: dict[str, int] | 
                      .order_by(articles.c.published, articles.c.id), conn)
         if not fresh:
             return counts
+        if drafts is not None:
+            drafts.start(fresh)
         start = min(a.published for a in fresh) - window
         known = read(sa.select(*_GROUPING).where(articles.c.clustered, articles.c.published >= start), conn)
     everyone = {a.id: a for a in [*known, *fresh]}
@@ -230,19 +240,25 @@ def summarizer_for(config: Config) -> Summarizer:
 
 
 def group(config: Config, store: Store) -> GroupCounts:
-    """The group stage with the config's window, thresholds and source priorities."""
+    """The group stage with the config's window, thresholds and source priorities; drafting the new
+    articles' summaries meanwhile (see :class:`~feedletter.stories.summaries.Drafts`)."""
     s = config.stories
     processes = processes_for(config.gather.processes)
+    drafts = Drafts(summarizer_for(config), sentences=s.summary_sentences, max_chars=s.summary_chars,
+                    processes=processes)
     return group_articles(store, window=timedelta(days=s.window_days),
                           priority={src.name: src.priority for src in config.sources},
-                          near_duplicate=s.near_duplicate, same_story=s.same_story, processes=processes)
+                          near_duplicate=s.near_duplicate, same_story=s.same_story, processes=processes,
+                          drafts=drafts)
 
 
-def summarize(config: Config, store: Store) -> tuple[int, int]:
-    """The summarize stage with the config's summarizer and length limits."""
+def summarize(config: Config, store: Store, drafts: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """The summarize stage with the config's summarizer and length limits (``drafts``: see
+    :func:`~feedletter.stories.summaries.summarize_stories`)."""
     s = config.stories
     return summarize_stories(store, summarizer_for(config), sentences=s.summary_sentences,
-                             max_chars=s.summary_chars, processes=processes_for(config.gather.processes))
+                             max_chars=s.summary_chars, processes=processes_for(config.gather.processes),
+                             drafts=drafts)
 
 
 def load_stories(store: Store, story_ids: Sequence[int], source_tags: dict[str, tuple[str, ...]]) -> list[Story]:

@@ -3,12 +3,16 @@
 Summaries are cached by a hash of what they were made from, so an unchanged story costs a lookup.
 Stories go in batches, each read and written in a few bulk statements; with many stories the
 extractive summarizer runs in worker processes while this one reads and writes around them.
+
+Most new articles become stories of their own, whose summary is the article's alone: while the
+group stage works in its own process, :class:`Drafts` makes those summaries ahead on the CPU it
+leaves idle, and the summarize stage takes each one that turned out to be needed.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +24,7 @@ from feedletter.schema import articles, stories, summaries
 from feedletter.store import Store, now, rows_in_chunks
 from feedletter.stories.reading import articles_of_stories
 from feedletter.stories.summarize import ExtractiveSummarizer, Summarizer
-from feedletter.workers import CpuPool, Job
+from feedletter.workers import CpuPool, Job, SparePool
 
 _SUMMARY_BATCH = 500
 
@@ -37,6 +41,55 @@ _SUMMARIES_IN_WORKERS = 400
 _SUMMARY_CHUNK = 25
 
 
+def summary_digest(title: str, texts: Sequence[str], sentences: int, max_chars: int) -> str:
+    """What a story's summary is cached under: a hash of its lead's title, its texts and the limits."""
+    return content_hash(title, *texts, str(sentences), str(max_chars))
+
+
+# Articles a draft call summarizes: a few milliseconds of work, so that stopping waits little.
+_DRAFT_CHUNK = 16
+
+
+class Drafts:
+    """Summaries of new articles as stories of their own, made ahead in spare worker processes.
+
+    :meth:`start` hands the articles to low-priority worker processes (one fewer than
+    ``processes``: the caller keeps a CPU for the grouping) and returns at once; :meth:`finish`
+    drops what has not begun and gives the summaries made, by :func:`summary_digest`. A draft is
+    the summary the summarize stage makes for a story of that one article, so taking it changes
+    nothing but when it was made; an article that joins a bigger story wastes its draft. Only the
+    extractive summarizer drafts (an LLM's calls cost money), and only when the summarize stage
+    itself would use worker processes.
+    """
+
+    def __init__(self, summarizer: Summarizer, *, sentences: int, max_chars: int, processes: int) -> None:
+        self.summarizer, self.sentences, self.max_chars = summarizer, sentences, max_chars
+        self.processes = processes
+        self._pool: SparePool | None = None
+        self._work: list[list[tuple[str, list[str]]]] = []
+
+    def start(self, new: Sequence[Article]) -> None:
+        if (self.processes < 2 or not isinstance(self.summarizer, ExtractiveSummarizer)
+                or len(new) < _SUMMARIES_IN_WORKERS):
+            return
+        self._pool = SparePool(self.processes - 1, preload=["feedletter.stories.summarize"])
+        for start in range(0, len(new), _DRAFT_CHUNK):
+            work = [(a.title, [a.text]) for a in new[start:start + _DRAFT_CHUNK]]
+            self._work.append(work)
+            self._pool.submit(_summaries_of, self.summarizer, work, self.sentences, self.max_chars)
+
+    def finish(self) -> dict[str, str]:
+        if self._pool is None:
+            return {}
+        self._pool.stop()
+        out: dict[str, str] = {}
+        for k, made in self._pool.done().items():
+            for (title, texts), summary in zip(self._work[k], made, strict=True):
+                out[summary_digest(title, texts, self.sentences, self.max_chars)] = summary
+        self._pool, self._work = None, []
+        return out
+
+
 @dataclass
 class _SummaryBatch:
     """One batch of stories on its way: what each needs, and the summaries being made for it."""
@@ -48,24 +101,26 @@ class _SummaryBatch:
 
 
 def summarize_stories(store: Store, summarizer: Summarizer, *, sentences: int = 3,
-                      max_chars: int = 600, processes: int = 0) -> tuple[int, int]:
+                      max_chars: int = 600, processes: int = 0,
+                      drafts: Mapping[str, str] | None = None) -> tuple[int, int]:
     """Summarize the stories that are new or gained articles; return (summarized, served from cache).
 
     Only stories marked for it (an empty ``summary_hash``) are read, so the cost follows what changed,
     not the size of the store. With ``processes`` > 1 and many stories, the extractive summarizer
     (pure CPU) runs in worker processes while this one reads and writes the batches around them;
-    the summaries and counts are the same.
+    the summaries and counts are the same. ``drafts`` are this run's summaries made ahead
+    (:class:`Drafts`), by digest: a story whose digest has one takes it as the summary made for it.
     """
     with store.begin() as conn:
         rows = conn.execute(sa.select(stories.c.id, stories.c.lead_id).where(stories.c.summary_hash == "")).all()
     if processes > 1 and isinstance(summarizer, ExtractiveSummarizer) and len(rows) >= _SUMMARIES_IN_WORKERS:
         with CpuPool(processes, after=0, preload=["feedletter.stories.summarize"]) as cpu:
-            return _summarize_batches(store, summarizer, rows, sentences, max_chars, cpu)
-    return _summarize_batches(store, summarizer, rows, sentences, max_chars, None)
+            return _summarize_batches(store, summarizer, rows, sentences, max_chars, cpu, drafts or {})
+    return _summarize_batches(store, summarizer, rows, sentences, max_chars, None, drafts or {})
 
 
 def _summarize_batches(store: Store, summarizer: Summarizer, rows: Sequence[sa.Row[Any]], sentences: int,
-                       max_chars: int, cpu: CpuPool | None) -> tuple[int, int]:
+                       max_chars: int, cpu: CpuPool | None, drafts: Mapping[str, str]) -> tuple[int, int]:
     """Summarize ``rows`` (story id, lead id) batch by batch; in ``cpu``'s workers when given."""
     done = cached = 0
     # Summaries made in this run, by digest (None while a worker is making it): a later story with
@@ -90,6 +145,8 @@ def _summarize_batches(store: Store, summarizer: Summarizer, rows: Sequence[sa.R
             if hit is None:
                 if k in produced:
                     hit = produced[k]
+                elif digest in drafts:
+                    hit = drafts[digest]
                 else:
                     hit = summarizer.summarize(lead.title, texts, sentences=sentences, max_chars=max_chars)
                 # An LLM summarizer that fell back to the extractive one must not cache under its own name.
@@ -123,7 +180,7 @@ def _summarize_batches(store: Store, summarizer: Summarizer, rows: Sequence[sa.R
                 continue
             others = [a for a in group if a.id != lead.id and a.duplicate_of is None]
             texts = [lead.text, *(a.text for a in others)]  # the lead first: its sentences weigh more
-            todo.append((row.id, lead, texts, content_hash(lead.title, *texts, str(sentences), str(max_chars))))
+            todo.append((row.id, lead, texts, summary_digest(lead.title, texts, sentences, max_chars)))
         known: dict[str, str] = {}
         with store.begin() as conn:
             for chunk in rows_in_chunks(sorted({digest for *_, digest in todo if digest not in made})):
@@ -134,7 +191,7 @@ def _summarize_batches(store: Store, summarizer: Summarizer, rows: Sequence[sa.R
         batch = _SummaryBatch(todo, known, [], [])
         if cpu is not None:
             for k, (_, _, _, digest) in enumerate(todo):
-                if digest not in known and digest not in made:
+                if digest not in known and digest not in made and digest not in drafts:
                     made[digest] = None
                     batch.make.append(k)
             for start in range(0, len(batch.make), _SUMMARY_CHUNK):
