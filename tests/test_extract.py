@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from feedletter.errors import ExtractError
 from feedletter.ingest.extract import extract, is_teaser
-from feedletter.text.sanitize import sanitize_html
+from feedletter.text.sanitize import html_to_text, sanitize_html
 
 DATA = Path(__file__).parent / "data" / "extract"
 CLINIC_URL = "https://clinic.example.org/blog/ketamine-trial/"
@@ -159,10 +159,15 @@ def test_nothing_usable_raises(page: str | bytes) -> None:
         ("", "<p>" + "full text " * 300 + "</p>", False),
         ("", "<p>" + "full text " * 300 + "… <a href='/x'>Read more</a></p>", True),
         ("", "", True),
+        ("<p>A summary.</p>", "<img src='/a.png'>", True),  # content without text: the summary decides
+        ("<p>" + "word " * 200 + "</p>", "<script>x()</script>", False),
     ],
 )
 def test_is_teaser(summary: str, content: str, expected: bool) -> None:
     assert is_teaser(summary, content) is expected
+    # The same from the text the ingest made of the sanitized body (content, else summary).
+    body_text = html_to_text(sanitize_html(content or summary, base_url="https://example.org/"))
+    assert is_teaser(summary, content, body_text=body_text) is expected
 
 
 def _page(body: str, title: str = "Sleep, mood and the weekly clinic schedule") -> str:

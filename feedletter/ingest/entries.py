@@ -137,9 +137,11 @@ def _fields(rules: EntryRules, entry: Entry, feed_link: str, tracking: Sequence[
     its HTML sanitized once, its text, hash and canonical URL."""
     body = entry.content or entry.summary
     html = sanitize.sanitize_html(body, base_url=entry.link or feed_link)
-    text = boilerplate.strip_boilerplate(sanitize.html_to_text(html))
+    full = sanitize.html_to_text(html)
+    text = boilerplate.strip_boilerplate(full)
+    # The teaser test reads the body's text as sanitized (what was made of it here), not as sent.
     teaser = rules.full_text == "always" or (
-        rules.full_text == "auto" and extract.is_teaser(entry.summary, entry.content))
+        rules.full_text == "auto" and extract.is_teaser(entry.summary, entry.content, body_text=full))
     title = entry.title or "(untitled)"
     return {"key": entry.key, "canonical": canonical_url(entry.link, tracking) if entry.link else "",
             "url": entry.link, "title": title, "author": entry.author, "published": entry.published,

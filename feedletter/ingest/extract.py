@@ -226,11 +226,15 @@ _TEASER_LENGTH = 600
 _TAIL_WINDOW = 200  # characters: far more than the longest "continue reading »" with its punctuation
 
 
-def is_teaser(summary_html: str, content_html: str) -> bool:
-    """Whether a feed entry only teases its article, so ``full_text: auto`` should fetch the page."""
-    content = squash(html_to_text(content_html))
+def is_teaser(summary_html: str, content_html: str, *, body_text: str | None = None) -> bool:
+    """Whether a feed entry only teases its article, so ``full_text: auto`` should fetch the page.
+
+    ``body_text``, when the caller has it, is the text of the entry's body (its content, else its
+    summary), which then need not be made from the HTML again.
+    """
+    content = squash(body_text if body_text is not None and content_html else html_to_text(content_html))
     if content:
         # Only the end can say "read more"; the regex would try every position of a long body.
         return bool(_TEASER_TAIL.search(content[-_TAIL_WINDOW:]))
-    summary = squash(html_to_text(summary_html))
+    summary = squash(body_text if body_text is not None and not content_html else html_to_text(summary_html))
     return bool(_TEASER_TAIL.search(summary[-_TAIL_WINDOW:])) or len(summary) < _TEASER_LENGTH
