@@ -4,7 +4,6 @@ rewritten summary and feature tests must change nothing that grouping and summar
 from __future__ import annotations
 
 import random
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -207,9 +206,47 @@ def test_rewritten_sentence_tests_agree_with_the_plain_ones() -> None:
     for s in samples:
         assert sentences._complete(s) == (sentences._COMPLETE.search(s) is not None), s
         assert sentences._is_code(s, s.split()) == (sentences._CODE.search(s) is not None), s
-        assert sentences._chrome(s, True) == is_boilerplate(s), s
-        if not re.search("email|required|cookie|rights|©|\\(c\\)|copyright", s, re.IGNORECASE):
-            assert sentences._chrome(s, False) == is_boilerplate(s), s
+        assert sentences._is_code(s, s.split(), sentences.Marks.of(s)) == (sentences._CODE.search(s) is not None), s
+        assert sentences._chrome(s, sentences.ANY) == is_boilerplate(s), s
+        assert sentences._chrome(s, sentences.Marks.of(s)) == is_boilerplate(s), s
+
+
+# Words and marks that chrome, ads and code are made of, and the punctuation sentences split at.
+_PIECES = ["Share this", "post", "read", "more", "Click here", "to read the full story", "comment", "Leave a Reply",
+           "follow us on", "appeared first on", "[…]", "[...]", "Call", "555-123-4567", "12 Market Street", "Suite 4",
+           "today", "clinic", "Home", "›", "News", "by admin", "0 comments", "©", "2026", "cookies", "email",
+           "address", "999-999-9999", "000-000-0000", "9 Elm Street", "x = 1", "{", "}", "$", "//", "foo();",
+           "deadbeefdeadbeef", "Mr.", "U.S.", "Dr", "J.", "said", "the", "council", "voted", "on", "Tuesday",
+           "Okafor", "residents", "were", "told", ".", ".", "!", "?", "\"", "”", ")", "(", ":", "…", "-", "\n", "\n",
+           "\n\n", "1.", "•"]
+_ENDS = [".", ".", ".", "!", "?", ".”", ".)", "…", "", "\n"]
+
+
+def test_what_a_whole_text_cannot_hold_is_never_searched_for_in_its_sentences(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks and sentences picked with their text's marks are those picked with every test made in full."""
+    rnd = random.Random(13)
+    def sentence() -> str:
+        return " ".join(rnd.choice(_PIECES) for _ in range(rnd.randint(2, 12))) + rnd.choice(_ENDS)
+
+    texts = [" ".join(sentence() for _ in range(rnd.randint(1, 8))) for _ in range(3000)]
+    headings = [sentences.title_words(" ".join(rnd.choice(_PIECES) for _ in range(rnd.randint(0, 4))))
+                for _ in texts]
+
+    def picked() -> list[tuple[list[str], list[str], list[str]]]:
+        out = []
+        for text, heading in zip(texts, headings, strict=True):
+            blocks = sentences.text_blocks(text.splitlines(), drop_boilerplate=True)
+            marks = sentences.Marks.of("\n".join(blocks))
+            out.append((blocks, *(list(sentences.summary_sentences(blocks, heading, min_words=n, marks=marks))
+                                  for n in (1, 5))))
+        return out
+
+    marked = picked()
+    # Most of what the pieces make is chrome or no sentence at all: each such decision is compared too.
+    assert sum(bool(b) for b, _, _ in marked) > 1500 and sum(len(s) for _, s, _ in marked) > 1000
+    monkeypatch.setattr(sentences.Marks, "of", classmethod(lambda cls, text: sentences.ANY))
+    assert picked() == marked
 
 
 def test_word_runs_find_the_words_the_lookbehind_finds() -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
-from feedletter.text.boilerplate import _has_key, _is_boilerplate
+from feedletter.text.boilerplate import _CALL_KEYS, _has_key, _is_boilerplate
 from feedletter.text.whitespace import squash
 
 
@@ -68,6 +69,8 @@ _CODE = re.compile(r"[{}]|\s=\s|=>|(?<![:/])//|\s\$\s|\(\);|\b[0-9a-f]{16,}\b")
 _HEX_WORD = re.compile(r"[0-9a-f](?<!\w[0-9a-f])[0-9a-f]{15,}(?!\w)")
 
 _CODE_MARK = re.compile(r"[{}=$]|//|\(\);")
+_CODE_MARKS = ("{", "}", "=", "$", "//", "();")  # _CODE_MARK's matches
+_DIGITS = "0123456789"
 
 _TITLE_WORD = re.compile(r"\w+")
 
@@ -75,6 +78,34 @@ _TITLE_CUT = re.compile(r"\s*(?:…|\.\.\.)\s*$")
 
 # What may stand between a title and the sentence it is glued to.
 _TITLE_GLUE = " \t:;,.|-–—•·"
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """What of chrome and code a text may hold, read from the whole text once.
+
+    A flag that is False holds for every sentence of the text too, so that the tests that need
+    the mark skip each sentence at once: ``keys`` and ``calls`` for the key words boilerplate's
+    rules need, ``ads`` for a digit (every business ad gives a phone number or a street address),
+    ``code`` for one of ``_CODE_MARK``'s marks. A sentence is a part of its text that starts and
+    ends between words (or such parts joined after a . ! or ?, which none of the marks can span),
+    which is what makes them carry over. Each is a plain substring test: a regex search over the
+    whole text cost more than it saved.
+    """
+
+    keys: bool = True
+    calls: bool = True
+    ads: bool = True
+    code: bool = True
+
+    @classmethod
+    def of(cls, text: str) -> Marks:
+        lower = text.lower()
+        return cls(_has_key(lower), any(k in lower for k in _CALL_KEYS), any(d in text for d in _DIGITS),
+                   any(m in text for m in _CODE_MARKS))
+
+
+ANY = Marks()
 
 
 def split_sentences(text: str) -> list[str]:
@@ -118,12 +149,12 @@ def text_blocks(lines: Iterable[str], *, drop_boilerplate: bool = False) -> list
     squashed = [squash(raw) for raw in lines]
     # A line can hold one of the boilerplate rules' key words only if all the lines together do
     # (see _chrome): most texts hold none, and their lines skip that check.
-    keyed = drop_boilerplate and _has_key("\n".join(squashed))
+    marks = Marks.of("\n".join(squashed)) if drop_boilerplate else ANY
     for line in squashed:
         if not line:
             wraps = False
             continue
-        if drop_boilerplate and _chrome(line, keyed):
+        if drop_boilerplate and _chrome(line, marks):
             continue  # a wrapped sentence goes on past a chrome line between its halves
         if wraps and _continues(blocks[-1], line):
             blocks[-1] += " " + line
@@ -133,10 +164,9 @@ def text_blocks(lines: Iterable[str], *, drop_boilerplate: bool = False) -> list
     return blocks
 
 
-def _chrome(line: str, keyed: bool) -> bool:
-    """``is_boilerplate(line)``, given ``keyed``: False when a text that ``line`` is part of (a
-    substring of it) holds none of the key words that boilerplate's anywhere-rules need."""
-    return _is_boilerplate(line, keyed and _has_key(line))
+def _chrome(line: str, marks: Marks) -> bool:
+    """``is_boilerplate(line)``, given the ``marks`` of a text that ``line`` is part of."""
+    return _is_boilerplate(line, marks.keys and _has_key(line), calls=marks.calls, ads=marks.ads)
 
 
 def _complete(sentence: str) -> bool:
@@ -147,13 +177,14 @@ def _complete(sentence: str) -> bool:
     return body[-1:] in (".", "!", "?") and body[-3:-1] != ".."
 
 
-def _is_code(sentence: str, tokens: Sequence[str]) -> bool:
-    """``_CODE.search(sentence) is not None`` (``tokens``: ``sentence.split()``).
+def _is_code(sentence: str, tokens: Sequence[str], marks: Marks = ANY) -> bool:
+    """``_CODE.search(sentence) is not None`` (``tokens``: ``sentence.split()``; ``marks``: those
+    of a text that ``sentence`` is part of).
 
     Every branch of _CODE but the hex word needs one of _CODE_MARK's marks, and a hex word of 16
     digits needs a token as long: most sentences have neither, and skip the search.
     """
-    if _CODE_MARK.search(sentence) is not None:
+    if marks.code and _CODE_MARK.search(sentence) is not None:
         return _CODE.search(sentence) is not None
     return bool(tokens) and max(map(len, tokens)) >= 16 and _HEX_WORD.search(sentence) is not None
 
@@ -228,10 +259,10 @@ def _mostly_capitalized(sentence: str) -> bool:
 
 
 def summary_sentences(blocks: Sequence[str], heading: list[str], *, min_words: int,
-                      keyed: bool = True) -> Iterator[str]:
+                      marks: Marks = ANY) -> Iterator[str]:
     """The sentences of ``blocks`` that could stand in a summary, lazily.
 
-    ``keyed`` False says that ``blocks`` hold none of boilerplate's key words (see :func:`_chrome`).
+    ``marks``: those of a text that every block is part of (see :class:`Marks`).
     """
     for s in _sentences(blocks):
         if heading and s[:1].lower() == heading[0][:1]:
@@ -240,9 +271,9 @@ def summary_sentences(blocks: Sequence[str], heading: list[str], *, min_words: i
             s = _ELISION.sub("", s)
         # The word count is the cheaper test, and sentences past the limit are never looked at.
         tokens = s.split()
-        if len(tokens) < min_words or _chrome(s, keyed):
+        if len(tokens) < min_words or _chrome(s, marks):
             continue
-        if _LABEL.match(s) is not None or _is_code(s, tokens):
+        if _LABEL.match(s) is not None or _is_code(s, tokens, marks):
             continue
         if not _complete(s):
             # A label ("Option 2:"), a teaser's cut ("I took two steps..."), or a line

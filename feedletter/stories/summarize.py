@@ -26,8 +26,7 @@ import numpy.typing as npt
 
 from feedletter.plugins import SummarizerEntry
 from feedletter.stories.minhash import words
-from feedletter.stories.sentences import LIST_ITEM, summary_sentences, text_blocks, title_words, wordset
-from feedletter.text.boilerplate import _has_key
+from feedletter.stories.sentences import LIST_ITEM, Marks, summary_sentences, text_blocks, title_words, wordset
 from feedletter.text.whitespace import truncate_words
 
 __all__ = ["SUMMARIZER_VERSION", "ExtractiveSummarizer", "Summarizer", "summarize"]
@@ -247,15 +246,16 @@ class ExtractiveSummarizer:
             # Chrome goes line by line first, so that a wrapped sentence is not glued to it.
             blocks = text_blocks(text.splitlines(), drop_boilerplate=True)
             prose = [b for b in blocks if LIST_ITEM.match(b) is None]
-            # Every sentence is part of a block, or pieces of one joined at ". " (no key word has that).
-            keyed = _has_key("\n".join(blocks))
-            kept = summary_sentences(prose, heading, min_words=self.min_words, keyed=keyed)
+            # Every sentence is part of a block, or pieces of one joined after their . ! or ? (which
+            # no mark spans): what the blocks cannot hold, no sentence does.
+            marks = Marks.of("\n".join(blocks))
+            kept = summary_sentences(prose, heading, min_words=self.min_words, marks=marks)
             head = list(islice(kept, limit)) if limit >= 0 else list(kept)[:limit]
             if not head and len(prose) < len(blocks):
                 # Only list items say anything (a week's links, a changelog): their items that are
                 # whole sentences will do, without their bullets.
                 items = [LIST_ITEM.sub("", b, count=1) for b in blocks if LIST_ITEM.match(b) is not None]
-                kept = summary_sentences(items, heading, min_words=self.min_words, keyed=keyed)
+                kept = summary_sentences(items, heading, min_words=self.min_words, marks=marks)
                 head = list(islice(kept, limit)) if limit >= 0 else list(kept)[:limit]
             kept_texts.append([(s, _capitalized(s)) for s in head])
         proper = frozenset(w for sents in kept_texts for _, caps in sents for w, first in caps if not first)

@@ -177,9 +177,15 @@ def _has_key(text: str) -> bool:
     return any(k in lower for k in _ANYWHERE_KEYS)
 
 
-def _is_boilerplate(line: str, keyed: bool) -> bool:
+def _has_call_key(text: str) -> bool:
+    lower = text.lower()
+    return any(k in lower for k in _CALL_KEYS)
+
+
+def _is_boilerplate(line: str, keyed: bool, *, calls: bool = True, ads: bool = True) -> bool:
     # keyed: False when the line holds none of _ANYWHERE_KEYS (strip_boilerplate checks a whole
-    # text at once); True when it may.
+    # text at once); True when it may. calls and ads, likewise: False when the line holds none of
+    # _CALL_KEYS (_has_call_key), or no digit (every ad gives a phone number or a street address).
     text = squash(line)
     if not text:
         return False
@@ -200,15 +206,14 @@ def _is_boilerplate(line: str, keyed: bool) -> bool:
         crumb = _CRUMB_LEAD.match(text) if text.startswith("Home") else None
         if crumb and _SHORT_RE.match(text, crumb.end()):
             return True
-    if len(text) <= _CALL_MAX:
-        lower = text.lower()
-        call = _CALL_RE.search(text) if any(k in lower for k in _CALL_KEYS) else None
+    if calls and len(text) <= _CALL_MAX:
+        call = _CALL_RE.search(text) if _has_call_key(text) else None
         # Only a call in the first sentence makes the whole line chrome; after a sentence of
         # content it is that content's tail, which the summarizer drops sentence by sentence.
         if call and _SENTENCE_END.search(text, 0, call.start() + 1) is None:
             return True
     # An ad is a short block; a long paragraph that gives an address is reporting.
-    return len(text) <= _AD_MAX and _is_business_ad(text)
+    return ads and len(text) <= _AD_MAX and _is_business_ad(text)
 
 
 def _confirm_short(text: str, matched: str) -> bool:
