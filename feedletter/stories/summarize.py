@@ -199,10 +199,12 @@ def _textrank(sim: _Matrix, damping: float = 0.85, rounds: int = 30) -> _Matrix:
     shares *= damping
     step[n, :n] = (1 - damping) / n
     step[n, n] = 1.0
-    rank = np.append(np.full(n, 1.0 / n), 1.0)
-    for _ in range(rounds):
-        rank = rank @ step
-    return rank[:n]
+    # ``rounds`` rounds are one product with step ** rounds, which takes a few squarings of step
+    # (a 25-sentence story: 7 matrix products rather than 30 vector ones, each mostly numpy's
+    # fixed cost). The ranks differ from round-by-round ones in the last bits only (1e-16), far
+    # below the scores' tie margin (_TIE).
+    power = np.linalg.matrix_power(step, rounds)
+    return power[n, :n] + power[:n, :n].sum(axis=0) / n
 
 
 class ExtractiveSummarizer:
