@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from feedletter import publish
     from feedletter.deliver import DeliveryCounts
     from feedletter.issue import digest
-    from feedletter.stories.stages import GroupCounts
+    from feedletter.stories.work import GroupCounts
 
 Progress = Callable[[int], None] | None
 
@@ -84,7 +84,11 @@ STORE = Stage("store_entries", gather.store_entries)
 EXTRACT = io_stage("extract_articles", gather.extract_articles, timeout=900)
 def group_articles(config: Config, store: Store) -> GroupCounts:
     """Group the new articles into stories, with the config's window, thresholds and priorities."""
-    from feedletter.stories import stages  # numpy and the grouping code: loaded when a run gets here
+    from feedletter.stories.work import GroupCounts, has_ungrouped
+
+    if not has_ungrouped(store):
+        return GroupCounts()
+    from feedletter.stories import stages  # numpy and the grouping code: loaded when there is work
 
     return stages.group(config, store)
 
@@ -92,6 +96,10 @@ def group_articles(config: Config, store: Store) -> GroupCounts:
 def summarize_stories(config: Config, store: Store, drafts: Mapping[str, str] | None = None) -> tuple[int, int]:
     """Summarize the stories that are new or gained articles, with the config's summarizer; taking
     the group stage's ``drafts`` where they fit."""
+    from feedletter.stories.work import has_unsummarized
+
+    if not has_unsummarized(store):
+        return 0, 0
     from feedletter.stories import stages
 
     return stages.summarize(config, store, drafts)

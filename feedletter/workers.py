@@ -28,12 +28,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
-from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
-__all__ = ["CpuPool", "Job", "SparePool", "default_processes", "give_back_memory", "processes_for"]
+__all__ = ["CpuPool", "Job", "default_processes", "give_back_memory", "processes_for", "quiet_worker"]
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -85,7 +84,8 @@ def _malloc_trim() -> Callable[[int], int] | None:
 ORPHAN_CHECK = 0.5  # seconds between a worker's checks that the process it works for is alive
 
 
-def _quiet(parent: int) -> None:
+def quiet_worker(parent: int) -> None:
+    """A worker process's start: Ctrl-C is its parent's to handle, and it ends with ``parent``."""
     # Ctrl-C reaches the whole process group: the parent shuts the pool down, the workers need not
     # print a traceback each.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -207,7 +207,7 @@ class CpuPool:
             context = multiprocessing.get_context("forkserver")
             if self.preload:
                 context.set_forkserver_preload(self.preload)
-            pool = ProcessPoolExecutor(self.processes, mp_context=context, initializer=_quiet,
+            pool = ProcessPoolExecutor(self.processes, mp_context=context, initializer=quiet_worker,
                                        initargs=(os.getpid(),))
             pool.submit(int).result()  # the fork server's imports, then a worker's answer
         except Exception as exc:  # any failure to start means: work inline
@@ -336,67 +336,6 @@ class CpuPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# How much lower a spare worker's priority is than its run's (nice 10 weighs a tenth of nice 0).
-SPARE_NICENESS = 10
-
-
-def _spare(parent: int) -> None:
-    _quiet(parent)
-    os.nice(SPARE_NICENESS)
-
-
-class SparePool:
-    """Work that may use a CPU the caller leaves idle, and is dropped where it has not run.
-
-    Calls go to worker processes of low priority (niceness :data:`SPARE_NICENESS`), so that the
-    caller, working on in its own process meanwhile, keeps its CPU. :meth:`stop` drops every call
-    not yet begun and waits only for those running; :meth:`done` then gives the calls that ended
-    with a value. Nothing depends on a call having run: it is an advance on work that is done
-    anyway where it is missing, and a pool that cannot start simply gets nothing done.
-    """
-
-    def __init__(self, processes: int, *, preload: Sequence[str] = ()) -> None:
-        context = multiprocessing.get_context("forkserver")
-        if preload:
-            context.set_forkserver_preload(list(preload))
-        self._pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_spare,
-                                         initargs=(os.getpid(),))
-        self._futures: list[Future[Any]] = []
-
-    def submit(self, func: Callable[..., Any], *args: Any) -> int:
-        """Hand ``func(*args)`` over; its number among this pool's calls (see :meth:`done`)."""
-        try:
-            self._futures.append(self._pool.submit(func, *args))
-        except (BrokenProcessPool, RuntimeError):  # broken, or stopped: the call is dropped
-            self._futures.append(_dropped())
-        return len(self._futures) - 1
-
-    def wait(self, timeout: float) -> bool:
-        """Wait until every call has ended (tests use it); True if they all have."""
-        return not futures_wait(self._futures, timeout).not_done
-
-    def stop(self) -> None:
-        """Drop the calls not begun; wait for those running; end the workers."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def done(self) -> dict[int, Any]:
-        """The value of each call that ended with one, by its number."""
-        return {k: f.result() for k, f in enumerate(self._futures)
-                if f.done() and not f.cancelled() and f.exception() is None}
-
-    def __enter__(self) -> SparePool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _dropped() -> Future[Any]:
-    future: Future[Any] = Future()
-    future.cancel()
-    return future
 
 
 @contextmanager

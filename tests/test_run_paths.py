@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,8 @@ from feedletter.runner import InProcess, Stage, io_stage
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store
 from tests.conftest import write_config
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -84,3 +89,25 @@ def test_in_process_stages_retry_transient_errors_only() -> None:
     with pytest.raises(DeliveryError):
         runner.stage(Stage("store", flaky))  # a store stage is not retried: a rerun is its retry
     assert len(calls) == 1
+
+
+_HEAVY = ("numpy", "feedletter.ingest.entries", "feedletter.stories.stages", "feedparser", "lxml.etree")
+
+
+def test_a_gather_with_nothing_new_loads_no_parsing_or_grouping_code(no_prefect: Path, tmp_path: Path,
+                                                                     site: SiteHost) -> None:
+    """Every feed answers 304: the parsers, numpy and the story stages (a third of a second) stay unloaded."""
+    del no_prefect
+    path = write_config(tmp_path, site)
+    assert CliRunner().invoke(app, ["gather", "--json", "--config", str(path)]).exit_code == 0
+    probe = ("import json, runpy, sys\n"
+             f"sys.argv = ['feedletter', 'gather', '--json', '--config', {str(path)!r}]\n"
+             "try:\n    runpy.run_module('feedletter.cli', run_name='__main__')\n"
+             "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+             f"print(json.dumps(sorted(m for m in {_HEAVY!r} if m in sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert json.loads(lines[-2])["not_modified"] == 5  # the run's report, then the probe's line
+    assert json.loads(lines[-1]) == []

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from feedletter.workers import SPARE_NICENESS, CpuPool, SparePool, default_processes, processes_for
+from feedletter.spare import SPARE_NICENESS, SparePool
+from feedletter.workers import CpuPool, default_processes, processes_for
 
 
 def _pid(_: int) -> int:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from feedletter.errors import FeedletterError
 from feedletter.ingest import extract
 from feedletter.ingest.identity import canonical_url, content_hash, legacy_entry_key
 from feedletter.ingest.parse import feeds as parse
+from feedletter.ingest.rules import EntryRules
 from feedletter.models import Entry, ParsedFeed
 from feedletter.patterns import matches_any
 from feedletter.stories import minhash
@@ -24,25 +25,7 @@ from feedletter.stories.features import features_json
 from feedletter.stories.minhash import pack_signature
 from feedletter.text import boilerplate, sanitize
 
-if TYPE_CHECKING:
-    from feedletter.config import Source
-
 __all__ = ["EntryRules", "Page", "Prepared", "extract_page", "prepare_feed"]
-
-
-@dataclass(frozen=True)
-class EntryRules:
-    """What a source's settings say about its entries: which to keep, and whether to fetch pages."""
-
-    name: str
-    full_text: str = "auto"  # auto | always | never
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    max_entries: int | None = None  # the newest this many of the feed's entries; None: all
-
-    @classmethod
-    def of(cls, source: Source, max_entries: int | None = None) -> EntryRules:
-        return cls(source.name, source.full_text, tuple(source.include), tuple(source.exclude), max_entries)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from feedletter.ingest.health import (
     record_successes,
 )
 from feedletter.ingest.pages import ExtractCounts, extract_articles
+from feedletter.ingest.rules import EntryRules
 from feedletter.ingest.storing import StoreCounts, store_entries
 from feedletter.models import ParsedFeed
 from feedletter.runreport import cause_of
@@ -65,10 +66,6 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
     (measured: bench/bench_gather.py). ``progress(1)`` is called (from worker threads) as each
     source is done.
     """
-    # Imported here: parsing (feedparser, numpy) is only needed when a feed answers with a body,
-    # which most runs' feeds do not (304).
-    from feedletter.ingest.entries import EntryRules, prepare_feed
-
     wanted = [s for s in config.sources if s.enabled and (not only or s.name in only)]
     unknown = set(only) - {s.name for s in config.sources}
     if unknown:
@@ -100,6 +97,10 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
             return settled((SourceResult(source.name, "error", error=str(exc)), state, exc))
         if result.not_modified or result.body is None:
             return settled((SourceResult(source.name, "not_modified", seconds=result.seconds), state, result))
+        # Imported here: parsing (feedparser, numpy) is only needed when a feed answers with a
+        # body, which most runs' feeds do not (304).
+        from feedletter.ingest.entries import prepare_feed
+
         # The fetch thread goes on to the next feed while this one is parsed.
         job = cpu.submit(prepare_feed, result.body, result.url, result.content_type, rules[source.name],
                          tracking, current)

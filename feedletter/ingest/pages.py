@@ -39,15 +39,14 @@ def extract_articles(config: Config, store: Store, fetcher: Fetcher) -> ExtractC
     when many pages come, like parsing; the outcome is written a chunk of articles per
     transaction, so a stopped run keeps what it extracted.
     """
-    # Imported here: the parse and extract code (and numpy behind it) is only needed when pages come.
-    from feedletter.ingest.entries import extract_page
-
     counts = ExtractCounts()
     with store.begin() as conn:
         todo = conn.execute(sa.select(articles.c.id, articles.c.url, articles.c.source, articles.c.title)
                             .where(articles.c.needs_text)).all()
     if not todo:
         return counts
+    # Imported here: the parse and extract code (and numpy behind it) is only needed when pages come.
+    from feedletter.ingest.entries import extract_page
     by_name = {s.name: s for s in config.sources}
     titles = {row.id: row.title for row in todo}
     canonical = {row.id: canonical_url(row.url) for row in todo}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -29,23 +28,13 @@ from feedletter.stories.minhash import document_signature, pack_signature, unpac
 from feedletter.stories.reading import article_of, story_articles
 from feedletter.stories.summaries import Drafts, summarize_stories
 from feedletter.stories.summarize import Summarizer
+from feedletter.stories.work import UNGROUPED, GroupCounts
 from feedletter.workers import CpuPool, Job, give_back_memory, processes_for
 
 DEFAULT_WINDOW = timedelta(days=7)
 # Articles whose features are computed in worker processes, a chunk per call, when this many lack them.
 _FEATURES_IN_WORKERS = 2000
 _FEATURES_CHUNK = 250
-
-
-@dataclass
-class GroupCounts:
-    articles: int = 0
-    near_duplicates: int = 0
-    new_stories: int = 0
-    joined: int = 0
-    # Summaries made ahead while grouping (see feedletter.stories.summaries.Drafts), by digest: for
-    # the summarize stage, not a count.
-    drafts: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 # What grouping reads: everything but the HTML, which it never looks at (a third of the bytes).
@@ -136,7 +125,7 @@ def _group_articles(store: Store, counts: GroupCounts, window: timedelta, priori
         return out
 
     with store.begin() as conn:
-        fresh = read(sa.select(*_GROUPING).where(sa.not_(articles.c.clustered), sa.not_(articles.c.needs_text))
+        fresh = read(sa.select(*_GROUPING).where(UNGROUPED)
                      .order_by(articles.c.published, articles.c.id), conn)
         if not fresh:
             return counts

@@ -21,10 +21,12 @@ import sqlalchemy as sa
 from feedletter.ingest.identity import content_hash
 from feedletter.models import Article
 from feedletter.schema import articles, stories, summaries
+from feedletter.spare import SparePool
 from feedletter.store import Store, now, rows_in_chunks
 from feedletter.stories.reading import articles_of_stories
 from feedletter.stories.summarize import ExtractiveSummarizer, Summarizer
-from feedletter.workers import CpuPool, Job, SparePool
+from feedletter.stories.work import UNSUMMARIZED
+from feedletter.workers import CpuPool, Job
 
 _SUMMARY_BATCH = 500
 
@@ -112,7 +114,7 @@ def summarize_stories(store: Store, summarizer: Summarizer, *, sentences: int = 
     (:class:`Drafts`), by digest: a story whose digest has one takes it as the summary made for it.
     """
     with store.begin() as conn:
-        rows = conn.execute(sa.select(stories.c.id, stories.c.lead_id).where(stories.c.summary_hash == "")).all()
+        rows = conn.execute(sa.select(stories.c.id, stories.c.lead_id).where(UNSUMMARIZED)).all()
     if processes > 1 and isinstance(summarizer, ExtractiveSummarizer) and len(rows) >= _SUMMARIES_IN_WORKERS:
         with CpuPool(processes, after=0, preload=["feedletter.stories.summarize"]) as cpu:
             return _summarize_batches(store, summarizer, rows, sentences, max_chars, cpu, drafts or {})

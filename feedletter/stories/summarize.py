@@ -204,7 +204,8 @@ def _textrank(sim: _Matrix, damping: float = 0.85, rounds: int = 30) -> _Matrix:
     # fixed cost). The ranks differ from round-by-round ones in the last bits only (1e-16), far
     # below the scores' tie margin (_TIE).
     power = np.linalg.matrix_power(step, rounds)
-    return power[n, :n] + power[:n, :n].sum(axis=0) / n
+    rank: _Matrix = power[n, :n] + power[:n, :n].sum(axis=0) / n
+    return rank
 
 
 class ExtractiveSummarizer:
