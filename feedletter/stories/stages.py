@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -108,10 +108,13 @@ def _group_articles(store: Store, counts: GroupCounts, window: timedelta, priori
     parsed: dict[str, dict[str, int]] = {}
     words: dict[str, str] = {}  # the features' keys met so far
 
-    def read(query: sa.Select[Any], conn: sa.Connection) -> list[Article]:
+    def read(query: sa.Select[Any], conn: sa.Connection,
+             each: Callable[[Article], None] | None = None) -> list[Article]:
         out = []
         for row in conn.execute(query).mappings():
             out.append(article_of(row, html=False))
+            if each is not None:
+                each(out[-1])
             sig = unpack_signature(row["signature"])
             if sig is not None:
                 signatures[str(row["id"])] = sig
@@ -125,12 +128,13 @@ def _group_articles(store: Store, counts: GroupCounts, window: timedelta, priori
         return out
 
     with store.begin() as conn:
-        fresh = read(sa.select(*_GROUPING).where(UNGROUPED)
-                     .order_by(articles.c.published, articles.c.id), conn)
+        # The new articles' summaries are drafted as they are read (see Drafts).
+        fresh = read(sa.select(*_GROUPING).where(UNGROUPED).order_by(articles.c.published, articles.c.id), conn,
+                     None if drafts is None else drafts.add)
+        if drafts is not None:
+            drafts.added()
         if not fresh:
             return counts
-        if drafts is not None:
-            drafts.start(fresh)
         start = min(a.published for a in fresh) - window
         known = read(sa.select(*_GROUPING).where(articles.c.clustered, articles.c.published >= start), conn)
     everyone = {a.id: a for a in [*known, *fresh]}

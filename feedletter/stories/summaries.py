@@ -50,37 +50,55 @@ def summary_digest(title: str, texts: Sequence[str], sentences: int, max_chars: 
 
 # Articles a draft call summarizes: a few milliseconds of work, so that stopping waits little.
 _DRAFT_CHUNK = 16
+# Articles read before they are handed over, many calls at once: a call handed over on its own
+# wakes the pool's threads each time, which cost the reading process a fifth more CPU.
+_DRAFT_HANDOVER = 400
 
 
 class Drafts:
     """Summaries of new articles as stories of their own, made ahead in spare worker processes.
 
-    :meth:`start` hands the articles to low-priority worker processes (one fewer than
-    ``processes``: the caller keeps a CPU for the grouping) and returns at once; :meth:`finish`
-    drops what has not begun and gives the summaries made, by :func:`summary_digest`. A draft is
-    the summary the summarize stage makes for a story of that one article, so taking it changes
+    :meth:`add` hands each article over as the caller reads it, to low-priority worker processes
+    (one fewer than ``processes``: the caller keeps a CPU for the grouping); :meth:`finish` drops
+    what has not begun and gives the summaries made, by :func:`summary_digest`. A draft is the
+    summary the summarize stage makes for a story of that one article, so taking it changes
     nothing but when it was made; an article that joins a bigger story wastes its draft. Only the
     extractive summarizer drafts (an LLM's calls cost money), and only when the summarize stage
-    itself would use worker processes.
+    itself would use worker processes: from the :data:`_SUMMARIES_IN_WORKERS`-th article on.
     """
 
     def __init__(self, summarizer: Summarizer, *, sentences: int, max_chars: int, processes: int) -> None:
         self.summarizer, self.sentences, self.max_chars = summarizer, sentences, max_chars
         self.processes = processes
+        self._able = processes > 1 and isinstance(summarizer, ExtractiveSummarizer)
         self._pool: SparePool | None = None
+        self._waiting: list[tuple[str, list[str]]] = []
         self._work: list[list[tuple[str, list[str]]]] = []
 
-    def start(self, new: Sequence[Article]) -> None:
-        if (self.processes < 2 or not isinstance(self.summarizer, ExtractiveSummarizer)
-                or len(new) < _SUMMARIES_IN_WORKERS):
+    def add(self, article: Article) -> None:
+        if not self._able:
             return
-        self._pool = SparePool(self.processes - 1, preload=["feedletter.stories.summarize"])
-        for start in range(0, len(new), _DRAFT_CHUNK):
-            work = [(a.title, [a.text]) for a in new[start:start + _DRAFT_CHUNK]]
+        self._waiting.append((article.title, [article.text]))
+        if self._pool is None and len(self._waiting) >= _SUMMARIES_IN_WORKERS:
+            self._pool = SparePool(self.processes - 1, preload=["feedletter.stories.summarize"])
+        if self._pool is not None and len(self._waiting) >= _DRAFT_HANDOVER:
+            self._hand_over()
+
+    def added(self) -> None:
+        """No more articles come: hand over the last few."""
+        if self._pool is not None and self._waiting:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        assert self._pool is not None
+        for start in range(0, len(self._waiting), _DRAFT_CHUNK):
+            work = self._waiting[start:start + _DRAFT_CHUNK]
             self._work.append(work)
             self._pool.submit(_summaries_of, self.summarizer, work, self.sentences, self.max_chars)
+        self._waiting = []
 
     def finish(self) -> dict[str, str]:
+        self._waiting = []
         if self._pool is None:
             return {}
         self._pool.stop()
