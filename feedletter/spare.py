@@ -7,6 +7,7 @@ begun there, as an advance that nothing depends on.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ SPARE_NICENESS = 10
 def _spare(parent: int) -> None:
     quiet_worker(parent)
     os.nice(SPARE_NICENESS)
+    gc.freeze()  # what it was forked with stays shared: the collector no longer writes to those pages
 
 
 class SparePool:

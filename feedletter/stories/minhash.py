@@ -254,14 +254,19 @@ def pack_signature(sig: Sequence[int]) -> bytes | None:
         return None
 
 
-def unpack_signature(blob: bytes | None) -> tuple[int, ...] | None:
-    """A stored signature, or None when there is none or another hashing made it."""
+def unpack_signature(blob: bytes | None) -> array[int] | None:
+    """A stored signature, or None when there is none or another hashing made it.
+
+    An array of int64s, a quarter of the memory of a tuple of ints (10k articles' signatures held
+    through grouping: 6 MB against 25); :func:`feedletter.stories.dedupe.near_duplicates` makes
+    tuples of them only while it compares them.
+    """
     if not blob or len(blob) % 8:
         return None
     values = array("q", blob)
     if values[0] != SIGNATURE_FORMAT:
         return None
-    return tuple(values[1:])
+    return values[1:]
 
 
 def estimate_jaccard(a: Sequence[int], b: Sequence[int]) -> float:

@@ -103,8 +103,8 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
 
 def _group_articles(store: Store, counts: GroupCounts, window: timedelta, priority: dict[str, int] | None,
                     near_duplicate: float, same_story: float, processes: int, drafts: Drafts | None) -> GroupCounts:
-    signatures: dict[str, tuple[int, ...]] = {}
-    stored_features: dict[str, str] = {}
+    signatures: dict[str, Sequence[int]] = {}
+    featured: set[str] = set()  # articles whose features are stored (read, not kept: a tenth of the memory)
     parsed: dict[str, dict[str, int]] = {}
     words: dict[str, str] = {}  # the features' keys met so far
 
@@ -122,7 +122,7 @@ def _group_articles(store: Store, counts: GroupCounts, window: timedelta, priori
             # computed again and rewritten once.
             known = parse_features(row["features"]) if row["features"] is not None else None
             if known is not None:
-                stored_features[str(row["id"])] = row["features"]
+                featured.add(str(row["id"]))
                 # Each word once, not once per document (10k documents' counts: 61 MB, then 16).
                 parsed[str(row["id"])] = {words.setdefault(k, k): n for k, n in known.items()}
         return out
@@ -139,7 +139,7 @@ def _group_articles(store: Store, counts: GroupCounts, window: timedelta, priori
         known = read(sa.select(*_GROUPING).where(articles.c.clustered, articles.c.published >= start), conn)
     everyone = {a.id: a for a in [*known, *fresh]}
     docs = [a.as_document() for a in everyone.values()]
-    unfeatured = [d for d in docs if d.id not in stored_features]
+    unfeatured = [d for d in docs if d.id not in featured]
     # Features are the costly part: with workers, they are computed there while this process finds
     # the near-duplicates.
     parallel = processes > 1 and len(unfeatured) >= _FEATURES_IN_WORKERS
@@ -152,7 +152,6 @@ def _group_articles(store: Store, counts: GroupCounts, window: timedelta, priori
             signatures[doc.id] = document_signature(doc)
         dups = near_duplicates(docs, threshold=near_duplicate, signatures=signatures)
         missing, counted = computing.result()
-    stored_features.update(missing)
     parsed.update(counted)
     assignments = cluster_documents(docs, window=window, threshold=same_story,
                                     duplicate_threshold=near_duplicate, priority=priority,
@@ -193,19 +192,30 @@ def _group_articles(store: Store, counts: GroupCounts, window: timedelta, priori
             story_of_label.update(zip(new_labels, (int(r[0]) for r in rows), strict=True))
         for chunk in rows_in_chunks(sorted(resummarize)):
             conn.execute(stories.update().where(stories.c.id.in_(chunk)).values(summary_hash=""))
-        updates = []
+        grouped: list[dict[str, Any]] = []  # fresh articles whose signature and features are stored already
+        completed: list[dict[str, Any]] = []  # fresh articles whose signature or features were made here
         copies = []
+        made = set(missing) | {d.id for d in unsigned}
         for article in fresh:
             original = duplicate_of.get(article.id)
             counts.near_duplicates += original is not None
-            updates.append({"_id": article.id, "_story": story_of_label[label[article.id]],
-                            "_sig": pack_signature(signatures[str(article.id)]),
-                            "_features": stored_features[str(article.id)]})
+            key = str(article.id)
+            row = {"_id": article.id, "_story": story_of_label[label[article.id]]}
+            if key in made:
+                stored = missing[key] if key in missing else features_json_of_counts(parsed[key])
+                completed.append({**row, "_sig": pack_signature(signatures[key]), "_features": stored})
+            else:
+                grouped.append(row)
             if original != article.duplicate_of:
                 copies.append({"_id": article.id, "_dup": original})
-        conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
-            clustered=True, story_id=sa.bindparam("_story"), signature=sa.bindparam("_sig"),
-            features=sa.bindparam("_features")), updates)
+        # Only the columns that change: the stored features are not written again.
+        if grouped:
+            conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
+                clustered=True, story_id=sa.bindparam("_story")), grouped)
+        if completed:
+            conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
+                clustered=True, story_id=sa.bindparam("_story"), signature=sa.bindparam("_sig"),
+                features=sa.bindparam("_features")), completed)
         # Apart, and only where it changes (copies; a new article has none): with foreign keys
         # checked, setting the column cost SQLite as much as the rest of the row (0.2 s at 10k).
         if copies:
