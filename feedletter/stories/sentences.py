@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from feedletter.text.boilerplate import _CALL_KEYS, _has_key, _is_boilerplate
+from feedletter.text.boilerplate import _ANYWHERE_KEYS, _CALL_KEYS, _has_key, _is_boilerplate
 from feedletter.text.whitespace import squash
 
 
@@ -86,11 +86,11 @@ class Marks:
 
     A flag that is False holds for every sentence of the text too, so that the tests that need
     the mark skip each sentence at once: ``keys`` and ``calls`` for the key words boilerplate's
-    rules need, ``ads`` for a digit (every business ad gives a phone number or a street address),
-    ``code`` for one of ``_CODE_MARK``'s marks. A sentence is a part of its text that starts and
-    ends between words (or such parts joined after a . ! or ?, which none of the marks can span),
-    which is what makes them carry over. Each is a plain substring test: a regex search over the
-    whole text cost more than it saved.
+    rules need, ``ads`` for a digit (every business ad gives a phone number or a street address,
+    and every numbered label a number), ``code`` for one of ``_CODE_MARK``'s marks. A sentence is
+    a part of its text that starts and ends between words (or such parts joined after a . ! or ?,
+    which none of the marks can span), which is what makes them carry over. Each is a plain
+    substring test: a regex search over the whole text cost more than it saved.
     """
 
     keys: bool = True
@@ -101,8 +101,8 @@ class Marks:
     @classmethod
     def of(cls, text: str) -> Marks:
         lower = text.lower()
-        return cls(_has_key(lower), any(k in lower for k in _CALL_KEYS), any(d in text for d in _DIGITS),
-                   any(m in text for m in _CODE_MARKS))
+        return cls(any(k in lower for k in _ANYWHERE_KEYS), any(k in lower for k in _CALL_KEYS),
+                   any(d in text for d in _DIGITS), any(m in text for m in _CODE_MARKS))
 
 
 ANY = Marks()
@@ -149,7 +149,9 @@ def text_blocks(lines: Iterable[str], *, drop_boilerplate: bool = False) -> list
     squashed = [squash(raw) for raw in lines]
     # A line can hold one of the boilerplate rules' key words only if all the lines together do
     # (see _chrome): most texts hold none, and their lines skip that check.
-    marks = Marks.of("\n".join(squashed)) if drop_boilerplate else ANY
+    # Only the key words are worth looking for in all the lines at once: most lines are long
+    # paragraphs, which skip every other rule anyway.
+    marks = Marks(keys=_has_key("\n".join(squashed))) if drop_boilerplate else ANY
     for line in squashed:
         if not line:
             wraps = False
@@ -273,7 +275,7 @@ def summary_sentences(blocks: Sequence[str], heading: list[str], *, min_words: i
         tokens = s.split()
         if len(tokens) < min_words or _chrome(s, marks):
             continue
-        if _LABEL.match(s) is not None or _is_code(s, tokens, marks):
+        if (marks.ads and _LABEL.match(s) is not None) or _is_code(s, tokens, marks):
             continue
         if not _complete(s):
             # A label ("Option 2:"), a teaser's cut ("I took two steps..."), or a line
