@@ -74,10 +74,15 @@ class Drafts:
         self._pool: SparePool | None = None
         self._waiting: list[tuple[str, list[str]]] = []
         self._work: list[list[tuple[str, list[str]]]] = []
+        self._seen: set[tuple[str, str]] = set()
 
     def add(self, article: Article) -> None:
         if not self._able:
             return
+        told = (article.title, article.text)
+        if told in self._seen:
+            return  # a copy (the same post in several feeds): its summary is being drafted already
+        self._seen.add(told)
         self._waiting.append((article.title, [article.text]))
         if self._pool is None and len(self._waiting) >= _SUMMARIES_IN_WORKERS:
             self._pool = SparePool(self.processes - 1, preload=["feedletter.stories.summarize"])
@@ -98,7 +103,7 @@ class Drafts:
         self._waiting = []
 
     def finish(self) -> dict[str, str]:
-        self._waiting = []
+        self._waiting, self._seen = [], set()
         if self._pool is None:
             return {}
         self._pool.stop()
