@@ -8,17 +8,19 @@ begun there, as an advance that nothing depends on.
 from __future__ import annotations
 
 import gc
+import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as futures_wait
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from feedletter.workers import quiet_worker
 
 __all__ = ["SPARE_NICENESS", "SparePool"]
+
+log = logging.getLogger(__name__)
 
 # How much lower a spare worker's priority is than its run's (nice 10 weighs a tenth of nice 0).
 SPARE_NICENESS = 10
@@ -47,12 +49,16 @@ class SparePool:
         self._pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_spare,
                                          initargs=(os.getpid(),))
         self._futures: list[Future[Any]] = []
+        self._failed = False
 
     def submit(self, func: Callable[..., Any], *args: Any) -> int:
         """Hand ``func(*args)`` over; its number among this pool's calls (see :meth:`done`)."""
         try:
             self._futures.append(self._pool.submit(func, *args))
-        except (BrokenProcessPool, RuntimeError):  # broken, or stopped: the call is dropped
+        except Exception as exc:  # broken, stopped, or no process to be had: the call is dropped
+            if not self._failed:
+                log.info("spare worker processes unavailable (%s); work they would have begun is done later", exc)
+            self._failed = True
             self._futures.append(_dropped())
         return len(self._futures) - 1
 
@@ -79,4 +85,5 @@ class SparePool:
 def _dropped() -> Future[Any]:
     future: Future[Any] = Future()
     future.cancel()
+    future.set_running_or_notify_cancel()  # done, as far as waiting for it goes
     return future

@@ -136,3 +136,15 @@ def test_stopping_spare_workers_drops_what_has_not_begun() -> None:
     done = pool.done()
     assert first in done and len([c for c in calls if c in done]) <= 3
     assert pool.submit(_nap, 0.0) not in pool.done()  # after stop, a call is dropped, not run here
+
+
+def test_spare_workers_that_cannot_start_drop_the_calls_and_stop_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    pool = SparePool(1)
+    monkeypatch.setattr(pool._pool, "submit", no_process)
+    calls = [pool.submit(_nap, 0.0) for _ in range(3)]
+    assert calls == [0, 1, 2] and pool.wait(1)
+    pool.stop()
+    assert pool.done() == {}
