@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from feedletter.text.boilerplate import _ANYWHERE_KEYS, _CALL_KEYS, _has_key, _is_boilerplate
+from feedletter.text.boilerplate import _has_call_key, _has_key, _is_boilerplate
 from feedletter.text.whitespace import squash
 
 
@@ -86,23 +86,22 @@ class Marks:
 
     A flag that is False holds for every sentence of the text too, so that the tests that need
     the mark skip each sentence at once: ``keys`` and ``calls`` for the key words boilerplate's
-    rules need, ``ads`` for a digit (every business ad gives a phone number or a street address,
-    and every numbered label a number), ``code`` for one of ``_CODE_MARK``'s marks. A sentence is
-    a part of its text that starts and ends between words (or such parts joined after a . ! or ?,
-    which none of the marks can span), which is what makes them carry over. Each is a plain
-    substring test: a regex search over the whole text cost more than it saved.
+    rules need, ``digits`` for a digit (every business ad gives a phone number or a street
+    address, and every numbered label a number), ``code`` for one of ``_CODE_MARK``'s marks. A
+    sentence is a part of its text that starts and ends between words (or such parts joined after
+    a . ! or ?, which none of the marks can span), which is what makes them carry over. Each is a
+    plain substring test: a regex search over the whole text cost more than it saved.
     """
 
     keys: bool = True
     calls: bool = True
-    ads: bool = True
+    digits: bool = True
     code: bool = True
 
     @classmethod
     def of(cls, text: str) -> Marks:
-        lower = text.lower()
-        return cls(any(k in lower for k in _ANYWHERE_KEYS), any(k in lower for k in _CALL_KEYS),
-                   any(d in text for d in _DIGITS), any(m in text for m in _CODE_MARKS))
+        return cls(_has_key(text), _has_call_key(text), any(d in text for d in _DIGITS),
+                   any(m in text for m in _CODE_MARKS))
 
 
 ANY = Marks()
@@ -148,9 +147,8 @@ def text_blocks(lines: Iterable[str], *, drop_boilerplate: bool = False) -> list
     wraps = False  # the last block's line may go on in the next one
     squashed = [squash(raw) for raw in lines]
     # A line can hold one of the boilerplate rules' key words only if all the lines together do
-    # (see _chrome): most texts hold none, and their lines skip that check.
-    # Only the key words are worth looking for in all the lines at once: most lines are long
-    # paragraphs, which skip every other rule anyway.
+    # (see Marks): most texts hold none, and their lines skip that check. The other marks are not
+    # worth reading here: most lines are long paragraphs, which skip those rules anyway.
     marks = Marks(keys=_has_key("\n".join(squashed))) if drop_boilerplate else ANY
     for line in squashed:
         if not line:
@@ -168,7 +166,7 @@ def text_blocks(lines: Iterable[str], *, drop_boilerplate: bool = False) -> list
 
 def _chrome(line: str, marks: Marks) -> bool:
     """``is_boilerplate(line)``, given the ``marks`` of a text that ``line`` is part of."""
-    return _is_boilerplate(line, marks.keys and _has_key(line), calls=marks.calls, ads=marks.ads)
+    return _is_boilerplate(line, marks.keys and _has_key(line), calls=marks.calls, ads=marks.digits)
 
 
 def _complete(sentence: str) -> bool:
@@ -275,7 +273,7 @@ def summary_sentences(blocks: Sequence[str], heading: list[str], *, min_words: i
         tokens = s.split()
         if len(tokens) < min_words or _chrome(s, marks):
             continue
-        if (marks.ads and _LABEL.match(s) is not None) or _is_code(s, tokens, marks):
+        if (marks.digits and _LABEL.match(s) is not None) or _is_code(s, tokens, marks):
             continue
         if not _complete(s):
             # A label ("Option 2:"), a teaser's cut ("I took two steps..."), or a line
