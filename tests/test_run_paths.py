@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from feedletter.cli import app
+from feedletter.cli import app, runs
 from feedletter.cli.runs import prefect_api_url
 from feedletter.errors import DeliveryError, ParseError
 from feedletter.runner import InProcess, Stage, io_stage
@@ -28,7 +28,10 @@ def no_prefect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     for name in ("PREFECT_API_URL", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
-    monkeypatch.delitem(__import__("sys").modules, "prefect.settings", raising=False)
+    # Settings an earlier test loaded (its harness's server) are not this test's: read the profile.
+    # Taking prefect.settings out of sys.modules instead made threads left by earlier tests import a
+    # second, half-made copy, which this process then read (a CI failure).
+    monkeypatch.setattr(runs, "_loaded_api_url_setting", lambda: None)
     return tmp_path / "prefect-home"
 
 
@@ -44,6 +47,21 @@ def test_the_api_comes_from_the_environment_or_the_active_profile(no_prefect: Pa
     assert prefect_api_url() is None
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
     assert prefect_api_url() == "http://127.0.0.1:4200/api"
+
+
+def test_settings_another_thread_is_still_importing_count_as_not_loaded(tmp_path: Path) -> None:
+    """A half-imported prefect.settings (no attributes yet) is passed over for the profile."""
+    (tmp_path / "profiles.toml").write_text(
+        'active = "ops"\n[profiles.ops]\nPREFECT_API_URL = "http://prefect.internal:4200/api"\n')
+    probe = ("import sys, types\n"
+             "sys.modules['prefect.settings'] = types.ModuleType('prefect.settings')\n"
+             "from feedletter.cli.runs import prefect_api_url\n"
+             "print(prefect_api_url())\n")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                          env={**env, "PREFECT_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "http://prefect.internal:4200/api"
 
 
 def test_without_an_api_gather_runs_in_process_and_is_recorded(no_prefect: Path, tmp_path: Path,

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -48,9 +48,9 @@ def prefect_api_url() -> str | None:
     """
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
-    settings = sys.modules.get("prefect.settings")
-    if settings is not None:
-        value = settings.PREFECT_API_URL.value()
+    setting = _loaded_api_url_setting()
+    if setting is not None:
+        value = setting.value()
         return str(value) if value else None
     import tomllib
 
@@ -63,6 +63,15 @@ def prefect_api_url() -> str | None:
     active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
     value = profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
     return str(value) if value else None
+
+
+def _loaded_api_url_setting() -> Any:
+    """Prefect's API URL setting if this process has Prefect's settings loaded, fully; else None.
+
+    A module another thread is still importing is in ``sys.modules`` without its attributes yet:
+    that counts as not loaded, and the profile is read instead.
+    """
+    return getattr(sys.modules.get("prefect.settings"), "PREFECT_API_URL", None)
 
 
 def prepare_prefect() -> None:
