@@ -6,9 +6,10 @@ import gzip
 import re
 import socket
 import ssl
+import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -199,6 +200,38 @@ def test_drip_fed_headers_cannot_outlast_the_total_timeout(rude: RudeServer) -> 
     with Fetcher(allow_private=True, timeout=1.0) as f, pytest.raises(FetchError, match="timed out"):
         f.get(url)
     assert time.monotonic() - started < 2.5
+
+
+def test_the_watchdog_thread_ends_with_the_fetcher_or_when_idle(rude: RudeServer,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-running process (``serve``) makes a fetcher per run: none may keep a thread behind."""
+    url = rude.route("/feed", lambda r: send(r, 200, RSS))
+
+    def watchdogs() -> int:
+        return sum(t.name == "feedletter-watchdog" and t.is_alive() for t in threading.enumerate())
+
+    before = watchdogs()
+    for _ in range(3):
+        with Fetcher(allow_private=True, timeout=30) as f:
+            assert f.get(url).status == 200
+            assert watchdogs() == before + 1
+    _wait_for(lambda: watchdogs() == before)
+
+    monkeypatch.setattr(connections.Watchdog, "_IDLE", 0.1)
+    with Fetcher(allow_private=True, timeout=0.2) as f:
+        f.get(url)
+        # Left open: the thread ends once the request's deadline has passed and it idled a while.
+        _wait_for(lambda: watchdogs() == before)
+        assert f.get(url).status == 200  # and the next request has one again
+        assert watchdogs() == before + 1
+    _wait_for(lambda: watchdogs() == before)
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "still not so after 5 s"
+        time.sleep(0.02)
 
 
 def test_redirects_are_followed_up_to_the_limit(rude: RudeServer, fetcher: Fetcher) -> None:

@@ -1,10 +1,12 @@
 """Connections for the fetcher: the SSRF guard on addresses, sockets pinned to a checked address, and
-a pool of kept-alive connections shared by the fetch threads.
+a pool of kept-alive connections shared by the fetch threads, and the watchdog that ends a request at
+its deadline.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import http.client
 import ipaddress
 import re
@@ -12,6 +14,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 from urllib.parse import quote, urlsplit
 
 from feedletter.errors import FetchError
@@ -214,3 +217,57 @@ def destination(url: str, *, pinned: bool) -> tuple[ConnectionKey, str]:
 
 
 _PLAIN_TARGET = re.compile(r"[!-~]*")  # printable ASCII, no spaces
+
+
+class Watchdog:
+    """One thread per fetcher that shuts a request's sockets when its deadline passes.
+
+    One shared thread rather than a timer thread per request: starting a thread cost more than
+    the rest of a 304 answer (bench/bench_gather.py, second run). The thread ends when the fetcher
+    is closed, or when it has had nothing to watch for ``_IDLE`` seconds: a long-running process
+    (``feedletter serve``) makes a fetcher for every run, and must not keep a thread for each.
+    """
+
+    _IDLE = 2.0
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, list[socket.socket]]] = []
+        self._wake = threading.Condition()
+        self._count = 0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def watch(self, deadline: float, sockets: list[socket.socket]) -> None:
+        with self._wake:
+            self._count += 1
+            heapq.heappush(self._due, (deadline, self._count, sockets))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="feedletter-watchdog", daemon=True)
+                self._thread.start()
+            elif self._due[0][2] is sockets:
+                self._wake.notify()
+
+    def close(self) -> None:
+        """Forget the deadlines (every request has ended) and let the thread end now."""
+        with self._wake:
+            self._closed = True
+            self._due.clear()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while self._due and self._due[0][0] > time.monotonic():
+                    self._wake.wait(self._due[0][0] - time.monotonic())
+                if not self._due:
+                    if not self._closed:
+                        self._wake.wait(self._IDLE)
+                    if not self._due:
+                        self._thread = None  # under the lock: the next watch() starts a new thread
+                        return
+                    continue
+                _, _, sockets = heapq.heappop(self._due)
+                expired = list(sockets)
+            for sock in expired:
+                with contextlib.suppress(OSError):  # already closed: the request ended on its own
+                    sock.shutdown(socket.SHUT_RDWR)

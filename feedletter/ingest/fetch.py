@@ -7,7 +7,6 @@ kept-alive connections shared by the threads, so that hundreds of feeds cost a f
 from __future__ import annotations
 
 import contextlib
-import heapq
 import http.client
 import logging
 import socket
@@ -22,7 +21,7 @@ from urllib.parse import urljoin, urlsplit
 
 from feedletter.config import Config, Source
 from feedletter.errors import FetchError
-from feedletter.ingest.connections import STALE, ConnectionKey, ConnectionPool, destination, quick_ack
+from feedletter.ingest.connections import STALE, ConnectionKey, ConnectionPool, Watchdog, destination, quick_ack
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ class Fetcher:
         self._hosts: dict[str, threading.Semaphore] = {}
         self._hosts_lock = threading.Lock()
         self._connections = ConnectionPool(per_host)
-        self._watchdog = _Watchdog()
+        self._watchdog = Watchdog()
 
     def _host_slot(self, host: str) -> threading.Semaphore:
         with self._hosts_lock:
@@ -270,6 +269,7 @@ class Fetcher:
         return iter(results)
 
     def close(self) -> None:
+        self._watchdog.close()
         self._connections.close()
 
     def __enter__(self) -> Fetcher:
@@ -318,41 +318,6 @@ class _Deflate:
 
     def flush(self) -> bytes:
         return self._inner.flush()
-
-
-class _Watchdog:
-    """One thread per Fetcher that shuts a request's sockets when its deadline passes.
-
-    One shared thread rather than a timer thread per request: starting a thread cost more than
-    the rest of a 304 answer (bench/bench_gather.py, second run).
-    """
-
-    def __init__(self) -> None:
-        self._due: list[tuple[float, int, list[socket.socket]]] = []
-        self._wake = threading.Condition()
-        self._count = 0
-        self._thread: threading.Thread | None = None
-
-    def watch(self, deadline: float, sockets: list[socket.socket]) -> None:
-        with self._wake:
-            self._count += 1
-            heapq.heappush(self._due, (deadline, self._count, sockets))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="feedletter-watchdog", daemon=True)
-                self._thread.start()
-            elif self._due[0][2] is sockets:
-                self._wake.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                while not self._due or self._due[0][0] > time.monotonic():
-                    self._wake.wait(self._due[0][0] - time.monotonic() if self._due else None)
-                _, _, sockets = heapq.heappop(self._due)
-                expired = list(sockets)
-            for sock in expired:
-                with contextlib.suppress(OSError):  # already closed: the request ended on its own
-                    sock.shutdown(socket.SHUT_RDWR)
 
 
 def _http_error(url: str, response: http.client.HTTPResponse) -> FetchError:
