@@ -85,14 +85,20 @@ def close_incident(store: Store, kind: str, target: str) -> bool:
 def track_sources(store: Store) -> list[str]:
     """Open an incident for each disabled source and close those of enabled ones; return the new ones."""
     opened = []
-    for state in all_states(store):
+    states = all_states(store)
+    # Closing is looked up once: a statement and a commit per source cost a 500-feed gather with
+    # nothing new 60 ms (on SQLite), for incidents that are nearly always none.
+    with store.begin() as conn:
+        still_open = set(conn.scalars(sa.select(incidents.c.target).where(
+            incidents.c.kind == SOURCE_DISABLED, incidents.c.open_key.is_not(None))))
+    for state in states:
         if state.disabled:
             detail = (f"{state.name} ({state.url}) was disabled after {state.failures} failed fetches.\n"
                       f"Last error: {state.last_error or 'unknown'}\n\n"
                       f"When it is fixed: feedletter sources enable {state.name}")
             if open_incident(store, SOURCE_DISABLED, state.name, detail):
                 opened.append(state.name)
-        else:
+        elif state.name in still_open:
             close_incident(store, SOURCE_DISABLED, state.name)
     return opened
 
