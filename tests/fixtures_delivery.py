@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -101,18 +102,37 @@ def expire_waits(store: Store) -> None:
         conn.execute(outbox.update().where(outbox.c.state == "sending").values(lease_until=past))
 
 
-def _worker(config_path: str, store_url: str, smtp_url: str, issue_id: int) -> None:
+def _worker(config_path: str, store_url: str, smtp_url: str, issue_id: int, die_at_record: bool = False) -> None:
     from feedletter.config import load_config
     from feedletter.deliver import deliver_issue, load_issue
     from feedletter.deliver.providers.smtp import SmtpMailer, SmtpSettings
 
     config = load_config(config_path)
     store = Store.open(store_url)
+    if die_at_record:
+        _die_once_a_send_is_recorded(store)
     counts = deliver_issue(config, store, load_issue(config, store, issue_id),
                            SmtpMailer(SmtpSettings.from_url(smtp_url)), batch=50, policy=FAST_RETRY)
     print(f"sent={counts.sent}", flush=True)
 
 
+def _die_once_a_send_is_recorded(store: Store) -> None:
+    """The worst moment to be killed: the first record of a send has just been committed."""
+
+    recording: set[int] = set()
+
+    @sa.event.listens_for(store.engine, "before_cursor_execute")
+    def _seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("UPDATE outbox SET state = 'sent'"):
+            recording.add(id(conn))
+
+    @sa.event.listens_for(store.engine, "commit")
+    def _commit(conn: Any) -> None:
+        if id(conn) in recording:
+            conn.connection.dbapi_connection.commit()
+            os._exit(9)
+
+
 if __name__ == "__main__":
     os.environ.setdefault("FEEDLETTER_SECRET", "test-secret-0123456789abcdef")
-    _worker(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    _worker(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), die_at_record=sys.argv[5:] == ["die-at-record"])

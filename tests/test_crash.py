@@ -57,3 +57,27 @@ def test_sigkill_mid_send_then_rerun_delivers_each_subscriber_exactly_once(
     assert max(received.values()) == 1, [k for k, v in received.items() if v > 1][:5]
     assert outbox_queue.counts(store, issue.issue_id)["sent"] == PEOPLE
     assert rerun.sent == PEOPLE - before
+
+
+def test_a_sender_killed_the_moment_a_send_is_recorded_has_sent_that_message(
+        demo_config: Config, store: Store) -> None:
+    """The record is final only once the message is: killed right after the commit of a send's
+    record, the sender has already completed that message (the rerun sends it to nobody twice).
+
+    The record used to be committed before the end of DATA, and a process killed during that
+    commit's round trip left the row sent and the message never completed (a PostgreSQL crash run
+    missed 1 of 2,000 subscribers)."""
+    issue = make_issue(demo_config, store, 3)
+    with MailSink() as sink:
+        sender = subprocess.run([sys.executable, str(WORKER), str(demo_config.resolve("sources.yaml")),
+                                 demo_config.store_url(), sink.url, str(issue.issue_id), "die-at-record"],
+                                stdout=subprocess.DEVNULL, env={**os.environ}, timeout=120)
+        assert sender.returncode == 9, "the sender must die at its first record"
+        deadline = time.monotonic() + 10
+        while not sink.received and time.monotonic() < deadline:
+            time.sleep(0.02)
+        expire_waits(store)
+        deliver_issue(demo_config, store, issue, SmtpMailer(SmtpSettings.from_url(sink.url)), policy=FAST_RETRY)
+        received = Counter(r.recipients[0] for r in sink.received)
+    assert len(received) == 3 and max(received.values()) == 1, received
+    assert outbox_queue.counts(store, issue.issue_id)["sent"] == 3

@@ -100,19 +100,34 @@ _MARK_SENT = sa.text(
 ).bindparams(sa.bindparam("sent", type_=sa.DateTime(timezone=True)))
 
 
-def mark_sent(store: Store, item: OutboxItem, owner: str, *, conn: Connection | None = None) -> bool:
-    """Record the send; False when the lease was lost or the subscriber left: then nothing is sent.
+def mark_sent(store: Store, item: OutboxItem, owner: str) -> bool:
+    """Record the send, committed at once; False when the lease was lost or the subscriber left:
+    then nothing is sent. (A send records with :func:`record_sent`, committed as the message ends.)"""
+    with store.engine.connect() as conn:
+        transaction = record_sent(item, owner, conn)
+        if transaction is None:
+            return False
+        transaction.commit()
+        return True
+
+
+def record_sent(item: OutboxItem, owner: str, conn: Connection) -> sa.engine.Transaction | None:
+    """Record the send in a transaction left open, which the caller commits the moment the message
+    is complete (see ``deliver._Record``): the row is ours and locked till then. None, with nothing
+    recorded, when the lease was lost or the subscriber left: then nothing is sent.
 
     The subscriber's status is checked in the same statement, so an unsubscribe that lands while
-    the batch is in flight still stops the message (the record precedes the end of DATA). Pass a
-    held ``conn`` to skip the pool's checkout and ping on every message of a large send.
+    the batch is in flight still stops the message (the record precedes the end of DATA).
     """
-    params = {"sent": now(), "id": item.id, "owner": owner}
-    if conn is not None:
-        with conn.begin():
-            return conn.execute(_MARK_SENT, params).rowcount == 1
-    with store.begin() as fresh:
-        return fresh.execute(_MARK_SENT, params).rowcount == 1
+    transaction = conn.begin()
+    try:
+        if conn.execute(_MARK_SENT, {"sent": now(), "id": item.id, "owner": owner}).rowcount == 1:
+            return transaction
+    except BaseException:
+        transaction.rollback()
+        raise
+    transaction.rollback()
+    return None
 
 
 def settle_refused(store: Store, item: OutboxItem, owner: str) -> bool:
@@ -171,9 +186,10 @@ def reclaim(store: Store, newsletter: str) -> int:
     """Queue again, at once, every row of ``newsletter`` left ``sending`` by a run that is gone.
 
     Called by a digest run that holds the newsletter's lock, so no other run is sending it: a row
-    still ``sending`` was claimed by a run that died (or lost the lock). Its message never got its
-    final "." (the record comes first, and it is conditional on the claim), so sending it again is
-    no second copy; and should its owner live on after all, its record now fails and it hangs up.
+    still ``sending`` was claimed by a run that died (or lost the lock). Its record was never
+    committed, which a run does right after the message's final ".", so the message was not
+    completed (but for a kill in the microseconds between the two) and sending it again is no second
+    copy; and should its owner live on after all, its record now fails and it hangs up.
     The dead attempt is not counted against the row's retries.
     """
     ours = sa.select(issues.c.id).where(issues.c.newsletter == newsletter)

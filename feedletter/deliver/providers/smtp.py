@@ -143,7 +143,8 @@ class SmtpMailer:
         return conn
 
     def send(self, msg: EmailMessage | Outgoing, sender: str, recipient: str, commit: Callable[[], bool]) -> bool:
-        """Send one message; ``commit`` records it just before the end of DATA.
+        """Send one message; ``commit`` records it just before the end of DATA, and its ``seal`` (the
+        outbox's record has one) makes the record final right after the end of DATA.
 
         Returns False when ``commit`` said no (another worker owns the row): nothing was sent.
         Raises DeliveryError (transient for 4xx and dropped connections, permanent for 5xx), and
@@ -207,6 +208,12 @@ class SmtpMailer:
                 self.close(abort=True)
                 return False
             conn.send(b".\r\n")
+            # The outbox's record commits now, right after the dot and before the server answers:
+            # a process killed in between the two writes (microseconds) sends the message again;
+            # one killed during the commit, had it come before the dot, would have lost it.
+            seal: Callable[[], None] | None = getattr(commit, "seal", None)
+            if seal is not None:
+                seal()
             code, reply = conn.getreply()
             if code != 250:
                 raise _refused(recipient, "end of DATA", code, reply)
