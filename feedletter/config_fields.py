@@ -72,6 +72,15 @@ class Schedule(Settings):
     cron: str
     timezone: str = "UTC"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping(cls, value: Any) -> Any:
+        # A bare cron line is the likeliest slip: say the form, with a timezone to read it in.
+        if isinstance(value, str):
+            raise ValueError(f"write it as {{cron: \"{value}\", timezone: Europe/London}} (the cron line "
+                             "and the IANA timezone its hours are in; without one, UTC)")
+        return value
+
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:

@@ -33,6 +33,8 @@ BAD = [
      9, "newsletters[0] (weekly).schedule.cron", "needs 5 fields"),
     ("bad cron value", GOOD.replace('"0 8 * * MON"', '"0 25 * * MON"'),
      9, "newsletters[0] (weekly).schedule.cron", "invalid cron"),
+    ("cron line without its mapping", GOOD.replace('{cron: "0 8 * * MON", timezone: Europe/Berlin}', '"0 8 * * MON"'),
+     9, "newsletters[0] (weekly).schedule", 'write it as {cron: "0 8 * * MON", timezone: Europe/London}'),
     ("unknown timezone", GOOD.replace("Europe/Berlin", "Mars/Olympus"),
      9, "newsletters[0] (weekly).schedule.timezone", "unknown timezone"),
     ("missing field", GOOD.replace("    title: Weekly\n", ""),
