@@ -77,7 +77,7 @@ def error_problem(err: Mapping[str, Any], lines: Lines, root: type[BaseModel],
         line = lines.get((*loc, "<key>"))
         allowed = _allowed_fields(loc[:-1], root)
         hint = difflib.get_close_matches(str(key), allowed, n=1)
-        message = f"unknown field {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        message = f"unknown field {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else _belongs(key, loc, root))
     else:
         line = None
         probe = loc
@@ -87,9 +87,41 @@ def error_problem(err: Mapping[str, Any], lines: Lines, root: type[BaseModel],
         if kind == "missing":
             message = "required field is missing"
             line = lines.get(loc[:-1], line)
+        else:
+            message = _plain(kind, loc, err.get("input"), message)
     if line is None:
         line = lines.get((), 1)
     return Problem(line, dotted(loc, names), message)
+
+
+def _plain(kind: str, loc: FieldPath, value: Any, message: str) -> str:
+    """pydantic's message for a value of the wrong type, said in the file's terms, with the value given."""
+    shown = repr(value) if isinstance(value, (str, int, float, bool)) or value is None else "this"
+    if kind == "list_type":
+        return f"needs a list, e.g. [{value}]" if isinstance(value, (str, int, float)) else "needs a list: [a, b]"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"needs a whole number, not {shown}"
+    if kind in ("float_parsing", "float_type"):
+        return f"needs a number, not {shown}"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"needs true or false, not {shown}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        if len(loc) == 2 and loc[0] == "sources" and isinstance(value, str):
+            return f"a source needs a name and a URL: write {{name: my-blog, url: {value}}}"
+        return f"needs fields (name: value, one a line or {{a: 1, b: 2}}), not {shown}"
+    if kind == "string_type":
+        return f"needs text, not {shown}"
+    if kind in ("literal_error", "greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        # YAML reads yes, no, on and off as true and false: "full_text: yes" arrives as True.
+        return message.replace("Input should be", "must be") + f", not {shown}"
+    return message
+
+
+def _belongs(key: str | int, loc: FieldPath, root: type[BaseModel]) -> str:
+    """Where an unknown field ``key`` is a known one: a provider's settings written in a newsletter."""
+    if len(loc) > 1 and key in _allowed_fields(("providers",), root):
+        return f" (a provider's settings go in the top-level section providers: {key}:)"
+    return ""
 
 
 def dotted(loc: FieldPath, names: Names | None = None) -> str:

@@ -88,14 +88,14 @@ def test_a_registered_providers_settings_are_checked_on_their_lines(pigeon: Prov
     _, problems = parse_config(CONFIG.replace("{loft: barn, birds: 5}", "\n    lofty: barn\n    birds: 0"))
     assert [p.format("sources.yaml") for p in problems] == [
         "sources.yaml:7: providers.pigeon.lofty: unknown field 'lofty' (did you mean 'loft'?)",
-        "sources.yaml:8: providers.pigeon.birds: Input should be greater than or equal to 1"]
+        "sources.yaml:8: providers.pigeon.birds: must be greater than or equal to 1, not 0"]
 
 
 def test_an_unknown_provider_is_refused_with_the_registered_names() -> None:
     _, problems = parse_config(CONFIG.replace("pigeon:", "smpt:"))
     assert [p.format("sources.yaml") for p in problems] == [
         "sources.yaml:4: newsletters[0] (weekly).provider: "
-        "Input should be 'file', 'listmonk', 'mailchimp' or 'smtp'",
+        "must be 'file', 'listmonk', 'mailchimp' or 'smtp', not 'pigeon'",
         "sources.yaml:6: providers.smpt: unknown field 'smpt' (did you mean 'smtp'?)"]
 
 
@@ -141,7 +141,7 @@ def test_a_registered_summarizer_is_configured_and_built_like_a_built_in() -> No
         SUMMARIZERS.unregister("echo")
     _, problems = parse_config("stories: {summarizer: echo}\n")
     assert [p.format("s.yaml") for p in problems] == [
-        "s.yaml:1: stories.summarizer: Input should be 'extractive' or 'llm'"]
+        "s.yaml:1: stories.summarizer: must be 'extractive' or 'llm', not 'echo'"]
 
 
 def test_reading_a_config_imports_only_the_plugins_it_names() -> None:
