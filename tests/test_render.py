@@ -194,7 +194,11 @@ def test_error_in_an_overridden_partial_names_the_partial_and_line(tmp_path: Pat
 @pytest.mark.parametrize(("mjml", "problem"), [
     ("<mjml>\n<mj-body>\n<mj-sectoin></mj-sectoin>\n</mj-body></mjml>", "line 3 .*unknown MJML tag <mj-sectoin>"),
     ("<mjml>\n<mj-body>\n<mj-section>\n<mj-column>\n<mj-button>x</mj-text>\n</mj-column></mj-section>\n"
-     "</mj-body></mjml>", "line 5 .*<mj-button> is never closed"),
+     "</mj-body></mjml>", r"line 5 .*</mj-text> inside <mj-button> opened on line 5 \(is its </mj-button> missing\?\)"),
+    ("<mjml>\n<mj-body>\n<mj-section>\n<mj-column>\n<mj-text>x</mj-txt>\n<mj-text>y</mj-text>\n"
+     "</mj-column></mj-section>\n</mj-body></mjml>", "line 5 .*unknown MJML tag </mj-txt>"),
+    ("<mjml>\n<mj-body>\n<mj-section>\n<mj-column>\n<mj-text>x\n<mj-text>y</mj-text>\n"
+     "</mj-column></mj-section>\n</mj-body></mjml>", "line 6 .*<mj-text> inside <mj-text> opened on line 5"),
     ("<mjml>\n<mj-body>\n<mj-section><mj-column><mj-text>hi</mj-text></mj-column>\n</mj-body></mjml>",
      "line 4 .*</mj-body> closes <mj-section> opened on line 3"),
     ("<mjml>\n<mj-body>\n<mj-section>\n", "line 3 .*<mj-section> is never closed"),

@@ -224,10 +224,13 @@ def _mjml_structure(mjml: str, name: str) -> None:
     stack: list[tuple[str, int]] = []
     for match in _TAG.finditer(scanned):
         closing, tag, selfclosing = match.groups()
-        if stack and stack[-1][0] in _ENDING and not (closing and tag == stack[-1][0]):
-            continue
         if tag not in _KNOWN_TAGS:
-            raise RenderError(where(match.start()), f"unknown MJML tag <{tag}>")
+            raise RenderError(where(match.start()), f"unknown MJML tag <{closing}{tag}>")
+        if stack and stack[-1][0] in _ENDING and not (closing and tag == stack[-1][0]):
+            # Its content is HTML, never MJML: an MJML tag here means its own end tag is missing.
+            opened, at = stack[-1]
+            raise RenderError(where(match.start()), f"<{closing}{tag}> inside <{opened}> opened on line "
+                                                    f"{mjml.count(chr(10), 0, at) + 1} (is its </{opened}> missing?)")
         if selfclosing:
             continue
         if not closing:
