@@ -2,9 +2,12 @@
 
 Reading the file (:func:`feedletter.config.parse_config`) finds what is wrong with its values. The
 templates are checked here, apart, because it takes rendering them: each newsletter's templates must
-exist and render a sample story, so that a Jinja2 or MJML mistake is reported, with its template and
-line, long before a scheduled digest meets it. They are checked even when the file has other
-problems (against the parts of it that are valid), so that staff see every problem in one run.
+exist and render a sample issue, so that a Jinja2 or MJML mistake is reported, with its template and
+line, long before a scheduled digest meets it. The sample's stories take every branch the default
+templates have (a lead with a picture, a story with a picture, other tellings and more on its subject,
+one with neither summary nor picture, one in each section), so that a mistake in any of them shows.
+The templates are checked even when the file has other problems (against the parts of it that are
+valid), so that staff see every problem in one run.
 """
 
 from __future__ import annotations
@@ -26,11 +29,27 @@ from feedletter.issue.contents import intro_source
 from feedletter.issue.render import render_digest, template_dirs
 from feedletter.models import Coverage, Story
 
-__all__ = ["SAMPLE_STORY", "Problem", "check_file", "template_problems", "usable_parts"]
+__all__ = ["SAMPLE_STORY", "Problem", "check_file", "sample_stories", "template_problems", "usable_parts"]
 
 SAMPLE_STORY = Story(id=0, title="Sample story", url="https://example.com/story", source="sample",
                      published=datetime(2026, 1, 5, 8, 0, tzinfo=UTC), summary="A sample summary.",
                      also=(Coverage("other", "Sample story, told again", "https://example.org/story"),))
+
+
+def sample_stories(newsletter: Newsletter) -> list[Story]:
+    """The sample issue's stories for ``newsletter``: see the module's docstring."""
+    picture = "https://example.com/picture.jpg"
+    stories = [
+        replace(SAMPLE_STORY, image=picture, image_alt="A sample picture"),
+        replace(SAMPLE_STORY, id=1, title="Another sample story", url="https://example.com/another", image=picture,
+                more=(Coverage("other", "A story on the same subject", "https://example.org/same-subject"),)),
+        replace(SAMPLE_STORY, id=2, title="A story told in its title alone", url="https://example.com/title",
+                summary="", also=()),
+    ]
+    for k, section in enumerate(s for s in newsletter.sections if s.tags):
+        stories.append(replace(SAMPLE_STORY, id=3 + k, title=f"A story for {section.title}",
+                               url=f"https://example.com/section-{k}", tags=(section.tags[0],)))
+    return stories
 
 
 def check_file(path: str | os.PathLike[str] | None = None) -> tuple[Config | None, list[Problem]]:
@@ -74,7 +93,8 @@ def template_problems(config: Config, text: str = "", positions: Sequence[int] |
         else:
             if not messages:
                 try:
-                    render_digest(config, newsletter, [SAMPLE_STORY], number=1, issued=SAMPLE_STORY.published,
+                    render_digest(config, newsletter, sample_stories(newsletter), number=1,
+                                  issued=SAMPLE_STORY.published,
                                   web_url=f"{config.site.base_url.rstrip('/')}/{newsletter.name}/1/",
                                   source_titles={})
                 except RenderError as exc:

@@ -34,6 +34,36 @@ def test_templates_are_rendered_and_their_errors_reported(tmp_path: Path, config
     assert [p.line for p in template_problems(config, text)] == [5]  # the newsletter's, as it names no template
 
 
+@pytest.mark.parametrize(("before", "after", "problem"), [
+    # Branches a story without a picture, other tellings or a subject never takes.
+    ('<mj-column width="34%"', '<mj-colum width="34%"', "unknown MJML tag <mj-colum>"),
+    ("{{ more.title }}", "{{ more.titel }}",
+     "partials/story.mjml.j2:19: template error: 'dict object' has no attribute 'titel'"),
+    ('alt="{{ story.image_alt or story.title }}" width="576px"', 'alt="{{ story.image_alt.text }}" width="576px"',
+     "has no attribute 'text'"),
+    ("{% if story.summary %}", "{% if not story.summary %}{{ story.summary.first }}{% endif %}{% if story.summary %}",
+     "has no attribute 'first'"),
+])
+def test_every_branch_of_the_story_card_is_rendered(tmp_path: Path, config: Config, before: str, after: str,
+                                                    problem: str) -> None:
+    card = (Path(__file__).resolve().parent.parent / "templates" / "partials" / "story.mjml.j2").read_text()
+    assert before in card
+    _override(tmp_path, "partials/story.mjml.j2", card.replace(before, after, 1))
+    found = template_problems(config)
+    assert len(found) == 1 and problem in found[0].message, found
+
+
+def test_a_story_for_each_section_is_rendered(tmp_path: Path) -> None:
+    config = email_config(tmp_path, "    sections: [{title: Health, tags: [health]}, {title: Other}]\n")
+    assert template_problems(config) == []
+    heading = "{{ section.title | upper }}"
+    digest = (Path(__file__).resolve().parent.parent / "templates" / "digest.mjml.j2").read_text()
+    _override(tmp_path, "digest.mjml.j2",
+              digest.replace(heading, heading + "{% if section.title == 'Health' %}{{ nope }}{% endif %}", 1))
+    found = template_problems(config)
+    assert len(found) == 1 and "'nope' is undefined" in found[0].message, found
+
+
 def test_validate_command_reports_a_broken_override_before_any_send(tmp_path: Path, config: Config) -> None:
     _override(tmp_path, "partials/story.mjml.j2", "<mj-section>\n<mj-column>\n<mj-text>\n{% for %}\n"
               "</mj-text></mj-column></mj-section>\n")
