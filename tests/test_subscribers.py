@@ -215,3 +215,16 @@ def test_cli_add_import_list_remove_and_confirm(tmp_path: Path, config: Config) 
     store.close()
     result = runner.invoke(app, ["subscribers", "remove", "zed@example.com", "-n", "weekly", *cfg])
     assert result.exit_code == 1
+
+
+def test_cli_list_and_remove_name_a_misspelt_newsletter_and_say_when_there_is_nobody(tmp_path: Path,
+                                                                                    config: Config) -> None:
+    runner = CliRunner()
+    cfg = ["--config", str(tmp_path / "sources.yaml")]
+    result = runner.invoke(app, ["subscribers", "list", "-n", "weekly", *cfg])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "weekly: no subscribers yet" in result.stderr
+    for command in (["list"], ["remove", "ann@example.com"]):
+        result = runner.invoke(app, ["subscribers", *command, "-n", "weeky", *cfg])
+        # The error reaches feedletter.cli.main, which prints it as "config: FILE: …" and exits 1.
+        assert "no newsletter named 'weeky' (known: weekly)" in str(result.exception), command

@@ -62,8 +62,13 @@ def subscribers_list(newsletter: NewsletterOpt, config: ConfigOpt = None) -> Non
 
     cfg = load_config(config)
     with open_store(cfg) as store:
-        for person in subscribers.listing(store, newsletter):
-            typer.echo(f"{person.email}\t{person.name}\t{person.status}")
+        people = subscribers.listing(store, newsletter)
+    if not people:
+        cfg.newsletter(newsletter)  # a misspelt name is an error, not an empty list
+        typer.echo(f"{newsletter}: no subscribers yet (add them with `feedletter subscribers add` or `import`)",
+                   err=True)
+    for person in people:
+        typer.echo(f"{person.email}\t{person.name}\t{person.status}")
 
 
 @subscribers_app.command("remove")
@@ -74,6 +79,7 @@ def subscribers_remove(email: str, newsletter: NewsletterOpt, config: ConfigOpt 
     cfg = load_config(config)
     with open_store(cfg) as store:
         if not subscribers.remove(store, newsletter, email):
+            cfg.newsletter(newsletter)  # a misspelt name says so (one no longer configured still works above)
             raise fail(f"subscribers: {email}: not subscribed to {newsletter}")
     typer.echo(f"{email}: unsubscribed")
 
