@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from feedletter.cli import app
 from feedletter.config import Config
+from feedletter.errors import FeedletterError
 from feedletter.ingest import gather
 from feedletter.issue.preview import PreviewServer, next_issue, preview_routes
 from feedletter.issue.selection import select_stories
@@ -183,7 +184,7 @@ def test_send_test_errors_are_one_line(staff: tuple[Config, Store], tmp_path: Pa
     config, _ = staff
     empty = _cli("send-test", "city", "--to", "me@staff.example", "--config", _path(config), cwd=tmp_path)
     assert empty.returncode == 1 and "Traceback" not in empty.stderr
-    assert "nothing to send" in empty.stderr
+    assert "nothing to send: the store holds no stories yet (run `feedletter gather` first)" in empty.stderr
     unknown = _cli("send-test", "citty", "--to", "me@x.example", "--config", _path(config), cwd=tmp_path)
     assert unknown.returncode == 1 and "no newsletter named 'citty' (known: city, health)" in unknown.stderr
 
@@ -343,3 +344,13 @@ def test_every_command_takes_config_and_c() -> None:
         if words != ("init",) and not {"--config", "-c"} <= options:
             missing.append(" ".join(words))
     assert missing == []
+
+
+def test_nothing_to_send_says_whether_the_store_is_empty_or_nothing_matches(staff: tuple[Config, Store]) -> None:
+    config, store = staff
+    with pytest.raises(FeedletterError, match=r"city: nothing to send: the store holds no stories yet"):
+        next_issue(config, store, config.newsletter("city"))
+    put_story(store, "clinic", "A clinic opens on Mill Lane")
+    with pytest.raises(FeedletterError, match=r"city: nothing to send: no new story matches the newsletter's select"):
+        next_issue(config, store, config.newsletter("city"))
+    assert next_issue(config, store, config.newsletter("health")).digest.stories

@@ -50,9 +50,22 @@ SHOWN_HEADERS = ("From", "To", "Subject", "Reply-To", "List-Unsubscribe", "List-
 def next_issue(config: Config, store: Store, newsletter: Newsletter, *, web_url: str | None = None) -> Prepared:
     prepared = prepare_digest(config, store, newsletter, web_url=web_url)
     if prepared is None:
-        raise FeedletterError(newsletter.name, f"nothing to send: fewer than {newsletter.select.min_stories} "
-                                               "new stories match the newsletter's select")
+        raise FeedletterError(newsletter.name, "nothing to send: " + _why_nothing(store, newsletter))
     return prepared
+
+
+def _why_nothing(store: Store, newsletter: Newsletter) -> str:
+    """Why ``newsletter`` has no next issue, as staff can act on it."""
+    import sqlalchemy as sa
+
+    from feedletter.schema import stories
+
+    with store.begin() as conn:
+        if conn.execute(sa.select(stories.c.id).limit(1)).first() is None:
+            return "the store holds no stories yet (run `feedletter gather` first)"
+    need = newsletter.select.min_stories
+    what = "no new story matches" if need <= 1 else f"fewer than {need} new stories match"
+    return f"{what} the newsletter's select (its sources, tags and since)"
 
 
 def _unsubscribe(config: Config) -> str:
