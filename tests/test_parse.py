@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from feedletter.errors import ParseError
 from feedletter.ingest.parse.feeds import entry_record, parse_date, parse_feed
-from feedletter.ingest.parse.prepare import decode, prepare
+from feedletter.ingest.parse.prepare import decode, feed_links, prepare
 from feedletter.models import Entry, ParsedFeed
 
 DATA = Path(__file__).parent / "data" / "parse"
@@ -425,6 +425,20 @@ def test_body_wins_over_a_json_content_type() -> None:
 def test_html_fragments_look_like_html(body: bytes) -> None:
     with pytest.raises(ParseError, match="looks like HTML"):
         parse_feed(body, url=FEED_URL, source="t", now=NOW)
+
+
+def test_a_blog_page_given_for_a_feed_names_the_feed_it_links_to() -> None:
+    page = (b"<!doctype html><html><head><title>Wren notes</title>"
+            b"<link rel='stylesheet' href='/s.css'><link rel='alternate' type='text/html' href='/fr/'>"
+            b'<link rel="alternate" type="application/rss+xml" title="RSS" href="/feed/?a=1&amp;b=2">'
+            b"<LINK REL=alternate TYPE=application/atom+xml HREF=https://wren.example/atom.xml>"
+            b"</head><body><p>Hello</p></body></html>")
+    with pytest.raises(ParseError, match=r"not a feed \(looks like HTML\); the page names its feed: "
+                                         r"https://wren\.example/feed/\?a=1&b=2 \(use that as the source's url\)"):
+        parse_feed(page, url="https://wren.example/blog/", source="t", now=NOW)
+    assert feed_links(page.decode(), "https://wren.example/blog/") == [
+        "https://wren.example/feed/?a=1&b=2", "https://wren.example/atom.xml"]
+    assert feed_links("<link rel='alternate' type='application/rss+xml' href='javascript:x'>", FEED_URL) == []
 
 
 def test_an_atom_feed_wrapped_in_an_xhtml_page_is_read() -> None:

@@ -153,11 +153,39 @@ def prepare(data: bytes, *, url: str, content_type: str | None = None) -> Prepar
     if local in _HTML_ROOTS:
         embedded = _embedded_feed(text)
         if embedded is None:
-            raise ParseError(url, "not a feed (looks like HTML)")
+            links = feed_links(text, url)
+            raise ParseError(url, "not a feed (looks like HTML)" + (
+                f"; the page names its feed: {links[0]} (use that as the source's url)" if links else ""))
         text, local = embedded
     if local not in FEED_ROOTS:
         raise ParseError(url, f"not a feed (root element <{root}>)")
     return Prepared(_rewrite_references(text), local, encoding)
+
+
+_LINK_TAG = re.compile(r"<link\b[^>]*>", re.I)
+_ATTRIBUTE = re.compile(r"""([a-zA-Z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
+_FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json", "application/json")
+
+
+def feed_links(page: str, url: str) -> list[str]:
+    """The feeds an HTML page names in its ``<link rel="alternate" type="…">`` tags, as absolute URLs.
+
+    How a blog's home page tells readers where its feed is: what staff paste as a source's url is
+    often the page, not the feed.
+    """
+    from html import unescape
+    from urllib.parse import urljoin
+
+    found: list[str] = []
+    for tag in _LINK_TAG.findall(page[:200_000]):
+        attrs = {m.group(1).lower(): unescape(m.group(2) or m.group(3) or m.group(4) or "")
+                 for m in _ATTRIBUTE.finditer(tag)}
+        if ("alternate" in attrs.get("rel", "").lower().split() and attrs.get("href")
+                and attrs.get("type", "").lower().split(";")[0].strip() in _FEED_TYPES):
+            link = urljoin(url, attrs["href"].strip())
+            if link.startswith(("http://", "https://")) and link not in found:
+                found.append(link)
+    return found
 
 
 _EMBEDDED_ROOT = re.compile(r"<(feed|rss)\b[^>]*>")
