@@ -205,8 +205,8 @@ def test_rewritten_sentence_tests_agree_with_the_plain_ones() -> None:
     samples = _SAMPLES + ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(20000)]
     for s in samples:
         assert sentences._complete(s) == (sentences._COMPLETE.search(s) is not None), s
-        assert sentences._is_code(s, s.split()) == (sentences._CODE.search(s) is not None), s
-        assert sentences._is_code(s, s.split(), sentences.Marks.of(s)) == (sentences._CODE.search(s) is not None), s
+        assert sentences.is_code(s, s.split()) == (sentences._CODE.search(s) is not None), s
+        assert sentences.is_code(s, s.split(), sentences.Marks.of(s)) == (sentences._CODE.search(s) is not None), s
         assert sentences._chrome(s, sentences.ANY) == is_boilerplate(s), s
         assert sentences._chrome(s, sentences.Marks.of(s)) == is_boilerplate(s), s
 

@@ -379,6 +379,41 @@ def test_title_alone_gives_no_summary() -> None:
                      ["Looking forward to the meetup tonight at the old library."]) == ""
 
 
+@pytest.mark.parametrize(("title", "text", "expected"), [
+    # A title-less microblog post: its title is its own first words, cut; the summary reads on.
+    ("Future-of-journalism conferences that ignore blogging are not about the future…",
+     "Future-of-journalism conferences that ignore blogging are not about the future of journalism.",
+     "…of journalism."),
+    ("Expecting two packages today: the new Apple TV, and my new iPhone 5S (32 GB,…",
+     "Expecting two packages today: the new Apple TV, and my new iPhone 5S (32 GB, space gray).",
+     "…space gray)."),
+    # A podcast's one-line description, without a full stop and with a verb the sentence test misses.
+    ("Thyroid Nodules", "Dr. Niall Jefferson talks Thyroid Nodules with Dr. Faruque Riffat",
+     "Dr. Niall Jefferson talks Thyroid Nodules with Dr. Faruque Riffat"),
+    # A search alert's snippet, cut by the alert.
+    ("Pineview advances in District II playoffs",
+     "Pineview second baseman Brayden Slack, right, tries to tag out Rumford runner James Lynch, who slides "
+     "into second with a double in the second ...",
+     "Pineview second baseman Brayden Slack, right, tries to tag out Rumford runner James Lynch, who slides "
+     "into second with a double in the second ..."),
+    # The sentences before a link, not the link.
+    ("Google Hindi Input",
+     "This video introduces new features of Google Hindi Input, including material design, Hinglish suggestion, "
+     "full-screen handwriting etc. Download Google Hindi input at: https://play.example/hindi?id=1&hl=en",
+     "This video introduces new features of Google Hindi Input, including material design, Hinglish suggestion, "
+     "full-screen handwriting etc."),
+    # Nothing that says more than the title: the speaker's name before it is not enough.
+    ("Nasal Steroids", "Dr. Larry Kalish: Nasal Steroids", ""),
+    # Data, chrome and lists never stand in for a summary.
+    ("Coins for sale", "1--688401--688800---19 2--651201--651600--19.2 3--508401--508800---19 4--699201", ""),
+    ("A post", "Leave a Reply\nYour email address will not be published. Required fields are marked *", ""),
+    ("Links", "- one link to a page about gardens\n- another link to a page about rivers", ""),
+    ("Code", "for (i = 0; i < n; i++) { total += i; } // sum them", ""),
+])
+def test_a_story_without_whole_sentences_gets_its_first_paragraph(title: str, text: str, expected: str) -> None:
+    assert summarize(title, [text]) == expected
+
+
 def test_short_title_opening_a_sentence_is_kept() -> None:
     out = summarize("Ketamine", [CLINIC_BODY])
     assert out.startswith("Ketamine is often used"), out
@@ -405,4 +440,4 @@ def test_lines_join_only_where_a_sentence_wraps(text: str, expected: list[str]) 
 
 
 def test_version_bumped_for_new_rules() -> None:
-    assert SUMMARIZER_VERSION not in ("extractive-3", "extractive-4")
+    assert SUMMARIZER_VERSION not in ("extractive-3", "extractive-4", "extractive-5")

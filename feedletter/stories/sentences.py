@@ -177,7 +177,7 @@ def _complete(sentence: str) -> bool:
     return body[-1:] in (".", "!", "?") and body[-3:-1] != ".."
 
 
-def _is_code(sentence: str, tokens: Sequence[str], marks: Marks = ANY) -> bool:
+def is_code(sentence: str, tokens: Sequence[str], marks: Marks = ANY) -> bool:
     """``_CODE.search(sentence) is not None`` (``tokens``: ``sentence.split()``; ``marks``: those
     of a text that ``sentence`` is part of).
 
@@ -273,7 +273,7 @@ def summary_sentences(blocks: Sequence[str], heading: list[str], *, min_words: i
         tokens = s.split()
         if len(tokens) < min_words or _chrome(s, marks):
             continue
-        if (marks.digits and _LABEL.match(s) is not None) or _is_code(s, tokens, marks):
+        if (marks.digits and _LABEL.match(s) is not None) or is_code(s, tokens, marks):
             continue
         if not _complete(s):
             # A label ("Option 2:"), a teaser's cut ("I took two steps..."), or a line

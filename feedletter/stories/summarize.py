@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from feedletter.plugins import SummarizerEntry
+from feedletter.stories.fallback import first_paragraph
 from feedletter.stories.minhash import words
 from feedletter.stories.sentences import LIST_ITEM, Marks, summary_sentences, text_blocks, title_words, wordset
 from feedletter.text.whitespace import truncate_words
@@ -32,7 +33,7 @@ from feedletter.text.whitespace import truncate_words
 __all__ = ["SUMMARIZER_VERSION", "ExtractiveSummarizer", "Summarizer", "summarize"]
 
 # Bump whenever output for the same input may change: the store caches summaries under it.
-SUMMARIZER_VERSION = "extractive-5"
+SUMMARIZER_VERSION = "extractive-6"
 
 STOPWORDS = wordset("""
 a about above after again against all also am an and any are as at be because been before being
@@ -277,9 +278,11 @@ class ExtractiveSummarizer:
         ``texts[0]`` should be the story's lead article: its sentences get a small bonus, so the
         summary reads mostly as one voice, with other sites adding what the lead lacks.
         """
-        cands = self.candidates(texts, title)
-        if not cands or sentences <= 0 or max_chars <= 0:
+        if sentences <= 0 or max_chars <= 0:
             return ""
+        cands = self.candidates(texts, title)
+        if not cands:
+            return first_paragraph(title, texts, max_chars=max_chars, min_words=self.min_words)
         sim, title_sim, vecs = _similarities(cands, title)
         rank = _textrank(sim)
         doc, pos, nfacts, chatty, nterms = np.array(
