@@ -23,7 +23,8 @@ __all__ = ["DigestReport", "GatherReport", "Paused", "WarningGroups", "cause_of"
 SEP = " · "
 
 
-def _count(n: int, noun: str, plural: str | None = None) -> str:
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 story``, ``1,234 stories``: a count and its noun, singular for one."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
@@ -73,9 +74,9 @@ class GatherReport:
         states = [f"{self.fetched:,} ok"]
         states += [f"{n:,} {label}" for n, label in
                    ((self.not_modified, "not modified"), (self.errors, "failed"), (self.skipped, "skipped")) if n]
-        parts = [f"gather: {_count(self.sources, 'source')}: {', '.join(states)}" if self.sources
+        parts = [f"gather: {counted(self.sources, 'source')}: {', '.join(states)}" if self.sources
                  else "gather: no sources"]
-        new = _count(self.new, "new article")
+        new = counted(self.new, "new article")
         if self.near_duplicates:
             new += f" ({self.near_duplicates:,} near-duplicate)"
         parts.append(new)
@@ -85,14 +86,14 @@ class GatherReport:
         if skipped:
             parts.append("skipped " + ", ".join(skipped))
         if self.extracted or self.extract_errors:
-            parts.append(_count(self.extracted, "page") + " extracted"
+            parts.append(counted(self.extracted, "page") + " extracted"
                          + (f", {self.extract_errors:,} failed" if self.extract_errors else ""))
-        stories = [_count(self.stories_new, "new story", "new stories")]
+        stories = [counted(self.stories_new, "new story", "new stories")]
         if self.stories_joined:
-            stories.append(f"{_count(self.stories_joined, 'article')} joined stories")
+            stories.append(f"{counted(self.stories_joined, 'article')} joined stories")
         parts.append(", ".join(stories))
         if self.summarized:
-            parts.append(_count(self.summarized, "summary", "summaries")
+            parts.append(counted(self.summarized, "summary", "summaries")
                          + (f" ({self.summaries_cached:,} cached)" if self.summaries_cached else ""))
         parts.append(_seconds(self.seconds))
         return SEP.join(parts)
@@ -162,10 +163,10 @@ class DigestReport:
             subject = f" “{self.subject}”" if self.subject else ""
             parts = [f"digest {name}: issue {self.issue}{subject}"]
             if self.stories is not None:
-                parts.append(_count(self.stories, "story", "stories"))
+                parts.append(counted(self.stories, "story", "stories"))
             parts.append(delivered)
             if self.published_files:
-                parts.append(_count(self.published_files, "file") + " published")
+                parts.append(counted(self.published_files, "file") + " published")
         if self.error:
             parts.append(f"failed: {self.error}")
         return SEP.join(parts)

@@ -138,6 +138,11 @@ def test_cli_import_and_export(tmp_path: Path) -> None:
     out = subprocess.run([*cli, "sources", "export"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert len(read_opml(out.stdout.encode())) == 4
+    (tmp_path / "one.opml").write_text('<opml version="2.0"><body><outline type="rss" text="One" '
+                                       'xmlUrl="https://one.example/feed"/></body></opml>')
+    one = subprocess.run([*cli, "sources", "import", "one.opml"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60)
+    assert one.returncode == 0 and "sources.yaml: 1 source added, 0 skipped" in one.stdout, one.stdout + one.stderr
     bad = subprocess.run([*cli, "sources", "import", "sources.yaml"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 1 and "not OPML" in bad.stderr and "Traceback" not in bad.stderr

@@ -20,7 +20,7 @@ from feedletter.ingest import gather
 from feedletter.ingest.entries import extract_page
 from feedletter.ingest.fetch import Fetcher
 from feedletter.ingest.parse.feeds import parse_feed
-from feedletter.runreport import DigestReport, GatherReport, Paused, WarningGroups, cause_of
+from feedletter.runreport import DigestReport, GatherReport, Paused, WarningGroups, cause_of, counted
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store
 from tests.fixtures_ingest import RudeServer, rude, send
@@ -316,3 +316,9 @@ def test_gather_logs_each_failure_with_its_cause_and_kind(tmp_path: Path) -> Non
     assert pages.failed > 1 and pages.extracted == 0
     assert groups.counts() == {("article page", "HTTP 404"): pages.failed, ("source", "HTTP 404"): 1,
                                ("source", "not a feed"): 1}
+
+
+def test_counts_are_singular_for_one() -> None:
+    assert [counted(n, "story", "stories") for n in (0, 1, 2, 1234)] == [
+        "0 stories", "1 story", "2 stories", "1,234 stories"]
+    assert counted(1, "subscriber") == "1 subscriber" and counted(3, "file") == "3 files"

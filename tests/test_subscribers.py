@@ -197,6 +197,9 @@ def test_cli_add_import_list_remove_and_confirm(tmp_path: Path, config: Config) 
     csv_file.write_text("email,name\nann@example.com,Ann\nbob@example.com,Bob\n")
     result = runner.invoke(app, ["subscribers", "import", str(csv_file), "-n", "weekly", *cfg])
     assert result.exit_code == 0 and "2 subscribers imported into weekly" in result.output
+    (tmp_path / "one.csv").write_text("email\nfay@example.com\n")
+    result = runner.invoke(app, ["subscribers", "import", str(tmp_path / "one.csv"), "-n", "weekly", *cfg])
+    assert result.output.strip() == "1 subscriber imported into weekly"
     result = runner.invoke(app, ["subscribers", "add", "cy@example.com", "-n", "weekly", "--name", "Cy", *cfg])
     assert result.output.strip() == "cy@example.com: active"
     result = runner.invoke(app, ["subscribers", "add", "dee@example.com", "-n", "weekly", "--confirm", *cfg])
@@ -209,7 +212,8 @@ def test_cli_add_import_list_remove_and_confirm(tmp_path: Path, config: Config) 
     assert "bob@example.com: unsubscribed (left unsubscribed" in result.output
     result = runner.invoke(app, ["subscribers", "list", "-n", "weekly", *cfg])
     assert result.output.splitlines() == ["ann@example.com\tAnn\tactive", "bob@example.com\tBob\tunsubscribed",
-                                          "cy@example.com\tCy\tactive", "dee@example.com\t\tpending"]
+                                          "fay@example.com\t\tactive", "cy@example.com\tCy\tactive",
+                                          "dee@example.com\t\tpending"]
     store = Store.open(config.store_url())
     assert subscribers.confirm(store, token).email == "dee@example.com"
     store.close()

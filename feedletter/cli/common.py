@@ -13,6 +13,7 @@ from typing import Annotated, TextIO
 import typer
 
 from feedletter.config import Config, config_path, load_config
+from feedletter.runreport import counted
 from feedletter.store import Store
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="sources.yaml to use "
@@ -48,8 +49,9 @@ def config_file(config: Config) -> str:
     return str(config.resolve(Path(config._path).name))
 
 
-def count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 story``, ``3 stories``: the one way every command and report counts things."""
+    return counted(n, noun, plural)
 
 
 def when(moment: datetime | None) -> str:

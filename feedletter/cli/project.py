@@ -91,7 +91,8 @@ def status(
     sources = counts["sources"]
     by_state = ", ".join(f"{sources[state]} {state}" for state in STATES if sources.get(state))
     say(f"Sources   {sum(sources.values())} known: {by_state}" if sources else "Sources   none configured")
-    say(f"Content   {counts['articles']} articles, {counts['stories']} stories, {counts['issues']} issues")
+    say(f"Content   {count(counts['articles'], 'article')}, {count(counts['stories'], 'story', 'stories')}, "
+        f"{count(counts['issues'], 'issue')}")
     say("Subscribers " + (", ".join(f"{n} {k}" for k, n in sorted(counts["subscribers"].items())) or "none"))
     say("Outbox    " + (", ".join(f"{n} {k}" for k, n in sorted(counts["outbox"].items())) or "empty"))
     for issue in undelivered:

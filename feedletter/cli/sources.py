@@ -71,7 +71,8 @@ def sources_import(opml: Annotated[Path, typer.Argument(help="an OPML file (a fe
         typer.echo(f"skipped {line}", err=True)
     for source in result.added:
         typer.echo(f"added {source.name}  {source.url}  tags: {', '.join(source.tags) or '-'}")
-    typer.echo(f"{path}: {len(result.added)} sources added, {len(result.skipped)} skipped")
+    added = len(result.added)
+    typer.echo(f"{path}: {added} {'source' if added == 1 else 'sources'} added, {len(result.skipped)} skipped")
 
 
 @sources_app.command("export")
