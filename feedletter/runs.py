@@ -20,6 +20,7 @@ from feedletter.config import Config, load_config
 from feedletter.config_newsletters import Newsletter
 from feedletter.errors import DeliveryError, DeliveryPaused, RenderError
 from feedletter.ingest import gather, health
+from feedletter.plugins import PROVIDERS
 from feedletter.redact import mask
 from feedletter.runner import Runner, Stage, io_stage
 from feedletter.runreport import DigestReport, GatherReport, Paused
@@ -356,8 +357,12 @@ def _run_digest(config: Config, store: Store, runner: Runner, target: Newsletter
                             stories=len(prepared.digest.stories), sent=so_far.report.sent + counts.sent,
                             failed=so_far.report.failed + counts.failed, published_files=files,
                             outbox=outbox_queue.counts(store, issue_id))
+    # A campaign provider (Listmonk, Mailchimp) keeps its own list: only one mailing each subscriber can tell.
+    if not sum((so_far.report.outbox or {}).values()) and PROVIDERS.get(target.provider).kind == "per-subscriber":
+        log.warning("%s: no active subscribers: issue %s went to no inbox (it is on the site and in the feeds); "
+                    "add them with `feedletter subscribers add` or `import`", name, prepared.number)
     paused = _paused(store, so_far, issue_id, counts.paused) if counts.paused else None
-    runner.markdown(f"digest-{name}", _issue_markdown(prepared, so_far.report), "What this digest run sent")
+    runner.markdown(f"digest-{name}", digest.run_markdown(prepared, so_far.report), "What this digest run sent")
     if paused is not None:
         raise paused
     if counts.failed and not counts.sent:
@@ -373,24 +378,6 @@ def _paused(store: Store, so_far: _SoFar, issue_id: int, reason: str) -> Deliver
     so_far.report = replace(so_far.report, paused=Paused(issue.number, reason, issue.counts["sent"],
                                                          issue.recipients))
     return DeliveryPaused(so_far.report.newsletter, so_far.report.line())
-
-
-def _issue_markdown(prepared: digest.Prepared, report: DigestReport) -> str:
-    outbox = report.outbox or {}
-    size = len(prepared.rendered.html.encode())
-    lines = [f"# {prepared.digest.subject}", "",
-             f"Issue {prepared.number} of **{prepared.digest.newsletter}** · {report.stories} stories · "
-             f"HTML {size / 1024:.1f} KB", "",
-             "| recipients | queued | sent | failed | skipped |", "|---|---|---|---|---|",
-             f"| {sum(outbox.values())} | {outbox['queued'] + outbox['sending']} | {outbox['sent']} | "
-             f"{outbox['failed']} | {outbox['skipped']} |", "",
-             f"Archive: [{prepared.digest.web_url}]({prepared.digest.web_url})", "", "## Stories"]
-    if report.paused is not None:
-        lines[4:4] = [f"**Paused**: {report.paused.reason}; the next digest run resumes it.", ""]
-    lines += [f"- [{s.title}]({s.url}) ({s.source}, {len(s.also)} more)" for s in prepared.digest.stories]
-    lines += ["", "## Pre-send checks", *(f"- {c}" for c in prepared.checks)] if prepared.checks else \
-        ["", "## Pre-send checks", "- all passed (size under the clipping limit, links, unsubscribe)"]
-    return "\n".join(lines)
 
 
 __all__ = ["DIGEST_STAGES", "GATHER_STAGES", "DigestReport", "GatherReport", "digest_run", "gather_run", "open_config"]

@@ -3,6 +3,7 @@ output that claims its posts in the ledger makes none twice, however often it is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -92,6 +93,19 @@ def test_the_digest_run_publishes_each_issue_to_a_registered_output_once(tmp_pat
         add_stories(store, 4, 2)
         digest_run(config, store, InProcess(), "weekly")
         assert toots.calls == [1, 1, 2] and len(toots.posted) == 4
+    finally:
+        store.close()
+
+
+def test_an_issue_with_no_subscribers_to_mail_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config, store = _newsletter(tmp_path)  # a file provider, and nobody subscribed
+    try:
+        with caplog.at_level(logging.WARNING, logger="feedletter.run"):
+            report = digest_run(config, store, InProcess(), "weekly")
+        assert report.issue == 1 and report.sent == 0
+        assert [r.getMessage() for r in caplog.records if "no active subscribers" in r.getMessage()] == [
+            "weekly: no active subscribers: issue 1 went to no inbox (it is on the site and in the feeds); "
+            "add them with `feedletter subscribers add` or `import`"]
     finally:
         store.close()
 

@@ -26,6 +26,7 @@ from feedletter.errors import FeedletterError, RenderError
 from feedletter.issue.render import GMAIL_CLIP_BYTES, CheckResult, Rendered, render_digest, review_digest
 from feedletter.issue.selection import last_issue, select_stories
 from feedletter.models import Digest, Story
+from feedletter.runreport import DigestReport, counted
 from feedletter.schema import issue_stories, issues
 from feedletter.store import Store, now
 
@@ -240,3 +241,23 @@ def _checked(newsletter: Newsletter, story: Story) -> Story | None:
 def _left_out(newsletter: Newsletter, story: Story, why: str) -> None:
     log.warning("digest %s: left out the story %r from %s (%s): %s", newsletter.name, story.title[:80],
                 story.source, story.url[:200], why, extra={"cause": "story left out of the issue", "kind": "story"})
+
+
+def run_markdown(prepared: Prepared, report: DigestReport) -> str:
+    """What a digest run sent, as the Markdown of the run's Prefect artifact."""
+    outbox = report.outbox or {}
+    size = len(prepared.rendered.html.encode())
+    lines = [f"# {prepared.digest.subject}", "",
+             f"Issue {prepared.number} of **{prepared.digest.newsletter}** · "
+             f"{counted(report.stories or 0, 'story', 'stories')} · "
+             f"HTML {size / 1024:.1f} KB", "",
+             "| recipients | queued | sent | failed | skipped |", "|---|---|---|---|---|",
+             f"| {sum(outbox.values())} | {outbox['queued'] + outbox['sending']} | {outbox['sent']} | "
+             f"{outbox['failed']} | {outbox['skipped']} |", "",
+             f"Archive: [{prepared.digest.web_url}]({prepared.digest.web_url})", "", "## Stories"]
+    if report.paused is not None:
+        lines[4:4] = [f"**Paused**: {report.paused.reason}; the next digest run resumes it.", ""]
+    lines += [f"- [{s.title}]({s.url}) ({s.source}, {len(s.also)} more)" for s in prepared.digest.stories]
+    lines += ["", "## Pre-send checks", *(f"- {c}" for c in prepared.checks)] if prepared.checks else \
+        ["", "## Pre-send checks", "- all passed (size under the clipping limit, links, unsubscribe)"]
+    return "\n".join(lines)
