@@ -13,7 +13,6 @@ from typing import Annotated, TextIO
 import typer
 
 from feedletter.config import Config, config_path, load_config
-from feedletter.runreport import counted
 from feedletter.store import Store
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="sources.yaml to use "
@@ -47,11 +46,6 @@ def open_store(config: Config, *, init: bool = False) -> Iterator[Store]:
 def config_file(config: Config) -> str:
     """The path of the loaded config, as the flows are given it."""
     return str(config.resolve(Path(config._path).name))
-
-
-def count(n: int, noun: str, plural: str | None = None) -> str:
-    """``1 story``, ``3 stories``: the one way every command and report counts things."""
-    return counted(n, noun, plural)
 
 
 def when(moment: datetime | None) -> str:

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from feedletter.cli.common import ConfigOpt, count, open_store
+from feedletter.cli.common import ConfigOpt, open_store
 from feedletter.config import load_config
+from feedletter.runreport import counted
 
 NewsletterArg = Annotated[str, typer.Argument(help="the newsletter's name in sources.yaml")]
 
@@ -28,7 +29,7 @@ def syndicate(
         typer.echo(str(path))
     for problem in result.hub_problems:
         typer.echo(f"warning: {problem}", err=True)
-    typer.echo(f"syndicate: {count(len(result.files), 'file')} in {result.root} ({len(result.changed)} changed"
+    typer.echo(f"syndicate: {counted(len(result.files), 'file')} in {result.root} ({len(result.changed)} changed"
                f"{f', {len(result.removed)} removed' if result.removed else ''})", err=True)
 
 

@@ -9,8 +9,9 @@ from typing import Annotated
 import sqlalchemy as sa
 import typer
 
-from feedletter.cli.common import ConfigOpt, count, emit, fail, open_store
+from feedletter.cli.common import ConfigOpt, emit, fail, open_store
 from feedletter.config import load_config
+from feedletter.runreport import counted
 from feedletter.store import Store
 
 outbox_app = typer.Typer(no_args_is_help=False, help="Where each issue's messages stand; send again what "
@@ -90,9 +91,9 @@ def retry(
         [now] = deliveries(store, issue_ids=[issue_id])
     parts = []
     if done.waiting:
-        parts.append(f"{count(done.waiting, 'queued message')} due now")
+        parts.append(f"{counted(done.waiting, 'queued message')} due now")
     if done.failed:
-        parts.append(f"{count(done.failed, 'failed message')} queued again")
+        parts.append(f"{counted(done.failed, 'failed message')} queued again")
     if not parts:
         parts.append("nothing to send again")
     if done.failed_left:

@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from feedletter.cli.common import ConfigOpt, count, fail, open_store, when
+from feedletter.cli.common import ConfigOpt, fail, open_store, when
 from feedletter.config import config_path, load_config
 from feedletter.ingest.health import STATES
+from feedletter.runreport import counted
 from feedletter.text.controls import for_terminal
 
 # The counts of a run that `status` shows in its table; --json has them all.
@@ -29,8 +30,8 @@ def validate(
     parsed, problems = check_file(path)
     if problems or parsed is None:
         raise fail("\n".join(str(p) for p in problems))
-    typer.echo(f"{path}: ok ({count(len(parsed.sources), 'source')}, "
-               f"{count(len(parsed.newsletters), 'newsletter')})")
+    typer.echo(f"{path}: ok ({counted(len(parsed.sources), 'source')}, "
+               f"{counted(len(parsed.newsletters), 'newsletter')})")
 
 
 def init(
@@ -91,8 +92,8 @@ def status(
     sources = counts["sources"]
     by_state = ", ".join(f"{sources[state]} {state}" for state in STATES if sources.get(state))
     say(f"Sources   {sum(sources.values())} known: {by_state}" if sources else "Sources   none configured")
-    say(f"Content   {count(counts['articles'], 'article')}, {count(counts['stories'], 'story', 'stories')}, "
-        f"{count(counts['issues'], 'issue')}")
+    say(f"Content   {counted(counts['articles'], 'article')}, {counted(counts['stories'], 'story', 'stories')}, "
+        f"{counted(counts['issues'], 'issue')}")
     say("Subscribers " + (", ".join(f"{n} {k}" for k, n in sorted(counts["subscribers"].items())) or "none"))
     say("Outbox    " + (", ".join(f"{n} {k}" for k, n in sorted(counts["outbox"].items())) or "empty"))
     for issue in undelivered:

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from feedletter.cli.common import ConfigOpt, config_file, count, open_store
+from feedletter.cli.common import ConfigOpt, config_file, open_store
 from feedletter.config import Config, load_config
+from feedletter.runreport import counted
 from feedletter.store import Store
 
 if TYPE_CHECKING:
@@ -230,7 +231,7 @@ def digest(
 def _print_findings(found: list[Finding]) -> None:
     """``pre-send checks: 5 passed, 1 warning``, then a line per check; said also when all pass."""
     counts = Counter(f.outcome for f in found)
-    parts = [f"{counts['pass']} passed"] + [count(counts[o], noun) for o, noun in
+    parts = [f"{counts['pass']} passed"] + [counted(counts[o], noun) for o, noun in
                                              (("warn", "warning"), ("fail", "failure"), ("off", "check off"))
                                              if counts[o]]
     verdict = " (a real send would stop here)" if counts["fail"] else ""

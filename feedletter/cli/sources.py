@@ -10,6 +10,7 @@ import typer
 
 from feedletter.cli.common import ConfigOpt, emit, fail, open_store, when
 from feedletter.config import config_path, load_config
+from feedletter.runreport import counted
 from feedletter.text.controls import for_terminal
 
 sources_app = typer.Typer(no_args_is_help=True, help="Sources: health, re-enabling, OPML import/export.")
@@ -71,8 +72,7 @@ def sources_import(opml: Annotated[Path, typer.Argument(help="an OPML file (a fe
         typer.echo(f"skipped {line}", err=True)
     for source in result.added:
         typer.echo(f"added {source.name}  {source.url}  tags: {', '.join(source.tags) or '-'}")
-    added = len(result.added)
-    typer.echo(f"{path}: {added} {'source' if added == 1 else 'sources'} added, {len(result.skipped)} skipped")
+    typer.echo(f"{path}: {counted(len(result.added), 'source')} added, {len(result.skipped)} skipped")
 
 
 @sources_app.command("export")

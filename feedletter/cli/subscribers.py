@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from feedletter.cli.common import ConfigOpt, count, fail, open_store
+from feedletter.cli.common import ConfigOpt, fail, open_store
 from feedletter.config import load_config
+from feedletter.runreport import counted
 
 subscribers_app = typer.Typer(no_args_is_help=True, help="Manage a newsletter's subscribers.")
 NewsletterOpt = Annotated[str, typer.Option("--newsletter", "-n")]
@@ -50,7 +51,7 @@ def subscribers_import(csv_file: Path, newsletter: NewsletterOpt, config: Config
                                         filename=str(csv_file))
     if result.problems:
         raise fail("\n".join(result.problems) + f"\n{csv_file}: nothing imported; fix the lines above")
-    typer.echo(f"{count(result.added, 'subscriber')} imported into {newsletter}"
+    typer.echo(f"{counted(result.added, 'subscriber')} imported into {newsletter}"
                + (f", {result.existing} already there" if result.existing else "")
                + (f", {result.kept_unsubscribed} left unsubscribed" if result.kept_unsubscribed else ""))
 

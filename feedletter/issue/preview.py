@@ -56,13 +56,10 @@ def next_issue(config: Config, store: Store, newsletter: Newsletter, *, web_url:
 
 def _why_nothing(store: Store, newsletter: Newsletter) -> str:
     """Why ``newsletter`` has no next issue, as staff can act on it."""
-    import sqlalchemy as sa
+    from feedletter.stories.work import has_stories
 
-    from feedletter.schema import stories
-
-    with store.begin() as conn:
-        if conn.execute(sa.select(stories.c.id).limit(1)).first() is None:
-            return "the store holds no stories yet (run `feedletter gather` first)"
+    if not has_stories(store):
+        return "the store holds no stories yet (run `feedletter gather` first)"
     need = newsletter.select.min_stories
     what = "no new story matches" if need <= 1 else f"fewer than {need} new stories match"
     return f"{what} the newsletter's select (its sources, tags and since)"

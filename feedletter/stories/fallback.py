@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from itertools import islice
 
-from feedletter.stories.sentences import LIST_ITEM, is_code, text_blocks, title_words
+from feedletter.stories.sentences import LIST_ITEM, is_code, text_blocks, title_ends, title_words
 from feedletter.text.whitespace import truncate_words
 
 __all__ = ["first_paragraph"]
 
-_TITLE_WORD = re.compile(r"\w+")  # a word as title_words counts them
 _LINK = re.compile(r"\b(?:https?://|www\.)\S")
 
 
@@ -46,7 +44,7 @@ def first_paragraph(title: str, texts: Sequence[str], *, max_chars: int, min_wor
             if completes and said[:len(heading)] == heading and len(said) > len(heading):
                 # Only what the title leaves out: "…of journalism." under "Conferences that ignore
                 # blogging are not about the future…".
-                end = [m.end() for m in islice(_TITLE_WORD.finditer(block), len(heading))][-1]
+                end = title_ends(block, heading)[-1]
                 return "…" + truncate_words(block[end:].lstrip(" \t,;:-–—"), max_chars - 1)
             # It must say more than the title: "Dr. Kalish: Nasal Steroids" under "Nasal Steroids" does not.
             if len([w for w in said if w not in known]) < min_words:

@@ -230,14 +230,21 @@ def _wordy(line: str) -> bool:
     return sum(_PLAIN_WORD.fullmatch(t) is not None for t in tokens) >= 0.6 * len(tokens)
 
 
-def _without_title(sentence: str, heading: list[str]) -> str:
-    """``sentence`` without the title it repeats (``heading``: the title's words), or "" when only
-    the title, or part of it, is left, or what follows does not start a sentence."""
+def title_ends(sentence: str, heading: list[str]) -> list[int]:
+    """Where each of ``sentence``'s first words ends, as long as they are ``heading``'s words (those
+    :func:`title_words` gives): all of them when the sentence opens with the whole title."""
     ends: list[int] = []
     for m, w in zip(_TITLE_WORD.finditer(sentence), heading, strict=False):
         if m.group(0).lower() != w:
             break
         ends.append(m.end())
+    return ends
+
+
+def _without_title(sentence: str, heading: list[str]) -> str:
+    """``sentence`` without the title it repeats (``heading``: the title's words), or "" when only
+    the title, or part of it, is left, or what follows does not start a sentence."""
+    ends = title_ends(sentence, heading)
     if len(ends) == len(heading):
         rest = sentence[ends[-1]:].lstrip(_TITLE_GLUE)
         if not rest:

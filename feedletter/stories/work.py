@@ -38,6 +38,11 @@ def has_ungrouped(store: Store) -> bool:
         return conn.execute(sa.select(articles.c.id).where(UNGROUPED).limit(1)).first() is not None
 
 
+def has_stories(store: Store) -> bool:
+    with store.begin() as conn:
+        return conn.execute(sa.select(stories.c.id).limit(1)).first() is not None
+
+
 def has_unsummarized(store: Store) -> bool:
     with store.begin() as conn:
         return conn.execute(sa.select(stories.c.id).where(UNSUMMARIZED).limit(1)).first() is not None

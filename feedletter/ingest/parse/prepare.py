@@ -19,6 +19,8 @@ import codecs
 import html.entities
 import re
 from dataclasses import dataclass, fields
+from html import unescape
+from urllib.parse import urljoin
 
 from feedletter.errors import ParseError
 
@@ -173,9 +175,6 @@ def feed_links(page: str, url: str) -> list[str]:
     How a blog's home page tells readers where its feed is: what staff paste as a source's url is
     often the page, not the feed.
     """
-    from html import unescape
-    from urllib.parse import urljoin
-
     found: list[str] = []
     for tag in _LINK_TAG.findall(page[:200_000]):
         attrs = {m.group(1).lower(): unescape(m.group(2) or m.group(3) or m.group(4) or "")
