@@ -21,6 +21,7 @@ from feedletter.cli import app
 from feedletter.config import Config
 from feedletter.errors import FeedletterError
 from feedletter.ingest import gather
+from feedletter.issue.digest import save_issue
 from feedletter.issue.preview import PreviewServer, next_issue, preview_routes
 from feedletter.issue.selection import select_stories
 from feedletter.mailsink import MailSink
@@ -187,6 +188,38 @@ def test_send_test_errors_are_one_line(staff: tuple[Config, Store], tmp_path: Pa
     assert "nothing to send: the store holds no stories yet (run `feedletter gather` first)" in empty.stderr
     unknown = _cli("send-test", "citty", "--to", "me@x.example", "--config", _path(config), cwd=tmp_path)
     assert unknown.returncode == 1 and "no newsletter named 'citty' (known: city, health)" in unknown.stderr
+
+
+def test_after_an_issue_went_out_preview_and_send_test_show_it_again(
+        staff: tuple[Config, Store], sink: MailSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Staff editing a template right after an issue went out: no new story makes a next issue, so
+    preview and send-test make the last one again from its stories, with today's templates, and say
+    so; the dry run (what `digest` would send) still sends nothing."""
+    config, store = staff
+    monkeypatch.setenv("FEEDLETTER_SMTP_URL", sink.url)
+    newsletter = config.newsletter("city")
+    with pytest.raises(FeedletterError, match="the store holds no stories yet"):
+        next_issue(config, store, newsletter, again=True)  # no issue yet to show again
+    put_story(store, "city-ledger", "Footbridge opens")
+    put_story(store, "valley-post", "Library hours")
+    first = next_issue(config, store, newsletter)
+    save_issue(store, first)
+    with pytest.raises(FeedletterError, match="nothing to send: no new story matches"):
+        next_issue(config, store, newsletter)
+    again = next_issue(config, store, newsletter, again=True)
+    assert again.again and again.number == first.number == 1
+    assert [s.id for s in again.digest.stories] == [s.id for s in first.digest.stories]
+    assert again.rendered.subject == first.rendered.subject
+    page = preview_routes(config, again, newsletter)["index.html"][1].decode()
+    assert "nothing new to send: this is issue 1 again" in page
+    result = runner.invoke(app, ["send-test", "city", "--to", "me@staff.example", "--config", _path(config)])
+    assert result.exit_code == 0, result.output
+    assert "note: nothing new to send: this is issue 1 again" in result.stderr
+    assert sink.received[-1].message()["Subject"] == f"[TEST] {first.rendered.subject}"
+    assert _recorded(store)[0] == 1  # still the one issue: nothing recorded for the test
+    dry = runner.invoke(app, ["digest", "city", "--dry-run", "--out", str(config.resolve("out")),
+                              "--config", _path(config)])
+    assert isinstance(dry.exception, FeedletterError) and "nothing to send: no new story" in str(dry.exception)
 
 
 def test_preview_page_shows_desktop_and_mobile(staff: tuple[Config, Store]) -> None:

@@ -40,6 +40,8 @@ def send_test(
 ) -> None:
     """Send the next issue to one address, subject marked [TEST]; nothing is recorded as sent.
 
+    With nothing new to send, it sends the last issue again, made with the templates of now.
+
     Its "view in browser" link leads to a copy of the issue written under the archive for it (serve
     it with `feedletter web`); its unsubscribe link to a page saying it was a test.
     """
@@ -50,6 +52,8 @@ def send_test(
         sent = send(cfg, store, cfg.newsletter(newsletter), to)
     typer.echo(f"sent to {to}: {sent.message['Subject']}")
     typer.echo(f"view in browser: {sent.web_url} (written to {sent.page})")
+    if sent.note:
+        typer.echo(f"note: {sent.note}", err=True)
 
 
 def preview(
@@ -58,17 +62,24 @@ def preview(
     browser: Annotated[bool, typer.Option("--browser/--no-browser", help="open it in a web browser")] = True,
     config: ConfigOpt = None,
 ) -> None:
-    """Show the next issue at desktop and mobile widths on a local web page (Ctrl-C stops it)."""
+    """Show the next issue at desktop and mobile widths on a local web page (Ctrl-C stops it).
+
+    With nothing new to send, it shows the last issue again, made from its stories with the
+    templates and settings of now (and says so).
+    """
     import webbrowser
 
-    from feedletter.issue.preview import PreviewServer, next_issue, preview_routes
+    from feedletter.issue.preview import PreviewServer, again_note, next_issue, preview_routes
 
     cfg = load_config(config)
     target = cfg.newsletter(newsletter)
     with open_store(cfg) as store:
-        prepared = next_issue(cfg, store, target)
+        prepared = next_issue(cfg, store, target, again=True)
     with PreviewServer(preview_routes(cfg, prepared, target), port=port) as server:
         typer.echo(f"preview of {newsletter} issue {prepared.number}: {server.url}  (Ctrl-C to stop)")
+        note = again_note(prepared)
+        if note:
+            typer.echo(f"note: {note}", err=True)
         for problem in prepared.checks:
             typer.echo(f"warning: {problem}", err=True)
         if browser:

@@ -50,6 +50,7 @@ class Prepared:
     number: int
     rendered: Rendered
     review: CheckResult  # the pre-send checks, run once here
+    again: bool = False  # the last issue's stories made again (see prepare_again), for a preview
 
     @property
     def checks(self) -> tuple[str, ...]:
@@ -109,7 +110,36 @@ def prepare_digest(config: Config, store: Store, newsletter: Newsletter, *,
     if not chosen or len(chosen) < newsletter.select.min_stories:
         return None
     previous = last_issue(store, newsletter.name)
-    number = (previous[0] if previous else 0) + 1
+    return _prepared(config, newsletter, chosen, (previous[0] if previous else 0) + 1, at, web_url)
+
+
+def prepare_again(config: Config, store: Store, newsletter: Newsletter, *,
+                  web_url: str | None = None) -> Prepared | None:
+    """The last issue of ``newsletter`` made again from its stories, with the templates and settings
+    of now (no ``select`` filter, which its stories passed once); None before the first issue.
+
+    For staff who edit a template after an issue went out, when no new story would make a next one:
+    a preview or test send of it, marked ``again``. Nothing is recorded.
+    """
+    previous = last_issue(store, newsletter.name)
+    if previous is None:
+        return None
+    number, issued = previous
+    with store.begin() as conn:
+        ids = [int(i) for i in conn.execute(
+            sa.select(issue_stories.c.story_id).join(issues, issues.c.id == issue_stories.c.issue_id)
+            .where(issues.c.newsletter == newsletter.name, issues.c.number == number)
+            .order_by(issue_stories.c.position)).scalars()]
+    checked = (_checked(newsletter, s) for s in select_stories(config, store, newsletter, at=issued, ids=ids))
+    chosen = [s for s in checked if s is not None]
+    if not chosen:
+        return None
+    return replace(_prepared(config, newsletter, chosen, number, issued, web_url), again=True)
+
+
+def _prepared(config: Config, newsletter: Newsletter, chosen: list[Story], number: int, at: datetime,
+              web_url: str | None) -> Prepared:
+    """Issue ``number`` of ``chosen``, rendered and checked; a story that breaks the rendering is left out."""
     web_url = web_url or issue_url(config, newsletter.name, number)
 
     def render(stories: list[Story]) -> Rendered:

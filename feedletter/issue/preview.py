@@ -34,7 +34,7 @@ from feedletter.config_newsletters import Newsletter
 from feedletter.deliver import make_mailer
 from feedletter.deliver.message import build_message, sender_domain
 from feedletter.errors import FeedletterError
-from feedletter.issue.digest import Prepared, prepare_digest
+from feedletter.issue.digest import Prepared, prepare_again, prepare_digest
 from feedletter.models import Subscriber
 from feedletter.store import Store
 from feedletter.subscribers import TEST_TOKEN
@@ -47,11 +47,25 @@ SHOWN_HEADERS = ("From", "To", "Subject", "Reply-To", "List-Unsubscribe", "List-
                  "Precedence", "Auto-Submitted", "Content-Type")
 
 
-def next_issue(config: Config, store: Store, newsletter: Newsletter, *, web_url: str | None = None) -> Prepared:
+def next_issue(config: Config, store: Store, newsletter: Newsletter, *, web_url: str | None = None,
+               again: bool = False) -> Prepared:
+    """The next issue of ``newsletter``; with ``again``, when nothing new would make one, the last
+    issue made again from its stories (:func:`~feedletter.issue.digest.prepare_again`), so that a
+    template can be previewed right after an issue went out."""
     prepared = prepare_digest(config, store, newsletter, web_url=web_url)
+    if prepared is None and again:
+        prepared = prepare_again(config, store, newsletter, web_url=web_url)
     if prepared is None:
         raise FeedletterError(newsletter.name, "nothing to send: " + _why_nothing(store, newsletter))
     return prepared
+
+
+def again_note(prepared: Prepared) -> str | None:
+    """What staff are told of an issue made again: that it is not the next issue, and why."""
+    if not prepared.again:
+        return None
+    return (f"nothing new to send: this is issue {prepared.number} again, made from its stories "
+            "with the templates and settings of now")
 
 
 def _why_nothing(store: Store, newsletter: Newsletter) -> str:
@@ -91,6 +105,7 @@ class SentTest:
     message: EmailMessage
     web_url: str
     page: Path
+    note: str | None = None  # the issue was made again (see again_note)
 
 
 def send_test(config: Config, store: Store, newsletter: Newsletter, to: str) -> SentTest:
@@ -102,25 +117,27 @@ def send_test(config: Config, store: Store, newsletter: Newsletter, to: str) -> 
         raise FeedletterError("send-test", f"{to!r} is not an email address")
     key = secrets.token_urlsafe(12)  # unguessable: the copy shows stories before the issue is out
     web_url = f"{config.site.base_url.rstrip('/')}/{PREVIEW_DIR}/{newsletter.name}/{key}/"
-    prepared = next_issue(config, store, newsletter, web_url=web_url)
+    prepared = next_issue(config, store, newsletter, web_url=web_url, again=True)
     msg = issue_message(config, prepared, newsletter, to=to, test=True)
-    page = write_web_copy(config, newsletter, key, msg, prepared.number)
+    page = write_web_copy(config, newsletter, key, msg, prepared.number, again=prepared.again)
     mailer = make_mailer(config, newsletter)
     try:
         # A test send has no outbox row to record, so the record step always agrees.
         mailer.send(msg, newsletter.sender, to, lambda: True)
     finally:
         mailer.close()
-    return SentTest(msg, web_url, page)
+    return SentTest(msg, web_url, page, again_note(prepared))
 
 
-def write_web_copy(config: Config, newsletter: Newsletter, key: str, msg: EmailMessage, number: int) -> Path:
+def write_web_copy(config: Config, newsletter: Newsletter, key: str, msg: EmailMessage, number: int, *,
+                   again: bool = False) -> Path:
     """Write the HTML of a test message as ``_preview/NEWSLETTER/KEY/index.html`` under the archive,
     marked as a test and kept out of search engines; earlier tests' copies are removed."""
     part = msg.get_body(("html",))
     assert part is not None  # build_message always writes both parts
     banner = (f'<div style="background:#fff4ce;color:#222;font:14px sans-serif;padding:8px;text-align:center">'
-              f"Test send of {html.escape(newsletter.title)} issue {number}: not sent to subscribers</div>")
+              f"Test send of {html.escape(newsletter.title)} issue {number}{' again' if again else ''}: "
+              "not sent to subscribers</div>")
     page = re.sub(r"(<body\b[^>]*>)", lambda m: m.group(1) + banner, str(part.get_content()), count=1)
     page = re.sub(r"(<head\b[^>]*>)", lambda m: m.group(1) + '<meta name="robots" content="noindex">', page,
                   count=1)
@@ -148,6 +165,7 @@ PAGE = """<!doctype html>
  td:first-child { color: #666; white-space: nowrap; }
 </style></head><body>
 <h1>{{ newsletter }} · issue {{ number }} (not sent)</h1>
+{% if note %}<p>ℹ {{ note }}</p>{% endif %}
 <table>{% for name, value in headers.items() %}<tr><td>{{ name }}</td><td>{{ value }}</td></tr>{% endfor %}</table>
 {% for problem in checks %}<p>⚠ {{ problem }}</p>{% endfor %}
 <p><a href="email.txt">plain-text part</a> · <a href="email.html">HTML alone</a></p>
@@ -168,7 +186,7 @@ def preview_routes(config: Config, prepared: Prepared, newsletter: Newsletter) -
     env = Environment(autoescape=_autoescape(default_for_string=True))
     page = env.from_string(PAGE).render(subject=prepared.rendered.subject, newsletter=newsletter.title,
                                         number=prepared.number, headers=message_headers(msg),
-                                        checks=prepared.checks, widths=WIDTHS)
+                                        checks=prepared.checks, widths=WIDTHS, note=again_note(prepared))
     return {"index.html": ("text/html; charset=utf-8", page.encode()),
             "email.html": ("text/html; charset=utf-8", str(html.get_content()).encode()),
             "email.txt": ("text/plain; charset=utf-8", str(text.get_content()).encode())}

@@ -236,18 +236,23 @@ def story_documents(store: Store, ids: Sequence[int]) -> tuple[list[list[Documen
 
 
 def select_stories(config: Config, store: Store, newsletter: Newsletter, *,
-                   at: datetime | None = None) -> list[Story]:
-    """The entries the next issue of ``newsletter`` carries, best first (see the module's doc)."""
+                   at: datetime | None = None, ids: Sequence[int] | None = None) -> list[Story]:
+    """The entries the next issue of ``newsletter`` carries, best first (see the module's doc).
+
+    ``ids``: these stories instead of the new ones, and none left out by the ``select`` filters
+    (an issue made again from the stories it carried).
+    """
     at = at or now()
-    ids = candidate_ids(store, newsletter)
+    filtered = ids is None
     tags = source_tags(config)
-    candidates = load_stories(store, ids, tags)
-    texts = _texts(store, [s.id for s in candidates]) if newsletter.select.include or \
-        newsletter.select.exclude else {}
+    candidates = load_stories(store, candidate_ids(store, newsletter) if ids is None else ids, tags)
+    texts = _texts(store, [s.id for s in candidates]) if filtered and (
+        newsletter.select.include or newsletter.select.exclude) else {}
     seen: set[int] = set()
     chosen = []
     for story in candidates:
-        if story.id not in seen and keep(story, newsletter, text=texts.get(story.id, ""), at=at, tags=tags):
+        if story.id not in seen and (not filtered or keep(story, newsletter, text=texts.get(story.id, ""), at=at,
+                                                          tags=tags)):
             seen.add(story.id)
             chosen.append(story)
     priority = {s.name: s.priority for s in config.sources}
