@@ -343,6 +343,14 @@ def test_a_long_subject_reads_back_exactly_with_no_doubled_space(subject: str) -
     assert all(len(line) <= 78 for line in data.split(b"\r\n\r\n")[0].split(b"\r\n") if line.startswith(
         (b"Subject", b" ")))
     assert message_from_bytes(data, policy=policy.default)["Subject"] == subject
+    # A test send (and a dry run's digest.eml) is one EmailMessage made by build_message: the same.
+    single = build_message(sender="Weekly <news@riverside.example>", subscriber=person, subject=subject,
+                           html="<p>x</p>", text="x", message_id="<m@x>",
+                           unsubscribe_url="https://n.example/u/t", list_id="weekly", test=True)
+    data = single.as_bytes()
+    assert all(len(line) <= 78 for line in data.split(b"\r\n\r\n")[0].split(b"\r\n"))
+    assert message_from_bytes(data, policy=policy.default)["Subject"].lstrip() == f"[TEST] {subject}"
+    assert single["Subject"] == f"[TEST] {subject}"
 
 
 # --- an unreachable provider: the issue pauses, its messages stay queued ----------------------------
