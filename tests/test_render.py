@@ -61,6 +61,22 @@ def test_digest_renders_every_part_of_the_layout(config: Config) -> None:
     assert review_digest(out, newsletter) == ((), ())
 
 
+def test_plain_text_entries_hang_under_their_titles_past_nine(config: Config) -> None:
+    """An entry's lines start where its title does: three spaces under "9. ", four under "10. "."""
+    summary = "The bridge opened on Saturday after nineteen months of work, and the council says " * 2
+    out = render_digest(config, config.newsletter("weekly"), [story(i, f"Story {i}", summary) for i in range(1, 11)],
+                        number=1, issued=WHEN, web_url=None, source_titles=TITLES)
+    body = out.text.split("\n" + "-" * 60 + "\n", 1)[0]  # the footer's rule ends the entries
+    entries = re.split(r"\n(?=\d+\. Story \d+\n)", body)[1:]
+    assert len(entries) == 10
+    for number, entry in enumerate(entries, 1):
+        title, *lines = [line for line in entry.splitlines() if line.strip()]
+        assert title == f"{number}. Story {number}"
+        hang = len(f"{number}. ")
+        assert len(lines) == 6 and all(re.match(rf" {{{hang}}}\S", line) for line in lines), lines
+        assert all(len(line) <= 72 for line in lines)
+
+
 def test_feed_titles_are_escaped(config: Config) -> None:
     hostile = '<script>alert(1)</script><img src=x onerror=alert(2)>'
     out = render_digest(config, config.newsletter("weekly"), [story(1, hostile, hostile)], number=1,
