@@ -3,8 +3,10 @@ counts from the store, and each source's health, named."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +15,7 @@ import sqlalchemy as sa
 
 from feedletter.config import Config, Source
 from feedletter.ingest.health import EntryCounts, SourceState, all_states, state_name
+from feedletter.runreport import DigestReport, GatherReport, Paused
 from feedletter.schema import articles, incidents, issues, outbox, runs, stories, subscribers
 from feedletter.store import Store, now, utc
 
@@ -25,6 +28,30 @@ def last_run_per_target(store: Store) -> list[dict[str, Any]]:
         return [{"flow": r["flow"], "target": r["target"], "status": r["status"], "mode": r["mode"],
                  "host": r["host"], "pid": r["pid"], "started": utc(r["started"]), "finished": utc(r["finished"]),
                  "counts": json.loads(r["counts"] or "{}")} for r in rows]
+
+
+def run_line(run: Mapping[str, Any]) -> str:
+    """A run of :func:`last_run_per_target` in the words its command ended with, less the flow's
+    name (``5 sources: 5 ok · 21 new articles · 19 new stories · 2.1 s``); its counts as JSON
+    when they are not a gather's or digest's report (an older feedletter's, say)."""
+    counts = dict(run["counts"] or {})
+    try:
+        if run["flow"] == "gather" and counts:
+            return GatherReport(**_fields(GatherReport, counts)).line().removeprefix("gather: ")
+        if run["flow"] == "digest" and counts:
+            found = _fields(DigestReport, counts)
+            if isinstance(found.get("paused"), dict):
+                found["paused"] = Paused(**found["paused"])
+            report = DigestReport(**found)
+            return report.line().removeprefix(f"digest {report.newsletter or '?'}: ")
+    except (TypeError, ValueError):
+        pass
+    return json.dumps(counts, default=str) if counts else ""
+
+
+def _fields(report: type, counts: Mapping[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(report)}
+    return {k: v for k, v in counts.items() if k in names}
 
 
 def held_locks(store: Store) -> list[dict[str, Any]]:

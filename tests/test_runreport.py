@@ -22,6 +22,7 @@ from feedletter.ingest.fetch import Fetcher
 from feedletter.ingest.parse.feeds import parse_feed
 from feedletter.runreport import DigestReport, GatherReport, Paused, WarningGroups, cause_of, counted
 from feedletter.sitehost import SiteHost
+from feedletter.status import last_run_per_target, run_line
 from feedletter.store import Store
 from tests.fixtures_ingest import RudeServer, rude, send
 from tests.fixtures_tls import self_signed
@@ -85,6 +86,32 @@ def test_a_paused_digest_says_so_in_one_line() -> None:
                              "0/2,000 sent; the next run resumes it")
     assert paused.to_json()["paused"] == {"issue": 3, "reason": "SMTP unreachable (connection refused) after 3 tries",
                                           "sent": 0, "recipients": 2000}
+
+
+def test_status_shows_each_last_run_as_its_command_said_it(tmp_path: Path) -> None:
+    """`feedletter status` reads the stored report back into the command's own words, not JSON."""
+    store = Store.open(f"sqlite:///{tmp_path / 'runs.db'}")
+    reports = {
+        ("gather", ""): ("completed", GatherReport(sources=5, fetched=4, not_modified=1, new=21, stories_new=19,
+                                                   seconds=2.14).to_json()),
+        ("digest", "weekly"): ("completed", DigestReport("weekly", issue=12, sent=1234, failed=2, subject="Bridge",
+                                                         stories=8).to_json()),
+        ("digest", "city"): ("paused", DigestReport("city", issue=3, paused=Paused(3, "SMTP unreachable", 0,
+                                                                                     2000)).to_json()),
+        ("digest", "old"): ("completed", {"issue": 1, "sent": 3, "made_up": True}),  # not a report's fields
+        ("gather", "one"): ("failed", {}),
+    }
+    for (flow, target), (state, counts) in reports.items():
+        store.finish_run(store.start_run(flow, target), state, counts)
+    lines = {(run["flow"], run["target"]): run_line(run) for run in last_run_per_target(store)}
+    assert lines == {
+        ("gather", ""): "5 sources: 4 ok, 1 not modified · 21 new articles · 19 new stories · 2.1 s",
+        ("digest", "weekly"): "issue 12 “Bridge” · 8 stories · 1,234 sent, 2 failed",
+        ("digest", "city"): "issue 3 paused: SMTP unreachable; 0/2,000 sent; the next run resumes it",
+        ("digest", "old"): '{"issue": 1, "sent": 3, "made_up": true}',
+        ("gather", "one"): "",
+    }
+    store.close()
 
 
 # --- causes of real failures -------------------------------------------------------------------------

@@ -14,10 +14,6 @@ from feedletter.ingest.health import STATES
 from feedletter.runreport import counted
 from feedletter.text.controls import for_terminal
 
-# The counts of a run that `status` shows in its table; --json has them all.
-STATUS_COUNTS = ("sources", "fetched", "errors", "new", "stories_new", "issue", "sent", "failed", "skipped", "error",
-                 "paused")
-
 
 def validate(
     file: Annotated[Path | None, typer.Argument(help="the config file [default: ./sources.yaml]")] = None,
@@ -58,7 +54,7 @@ def status(
     delivered (paused or still sending), open incidents and alerts not yet sent."""
     from feedletter.alerts import open_incidents, pending
     from feedletter.deliver.outbox import deliveries
-    from feedletter.status import held_locks, last_run_per_target, store_counts
+    from feedletter.status import held_locks, last_run_per_target, run_line, store_counts
 
     cfg = load_config(config)
     with open_store(cfg, init=init) as store:
@@ -81,9 +77,8 @@ def status(
     if not runs:
         say("  none yet: run `feedletter gather`")
     for run in runs:
-        shown = {k: v for k, v in run["counts"].items() if k in STATUS_COUNTS}
         say(f"  {run['flow']:<7} {run['target'] or '(all)':<20} {run['status']:<10} "
-            f"{when(run['finished'] or run['started'])}  {run['mode']:<10} {json.dumps(shown, default=str)}")
+            f"{when(run['finished'] or run['started'])}  {run['mode']:<10} {run_line(run)}".rstrip())
     if running:
         say("Locks held")
     for lock in running:
