@@ -20,7 +20,7 @@ def wordset(text: str) -> frozenset[str]:
 
 
 _ABBREVIATIONS = wordset("""
-mr mrs ms dr prof sr jr st mt vs etc inc ltd co corp gov sen rep gen col lt sgt capt no fig approx
+mr mrs ms dr prof sr jr st mt vs inc ltd co corp gov sen rep gen col lt sgt capt no fig approx
 dept est jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun u.s u.k e.g i.e
 a.m p.m ph.d
 """)

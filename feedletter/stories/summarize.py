@@ -33,7 +33,7 @@ from feedletter.text.whitespace import truncate_words
 __all__ = ["SUMMARIZER_VERSION", "ExtractiveSummarizer", "Summarizer", "summarize"]
 
 # Bump whenever output for the same input may change: the store caches summaries under it.
-SUMMARIZER_VERSION = "extractive-6"
+SUMMARIZER_VERSION = "extractive-7"
 
 STOPWORDS = wordset("""
 a about above after again against all also am an and any are as at be because been before being
