@@ -21,7 +21,7 @@ import pytest
 from fixtures_delivery import FAST_RETRY, each_once_but_the_one_on_the_wire, expire_waits, make_issue
 
 from feedletter.config import Config
-from feedletter.deliver import deliver_issue
+from feedletter.deliver import IssueContent, deliver_issue
 from feedletter.deliver import outbox as outbox_queue
 from feedletter.deliver.providers.smtp import SmtpMailer, SmtpSettings
 from feedletter.mailsink import MailSink
@@ -75,15 +75,7 @@ def test_a_sender_killed_the_moment_a_send_is_recorded_has_sent_that_message(
     missed 1 of 2,000 subscribers)."""
     issue = make_issue(demo_config, store, 3)
     with MailSink() as sink:
-        sender = subprocess.run([sys.executable, str(WORKER), str(demo_config.resolve("sources.yaml")),
-                                 demo_config.store_url(), sink.url, str(issue.issue_id), "die-at-record"],
-                                stdout=subprocess.DEVNULL, env={**os.environ}, timeout=120)
-        assert sender.returncode == 9, "the sender must die at its first record"
-        deadline = time.monotonic() + 10
-        while not sink.received and time.monotonic() < deadline:
-            time.sleep(0.02)
-        expire_waits(store)
-        deliver_issue(demo_config, store, issue, SmtpMailer(SmtpSettings.from_url(sink.url)), policy=FAST_RETRY)
+        _die_at_the_first_message_then_rerun(demo_config, store, sink, issue, "die-at-record")
         received = Counter(r.recipients[0] for r in sink.received)
     assert len(received) == 3 and max(received.values()) == 1, received
     assert outbox_queue.counts(store, issue.issue_id)["sent"] == 3
@@ -96,17 +88,25 @@ def test_a_sender_killed_between_the_final_dot_and_its_record_sends_that_message
     rerun sends it again, with the same Message-ID; nobody is left without it."""
     issue = make_issue(demo_config, store, 3)
     with MailSink() as sink:
-        sender = subprocess.run([sys.executable, str(WORKER), str(demo_config.resolve("sources.yaml")),
-                                 demo_config.store_url(), sink.url, str(issue.issue_id), "die-before-record"],
-                                stdout=subprocess.DEVNULL, env={**os.environ}, timeout=120)
-        assert sender.returncode == 9, "the sender must die at its first dot"
-        deadline = time.monotonic() + 10
-        while not sink.received and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert len(sink.received) == 1
-        assert outbox_queue.counts(store, issue.issue_id)["sent"] == 0
-        expire_waits(store)
-        deliver_issue(demo_config, store, issue, SmtpMailer(SmtpSettings.from_url(sink.url)), policy=FAST_RETRY)
+        before, recorded = _die_at_the_first_message_then_rerun(demo_config, store, sink, issue, "die-before-record")
         received = each_once_but_the_one_on_the_wire(sink.received)
+    assert (before, recorded) == (1, 0)
     assert len(received) == 3 and sorted(received.values()) == [1, 1, 2], received
     assert outbox_queue.counts(store, issue.issue_id)["sent"] == 3
+
+
+def _die_at_the_first_message_then_rerun(config: Config, store: Store, sink: MailSink, issue: IssueContent,
+                                         how: str) -> tuple[int, int]:
+    """A sender that dies (exit 9) at its first message as ``how`` says, then a rerun in this process.
+    Returns the messages the server had and the sends recorded before the rerun."""
+    sender = subprocess.run([sys.executable, str(WORKER), str(config.resolve("sources.yaml")),
+                             config.store_url(), sink.url, str(issue.issue_id), how],
+                            stdout=subprocess.DEVNULL, env={**os.environ}, timeout=120)
+    assert sender.returncode == 9, f"the sender must die ({how})"
+    deadline = time.monotonic() + 10
+    while not sink.received and time.monotonic() < deadline:
+        time.sleep(0.02)
+    before, recorded = len(sink.received), outbox_queue.counts(store, issue.issue_id)["sent"]
+    expire_waits(store)
+    deliver_issue(config, store, issue, SmtpMailer(SmtpSettings.from_url(sink.url)), policy=FAST_RETRY)
+    return before, recorded
