@@ -1,7 +1,7 @@
 """Delivery fixtures: stores on SQLite and (when configured) PostgreSQL, issues with N subscribers.
 
 Also a worker entry point, so that tests can run a send in another process:
-    python tests/fixtures_delivery.py CONFIG STORE_URL SMTP_URL ISSUE_ID
+    python tests/fixtures_delivery.py CONFIG STORE_URL SMTP_URL ISSUE_ID [die-at-record|die-before-record]
 """
 
 from __future__ import annotations
@@ -133,6 +133,8 @@ def _worker(config_path: str, store_url: str, smtp_url: str, issue_id: int, die:
         _die_once_a_send_is_recorded(store)
     elif die == "die-before-record":
         _die_once_a_dot_is_sent()
+    elif die is not None:
+        raise SystemExit(f"unknown way to die: {die}")
     counts = deliver_issue(config, store, load_issue(config, store, issue_id),
                            SmtpMailer(SmtpSettings.from_url(smtp_url)), batch=50, policy=FAST_RETRY)
     print(f"sent={counts.sent}", flush=True)
