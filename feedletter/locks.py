@@ -2,8 +2,10 @@
 
 Correctness rests here, where the data is, not on Prefect's concurrency limits:
 
-- PostgreSQL: a session advisory lock per lock name. The server lets go of it when the holder's
-  session ends, so a killed run frees it at once, on any machine.
+- PostgreSQL: a session advisory lock per lock name and schema. The server lets go of it when the
+  holder's session ends, so a killed run frees it at once, on any machine. Advisory locks belong
+  to the whole database, so the key names the schema the store's tables are in: two stores kept
+  in two schemas of one database never wait for each other.
 - SQLite: a row in ``locks`` naming its owner (host, boot, pid and the process's start time) with
   a lease the owner renews. An owner on this host whose process is gone is taken over at once;
   an owner on another host is trusted until its lease runs out.
@@ -152,9 +154,11 @@ def holder_alive(holder: Holder, me: Owner) -> bool | None:
 
 
 @lru_cache(maxsize=64)
-def advisory_key(name: str) -> int:
-    """A stable signed 64-bit key for ``pg_advisory_lock`` (Python's hash() changes per process)."""
-    return int.from_bytes(hashlib.blake2b(f"feedletter:{name}".encode(), digest_size=8).digest(), "big",
+def advisory_key(name: str, schema: str = "public") -> int:
+    """A stable signed 64-bit key for ``pg_advisory_lock`` of lock ``name`` in a store whose tables
+    are in ``schema`` (Python's hash() changes per process)."""
+    scoped = name if schema == "public" else f"{schema}/{name}"  # "public" keeps the keys of before
+    return int.from_bytes(hashlib.blake2b(f"feedletter:{scoped}".encode(), digest_size=8).digest(), "big",
                           signed=True)
 
 
@@ -252,11 +256,12 @@ def hold(store: Store, name: str, *, wait: float, what: str = "",
     pg = store.dialect == "postgresql"
     session = store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") if pg else None
     try:
+        key = 0 if session is None else advisory_key(name, str(session.execute(
+            sa.text("SELECT current_schema()")).scalar() or "public"))
         while True:
             if session is not None:
                 # The advisory lock is the truth; the row only tells others who holds it.
-                got = bool(session.execute(sa.text("SELECT pg_try_advisory_lock(:k)"),
-                                           {"k": advisory_key(name)}).scalar())
+                got = bool(session.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
                 taken, previous, holder = False, None, None
                 while got and not taken:  # only a row insert racing ours can fail, and it cannot win twice
                     taken, previous = _take_row(store, name, me, unless_alive=False)
@@ -290,7 +295,7 @@ def hold(store: Store, name: str, *, wait: float, what: str = "",
             with store.begin() as conn:
                 conn.execute(locks.delete().where(locks.c.name == name, locks.c.owner == me.token))
             if session is not None:
-                session.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": advisory_key(name)})
+                session.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
     finally:
         if session is not None:
             session.close()

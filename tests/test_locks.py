@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from fixtures_delivery import any_store, store_url
+from fixtures_delivery import any_store, postgres_schema_url, store_url
 
 from feedletter import locks
 from feedletter.schema import runs
@@ -130,3 +130,23 @@ def test_advisory_keys_are_stable_and_distinct() -> None:
     assert locks.advisory_key("gather") == locks.advisory_key("gather")
     assert locks.advisory_key("gather") != locks.advisory_key("digest:weekly")
     assert -(2 ** 63) <= locks.advisory_key("digest:weekly") < 2 ** 63
+    assert locks.advisory_key("gather", "public") == locks.advisory_key("gather")
+    assert locks.advisory_key("gather", "team_b") != locks.advisory_key("gather")
+
+
+def test_stores_in_two_schemas_of_one_database_never_wait_for_each_other() -> None:
+    # Advisory locks belong to the whole database; the lock of one store's gather must not be
+    # another store's, kept in another schema of the same database.
+    schemas = [postgres_schema_url(), postgres_schema_url()]
+    urls = [next(schema) for schema in schemas]
+    first, second, second_again = Store.open(urls[0]), Store.open(urls[1]), Store.open(urls[1])
+    try:
+        with locks.hold(first, "gather", wait=0), locks.hold(second, "gather", wait=0) as held:
+            assert held.waited < 1
+            with pytest.raises(locks.LockBusy), locks.hold(second_again, "gather", wait=0):
+                pass  # within one schema the lock still excludes
+    finally:
+        for store in (first, second, second_again):
+            store.close()
+        for schema in schemas:
+            next(schema, None)  # drops the schema
