@@ -49,8 +49,11 @@ def test_weak_secrets_are_refused_with_a_way_to_make_one(monkeypatch: pytest.Mon
     assert value not in message or len(value) < 4  # the refused value itself is not printed
 
 
+# Ids name the random values by how they were made: every test process (pytest-xdist's workers too)
+# must collect the same test ids.
 @pytest.mark.parametrize("value", [secrets.token_urlsafe(32), secrets.token_hex(16), SECRET,
-                                   "bench-secret-0123456789abcdef0123", "correct horse battery staple xkcd"])
+                                   "bench-secret-0123456789abcdef0123", "correct horse battery staple xkcd"],
+                         ids=["token_urlsafe", "token_hex", "test secret", "bench secret", "passphrase"])
 def test_good_secrets_are_taken(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("FEEDLETTER_SECRET", value)
     assert secret() == value.encode()
