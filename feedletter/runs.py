@@ -11,7 +11,7 @@ lets a run take over at once from one that was killed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from feedletter import publish
     from feedletter.deliver import DeliveryCounts
     from feedletter.issue import digest
+    from feedletter.stories.summaries import Drafts
     from feedletter.stories.work import GroupCounts
 
 Progress = Callable[[int], None] | None
@@ -83,15 +84,44 @@ def publish_issue(config: Config, store: Store, issue_id: int) -> list[publish.R
 FETCH = io_stage("fetch_sources", gather.fetch_sources, timeout=900)
 STORE = Stage("store_entries", gather.store_entries)
 EXTRACT = io_stage("extract_articles", gather.extract_articles, timeout=900)
-def group_articles(config: Config, store: Store) -> GroupCounts:
-    """Group the new articles into stories, with the config's window, thresholds and priorities."""
+def group_articles(config: Config, store: Store, drafts: Drafts | None = None) -> GroupCounts:
+    """Group the new articles into stories, with the config's window, thresholds and priorities;
+    ``drafts``: the new articles' summaries, begun by the store stage (see :class:`Drafting`)."""
     from feedletter.stories.work import GroupCounts, has_ungrouped
 
     if not has_ungrouped(store):
         return GroupCounts()
     from feedletter.stories import stages  # numpy and the grouping code: loaded when there is work
 
-    return stages.group(config, store)
+    return stages.group(config, store, drafts)
+
+
+class Drafting:
+    """The new articles' summaries, drafted from the store stage on, on the CPU it leaves idle.
+
+    The store stage hands over what it is about to write (:meth:`told`); the group stage goes on
+    with the same :class:`~feedletter.stories.summaries.Drafts` and finishes them. A run that ends
+    before grouping closes them (:meth:`close`), so that no worker process is left running.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.drafts: Drafts | None = None
+
+    def told(self, new: Sequence[tuple[str, str]]) -> None:
+        if not new:
+            return
+        if self.drafts is None:
+            from feedletter.stories import stages  # with new articles, grouping loads it anyway
+
+            self.drafts = stages.drafts_for(self.config)
+        for title, text in new:
+            self.drafts.add(title, text)
+        self.drafts.added()
+
+    def close(self) -> None:
+        if self.drafts is not None:
+            self.drafts.finish()
 
 
 def summarize_stories(config: Config, store: Store, drafts: Mapping[str, str] | None = None) -> tuple[int, int]:
@@ -157,8 +187,17 @@ class _Timed:
 
 def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | None, started: float,
             progress: Progress) -> GatherReport:
-    log = runner.log
     timed = _Timed(runner)
+    drafting = Drafting(config)
+    try:
+        return _gather_stages(config, store, runner, sources, started, progress, timed, drafting)
+    finally:
+        drafting.close()
+
+
+def _gather_stages(config: Config, store: Store, runner: Runner, sources: list[str] | None, started: float,
+                   progress: Progress, timed: _Timed, drafting: Drafting) -> GatherReport:
+    log = runner.log
     with gather.make_fetcher(config) as fetcher:
         results: list[gather.SourceResult] = timed.stage(FETCH, config, store, fetcher, only=list(sources or []),
                                                           progress=progress)
@@ -166,7 +205,7 @@ def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | N
                  *(sum(r.status == s for r in results) for s in ("ok", "not_modified", "error", "skipped")))
         for name in alerts.track_sources(store):
             log.error("%s: disabled after repeated failures", name)
-        counts: gather.StoreCounts = timed.stage(STORE, config, store, results)
+        counts: gather.StoreCounts = timed.stage(STORE, config, store, results, told=drafting.told)
         # Only each source's status is needed from here on: the entries (every new article's HTML
         # and text, ~40 MB at 500 feeds) are stored, and need not stay in memory while grouping.
         statuses = {r.source: r.status for r in results}
@@ -176,7 +215,7 @@ def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | N
                  "%d carried (another feed's article), %d removed, %d filtered", len(counts.new_ids),
                  t.seen, t.repeated, t.carried, t.removed, t.filtered)
         extracted: gather.ExtractCounts = timed.stage(EXTRACT, config, store, fetcher)
-    grouped: GroupCounts = timed.stage(GROUP, config, store)
+    grouped: GroupCounts = timed.stage(GROUP, config, store, drafts=drafting.drafts)
     summarized, cached = timed.stage(SUMMARIZE, config, store, drafts=grouped.drafts)
     log.info("group: %d new stories, %d joined; summarize: %d (%d cached)", grouped.new_stories,
              grouped.joined, summarized, cached)

@@ -192,14 +192,25 @@ class CpuPool:
         self._waiting: deque[Job[Any]] = deque()
         self._in_flight = 0  # batches handed to the executor and not yet answered
 
+    def start(self) -> None:
+        """Start the worker processes now, rather than at the ``after``-th call, for a caller that
+        knows the calls will come; calls made before the workers are ready still run here."""
+        with self._lock:
+            if self.processes >= 2 and not self._broken and not self._closed:
+                self._begin()
+
+    def _begin(self) -> None:
+        if self._starter is None:
+            self._starter = threading.Thread(target=self._start, name="feedletter-workers", daemon=True)
+            self._starter.start()
+
     def _executor(self) -> ProcessPoolExecutor | None:
         with self._lock:
             self._calls += 1
-            if self.processes < 2 or self._broken or self._closed or self._calls <= self.after:
+            if self.processes < 2 or self._broken or self._closed or (self._calls <= self.after
+                                                                       and self._starter is None):
                 return None
-            if self._starter is None:
-                self._starter = threading.Thread(target=self._start, name="feedletter-workers", daemon=True)
-                self._starter.start()
+            self._begin()
             return self._pool
 
     def _start(self) -> None:

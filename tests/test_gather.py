@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -452,3 +453,129 @@ def test_a_story_shows_the_feeds_picture_else_the_pages(tmp_path: Path) -> None:
     loaded = {s.title: s.image for s in stories.load_stories(store, ids, {})}
     assert loaded == pictures
     store.close()
+
+
+@pytest.mark.parametrize("enough", [True, False])
+def test_parse_workers_start_at_once_when_enough_feeds_must_come_whole(
+        demo_config: Config, store: Store, monkeypatch: pytest.MonkeyPatch, enough: bool) -> None:
+    """A feed with no validator to send answers in full and is parsed: when that many are due (a
+    first run), the workers start before the first parse, not after the first few."""
+    starts: list[int] = []  # calls made when the workers were started
+
+    class Watched(gather.CpuPool):
+        def start(self) -> None:
+            starts.append(self._calls)
+            super().start()
+
+    feeds = len(EXPECTED["feeds"])
+    monkeypatch.setattr(gather, "CpuPool", Watched)
+    monkeypatch.setattr(gather, "PROCESSES_AFTER", feeds if enough else feeds + 1)
+    config = demo_config.model_copy(update={"gather": demo_config.gather.model_copy(update={"processes": 2})})
+    run_gather(config, store)
+    assert starts == ([0] if enough else [])
+    # Now every feed has validators: it may answer "not modified", and nothing is started ahead.
+    assert run_gather(config, store)["not_modified"] == feeds
+    assert starts == ([0] if enough else [])
+
+
+def test_the_store_stage_tells_each_new_article_but_no_teaser_and_nothing_seen(
+        demo_config: Config, store: Store) -> None:
+    told: list[tuple[str, str]] = []
+    with gather.make_fetcher(demo_config) as fetcher:
+        results = gather.fetch_sources(demo_config, store, fetcher)
+    counts = gather.store_entries(demo_config, store, results, told=told.extend)
+    stored = _rows(store, sa.select(articles.c.title, articles.c.text, articles.c.needs_text))
+    assert sorted(told) == sorted((r.title, r.text) for r in stored if not r.needs_text)
+    teasers = EXPECTED["entries"]["morning-teaser"]
+    assert len(told) == len(counts.new_ids) - teasers and teasers > 0
+    told.clear()
+    gather.store_entries(demo_config, store, results, told=told.extend)  # every entry seen now
+    assert told == []
+
+
+def _story_summaries(store: Store) -> dict[str, str]:
+    """Each story's summary, by its lead's URL path."""
+    rows = _rows(store, sa.select(articles.c.url, stories_table.c.summary)
+                 .join(stories_table, stories_table.c.lead_id == articles.c.id))
+    return {r.url.split("/", 3)[3]: r.summary for r in rows}
+
+
+def _processes(config: Config, processes: int) -> Config:
+    return config.model_copy(update={"gather": config.gather.model_copy(update={"processes": processes})})
+
+
+def test_drafts_begun_by_the_store_stage_are_taken_and_change_no_summary(
+        tmp_path: Path, site: SiteHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedletter import runs
+    from feedletter.config import load_config
+    from feedletter.runner import InProcess
+    from feedletter.stories import summaries
+    from tests.conftest import write_config
+
+    def gathered(name: str, processes: int) -> dict[str, str]:
+        (tmp_path / name).mkdir()
+        config = _processes(load_config(write_config(tmp_path / name, site)), processes)
+        store = Store.open(config.store_url())
+        try:
+            runs.gather_run(config, store, InProcess())
+            return _story_summaries(store)
+        finally:
+            store.close()
+
+    plain = gathered("plain", 0)
+    made: list[runs.Drafting] = []
+    told: list[int] = []
+    given: list[object] = []
+
+    class Watched(runs.Drafting):
+        def __init__(self, config: Config) -> None:
+            super().__init__(config)
+            made.append(self)
+
+        def told(self, new: Any) -> None:
+            told.append(len(new))
+            super().told(new)
+
+    group = stories.group
+
+    def watched_group(config: Config, store: Store, drafts: Any = None) -> Any:
+        given.append(drafts)
+        return group(config, store, drafts)
+
+    monkeypatch.setattr(runs, "Drafting", Watched)
+    monkeypatch.setattr(stories, "group", watched_group)
+    monkeypatch.setattr(summaries, "_SUMMARIES_IN_WORKERS", 1)
+    monkeypatch.setattr(summaries, "_DRAFT_CHUNK", 2)
+    drafted = gathered("drafted", 2)
+    assert drafted == plain and len(plain) == EXPECTED["stories"]
+    teasers = EXPECTED["entries"]["morning-teaser"]
+    assert told == [EXPECTED["articles"] - teasers]  # the store stage's new articles, teasers aside
+    drafts = made[0].drafts
+    assert isinstance(drafts, summaries.Drafts) and given == [drafts]  # the group stage went on with them
+    assert drafts._pool is None  # finished: no worker left
+
+
+def test_a_run_that_fails_after_the_store_stage_stops_its_drafts(
+        demo_config: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedletter import runs
+    from feedletter.errors import FeedletterError
+    from feedletter.runner import InProcess, Stage
+    from feedletter.stories import summaries
+
+    made: list[runs.Drafting] = []
+
+    class Watched(runs.Drafting):
+        def __init__(self, config: Config) -> None:
+            super().__init__(config)
+            made.append(self)
+
+    def broken(*args: Any) -> None:
+        raise FeedletterError("extract", "the extract stage broke")
+
+    monkeypatch.setattr(runs, "Drafting", Watched)
+    monkeypatch.setattr(runs, "EXTRACT", Stage("extract_articles", broken))
+    monkeypatch.setattr(summaries, "_SUMMARIES_IN_WORKERS", 1)
+    with pytest.raises(FeedletterError, match="extract stage broke"):
+        runs.gather_run(_processes(demo_config, 2), store, InProcess())
+    drafts = made[0].drafts
+    assert drafts is not None and drafts._pool is None and drafts.finish() == {}

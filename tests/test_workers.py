@@ -148,3 +148,15 @@ def test_spare_workers_that_cannot_start_drop_the_calls_and_stop_nothing(monkeyp
     assert calls == [0, 1, 2] and pool.wait(1)
     pool.stop()
     assert pool.done() == {}
+
+
+def test_a_pool_started_ahead_takes_calls_once_ready_whatever_after_says() -> None:
+    with CpuPool(2, after=100) as pool:
+        assert pool.run(_pid, 0) == os.getpid() and not pool.started  # one call of 100: inline
+        pool.start()
+        assert pool.started and pool.wait_ready(60)
+        assert pool.run(_pid, 1) != os.getpid()
+    for processes in (0, 1):  # no workers to start
+        with CpuPool(processes, after=100) as pool:
+            pool.start()
+            assert not pool.started and pool.run(_pid, 0) == os.getpid()

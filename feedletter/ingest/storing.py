@@ -8,7 +8,7 @@ validators, so a run killed mid-store leaves nothing partial.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +57,12 @@ def lookup(conn: sa.Connection, column: sa.Column[str], values: set[str],
     return {row[0]: row for row in select_in(conn, column, values, *extra)}
 
 
-def store_entries(config: Config, store: Store, results: Sequence[SourceResult]) -> StoreCounts:
+# Given the new articles' (title, text) as they are about to be written.
+NewArticles = Callable[[Sequence[tuple[str, str]]], None]
+
+
+def store_entries(config: Config, store: Store, results: Sequence[SourceResult], *,
+                  told: NewArticles | None = None) -> StoreCounts:
     """Store new entries; every other entry is counted with the reason it was not stored.
 
     Within a feed an entry is its key (its GUID as given, else its link): entries with keys of
@@ -67,15 +72,18 @@ def store_entries(config: Config, store: Store, results: Sequence[SourceResult])
     A handful of bulk statements per run, whatever the number of entries: keys are looked up in
     chunks, and only the entries not stored under their key are looked up further (tombstones, an
     older feedletter's key, canonical URLs); new articles are inserted in one executemany.
+
+    ``told`` is given each new article's title and text before they are written, except those whose
+    text the extract stage will replace (teasers): the summaries' drafts begin there (see runs).
     """
     try:
         with paused_gc():  # 10k rows of dicts that all stay alive: the collector would rescan them twice
-            return _store_entries(store, results)
+            return _store_entries(store, results, told)
     finally:
         give_back_memory()
 
 
-def _store_entries(store: Store, results: Sequence[SourceResult]) -> StoreCounts:
+def _store_entries(store: Store, results: Sequence[SourceResult], told: NewArticles | None) -> StoreCounts:
     stamp = now()
     todo = [(r.source, p) for r in results for p in r.entries]
     per_source = {r.source: EntryCounts(filtered=r.filtered) for r in results if r.feed is not None}
@@ -150,6 +158,8 @@ def _store_entries(store: Store, results: Sequence[SourceResult]) -> StoreCounts
             conn.execute(articles.update().where(articles.c.id == sa.bindparam("_id")).values(
                 key=sa.bindparam("_key"), canonical=sa.bindparam("_canonical")), rekeyed)
         ids: list[int] = []
+        if fresh and told is not None:
+            told([(row["title"], row["text"]) for row in fresh if not row["needs_text"]])
         if fresh:
             # A plain executemany, then the new ids by key: RETURNING with the rows' order kept makes
             # SQLAlchemy send SQLite one INSERT per row (10k statements, 1.2 s of a 2.3 s store step).

@@ -130,7 +130,7 @@ def _group_articles(store: Store, counts: GroupCounts, window: timedelta, priori
     with store.begin() as conn:
         # The new articles' summaries are drafted as they are read (see Drafts).
         fresh = read(sa.select(*_GROUPING).where(UNGROUPED).order_by(articles.c.published, articles.c.id), conn,
-                     None if drafts is None else drafts.add)
+                     None if drafts is None else lambda a: drafts.add(a.title, a.text))
         if drafts is not None:
             drafts.added()
         if not fresh:
@@ -242,13 +242,20 @@ def summarizer_for(config: Config) -> Summarizer:
     return SUMMARIZERS.get(config.stories.summarizer).factory(config)
 
 
-def group(config: Config, store: Store) -> GroupCounts:
+def drafts_for(config: Config) -> Drafts:
+    """Drafts of the new articles' summaries with the config's summarizer and limits (see
+    :class:`~feedletter.stories.summaries.Drafts`)."""
+    s = config.stories
+    return Drafts(summarizer_for(config), sentences=s.summary_sentences, max_chars=s.summary_chars,
+                  processes=processes_for(config.gather.processes))
+
+
+def group(config: Config, store: Store, drafts: Drafts | None = None) -> GroupCounts:
     """The group stage with the config's window, thresholds and source priorities; drafting the new
-    articles' summaries meanwhile (see :class:`~feedletter.stories.summaries.Drafts`)."""
+    articles' summaries meanwhile, in ``drafts`` (begun by the store stage) or in drafts of its own."""
     s = config.stories
     processes = processes_for(config.gather.processes)
-    drafts = Drafts(summarizer_for(config), sentences=s.summary_sentences, max_chars=s.summary_chars,
-                    processes=processes)
+    drafts = drafts_for(config) if drafts is None else drafts
     return group_articles(store, window=timedelta(days=s.window_days),
                           priority={src.name: src.priority for src in config.sources},
                           near_duplicate=s.near_duplicate, same_story=s.same_story, processes=processes,

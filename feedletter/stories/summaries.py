@@ -5,8 +5,8 @@ Stories go in batches, each read and written in a few bulk statements; with many
 extractive summarizer runs in worker processes while this one reads and writes around them.
 
 Most new articles become stories of their own, whose summary is the article's alone: while the
-group stage works in its own process, :class:`Drafts` makes those summaries ahead on the CPU it
-leaves idle, and the summarize stage takes each one that turned out to be needed.
+store and group stages work in their own process, :class:`Drafts` makes those summaries ahead on
+the CPU they leave idle, and the summarize stage takes each one that turned out to be needed.
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ _DRAFT_HANDOVER = 400
 class Drafts:
     """Summaries of new articles as stories of their own, made ahead in spare worker processes.
 
-    :meth:`add` hands each article over as the caller reads it, to low-priority worker processes
-    (one fewer than ``processes``: the caller keeps a CPU for the grouping); :meth:`finish` drops
+    :meth:`add` hands each article over as the caller meets it (the store stage as it writes new
+    articles, the group stage as it reads them), to low-priority worker processes (one fewer than
+    ``processes``: the caller keeps a CPU for its own work); :meth:`finish` drops
     what has not begun and gives the summaries made, by :func:`summary_digest`. A draft is the
     summary the summarize stage makes for a story of that one article, so taking it changes
     nothing but when it was made; an article that joins a bigger story wastes its draft. Only the
@@ -76,21 +77,24 @@ class Drafts:
         self._work: list[list[tuple[str, list[str]]]] = []
         self._seen: set[tuple[str, str]] = set()
 
-    def add(self, article: Article) -> None:
+    def add(self, title: str, text: str) -> None:
+        """Draft the summary of an article (its title and text) as a story of its own."""
         if not self._able:
             return
-        told = (article.title, article.text)
+        told = (title, text)
         if told in self._seen:
-            return  # a copy (the same post in several feeds): its summary is being drafted already
+            # A copy (the same post in several feeds), or an article the store stage handed over
+            # before the group stage read it: its summary is being drafted already.
+            return
         self._seen.add(told)
-        self._waiting.append((article.title, [article.text]))
+        self._waiting.append((title, [text]))
         if self._pool is None and len(self._waiting) >= _SUMMARIES_IN_WORKERS:
             self._pool = SparePool(self.processes - 1, preload=["feedletter.stories.summarize"])
         if self._pool is not None and len(self._waiting) >= _DRAFT_HANDOVER:
             self._hand_over()
 
     def added(self) -> None:
-        """No more articles come: hand over the last few."""
+        """No more articles come for now: hand over the last few."""
         if self._pool is not None and self._waiting:
             self._hand_over()
 
@@ -103,6 +107,8 @@ class Drafts:
         self._waiting = []
 
     def finish(self) -> dict[str, str]:
+        """Stop drafting; the summaries made, by digest. Once finished, it gives nothing more."""
+        self._able = False
         self._waiting, self._seen = [], set()
         if self._pool is None:
             return {}
