@@ -23,6 +23,7 @@ slower than its second; peak memory under 400 MB.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import re
@@ -70,16 +71,20 @@ def _tree_memory(session: int) -> tuple[int, int]:
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def _seconds(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str, tuple[int, int]]:
-    """Wall time, stdout and peak (RSS, PSS) in bytes of the whole process tree of one command."""
+def _seconds(args: list[str], env: dict[str, str], cwd: Path, *,
+             sample: bool = False) -> tuple[float, str, tuple[int, int]]:
+    """Wall time, stdout and, when ``sample``, peak (RSS, PSS) in bytes of the whole process tree of
+    one command."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=err, start_new_session=True)
         peak_rss = peak_pss = 0
+        if not sample:
+            process.wait()
         while process.poll() is None:
             rss, pss = _tree_memory(process.pid)
             peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
-            time.sleep(0.1)  # reading smaps_rollup costs CPU the command would miss on 2 cores
+            time.sleep(0.1)
         elapsed = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
@@ -113,29 +118,42 @@ def _peer(feeds: int, items: int, use: bool) -> dict[str, float] | None:
 
 
 def _mode(mode: str, farm: Farm, tmp: Path, env: dict[str, str]) -> dict[str, Any]:
-    home = tmp / mode
+    """The first and second run's times, from a pass of their own; their peak memory from another.
+
+    Reading every process's smaps_rollup ten times a second costs CPU that the command, on two
+    cores, would miss (0.4-0.6 s of a first run here), and rss2email's runs are timed without
+    it: so the timed runs are not sampled, and a second pass on a fresh store samples them.
+    """
+    python = sys.executable
+    result: dict[str, Any] = {}
+    start, _, _ = _seconds([python, "-c", "pass"], env, tmp)
+    imports, _, _ = _seconds([python, "-c", "import feedletter.cli, feedletter.runs"], env, tmp)
+    result["python_start"], result["import"] = round(start, 2), round(imports - start, 2)
+    command = [python, "-m", "feedletter.cli", "gather", "--json", "--config", "sources.yaml"]
+    timed, sampled = _home(tmp / mode, farm), _home(tmp / f"{mode}-memory", farm)
+    for run in ("first", "second"):
+        total, out, _ = _seconds(command, env, timed)
+        report = json.loads(out.strip().splitlines()[-1])
+        work = float(report["seconds"])
+        result[run] = {"total": round(total, 2), "work": round(work, 2),
+                       "overhead": round(total - work - imports, 2),
+                       "fetched": report["fetched"], "not_modified": report["not_modified"],
+                       "new": report["new"], "stories": report["stories_new"],
+                       "stages": report.get("stage_seconds", {})}
+    for run in ("first", "second"):
+        _, _, peak = _seconds(command, env, sampled, sample=True)
+        result[run].update(peak_mb=round(peak[1] / 2**20), peak_rss_sum_mb=round(peak[0] / 2**20))
+        print(f"feedletter gather, {mode} ({run} run): {result[run]}", flush=True)
+    return result
+
+
+def _home(home: Path, farm: Farm) -> Path:
+    """A directory with a sources.yaml listing every farm feed and a store of its own."""
     home.mkdir()
     lines = [f"store: sqlite:///{home / 'bench.db'}", "allow_private: true", "sources:"]
     lines += [f"  - {{name: feed-{i}, url: '{u}'}}" for i, u in enumerate(farm.urls)]
     (home / "sources.yaml").write_text("\n".join(lines) + "\n")
-    python = sys.executable
-    result: dict[str, Any] = {}
-    start, _, _ = _seconds([python, "-c", "pass"], env, home)
-    imports, _, _ = _seconds([python, "-c", "import feedletter.cli, feedletter.runs"], env, home)
-    result["python_start"], result["import"] = round(start, 2), round(imports - start, 2)
-    for run in ("first", "second"):
-        total, out, peak = _seconds([python, "-m", "feedletter.cli", "gather", "--json", "--config",
-                                     "sources.yaml"], env, home)
-        report = json.loads(out.strip().splitlines()[-1])
-        work = float(report["seconds"])
-        result[run] = {"total": round(total, 2), "work": round(work, 2),
-                       "overhead": round(total - work - imports, 2), "peak_mb": round(peak[1] / 2**20),
-                       "peak_rss_sum_mb": round(peak[0] / 2**20),
-                       "fetched": report["fetched"], "not_modified": report["not_modified"],
-                       "new": report["new"], "stories": report["stories_new"],
-                       "stages": report.get("stage_seconds", {})}
-        print(f"feedletter gather, {mode} ({run} run): {result[run]}", flush=True)
-    return result
+    return home
 
 
 def main() -> int:
@@ -149,6 +167,12 @@ def main() -> int:
         print(f"bench_process: skipped: {SHARED} is absent")
         return 0
     results: dict[str, Any] = {"feeds": opts.feeds, "items": opts.items}
+    # Both programs run as installed: pip compiles a package's bytecode when it installs it (the peer's
+    # venv has it), while this source tree has none where PYTHONDONTWRITEBYTECODE is set (as on the
+    # machines these figures come from), and every command would compile its ~110 modules again
+    # (0.13 s of each start here).
+    for package in ("feedletter", "flows"):
+        compileall.compile_dir(ROOT / package, quiet=1)
     base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     base.update(PYTHONPATH=str(ROOT), FEEDLETTER_SECRET="bench-only-secret-0123456789")
     with tempfile.TemporaryDirectory(prefix="bench-process-") as tmp_name:

@@ -11,7 +11,7 @@ lets a run take over at once from one that was killed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from feedletter.redact import mask
 from feedletter.runner import Runner, Stage, io_stage
 from feedletter.runreport import DigestReport, GatherReport, Paused
 from feedletter.store import Store, now
+from feedletter.stories.work import Drafting
 
 if TYPE_CHECKING:
     from feedletter import publish
@@ -84,6 +85,8 @@ def publish_issue(config: Config, store: Store, issue_id: int) -> list[publish.R
 FETCH = io_stage("fetch_sources", gather.fetch_sources, timeout=900)
 STORE = Stage("store_entries", gather.store_entries)
 EXTRACT = io_stage("extract_articles", gather.extract_articles, timeout=900)
+
+
 def group_articles(config: Config, store: Store, drafts: Drafts | None = None) -> GroupCounts:
     """Group the new articles into stories, with the config's window, thresholds and priorities;
     ``drafts``: the new articles' summaries, begun by the store stage (see :class:`Drafting`)."""
@@ -96,32 +99,11 @@ def group_articles(config: Config, store: Store, drafts: Drafts | None = None) -
     return stages.group(config, store, drafts)
 
 
-class Drafting:
-    """The new articles' summaries, drafted from the store stage on, on the CPU it leaves idle.
+def begin_drafts(config: Config) -> Drafts:
+    """The new articles' summaries' drafts (see :class:`Drafting`); loads what grouping loads anyway."""
+    from feedletter.stories import stages
 
-    The store stage hands over what it is about to write (:meth:`told`); the group stage goes on
-    with the same :class:`~feedletter.stories.summaries.Drafts` and finishes them. A run that ends
-    before grouping closes them (:meth:`close`), so that no worker process is left running.
-    """
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.drafts: Drafts | None = None
-
-    def told(self, new: Sequence[tuple[str, str]]) -> None:
-        if not new:
-            return
-        if self.drafts is None:
-            from feedletter.stories import stages  # with new articles, grouping loads it anyway
-
-            self.drafts = stages.drafts_for(self.config)
-        for title, text in new:
-            self.drafts.add(title, text)
-        self.drafts.added()
-
-    def close(self) -> None:
-        if self.drafts is not None:
-            self.drafts.finish()
+    return stages.drafts_for(config)
 
 
 def summarize_stories(config: Config, store: Store, drafts: Mapping[str, str] | None = None) -> tuple[int, int]:
@@ -162,10 +144,12 @@ def gather_run(config: Config, store: Store, runner: Runner, *, sources: list[st
         run_id = store.start_run("gather", ",".join(sources or []), mode=runner.mode)
         held.attach_run(store, run_id)
         report: GatherReport | None = None
+        drafting = Drafting(lambda: begin_drafts(config))
         try:
-            report = _gather(config, store, runner, sources, started, progress)
+            report = _gather(config, store, runner, sources, started, progress, drafting)
             return report
         finally:
+            drafting.close()  # a run that failed before grouping leaves no drafting worker running
             store.finish_run(run_id, "failed" if report is None else "completed",
                              {} if report is None else report.to_json())
 
@@ -186,17 +170,8 @@ class _Timed:
 
 
 def _gather(config: Config, store: Store, runner: Runner, sources: list[str] | None, started: float,
-            progress: Progress) -> GatherReport:
+            progress: Progress, drafting: Drafting) -> GatherReport:
     timed = _Timed(runner)
-    drafting = Drafting(config)
-    try:
-        return _gather_stages(config, store, runner, sources, started, progress, timed, drafting)
-    finally:
-        drafting.close()
-
-
-def _gather_stages(config: Config, store: Store, runner: Runner, sources: list[str] | None, started: float,
-                   progress: Progress, timed: _Timed, drafting: Drafting) -> GatherReport:
     log = runner.log
     with gather.make_fetcher(config) as fetcher:
         results: list[gather.SourceResult] = timed.stage(FETCH, config, store, fetcher, only=list(sources or []),

@@ -18,6 +18,7 @@ from feedletter.schema import stories as stories_table
 from feedletter.sitehost import SiteHost
 from feedletter.store import Store
 from feedletter.stories import stages as stories
+from feedletter.stories import work
 from feedletter.stories.minhash import document_signature
 from tests.conftest import ROOT, run_gather
 
@@ -523,13 +524,13 @@ def test_drafts_begun_by_the_store_stage_are_taken_and_change_no_summary(
             store.close()
 
     plain = gathered("plain", 0)
-    made: list[runs.Drafting] = []
+    made: list[work.Drafting] = []
     told: list[int] = []
     given: list[object] = []
 
-    class Watched(runs.Drafting):
-        def __init__(self, config: Config) -> None:
-            super().__init__(config)
+    class Watched(work.Drafting):
+        def __init__(self, begin: Any) -> None:
+            super().__init__(begin)
             made.append(self)
 
         def told(self, new: Any) -> None:
@@ -562,11 +563,11 @@ def test_a_run_that_fails_after_the_store_stage_stops_its_drafts(
     from feedletter.runner import InProcess, Stage
     from feedletter.stories import summaries
 
-    made: list[runs.Drafting] = []
+    made: list[work.Drafting] = []
 
-    class Watched(runs.Drafting):
-        def __init__(self, config: Config) -> None:
-            super().__init__(config)
+    class Watched(work.Drafting):
+        def __init__(self, begin: Any) -> None:
+            super().__init__(begin)
             made.append(self)
 
     def broken(*args: Any) -> None:

@@ -4,6 +4,7 @@ rewritten summary and feature tests must change nothing that grouping and summar
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -256,3 +257,41 @@ def test_word_runs_find_the_words_the_lookbehind_finds() -> None:
     samples += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(20000)]
     for s in samples:
         assert [w for w in features._WORD_RUN_RE.findall(s) if w] == features._WORD_RE.findall(s), s
+
+
+_TRICKY = ["US", "Us", "you're", "your's", "yourselves", "ourselves", "Lets", "let’s", "we'd", "_we", "9us", "bus",
+           "Weston", "-you", "you-", "O'Hara's", "Okafor’s", "JAMES'S", "İstanbul", "Ærø's", "McDonald's", "x's's"]
+
+
+def _sentence(rng: random.Random, words: list[str]) -> str:
+    body = " ".join(rng.choice(words) for _ in range(rng.randint(1, 8)))
+    return rng.choice(["", "(", '"', "'", "— "]) + body + rng.choice(["", ".", "?", ")", "!"])
+
+
+def test_the_chat_word_search_finds_what_a_plain_whole_word_search_finds() -> None:
+    plain = re.compile(r"\b(?:" + "|".join(map(re.escape, sentences._CHAT_WORDS)) + r")\b")
+    rng = random.Random(3)
+    words = [*sentences._CHAT_WORDS, *_TRICKY, *_VOCABULARY]
+    for _ in range(5000):
+        s = _sentence(rng, words)
+        assert (sentences._CHAT_WORD.search(s) is None) == (plain.search(s) is None), s
+
+
+def test_capitalized_words_fold_as_they_did_one_at_a_time() -> None:
+    def one_at_a_time(sentence: str) -> list[tuple[str, bool]]:
+        lead = summarize._LEADING.match(sentence)
+        start = lead.end() if lead else 0
+        out = []
+        for m in summarize._CAPITALIZED.finditer(sentence):
+            w = m.group(0).replace("’", "'").lower()
+            out.append((w[:-2] if w.endswith("'s") else w, m.start() == start))
+        return out
+
+    rng = random.Random(4)
+    words = [*_TRICKY, *(w.capitalize() for w in _VOCABULARY), *_VOCABULARY]
+    for _ in range(5000):
+        s = _sentence(rng, words)
+        expected = one_at_a_time(s)
+        found, opens = summarize._capitalized(s)
+        assert found == [w for w, _ in expected], s
+        assert opens == any(first for _, first in expected) and not any(first for _, first in expected[1:]), s

@@ -1,4 +1,5 @@
-"""Sentences of a story's texts: where they split, which lines are chrome, and which sentences could stand in a summary.
+"""Sentences of a story's texts: where they split, which lines are chrome, which sentences could stand
+in a summary, and which are the writer chatting.
 
 Used by the extractive summarizer (:mod:`feedletter.stories.summarize`) and by selection's summary
 quality; knows nothing of scores.
@@ -290,3 +291,36 @@ def summary_sentences(blocks: Sequence[str], heading: list[str], *, min_words: i
             if _VERBISH.search(s) is None or _mostly_capitalized(s) or not _wordy(s):
                 continue
         yield s
+
+
+# Speech inside quotes belongs to a source, not to the writer's voice.
+_QUOTED = re.compile(r"[\"“][^\"“”]*[\"”]")
+# The writer addressing the reader or speaking as "we": blog chatter, not reporting. Lower-case
+# "us" only, so that "the US" is not taken for it. A whole word: "(?<!\w.)" after its first letter
+# stands for a leading \b. Contractions need no words of their own: "you" in "you're" already ends
+# at a word boundary.
+_CHAT_WORDS = ("You", "you", "Your", "your", "Yours", "yours", "Yourself", "yourself", "We", "we", "us",
+               "Our", "our", "Ours", "ours", "Let's", "let's")
+
+
+def _chat_word_pattern(words: Sequence[str]) -> str:
+    """A regex for any of ``words`` as a whole word, written to be searched fast: it opens with the
+    class of their first letters, then one branch per first letter (the letter checked by a
+    lookbehind) rather than one per word, which the engine would try in turn at every such letter."""
+    rests: dict[str, list[str]] = {}
+    for w in words:
+        rests.setdefault(w[0], []).append(re.escape(w[1:]))
+    branches = "|".join(f"(?<={re.escape(first)})(?:{'|'.join(ends)})" for first, ends in rests.items())
+    return "[" + "".join(map(re.escape, rests)) + r"](?<!\w.)(?:" + branches + r")\b"
+
+
+_CHAT_WORD = re.compile(_chat_word_pattern(_CHAT_WORDS))
+_GREETING = re.compile(r"(?:Good (?:morning|evening)|Hello|Hi)\b")
+
+
+def is_chatty(sentence: str) -> bool:
+    """Whether the writer, outside quotes, asks or exclaims, greets or talks of "you" and "we"."""
+    text = _QUOTED.sub("", sentence) if '"' in sentence or "“" in sentence else sentence
+    # The cheap tests first; the word search is the costly one.
+    return (text.rstrip().endswith(("?", "!")) or _GREETING.match(text) is not None
+            or _CHAT_WORD.search(text) is not None)

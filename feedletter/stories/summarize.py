@@ -17,7 +17,6 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import accumulate, chain, islice
 from typing import Protocol
 
@@ -27,7 +26,15 @@ import numpy.typing as npt
 from feedletter.plugins import SummarizerEntry
 from feedletter.stories.fallback import first_paragraph
 from feedletter.stories.minhash import words
-from feedletter.stories.sentences import LIST_ITEM, Marks, summary_sentences, text_blocks, title_words, wordset
+from feedletter.stories.sentences import (
+    LIST_ITEM,
+    Marks,
+    is_chatty,
+    summary_sentences,
+    text_blocks,
+    title_words,
+    wordset,
+)
 from feedletter.text.whitespace import truncate_words
 
 __all__ = ["SUMMARIZER_VERSION", "ExtractiveSummarizer", "Summarizer", "summarize"]
@@ -57,17 +64,6 @@ would you your yours yourself said says say told new one two also its it's accor
 _CAPITALIZED = re.compile(r"[A-Z](?<![\w'’-][A-Z])[\w'’-]*")
 _NUMERAL = re.compile(r"\d(?<![\w.,]\d)\d*(?:[.,]\d+)*")
 _LEADING = re.compile(r"^[\W_]*")
-# Speech inside quotes belongs to a source, not to the writer's voice.
-_QUOTED = re.compile(r"[\"“][^\"“”]*[\"”]")
-# The writer addressing the reader or speaking as "we": blog chatter, not reporting. Lower-case
-# "us" only, so that "the US" is not taken for it. A whole word: "(?<!\w.)" after its first letter
-# stands for a leading \b. Contractions need no words of their own: "you" in "you're" already ends
-# at a word boundary.
-_CHAT_WORDS = ("You", "you", "Your", "your", "Yours", "yours", "Yourself", "yourself", "We", "we", "us",
-               "Our", "our", "Ours", "ours", "Let's", "let's")
-_CHAT_WORD = re.compile("(?:" + "|".join(re.escape(w[0]) + r"(?<!\w.)" + re.escape(w[1:]) for w in _CHAT_WORDS)
-                        + r")\b")
-_GREETING = re.compile(r"(?:Good (?:morning|evening)|Hello|Hi)\b")
 
 _Matrix = npt.NDArray[np.float64]
 # Scores closer than this are equal (see _ranked): far above the rounding noise of the matrix
@@ -102,42 +98,61 @@ class _Sentence:
     chatty: bool = False
 
 
-def _capitalized(sentence: str) -> list[tuple[str, bool]]:
-    """Capitalized words of ``sentence``, lower-cased, each with whether it opens the sentence."""
+# A sentence's capitalized words, lower-cased and without a final 's, and whether the first of them
+# opens the sentence.
+_Capitalized = tuple[list[str], bool]
+
+
+def _capitalized(sentence: str) -> _Capitalized:
+    """The capitalized words of ``sentence`` (see :data:`_Capitalized`)."""
+    found = _CAPITALIZED.findall(sentence)
+    if not found:
+        return [], False
+    # Folded all at once: no word holds a line break.
+    low = "\n".join(found).replace("’", "'").lower()
+    words = [w[:-2] if w.endswith("'s") else w for w in low.split("\n")] if "'s" in low else low.split("\n")
+    # Only the sentence's leading non-word characters can come before its first capitalized word.
     lead = _LEADING.match(sentence)
-    start = lead.end() if lead else 0
-    out: list[tuple[str, bool]] = []
-    for m in _CAPITALIZED.finditer(sentence):
-        w = m.group(0).replace("’", "'").lower()
-        out.append((w[:-2] if w.endswith("'s") else w, m.start() == start))
-    return out
+    return words, _CAPITALIZED.match(sentence, lead.end() if lead else 0) is not None
 
 
-def _facts(sentence: str, capitalized: list[tuple[str, bool]], proper: frozenset[str]) -> frozenset[str]:
+def _named(capitalized: _Capitalized) -> list[str]:
+    """The capitalized words that do not open their sentence."""
+    words, opens = capitalized
+    return words[1:] if opens else words
+
+
+def _facts(sentence: str, capitalized: _Capitalized, proper: frozenset[str]) -> frozenset[str]:
     """Names, places, dates and numbers ``sentence`` states (``capitalized``: its capitalized words).
 
     A capitalized word opening the sentence counts only when the story also capitalizes it
     elsewhere (``proper``): "Residents met…" names nobody, "Okafor said…" does.
     """
-    out = {w for w, first in capitalized if (not first or w in proper) and w not in STOPWORDS}
+    words, opens = capitalized
+    out = {w for w in _named(capitalized) if w not in STOPWORDS}
+    if opens and words[0] in proper and words[0] not in STOPWORDS:
+        out.add(words[0])
     out.update(n.replace(",", "") for n in _NUMERAL.findall(sentence))
     return frozenset(out)
 
 
-def _is_chatty(sentence: str) -> bool:
-    """Whether the writer, outside quotes, asks or exclaims, greets or talks of "you" and "we"."""
-    text = _QUOTED.sub("", sentence) if '"' in sentence or "“" in sentence else sentence
-    # The cheap tests first; the word search is the costly one.
-    return (text.rstrip().endswith(("?", "!")) or _GREETING.match(text) is not None
-            or _CHAT_WORD.search(text) is not None)
+class _Terms(dict[str, str]):
+    """The term each word token counts as, or "" for none, worked out once per word: the same words
+    recur in every story. A lookup of a known word is a plain dict lookup, cheaper than a cached
+    function's call; the table starts afresh once it holds :data:`_TERMS_HELD` words."""
+
+    def __missing__(self, word: str) -> str:
+        # "Omur's free kick" and "Omur curled" are about the same man.
+        bare = word[:-2] if word.endswith("'s") else word
+        term = bare if bare not in STOPWORDS and len(bare) > 1 else ""
+        if len(self) >= _TERMS_HELD:
+            self.clear()
+        self[word] = term
+        return term
 
 
-@lru_cache(maxsize=1 << 16)
-def _term(word: str) -> str:
-    """The term a word token counts as, or "" for none; cached, as the same words recur in every story."""
-    # "Omur's free kick" and "Omur curled" are about the same man.
-    bare = word[:-2] if word.endswith("'s") else word
-    return bare if bare not in STOPWORDS and len(bare) > 1 else ""
+_TERMS_HELD = 1 << 16
+_term = _Terms().__getitem__
 
 
 def _terms(text: str) -> Counter[str]:
@@ -243,7 +258,7 @@ class ExtractiveSummarizer:
         that reads as a sentence is left.
         """
         found: list[_Sentence] = []
-        kept_texts: list[list[tuple[str, list[tuple[str, bool]]]]] = []
+        kept_texts: list[list[tuple[str, _Capitalized]]] = []
         limit = self.max_sentences_per_text
         heading = title_words(title)
         for text in texts:
@@ -262,13 +277,13 @@ class ExtractiveSummarizer:
                 kept = summary_sentences(items, heading, min_words=self.min_words, marks=marks)
                 head = list(islice(kept, limit)) if limit >= 0 else list(kept)[:limit]
             kept_texts.append([(s, _capitalized(s)) for s in head])
-        proper = frozenset(w for sents in kept_texts for _, caps in sents for w, first in caps if not first)
+        proper = frozenset(w for sents in kept_texts for _, caps in sents for w in _named(caps))
         for d, sents in enumerate(kept_texts):
             for p, (s, caps) in enumerate(sents):
                 terms = _terms(s)
                 if terms:
                     found.append(_Sentence(s, d, p, p / max(len(sents), 1), terms, _facts(s, caps, proper),
-                                           _is_chatty(s)))
+                                           is_chatty(s)))
         return found
 
     def summarize(self, title: str, texts: Sequence[str], *, sentences: int = 3,
