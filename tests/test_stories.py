@@ -295,3 +295,20 @@ def test_capitalized_words_fold_as_they_did_one_at_a_time() -> None:
         found, opens = summarize._capitalized(s)
         assert found == [w for w, _ in expected], s
         assert opens == any(first for _, first in expected) and not any(first for _, first in expected[1:]), s
+
+
+def test_stored_features_parsed_together_are_those_parsed_one_by_one_with_each_word_held_once() -> None:
+    stored = [features.features_json(title, text) for title, text in
+              [("Ferry terminal approved", _EVENTS[0]), ("Pie contest", _EVENTS[1]), ("Tunnel reopens", _EVENTS[3]),
+               ("Kestrel Quay vote", _EVENTS[0] + " " + _EVENTS[3])]]
+    stored.append('["e:kestrel", "w:ferry"]')  # the first stored format: a list, computed again
+    ids, values = stories._parse_all([(str(k), value) for k, value in enumerate(stored)])
+    assert ids == [str(k) for k in range(len(stored))]
+    assert values == [features.parse_features(value) for value in stored] and values[-1] is None
+    first, last = values[0], values[3]
+    assert first is not None and last is not None
+    shared = set(first) & set(last)
+    assert "e:kestrel" in shared
+    assert all({k: k for k in first}[w] is {k: k for k in last}[w] for w in shared)
+    with pytest.raises(ValueError):  # a damaged value that reads as two is not taken for two documents
+        stories._parse_all([("1", '{"w:ferry": 1}], [{"w:quay": 2}'), ("2", '{"w:pie": 1}')])

@@ -121,21 +121,26 @@ def _vectors(counts: Sequence[_Counts]) -> tuple[list[_Vector], Counter[str]]:
         df.update(c.keys())
     n = len(counts)
     idf = {f: _weight(f) * _idf(n, k) for f, k in df.items()}
+    tf = _TF
     out = []
     for c in counts:
-        v = {f: _tf(k) * idf[f] for f, k in c.items() if k > 0}
+        v = {f: tf[k] * idf[f] for f, k in c.items() if k > 0}
         norm = math.hypot(*v.values()) or 1.0  # hypot of many values: one C call
         out.append({f: x / norm for f, x in v.items()})
     return out, df
 
 
-def _tf(k: float, _cache: dict[float, float] = {}) -> float:  # noqa: B006 - a memo of 1 + log k
-    # Counts are small integers, repeated across millions of features: look the log up.
-    try:
-        return _cache[k]
-    except KeyError:
-        value = _cache[k] = 1 + math.log(k)
+class _Tf(dict[float, float]):
+    """Sublinear term frequency, 1 + log k, by count k. Counts are small integers, repeated across
+    millions of features: each is worked out once, and a lookup of a known one is a plain dict
+    lookup rather than a function call."""
+
+    def __missing__(self, k: float) -> float:
+        value = self[k] = 1 + math.log(k)
         return value
+
+
+_TF = _Tf()
 
 
 def _subject_vector(v: _Vector) -> _Vector:
