@@ -312,3 +312,31 @@ def test_stored_features_parsed_together_are_those_parsed_one_by_one_with_each_w
     assert all({k: k for k in first}[w] is {k: k for k in last}[w] for w in shared)
     with pytest.raises(ValueError):  # a damaged value that reads as two is not taken for two documents
         stories._parse_all([("1", '{"w:ferry": 1}], [{"w:quay": 2}'), ("2", '{"w:pie": 1}')])
+
+
+def test_the_newest_stories_are_summarized_first(tmp_path: Path) -> None:
+    """What the next issue most likely shows comes first: a stopped (slow, LLM) run has summarized it."""
+    rng = random.Random(8)
+    store = Store.open(f"sqlite:///{tmp_path / 'order.db'}")
+    with store.begin() as conn:
+        for k in range(6):
+            stamp = datetime(2026, 3, 2, 8, tzinfo=UTC) + timedelta(hours=k)
+            text = " ".join(" ".join(rng.sample(_VOCABULARY, 9)).capitalize() + "." for _ in range(4))
+            conn.execute(articles.insert().values(key=f"site/{k}", source="site", url=f"https://site/{k}",
+                                                  canonical=f"https://site/{k}", title=f"Story {k}",
+                                                  published=stamp, fetched=stamp, text=text))
+    assert stories.group_articles(store).new_stories == 6
+    with store.begin() as conn:
+        lead_titles = dict(conn.execute(sa.select(stories_table.c.id, articles.c.title)
+                                        .join(articles, articles.c.id == stories_table.c.lead_id)).all())
+    asked: list[str] = []
+
+    class Recording(summarize.ExtractiveSummarizer):
+        def summarize(self, title: str, texts: Any, *, sentences: int = 3, max_chars: int = 600) -> str:
+            asked.append(title)
+            return super().summarize(title, texts, sentences=sentences, max_chars=max_chars)
+
+    assert summaries.summarize_stories(store, Recording()) == (6, 0)
+    newest_first = [lead_titles[k] for k in sorted(lead_titles, reverse=True)]
+    assert asked == newest_first == [f"Story {k}" for k in range(5, -1, -1)]
+    store.close()

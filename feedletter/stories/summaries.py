@@ -143,7 +143,12 @@ def summarize_stories(store: Store, summarizer: Summarizer, *, sentences: int = 
     (:class:`Drafts`), by digest: a story whose digest has one takes it as the summary made for it.
     """
     with store.begin() as conn:
-        rows = conn.execute(sa.select(stories.c.id, stories.c.lead_id).where(UNSUMMARIZED)).all()
+        # Newest first: what the next issue most likely shows gets its summary first (a slow LLM's
+        # run that is stopped keeps those); and the drafts cover the oldest new articles, so the
+        # batches made of drafts come last, read and written while the workers end the others,
+        # rather than first, while the workers would wait.
+        rows = conn.execute(sa.select(stories.c.id, stories.c.lead_id).where(UNSUMMARIZED)
+                            .order_by(stories.c.id.desc())).all()
     if processes > 1 and isinstance(summarizer, ExtractiveSummarizer) and len(rows) >= _SUMMARIES_IN_WORKERS:
         with CpuPool(processes, after=0, preload=["feedletter.stories.summarize"]) as cpu:
             return _summarize_batches(store, summarizer, rows, sentences, max_chars, cpu, drafts or {})
