@@ -580,3 +580,46 @@ def test_a_run_that_fails_after_the_store_stage_stops_its_drafts(
         runs.gather_run(_processes(demo_config, 2), store, InProcess())
     drafts = made[0].drafts
     assert drafts is not None and drafts._pool is None and drafts.finish() == {}
+
+
+def _rss(items: list[tuple[str, str, str]]) -> bytes:
+    body = "".join(f"<item><title>{title}</title><link>https://blog.example/{slug}</link><guid>{slug}</guid>"
+                   f"<description><![CDATA[<p>{text}</p>]]></description></item>" for slug, title, text in items)
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Blog</title><link>https://blog.example/</link>'
+            f"{body}</channel></rss>").encode()
+
+
+def test_a_post_in_two_feeds_is_hashed_and_read_once_by_a_process_with_the_same_outcome(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedletter.ingest import entries
+    from feedletter.ingest.rules import EntryRules
+
+    shared = ("Harbour Board approves the Kestrel Quay ferry terminal after a 7-2 vote on Tuesday. Chair Imogen "
+              "Varga said building starts in 2027 at a cost of $48m. Residents had asked for a second hearing.")
+    own = ("Bakers of Wexley Fen gather for the 31st pie contest on Saturday. Last year's winner, Tomas Oyelaran, "
+           "returns with a rhubarb entry. The judges will taste 140 pies before noon.")
+    news = _rss([("news/ferry", "Ferry terminal approved", shared), ("news/pies", "Pie contest", own)])
+    council = _rss([("council/ferry", "Ferry terminal approved", shared)])
+    hashed: list[int] = []
+    real = entries.minhash.article_signatures
+
+    def counting(told: Any) -> Any:
+        hashed.append(len(told))
+        return real(told)
+
+    def prepared(body: bytes) -> dict[str, tuple[bytes | None, str | None]]:
+        made = entries.prepare_feed(body, "https://blog.example/feed", "application/rss+xml",
+                                    EntryRules("blog", full_text="never"), (), datetime(2026, 3, 2, tzinfo=UTC))
+        assert not isinstance(made, str)
+        return {p.url.rsplit("/", 2)[1] + "/" + p.url.rsplit("/", 1)[1]: (p.signature, p.features) for p in made[1]}
+
+    monkeypatch.setattr(entries, "_MADE", {})
+    monkeypatch.setattr(entries.minhash, "article_signatures", counting)
+    first, second = prepared(news), prepared(council)
+    assert hashed == [2, 0]  # the council feed's copy of the ferry post: taken from the first feed's
+    assert second["council/ferry"] == first["news/ferry"] and first["news/ferry"][0] is not None
+    monkeypatch.setattr(entries, "_MADE", {})
+    assert prepared(council) == second  # made afresh: the same
+    monkeypatch.setattr(entries, "_MADE_HELD", 1)
+    prepared(news)
+    assert len(entries._MADE) == 1

@@ -67,17 +67,37 @@ def prepare_feed(body: bytes, url: str, content_type: str | None, rules: EntryRu
     kept = [e for e in feed.entries if _matches(rules, e)]
     made = [_fields(rules, e, feed.link, tracking) for e in kept]
     _tell_apart(made, tracking)
-    # Hashed here, in the parse workers, rather than in the grouping stage after the store (which
-    # reads the value back), and the whole feed's at once: a fraction of hashing article by article.
-    signed = iter(minhash.article_signatures([(f["title"], f["text"]) for f in made if not f["needs_text"]]))
-    # The features too: read here, beside the other feeds' downloads, grouping finds them stored and
-    # needs no worker processes of its own (measured on the farm's 10k articles: 1.6 s of CPU moved,
-    # parsing 0.5-0.9 s longer, grouping 1.1-1.3 s shorter and without its two 43 MB workers).
-    prepared = tuple(Prepared(**f, signature=None if f["needs_text"] else pack_signature(next(signed)),
-                              features=None if f["needs_text"] else features_json(f["title"], f["text"]))
+    found = _hashed_and_read([(f["title"], f["text"]) for f in made if not f["needs_text"]])
+    prepared = tuple(Prepared(**f, signature=None if f["needs_text"] else found[f["title"], f["text"]][0],
+                              features=None if f["needs_text"] else found[f["title"], f["text"]][1])
                      for f in made)
     # The entries travel as Prepared; the feed keeps only its own metadata.
     return replace(feed, entries=()), prepared, len(feed.entries) - len(kept)
+
+
+# What this process made lately of each (title, text): its packed signature and its features. The
+# same post comes in several feeds (a blog's feed and its category feeds, a syndicated copy), and a
+# worker that meets it again takes what it made then. Held for the last _MADE_HELD texts (a few MB).
+_MADE: dict[tuple[str, str], tuple[bytes | None, str]] = {}
+_MADE_HELD = 1000
+
+
+def _hashed_and_read(told: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[bytes | None, str]]:
+    """The packed near-duplicate signature and the same-story features of each (title, text).
+
+    Hashed here, in the parse workers, rather than in the grouping stage after the store (which
+    reads the value back), and the whole feed's at once: a fraction of hashing article by article.
+    The features too: read here, beside the other feeds' downloads, grouping finds them stored and
+    needs no worker processes of its own (measured on the farm's 10k articles: 1.6 s of CPU moved,
+    parsing 0.5-0.9 s longer, grouping 1.1-1.3 s shorter and without its two 43 MB workers).
+    """
+    found = {pair: _MADE.get(pair) for pair in told}
+    new = [pair for pair, made in found.items() if made is None]
+    for pair, sig in zip(new, minhash.article_signatures(new), strict=True):
+        found[pair] = _MADE[pair] = (pack_signature(sig), features_json(*pair))
+    while len(_MADE) > _MADE_HELD:
+        del _MADE[next(iter(_MADE))]  # the oldest first
+    return {pair: made for pair, made in found.items() if made is not None}
 
 
 def _tell_apart(made: list[dict[str, Any]], tracking: Sequence[str]) -> None:
