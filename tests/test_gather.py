@@ -30,6 +30,11 @@ def _rows(store: Store, query: sa.Select[tuple[object, ...]]) -> list[sa.Row[tup
         return list(conn.execute(query))
 
 
+def _processes(config: Config, processes: int) -> Config:
+    """``config`` with ``gather.processes`` set."""
+    return config.model_copy(update={"gather": config.gather.model_copy(update={"processes": processes})})
+
+
 def test_first_gather_stores_every_article_once(demo_config: Config, store: Store) -> None:
     counts = run_gather(demo_config, store)
     assert counts["ok"] == len(EXPECTED["feeds"]) and counts["errors"] == 0
@@ -251,7 +256,7 @@ def _warm_pools(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 def test_progress_ticks_once_a_source_when_its_parse_is_done_in_a_worker(
         demo_config: Config, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     used = _warm_pools(monkeypatch)
-    config = demo_config.model_copy(update={"gather": demo_config.gather.model_copy(update={"processes": 2})})
+    config = _processes(demo_config, 2)
     ticks: list[int] = []
     with gather.make_fetcher(config) as fetcher:
         results = gather.fetch_sources(config, store, fetcher, progress=ticks.append)
@@ -267,7 +272,7 @@ def test_parsing_and_extracting_in_worker_processes_stores_what_the_threads_stor
     def stored(processes: int, name: str) -> list[tuple[object, ...]]:
         (tmp_path / name).mkdir()
         config = load_config(write_config(tmp_path / name, site))
-        config = config.model_copy(update={"gather": config.gather.model_copy(update={"processes": processes})})
+        config = _processes(config, processes)
         store = Store.open(config.store_url())
         try:
             run_gather(config, store)
@@ -471,7 +476,7 @@ def test_parse_workers_start_at_once_when_enough_feeds_must_come_whole(
     feeds = len(EXPECTED["feeds"])
     monkeypatch.setattr(gather, "CpuPool", Watched)
     monkeypatch.setattr(gather, "PROCESSES_AFTER", feeds if enough else feeds + 1)
-    config = demo_config.model_copy(update={"gather": demo_config.gather.model_copy(update={"processes": 2})})
+    config = _processes(demo_config, 2)
     run_gather(config, store)
     assert starts == ([0] if enough else [])
     # Now every feed has validators: it may answer "not modified", and nothing is started ahead.
@@ -499,10 +504,6 @@ def _story_summaries(store: Store) -> dict[str, str]:
     rows = _rows(store, sa.select(articles.c.url, stories_table.c.summary)
                  .join(stories_table, stories_table.c.lead_id == articles.c.id))
     return {r.url.split("/", 3)[3]: r.summary for r in rows}
-
-
-def _processes(config: Config, processes: int) -> Config:
-    return config.model_copy(update={"gather": config.gather.model_copy(update={"processes": processes})})
 
 
 def test_drafts_begun_by_the_store_stage_are_taken_and_change_no_summary(

@@ -302,8 +302,7 @@ def test_stored_features_parsed_together_are_those_parsed_one_by_one_with_each_w
               [("Ferry terminal approved", _EVENTS[0]), ("Pie contest", _EVENTS[1]), ("Tunnel reopens", _EVENTS[3]),
                ("Kestrel Quay vote", _EVENTS[0] + " " + _EVENTS[3])]]
     stored.append('["e:kestrel", "w:ferry"]')  # the first stored format: a list, computed again
-    ids, values = stories._parse_all([(str(k), value) for k, value in enumerate(stored)])
-    assert ids == [str(k) for k in range(len(stored))]
+    values = features.parse_many_features(stored)
     assert values == [features.parse_features(value) for value in stored] and values[-1] is None
     first, last = values[0], values[3]
     assert first is not None and last is not None
@@ -311,7 +310,7 @@ def test_stored_features_parsed_together_are_those_parsed_one_by_one_with_each_w
     assert "e:kestrel" in shared
     assert all({k: k for k in first}[w] is {k: k for k in last}[w] for w in shared)
     with pytest.raises(ValueError):  # a damaged value that reads as two is not taken for two documents
-        stories._parse_all([("1", '{"w:ferry": 1}], [{"w:quay": 2}'), ("2", '{"w:pie": 1}')])
+        features.parse_many_features(['{"w:ferry": 1}], [{"w:quay": 2}', '{"w:pie": 1}'])
 
 
 def test_the_newest_stories_are_summarized_first(tmp_path: Path) -> None:
@@ -340,3 +339,12 @@ def test_the_newest_stories_are_summarized_first(tmp_path: Path) -> None:
     newest_first = [lead_titles[k] for k in sorted(lead_titles, reverse=True)]
     assert asked == newest_first == [f"Story {k}" for k in range(5, -1, -1)]
     store.close()
+
+
+def test_a_memo_works_each_value_out_once_and_starts_afresh_when_full() -> None:
+    from feedletter.memo import Memo
+
+    made: list[int] = []
+    memo = Memo(lambda k: made.append(k) or k * k, held=3)
+    assert [memo[k] for k in (2, 3, 2, 4, 3)] == [4, 9, 4, 16, 9] and made == [2, 3, 4]
+    assert memo[5] == 25 and len(memo) == 1  # a fourth key: the table started afresh

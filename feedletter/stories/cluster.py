@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from itertools import chain
 
+from feedletter.memo import Memo
 from feedletter.models import Document
 from feedletter.stories.dedupe import document_order, near_duplicates
 from feedletter.stories.features import (
@@ -130,17 +131,13 @@ def _vectors(counts: Sequence[_Counts]) -> tuple[list[_Vector], Counter[str]]:
     return out, df
 
 
-class _Tf(dict[float, float]):
-    """Sublinear term frequency, 1 + log k, by count k. Counts are small integers, repeated across
-    millions of features: each is worked out once, and a lookup of a known one is a plain dict
-    lookup rather than a function call."""
-
-    def __missing__(self, k: float) -> float:
-        value = self[k] = 1 + math.log(k)
-        return value
+def _tf(k: float) -> float:
+    """Sublinear term frequency of a count."""
+    return 1 + math.log(k)
 
 
-_TF = _Tf()
+# Counts are small integers, repeated across millions of features: looked up, not worked out.
+_TF = Memo(_tf)
 
 
 def _subject_vector(v: _Vector) -> _Vector:

@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from feedletter.memo import Memo
 from feedletter.plugins import SummarizerEntry
 from feedletter.stories.fallback import first_paragraph
 from feedletter.stories.minhash import words
@@ -136,23 +137,15 @@ def _facts(sentence: str, capitalized: _Capitalized, proper: frozenset[str]) -> 
     return frozenset(out)
 
 
-class _Terms(dict[str, str]):
-    """The term each word token counts as, or "" for none, worked out once per word: the same words
-    recur in every story. A lookup of a known word is a plain dict lookup, cheaper than a cached
-    function's call; the table starts afresh once it holds :data:`_TERMS_HELD` words."""
-
-    def __missing__(self, word: str) -> str:
-        # "Omur's free kick" and "Omur curled" are about the same man.
-        bare = word[:-2] if word.endswith("'s") else word
-        term = bare if bare not in STOPWORDS and len(bare) > 1 else ""
-        if len(self) >= _TERMS_HELD:
-            self.clear()
-        self[word] = term
-        return term
+def _term_of(word: str) -> str:
+    """The term a word token counts as, or "" for none."""
+    # "Omur's free kick" and "Omur curled" are about the same man.
+    bare = word[:-2] if word.endswith("'s") else word
+    return bare if bare not in STOPWORDS and len(bare) > 1 else ""
 
 
-_TERMS_HELD = 1 << 16
-_term = _Terms().__getitem__
+# Looked up, not called: the same words recur in every story.
+_term = Memo(_term_of, held=1 << 16).__getitem__
 
 
 def _terms(text: str) -> Counter[str]:
