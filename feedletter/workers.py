@@ -21,6 +21,7 @@ import functools
 import gc
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import threading
@@ -107,6 +108,18 @@ def _exit_with(parent: int) -> None:
             os._exit(0)
         except PermissionError:
             pass
+
+
+def start_fork_server(preload: Sequence[str]) -> None:
+    """Start the fork server that worker processes come from, with ``preload`` imported in it, and
+    return at once: a pool made a moment later finds it ready, or nearly, instead of starting it
+    then. If it cannot start, nothing is lost: the pool tries again, and works inline if that fails.
+    """
+    try:
+        multiprocessing.get_context("forkserver").set_forkserver_preload(list(preload))
+        multiprocessing.forkserver.ensure_running()
+    except Exception as exc:  # e.g. no /dev/shm or process limit: the pool will say so if it matters
+        log.debug("the fork server did not start ahead (%s)", exc)
 
 
 class Job(Generic[R]):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -624,3 +626,38 @@ def test_a_post_in_two_feeds_is_hashed_and_read_once_by_a_process_with_the_same_
     monkeypatch.setattr(entries, "_MADE_HELD", 1)
     prepared(news)
     assert len(entries._MADE) == 1
+
+
+_PRESTART_PROBE = """
+import json, sys
+import multiprocessing.forkserver as forkserver
+from feedletter.config import parse_config
+from feedletter.ingest.gather import start_parsing_early
+
+store, sources, processes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+lines = [f"store: sqlite:///{store}", f"gather: {{processes: {processes}}}", "sources:"]
+lines += [f"  - {{name: s{i}, url: 'https://example.org/{i}.xml'}}" for i in range(sources)]
+config, problems = parse_config("\\n".join(lines) + "\\n")
+assert not problems, problems
+started = start_parsing_early(config)
+print(json.dumps([started, forkserver._forkserver._forkserver_pid is not None]))
+"""
+
+
+@pytest.mark.parametrize(("new_store", "sources", "processes", "expected"), [
+    (True, 16, 2, [True, True]),     # a first gather of many feeds: every one will be parsed
+    (False, 16, 2, [False, False]),  # a store that exists: its feeds may answer "not modified"
+    (True, 15, 2, [False, False]),   # too few feeds for parse workers
+    (True, 16, 0, [False, False]),   # parsing kept in the fetch threads
+])
+def test_a_first_gather_into_a_new_store_starts_the_fork_server_at_once(
+        tmp_path: Path, new_store: bool, sources: int, processes: int, expected: list[bool]) -> None:
+    store = tmp_path / "new" / "feedletter.db"
+    if not new_store:
+        Store.open(f"sqlite:///{store}").close()
+    # In a process of its own: the fork server is one per process, and this one's may be running.
+    result = subprocess.run([sys.executable, "-c", _PRESTART_PROBE, str(store), str(sources), str(processes)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == expected
+    assert store.exists() is not new_store  # nothing created: the store is opened later, as before

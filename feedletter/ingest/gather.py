@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from feedletter.config import Config, Source
@@ -26,7 +27,7 @@ from feedletter.ingest.storing import StoreCounts, store_entries
 from feedletter.models import ParsedFeed
 from feedletter.runreport import cause_of
 from feedletter.store import Store, now
-from feedletter.workers import PROCESSES_AFTER, CpuPool, give_back_memory, processes_for
+from feedletter.workers import PROCESSES_AFTER, CpuPool, give_back_memory, processes_for, start_fork_server
 
 if TYPE_CHECKING:
     from feedletter.ingest.entries import Prepared
@@ -54,6 +55,31 @@ _Outcome = tuple[SourceResult, SourceState, object]
 
 _FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
                 "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
+
+
+# What the parse workers' fork server loads before forking them: the parsing half of gathering only.
+PARSE_PRELOAD = ["feedletter.ingest.entries"]
+
+
+def start_parsing_early(config: Config, only: Sequence[str] = ()) -> bool:
+    """At the first gather into a new store, start the parse workers' fork server as the command
+    starts; True if it did.
+
+    A SQLite store whose file does not exist yet has no validators to send, so every enabled source
+    answers in full, and with :data:`PROCESSES_AFTER` or more of them :func:`fetch_sources` starts
+    its parse workers at once. Begun here, the fork server's imports run on a core that is idle
+    while the command opens the store, and the workers are ready for the first feeds (on the farm
+    the first run was 0.06-0.17 s shorter). Any other store, and a run of few sources, start
+    nothing here: an hourly run whose feeds answer "not modified" needs no process at all.
+    """
+    url = config.store_url()
+    if processes_for(config.gather.processes) < 2 or not url.startswith("sqlite:///") \
+            or url == "sqlite:///:memory:" or Path(url[len("sqlite:///"):]).exists():
+        return False
+    if sum(s.enabled and (not only or s.name in only) for s in config.sources) < PROCESSES_AFTER:
+        return False
+    start_fork_server(PARSE_PRELOAD)
+    return True
 
 
 def answers_in_full(state: SourceState) -> bool:
@@ -126,7 +152,7 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
         return parsed
 
     processes = processes_for(config.gather.processes)
-    with CpuPool(processes, after=PROCESSES_AFTER, preload=["feedletter.ingest.entries"]) as cpu:
+    with CpuPool(processes, after=PROCESSES_AFTER, preload=PARSE_PRELOAD) as cpu:
         if sum(not waiting(states[s.name]) and answers_in_full(states[s.name]) for s in wanted) >= PROCESSES_AFTER:
             # Enough feeds will surely be parsed (a first run): the workers start now, beside the
             # first downloads, not after the first few parses (on the farm, 0.45 s sooner).
