@@ -18,7 +18,7 @@ from typing import Any
 
 from feedletter.workers import quiet_worker
 
-__all__ = ["SPARE_NICENESS", "SparePool"]
+__all__ = ["SPARE_NICENESS", "SparePool", "stopping"]
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +26,23 @@ log = logging.getLogger(__name__)
 SPARE_NICENESS = 10
 
 
-def _spare(parent: int) -> None:
+# In a spare worker: set once its pool is stopping (see stopping()).
+_stop: Any = None
+
+
+def _spare(parent: int, stop: Any) -> None:
+    global _stop
     quiet_worker(parent)
     os.nice(SPARE_NICENESS)
+    _stop = stop
     gc.freeze()  # what it was forked with stays shared: the collector no longer writes to those pages
+
+
+def stopping() -> bool:
+    """In a spare worker: whether its pool is being stopped. A long call asks between its steps and
+    returns what it has made so far, so that stopping waits for one step, not a whole call (and
+    calls can be long enough that the worker never runs out of work while its caller is busy)."""
+    return _stop is not None and bool(_stop.is_set())
 
 
 class SparePool:
@@ -46,8 +59,9 @@ class SparePool:
         context = multiprocessing.get_context("forkserver")
         if preload:
             context.set_forkserver_preload(list(preload))
+        self._stop = context.Event()
         self._pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_spare,
-                                         initargs=(os.getpid(),))
+                                         initargs=(os.getpid(), self._stop))
         self._futures: list[Future[Any]] = []
         self._failed = False
 
@@ -67,7 +81,9 @@ class SparePool:
         return not futures_wait(self._futures, timeout).not_done
 
     def stop(self) -> None:
-        """Drop the calls not begun; wait for those running; end the workers."""
+        """Drop the calls not begun; tell those running (see :func:`stopping`) and wait for them; end
+        the workers."""
+        self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def done(self) -> dict[int, Any]:

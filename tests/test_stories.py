@@ -439,3 +439,46 @@ def test_a_summarizing_worker_loads_no_store_code() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
     assert summaries.summaries_of.__module__ == "feedletter.stories.summarize"
+
+
+def test_a_draft_call_stopped_midway_gives_its_first_summaries_each_under_its_own_article(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(11)
+    told = [(f"Story {k}", " ".join(" ".join(rng.sample(_VOCABULARY, 9)).capitalize() + "." for _ in range(4)))
+            for k in range(30)]
+    maker = summarize.ExtractiveSummarizer()
+    steps = iter(range(100))
+
+    def until() -> bool:  # stopped once seven summaries are made
+        return next(steps) >= 7
+
+    work = [(title, [text]) for title, text in told]
+    assert summarize.summaries_of(maker, work, 3, 600, until) == [maker.summarize(t, x) for t, x in work[:7]]
+
+    class StoppedMidway:  # a spare pool whose calls were each stopped after a few summaries
+        def __init__(self, processes: int, preload: Any = ()) -> None:
+            self.calls: list[Any] = []
+
+        def submit(self, func: Any, *args: Any) -> int:
+            steps = iter(range(100))
+            self.calls.append(func(*args[:4], lambda: next(steps) >= 5))  # each stopped after five
+            return len(self.calls) - 1
+
+        def stop(self) -> None:
+            pass
+
+        def done(self) -> dict[int, Any]:
+            return dict(enumerate(self.calls))
+
+    monkeypatch.setattr(summaries, "SparePool", StoppedMidway)
+    monkeypatch.setattr(summaries, "_SUMMARIES_IN_WORKERS", 1)
+    monkeypatch.setattr(summaries, "_DRAFT_HANDOVER", 10)
+    monkeypatch.setattr(summaries, "_DRAFT_CHUNK", 10)
+    drafts = summaries.Drafts(maker, sentences=3, max_chars=600, processes=2)
+    for title, text in told:
+        drafts.add(title, text)
+    drafts.added()
+    made = drafts.finish()
+    # The first five of each call of ten, each under its own article's digest.
+    assert made == {summaries.summary_digest(t, [x], 3, 600): maker.summarize(t, [x])
+                    for k, (t, x) in enumerate(told) if k % 10 < 5}

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from feedletter.spare import SPARE_NICENESS, SparePool
+from feedletter.spare import SPARE_NICENESS, SparePool, stopping
 from feedletter.workers import CpuPool, default_processes, processes_for
 
 
@@ -136,6 +136,28 @@ def test_stopping_spare_workers_drops_what_has_not_begun() -> None:
     done = pool.done()
     assert first in done and len([c for c in calls if c in done]) <= 3
     assert pool.submit(_nap, 0.0) not in pool.done()  # after stop, a call is dropped, not run here
+
+
+def _naps_until_stopped(count: int) -> list[int]:
+    made = []
+    for k in range(count):
+        if stopping():
+            break
+        time.sleep(0.01)
+        made.append(k)
+    return made
+
+
+def test_a_long_spare_call_stops_between_its_steps_and_keeps_what_it_made() -> None:
+    pool = SparePool(1)
+    assert not stopping()  # outside a spare worker: never
+    long = pool.submit(_naps_until_stopped, 3000)  # 30 s, were it run to its end
+    time.sleep(0.5)  # begun, and some steps made
+    started = time.monotonic()
+    pool.stop()
+    assert time.monotonic() - started < 5
+    made = pool.done()[long]
+    assert 0 < len(made) < 3000 and made == list(range(len(made)))  # the first steps, in order
 
 
 def test_spare_workers_that_cannot_start_drop_the_calls_and_stop_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from feedletter.models import Article
 from feedletter.schema import articles, stories, summaries
-from feedletter.spare import SparePool
+from feedletter.spare import SparePool, stopping
 from feedletter.store import Store, now, rows_in_chunks
 from feedletter.stories.reading import articles_of_stories
 from feedletter.stories.summarize import ExtractiveSummarizer, Summarizer, summaries_of
@@ -65,8 +65,10 @@ def summary_digest(title: str, texts: Sequence[str], sentences: int, max_chars: 
 _DIGEST_FORMAT = b"summary-digest-2\n"
 
 
-# Articles a draft call summarizes: a few milliseconds of work, so that stopping waits little.
-_DRAFT_CHUNK = 16
+# Articles a draft call summarizes: a call stops between two of them when drafting ends, so it
+# may be long; long enough that the two calls queued for the worker last while the caller holds
+# the interpreter in a long C call (with 16, the worker ran dry several times a run).
+_DRAFT_CHUNK = 100
 # Articles read before they are handed over, many calls at once: a call handed over on its own
 # wakes the pool's threads each time, which cost the reading process a fifth more CPU.
 _DRAFT_HANDOVER = 400
@@ -120,7 +122,7 @@ class Drafts:
         for start in range(0, len(self._waiting), _DRAFT_CHUNK):
             work = self._waiting[start:start + _DRAFT_CHUNK]
             self._work.append(work)
-            self._pool.submit(summaries_of, self.summarizer, work, self.sentences, self.max_chars)
+            self._pool.submit(summaries_of, self.summarizer, work, self.sentences, self.max_chars, stopping)
         self._waiting = []
 
     def finish(self) -> dict[str, str]:
@@ -132,7 +134,8 @@ class Drafts:
         self._pool.stop()
         out: dict[str, str] = {}
         for k, made in self._pool.done().items():
-            for (title, texts), summary in zip(self._work[k], made, strict=True):
+            # A call stopped midway made the first ones of its work.
+            for (title, texts), summary in zip(self._work[k], made):  # noqa: B905
                 out[summary_digest(title, texts, self.sentences, self.max_chars)] = summary
         self._pool, self._work = None, []
         return out

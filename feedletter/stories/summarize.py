@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain, islice
 from typing import Protocol
@@ -379,13 +379,19 @@ def summarize(title: str, texts: Sequence[str], *, sentences: int = 3, max_chars
 
 
 def summaries_of(summarizer: Summarizer, work: Sequence[tuple[str, list[str]]], sentences: int,
-                 max_chars: int) -> list[str]:
-    """The summary of each (title, texts): a worker process's call.
+                 max_chars: int, until: Callable[[], bool] | None = None) -> list[str]:
+    """The summary of each (title, texts): a worker process's call. With ``until``, only those of
+    the first ones, made before ``until()`` is true.
 
     Defined here, beside the summarizer, so that a worker loads nothing else for it (the summarize
     stage's module brings SQLAlchemy and the store, a tenth of a second more for each worker).
     """
-    return [summarizer.summarize(title, texts, sentences=sentences, max_chars=max_chars) for title, texts in work]
+    out = []
+    for title, texts in work:
+        if until is not None and until():
+            break
+        out.append(summarizer.summarize(title, texts, sentences=sentences, max_chars=max_chars))
+    return out
 
 
 # Nothing to configure: the same summarizer for every config.
