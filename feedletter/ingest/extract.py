@@ -22,7 +22,7 @@ from feedletter.errors import ExtractError
 from feedletter.ingest.chrome import is_ad_text, is_chrome_text, strip_chrome, text_of
 from feedletter.models import Extracted
 from feedletter.text.sanitize import html_to_text
-from feedletter.text.whitespace import squash
+from feedletter.text.whitespace import squash_tail
 
 __all__ = ["extract", "is_teaser"]
 
@@ -232,9 +232,13 @@ def is_teaser(summary_html: str, content_html: str, *, body_text: str | None = N
     ``body_text``, when the caller has it, is the text of the entry's body (its content, else its
     summary), which then need not be made from the HTML again.
     """
-    content = squash(body_text if body_text is not None and content_html else html_to_text(content_html))
+    # Only the end can say "read more": the regex would try every position of a long body, and
+    # folding the whole body's whitespace took as long as the rest of the test.
+    content = squash_tail(body_text if body_text is not None and content_html else html_to_text(content_html),
+                          _TAIL_WINDOW)
     if content:
-        # Only the end can say "read more"; the regex would try every position of a long body.
-        return bool(_TEASER_TAIL.search(content[-_TAIL_WINDOW:]))
-    summary = squash(body_text if body_text is not None and not content_html else html_to_text(summary_html))
+        return bool(_TEASER_TAIL.search(content))
+    # A summary is short when its fold is: its last _TEASER_LENGTH characters then are all of it.
+    summary = squash_tail(body_text if body_text is not None and not content_html else html_to_text(summary_html),
+                          _TEASER_LENGTH)
     return bool(_TEASER_TAIL.search(summary[-_TAIL_WINDOW:])) or len(summary) < _TEASER_LENGTH

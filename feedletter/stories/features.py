@@ -29,9 +29,9 @@ _NUMBER_RE = re.compile(r"[$€£\d](?<![\w.,][$€£\d])(?:(?<=[$€£])\d+|(?<
 
 _WORD_RE = re.compile(r"(?<![\w'’-])[a-z][a-z'’-]{3,}(?![\w'’-])")
 
-# The same words, faster: each run of [\w'’-] is matched whole, as group 1 when it is such a word
-# and as an empty group 1 otherwise, rather than the lookbehind being tried at every character.
-_WORD_RUN_RE = re.compile(r"([a-z][a-z'’-]{3,})(?![\w'’-])|[\w'’-]+")
+# The same words, faster: opened by a letter, with the lookbehind after it (see above). Matching
+# each run of [\w'’-] whole instead, with the word as a group, took a fifth longer.
+_WORD_FAST_RE = re.compile(r"[a-z](?<![\w'’-][a-z])[a-z'’-]{3,}(?![\w'’-])")
 
 # Enough for a long article's body; the rest of a very long page adds cost more than evidence.
 _MAX_WORDS = 1000
@@ -69,7 +69,7 @@ def _counts(both: str) -> dict[str, int]:
     for m, k in Counter(_NUMBER_RE.findall(both)).items():
         key = "n:" + m.replace(",", "").replace(" ", "").replace("percent", "%")
         out[key] = out.get(key, 0) + k
-    words = Counter(filter(None, _WORD_RUN_RE.findall(both.lower())))
+    words = Counter(_WORD_FAST_RE.findall(both.lower()))
     for w in STOPWORDS.intersection(words):
         del words[w]
     # The kinds' prefixes keep keys apart, so a plain dict update (in C) adds the words.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["squash", "truncate_words"]
+__all__ = ["squash", "squash_tail", "truncate_words"]
 
 
 def squash(text: str) -> str:
@@ -17,6 +17,22 @@ def squash(text: str) -> str:
     if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
         return text
     return " ".join(text.split())
+
+
+def squash_tail(text: str, size: int) -> str:
+    """``squash(text)[-size:]``, without folding the whole of a long text.
+
+    The fold of a text ends with the fold of any piece cut from its end (the piece's first word may
+    be the end of a longer one, which the whole text's fold holds in full), so once a tail folds to
+    more than ``size`` characters, its last ``size`` are the text's.
+    """
+    if size <= 0:
+        return ""
+    if len(text) > 4 * size:
+        tail = squash(text[-4 * size:])
+        if len(tail) >= size:
+            return tail[-size:]
+    return squash(text)[-size:]
 
 
 def truncate_words(text: str, max_chars: int) -> str:
