@@ -315,18 +315,27 @@ def test_stored_features_parsed_together_are_those_parsed_one_by_one_with_each_w
         features.parse_many_features(['{"w:ferry": 1}], [{"w:quay": 2}', '{"w:pie": 1}'])
 
 
-def test_the_newest_stories_are_summarized_first(tmp_path: Path) -> None:
-    """What the next issue most likely shows comes first: a stopped (slow, LLM) run has summarized it."""
-    rng = random.Random(8)
-    store = Store.open(f"sqlite:///{tmp_path / 'order.db'}")
+def _plain_text(rng: random.Random) -> str:
+    return " ".join(" ".join(rng.sample(_VOCABULARY, 9)).capitalize() + "." for _ in range(4))
+
+
+def _hourly_stories(path: Path, count: int, *, seed: int) -> Store:
+    """A store of ``count`` articles of one site, an hour apart, grouped: a story each."""
+    rng = random.Random(seed)
+    store = Store.open(f"sqlite:///{path}")
     with store.begin() as conn:
-        for k in range(6):
+        for k in range(count):
             stamp = datetime(2026, 3, 2, 8, tzinfo=UTC) + timedelta(hours=k)
-            text = " ".join(" ".join(rng.sample(_VOCABULARY, 9)).capitalize() + "." for _ in range(4))
             conn.execute(articles.insert().values(key=f"site/{k}", source="site", url=f"https://site/{k}",
                                                   canonical=f"https://site/{k}", title=f"Story {k}",
-                                                  published=stamp, fetched=stamp, text=text))
-    assert stories.group_articles(store).new_stories == 6
+                                                  published=stamp, fetched=stamp, text=_plain_text(rng)))
+    assert stories.group_articles(store).new_stories == count
+    return store
+
+
+def test_the_newest_stories_are_summarized_first(tmp_path: Path) -> None:
+    """What the next issue most likely shows comes first: a stopped (slow, LLM) run has summarized it."""
+    store = _hourly_stories(tmp_path / 'order.db', 6, seed=8)
     with store.begin() as conn:
         lead_titles = dict(conn.execute(sa.select(stories_table.c.id, articles.c.title)
                                         .join(articles, articles.c.id == stories_table.c.lead_id)).all())
@@ -381,16 +390,7 @@ def test_batches_of_drafts_are_written_while_the_workers_make_the_others(tmp_pat
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch whose summaries are all drafted waits for no worker: it is written at once, not after
     the workers' batches before it (which left them idle at the end of the stage)."""
-    rng = random.Random(9)
-    store = Store.open(f"sqlite:///{tmp_path / 'drafts.db'}")
-    with store.begin() as conn:
-        for k in range(4):
-            stamp = datetime(2026, 3, 2, 8, tzinfo=UTC) + timedelta(hours=k)
-            text = " ".join(" ".join(rng.sample(_VOCABULARY, 9)).capitalize() + "." for _ in range(4))
-            conn.execute(articles.insert().values(key=f"site/{k}", source="site", url=f"https://site/{k}",
-                                                  canonical=f"https://site/{k}", title=f"Story {k}",
-                                                  published=stamp, fetched=stamp, text=text))
-    assert stories.group_articles(store).new_stories == 4
+    store = _hourly_stories(tmp_path / 'drafts.db', 4, seed=9)
     with store.begin() as conn:
         leads = conn.execute(sa.select(stories_table.c.id, articles.c.title, articles.c.text)
                              .join(articles, articles.c.id == stories_table.c.lead_id)
@@ -444,8 +444,7 @@ def test_a_summarizing_worker_loads_no_store_code() -> None:
 def test_a_draft_call_stopped_midway_gives_its_first_summaries_each_under_its_own_article(
         monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(11)
-    told = [(f"Story {k}", " ".join(" ".join(rng.sample(_VOCABULARY, 9)).capitalize() + "." for _ in range(4)))
-            for k in range(30)]
+    told = [(f"Story {k}", _plain_text(rng)) for k in range(30)]
     maker = summarize.ExtractiveSummarizer()
     steps = iter(range(100))
 
