@@ -675,3 +675,19 @@ def _state(pid: int) -> str:
         return next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State:"))
     except (OSError, StopIteration):
         return "gone (zombie or reaped)"
+
+
+def test_a_store_folder_it_may_not_read_starts_nothing_early_and_leaves_the_error_to_the_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedletter.config import parse_config
+
+    lines = [f"store: sqlite:///{tmp_path / 'locked' / 'feedletter.db'}", "gather: {processes: 2}", "sources:"]
+    lines += [f"  - {{name: s{i}, url: 'https://example.org/{i}.xml'}}" for i in range(20)]
+    config, problems = parse_config("\n".join(lines) + "\n")
+    assert not problems
+
+    def denied(self: Path) -> bool:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "exists", denied)
+    assert gather.start_parsing_early(config) is False

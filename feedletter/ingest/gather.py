@@ -73,8 +73,12 @@ def start_parsing_early(config: Config, only: Sequence[str] = ()) -> bool:
     nothing here: an hourly run whose feeds answer "not modified" needs no process at all.
     """
     url = config.store_url()
-    if processes_for(config.gather.processes) < 2 or not url.startswith("sqlite:///") \
-            or url == "sqlite:///:memory:" or Path(url[len("sqlite:///"):]).exists():
+    if processes_for(config.gather.processes) < 2 or not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return False
+    try:
+        if Path(url[len("sqlite:///"):]).exists():
+            return False
+    except OSError:  # a folder it may not read: opening the store will say so, not this
         return False
     if sum(s.enabled and (not only or s.name in only) for s in config.sources) < PROCESSES_AFTER:
         return False

@@ -380,8 +380,8 @@ def summarize(title: str, texts: Sequence[str], *, sentences: int = 3, max_chars
 
 def summaries_of(summarizer: Summarizer, work: Sequence[tuple[str, list[str]]], sentences: int,
                  max_chars: int, until: Callable[[], bool] | None = None) -> list[str]:
-    """The summary of each (title, texts): a worker process's call. With ``until``, only those of
-    the first ones, made before ``until()`` is true.
+    """The summary of each (title, texts): a worker process's call. With ``until``, it stops once
+    ``until()`` is true and gives the summaries of the first ones, made by then.
 
     Defined here, beside the summarizer, so that a worker loads nothing else for it (the summarize
     stage's module brings SQLAlchemy and the store, a tenth of a second more for each worker).

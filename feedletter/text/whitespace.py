@@ -24,7 +24,7 @@ def squash_tail(text: str, size: int) -> str:
 
     The fold of a text ends with the fold of any piece cut from its end (the piece's first word may
     be the end of a longer one, which the whole text's fold holds in full), so once a tail folds to
-    more than ``size`` characters, its last ``size`` are the text's.
+    ``size`` characters or more, its last ``size`` are the text's.
     """
     if size <= 0:
         return ""
