@@ -91,6 +91,9 @@ def quiet_worker(parent: int) -> None:
     # print a traceback each.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(parent,), name="feedletter-orphan-check", daemon=True).start()
+    # What the worker was forked with (the fork server's imports) lives as long as it does: frozen,
+    # the collector's full passes skip it, and do not write to those pages, which stay shared.
+    gc.freeze()
 
 
 def _exit_with(parent: int) -> None:

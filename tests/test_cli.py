@@ -387,3 +387,14 @@ def test_nothing_to_send_says_whether_the_store_is_empty_or_nothing_matches(staf
     with pytest.raises(FeedletterError, match=r"city: nothing to send: no new story matches the newsletter's select"):
         next_issue(config, store, config.newsletter("city"))
     assert next_issue(config, store, config.newsletter("health")).digest.stories
+
+
+def test_the_command_freezes_what_its_imports_made_before_it_runs() -> None:
+    """Import-time objects live to the end: frozen, the collector's full passes skip them."""
+    probe = ("import gc, sys\n"
+             "import feedletter.cli as cli\n"
+             "cli.app = lambda: print(gc.get_freeze_count())\n"
+             "cli.main()\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip()) > 10_000

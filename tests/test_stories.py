@@ -481,3 +481,29 @@ def test_a_draft_call_stopped_midway_gives_its_first_summaries_each_under_its_ow
     # The first five of each call of ten, each under its own article's digest.
     assert made == {summaries.summary_digest(t, [x], 3, 600): maker.summarize(t, [x])
                     for k, (t, x) in enumerate(told) if k % 10 < 5}
+
+
+def test_grouping_and_summarizing_run_with_the_collector_paused(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their articles, features and summaries all stay alive and form no cycles: the cyclic
+    collector's passes over them (a tenth of a second at 10k articles) would find nothing."""
+    import gc
+
+    seen: list[bool] = []
+    clustering = stories.cluster_documents
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return clustering(*args, **kwargs)
+
+    class Watched(summarize.ExtractiveSummarizer):
+        def summarize(self, title: str, texts: Any, *, sentences: int = 3, max_chars: int = 600) -> str:
+            seen.append(gc.isenabled())
+            return super().summarize(title, texts, sentences=sentences, max_chars=max_chars)
+
+    monkeypatch.setattr(stories, "cluster_documents", watched)
+    assert gc.isenabled()
+    store = _hourly_stories(tmp_path / "gc.db", 3, seed=3)
+    assert summaries.summarize_stories(store, Watched()) == (3, 0)
+    assert seen == [False] * 4 and gc.isenabled()
+    store.close()

@@ -182,3 +182,13 @@ def test_a_pool_started_ahead_takes_calls_once_ready_whatever_after_says() -> No
         with CpuPool(processes, after=100) as pool:
             pool.start()
             assert not pool.started and pool.run(_pid, 0) == os.getpid()
+
+
+def test_a_worker_freezes_what_it_was_forked_with() -> None:
+    """The fork server's imports stay out of the collector's full passes (and their pages shared)."""
+    import gc
+
+    with CpuPool(2, after=0) as pool:
+        pool.start()
+        assert pool.wait_ready(60)
+        assert pool.run(gc.get_freeze_count) > 1000

@@ -10,6 +10,7 @@ status), ``runs`` (gather, digest, serve), ``stages`` (parse, extract, cluster, 
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -36,6 +37,11 @@ app.add_typer(outbox.outbox_app, name="outbox")
 
 
 def main() -> None:
+    # What the imports made lives to the end of the command and holds no garbage: frozen, the
+    # cyclic collector's full passes no longer walk it. (A first gather of 500 feeds made five full
+    # passes, 190 ms of its CPU; with this and the collector paused in grouping and summarizing,
+    # two, 30 ms.)
+    gc.freeze()
     # Whatever the command prints (a provider's error, a traceback, Prefect's log lines) is masked
     # of the secrets the config and the environment hold (feedletter.redact).
     guard_streams()

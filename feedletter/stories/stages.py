@@ -35,7 +35,7 @@ from feedletter.stories.reading import article_of, story_articles
 from feedletter.stories.summaries import Drafts, summarize_stories
 from feedletter.stories.summarize import Summarizer
 from feedletter.stories.work import UNGROUPED, GroupCounts
-from feedletter.workers import CpuPool, Job, give_back_memory, processes_for
+from feedletter.workers import CpuPool, Job, give_back_memory, paused_gc, processes_for
 
 DEFAULT_WINDOW = timedelta(days=7)
 # Articles whose features are computed in worker processes, a chunk per call, when this many lack them.
@@ -100,7 +100,10 @@ def group_articles(store: Store, *, window: timedelta = DEFAULT_WINDOW,
     """
     counts = GroupCounts()
     try:
-        return _group_articles(store, counts, window, priority, near_duplicate, same_story, processes, drafts)
+        # Articles, their features and signatures, all alive to the end and free of cycles: the
+        # collector would only walk them again and again.
+        with paused_gc():
+            return _group_articles(store, counts, window, priority, near_duplicate, same_story, processes, drafts)
     finally:
         if drafts is not None:
             counts.drafts = drafts.finish()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from feedletter.store import Store, now, rows_in_chunks
 from feedletter.stories.reading import articles_of_stories
 from feedletter.stories.summarize import ExtractiveSummarizer, Summarizer, summaries_of
 from feedletter.stories.work import UNSUMMARIZED
-from feedletter.workers import CpuPool, Job
+from feedletter.workers import CpuPool, Job, paused_gc
 
 _SUMMARY_BATCH = 500
 
@@ -169,10 +170,13 @@ def summarize_stories(store: Store, summarizer: Summarizer, *, sentences: int = 
         # rather than first, while the workers would wait.
         rows = conn.execute(sa.select(stories.c.id, stories.c.lead_id).where(UNSUMMARIZED)
                             .order_by(stories.c.id.desc())).all()
-    if processes > 1 and isinstance(summarizer, ExtractiveSummarizer) and len(rows) >= _SUMMARIES_IN_WORKERS:
-        with CpuPool(processes, after=0, preload=["feedletter.stories.summarize"]) as cpu:
-            return _summarize_batches(store, summarizer, rows, sentences, max_chars, cpu, drafts or {})
-    return _summarize_batches(store, summarizer, rows, sentences, max_chars, None, drafts or {})
+    # The batches' articles and the extractive summaries form no cycles: the collector need not
+    # walk them. (An LLM client's calls may leave cycles behind, and take long: it keeps collecting.)
+    with paused_gc() if isinstance(summarizer, ExtractiveSummarizer) else nullcontext():
+        if processes > 1 and isinstance(summarizer, ExtractiveSummarizer) and len(rows) >= _SUMMARIES_IN_WORKERS:
+            with CpuPool(processes, after=0, preload=["feedletter.stories.summarize"]) as cpu:
+                return _summarize_batches(store, summarizer, rows, sentences, max_chars, cpu, drafts or {})
+        return _summarize_batches(store, summarizer, rows, sentences, max_chars, None, drafts or {})
 
 
 def _summarize_batches(store: Store, summarizer: Summarizer, rows: Sequence[sa.Row[Any]], sentences: int,
