@@ -7,7 +7,6 @@ begun there, as an advance that nothing depends on.
 
 from __future__ import annotations
 
-import gc
 import logging
 import multiprocessing
 import os
@@ -34,8 +33,7 @@ def _spare(parent: int, stop: Any) -> None:
     global _stop
     quiet_worker(parent)
     os.nice(SPARE_NICENESS)
-    _stop = stop
-    gc.freeze()  # what it was forked with stays shared: the collector no longer writes to those pages
+    _stop = stop  # (quiet_worker has frozen what the worker was forked with)
 
 
 def stopping() -> bool:

@@ -40,6 +40,11 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite store URL names; None for any other store, or an in-memory one."""
+    return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") and url != "sqlite:///:memory:" else None
+
+
 def connect(url: str, *, init: bool = False) -> Engine:
     """An engine for the store URL, with the schema created if missing.
 
@@ -47,8 +52,8 @@ def connect(url: str, *, init: bool = False) -> Engine:
     store, and a store that lost its contents (a full disk, a bad copy or restore) would go on
     without its subscribers and its tombstones, the record of what was removed or sent.
     """
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        path = Path(url[len("sqlite:///"):])
+    path = sqlite_file(url)
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not init and path.is_file() and path.stat().st_size == 0:
             raise StoreError(_redact(url), "the file is empty (0 bytes), not a store: restore it from a backup, "

@@ -156,13 +156,13 @@ def gather(
 
     With a Prefect API configured it runs as a Prefect flow run; without one, in this process.
     """
-    from feedletter.ingest.gather import start_parsing_early
+    from feedletter.ingest.gather import start_parsing_early, wanted_sources
     from feedletter.runner import InProcess
     from feedletter.runs import gather_run
 
     cfg = load_config(config)
     start_parsing_early(cfg, source or ())
-    total = sum(s.enabled and (not source or s.name in source) for s in cfg.sources)
+    total = len(wanted_sources(cfg, source or ()))
     flow_config = config_file(cfg)
 
     def load_flow() -> Callable[[Advance], GatherReport]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from feedletter.config import Config, Source
@@ -26,7 +25,7 @@ from feedletter.ingest.rules import EntryRules
 from feedletter.ingest.storing import StoreCounts, store_entries
 from feedletter.models import ParsedFeed
 from feedletter.runreport import cause_of
-from feedletter.store import Store, now
+from feedletter.store import Store, now, sqlite_file
 from feedletter.workers import PROCESSES_AFTER, CpuPool, give_back_memory, processes_for, start_fork_server
 
 if TYPE_CHECKING:
@@ -72,18 +71,23 @@ def start_parsing_early(config: Config, only: Sequence[str] = ()) -> bool:
     the first run was 0.06-0.17 s shorter). Any other store, and a run of few sources, start
     nothing here: an hourly run whose feeds answer "not modified" needs no process at all.
     """
-    url = config.store_url()
-    if processes_for(config.gather.processes) < 2 or not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+    path = sqlite_file(config.store_url())
+    if processes_for(config.gather.processes) < 2 or path is None:
         return False
     try:
-        if Path(url[len("sqlite:///"):]).exists():
+        if path.exists():
             return False
     except OSError:  # a folder it may not read: opening the store will say so, not this
         return False
-    if sum(s.enabled and (not only or s.name in only) for s in config.sources) < PROCESSES_AFTER:
+    if len(wanted_sources(config, only)) < PROCESSES_AFTER:
         return False
     start_fork_server(PARSE_PRELOAD)
     return True
+
+
+def wanted_sources(config: Config, only: Sequence[str] = ()) -> list[Source]:
+    """The sources a gather of ``only`` (all, when empty) takes: those enabled in the config."""
+    return [s for s in config.sources if s.enabled and (not only or s.name in only)]
 
 
 def answers_in_full(state: SourceState) -> bool:
@@ -102,7 +106,7 @@ def fetch_sources(config: Config, store: Store, fetcher: Fetcher, *,
     (measured: bench/bench_gather.py). ``progress(1)`` is called (from worker threads) as each
     source is done.
     """
-    wanted = [s for s in config.sources if s.enabled and (not only or s.name in only)]
+    wanted = wanted_sources(config, only)
     unknown = set(only) - {s.name for s in config.sources}
     if unknown:
         raise FeedletterError("gather", f"unknown source(s): {', '.join(sorted(unknown))}")
@@ -196,5 +200,7 @@ __all__ = [
     "extract_articles",
     "fetch_sources",
     "make_fetcher",
+    "start_parsing_early",
     "store_entries",
+    "wanted_sources",
 ]
