@@ -7,6 +7,8 @@ import random
 import re
 import subprocess
 import sys
+import unicodedata
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from feedletter.schema import articles
 from feedletter.schema import stories as stories_table
 from feedletter.schema import summaries as summaries_table
 from feedletter.store import Store
-from feedletter.stories import cluster, features, sentences, summaries, summarize
+from feedletter.stories import cluster, features, minhash, sentences, summaries, summarize
 from feedletter.stories import stages as stories
 from feedletter.text.boilerplate import is_boilerplate
 from feedletter.workers import CpuPool
@@ -507,3 +509,49 @@ def test_grouping_and_summarizing_run_with_the_collector_paused(tmp_path: Path,
     assert summaries.summarize_stories(store, Watched()) == (3, 0)
     assert seen == [False] * 4 and gc.isenabled()
     store.close()
+
+
+# Whitespace of several kinds, compatibility forms NFKC rewrites (some into a space and a mark),
+# marks, a final sigma, a dotted capital I, quotes and the characters words are joined by.
+_UNRULY = [" ", " ", "\t", "\n", "\u00a0", "\u2003", "\u3000", "\u2028", "\u0085", "¨", "ﬁ", "½", "Ⅻ", "\u0301",
+           "Σ", "ΟΔΟΣ", "İ", "ß", "’", "‘", "'", "-", ".", ",", "_", "é", "4", "2.5", "you", "We", "us", "Okafor",
+           "Bank's", "O’Neill’s", "council", "Kelvin\u212a", "(", "\"", "“", "?", "!"]
+
+
+def _unruly_texts(seed: int, count: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(_UNRULY) for _ in range(rng.randint(0, 30))) for _ in range(count)]
+
+
+def test_a_text_is_read_token_by_token_as_it_was_read_whole() -> None:
+    """Terms, capitalized words, chat words and feature words are read from each whitespace-separated
+    token, each token once: the same as reading the whole text, on text made to trip that up."""
+    for text in _unruly_texts(21, 20000):
+        assert summarize._terms(text) == Counter(filter(None, map(summarize._term, summarize.words(text)))), text
+        assert list(summarize._terms(text)) == list(dict.fromkeys(
+            filter(None, map(summarize._term, summarize.words(text))))), text
+        whole = summarize._CAPITALIZED.findall(text)
+        low = "\n".join(whole).replace("’", "'").lower()
+        folded = [w[:-2] if w.endswith("'s") else w for w in low.split("\n")] if whole else []
+        assert summarize._capitalized(text)[0] == folded, text
+        if '"' not in text and "“" not in text:
+            plain = (text.rstrip().endswith(("?", "!")) or sentences._GREETING.match(text) is not None
+                     or sentences._CHAT_WORD.search(text) is not None)
+            assert sentences.is_chatty(text) == plain, text
+        got = {k[2:]: v for k, v in features._counts(text).items() if k.startswith("w:")}
+        words = Counter(features._WORD_FAST_RE.findall(text.lower()))
+        assert list(got.items()) == [(w, k) for w, k in words.items() if w not in summarize.STOPWORDS], text
+
+
+def test_ascii_text_normalizes_as_nfkc_would() -> None:
+    for text in ["Plain ASCII, 4.5 it's -- well-known\t\x00\x7f", "", "ABC xyz", *_unruly_texts(22, 2000)]:
+        expected = unicodedata.normalize("NFKC", text).lower().replace("’", "'").replace("‘", "'")
+        assert minhash.normalize(text) == expected, text
+
+
+def test_a_text_without_digits_states_no_numbers() -> None:
+    for text in _unruly_texts(23, 5000):
+        if not any(d in text for d in "0123456789"):
+            caps = summarize._capitalized(text)
+            assert summarize._facts(text, caps, frozenset(caps[0]), digits=False) == summarize._facts(
+                text, caps, frozenset(caps[0])), text

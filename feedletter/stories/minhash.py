@@ -36,6 +36,8 @@ _WORD_RE = re.compile(r"\w+(?:[.,'’-]\w+)*")
 
 def normalize(text: str) -> str:
     """Text folded for comparison: NFKC, lower case, typographic quotes made plain."""
+    if text.isascii():  # NFKC leaves ASCII as it is, and it has no typographic quotes
+        return text.lower()
     text = unicodedata.normalize("NFKC", text).lower()
     return text.replace("’", "'").replace("‘", "'")
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from feedletter.memo import per_token
 from feedletter.text.boilerplate import _has_call_key, _has_key, _is_boilerplate
 from feedletter.text.whitespace import squash
 
@@ -267,8 +268,9 @@ def _mostly_capitalized(sentence: str) -> bool:
 
 
 def summary_sentences(blocks: Sequence[str], heading: list[str], *, min_words: int,
-                      marks: Marks = ANY) -> Iterator[str]:
-    """The sentences of ``blocks`` that could stand in a summary, lazily.
+                      marks: Marks = ANY) -> Iterator[tuple[str, list[str]]]:
+    """The sentences of ``blocks`` that could stand in a summary, lazily, each with its
+    whitespace-separated tokens (``sentence.split()``, which picking it needed).
 
     ``marks``: those of a text that every block is part of (see :class:`Marks`).
     """
@@ -290,7 +292,7 @@ def summary_sentences(blocks: Sequence[str], heading: list[str], *, min_words: i
                 continue
             if _VERBISH.search(s) is None or _mostly_capitalized(s) or not _wordy(s):
                 continue
-        yield s
+        yield s, tokens
 
 
 # Speech inside quotes belongs to a source, not to the writer's voice.
@@ -318,9 +320,22 @@ _CHAT_WORD = re.compile(_chat_word_pattern(_CHAT_WORDS))
 _GREETING = re.compile(r"(?:Good (?:morning|evening)|Hello|Hi)\b")
 
 
-def is_chatty(sentence: str) -> bool:
-    """Whether the writer, outside quotes, asks or exclaims, greets or talks of "you" and "we"."""
-    text = _QUOTED.sub("", sentence) if '"' in sentence or "“" in sentence else sentence
+def is_chatty(sentence: str, tokens: Sequence[str] | None = None) -> bool:
+    """Whether the writer, outside quotes, asks or exclaims, greets or talks of "you" and "we"
+    (``tokens``: ``sentence.split()``, when the caller has them)."""
+    quoted = '"' in sentence or "“" in sentence
+    text = _QUOTED.sub("", sentence) if quoted else sentence
     # The cheap tests first; the word search is the costly one.
-    return (text.rstrip().endswith(("?", "!")) or _GREETING.match(text) is not None
-            or _CHAT_WORD.search(text) is not None)
+    if text.rstrip().endswith(("?", "!")) or _GREETING.match(text) is not None:
+        return True
+    if quoted:
+        return _CHAT_WORD.search(text) is not None
+    return any(map(_token_chats, sentence.split() if tokens is None else tokens))
+
+
+def _token_chats_of(token: str) -> bool:
+    return _CHAT_WORD.search(token) is not None
+
+
+# A chat word never spans whitespace, and whitespace passes its edge tests as a token's ends do.
+_token_chats = per_token(_token_chats_of)

@@ -12,18 +12,16 @@ summary. Output is deterministic for a given input.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, chain, islice
+from itertools import chain, islice
 from typing import Protocol
 
 import numpy as np
-import numpy.typing as npt
 
-from feedletter.memo import Memo
+from feedletter.memo import Memo, per_token
 from feedletter.plugins import SummarizerEntry
 from feedletter.stories.fallback import first_paragraph
 from feedletter.stories.minhash import words
@@ -36,6 +34,7 @@ from feedletter.stories.sentences import (
     title_words,
     wordset,
 )
+from feedletter.stories.textrank import similarities, textrank
 from feedletter.text.whitespace import truncate_words
 
 __all__ = ["SUMMARIZER_VERSION", "ExtractiveSummarizer", "Summarizer", "summaries_of", "summarize"]
@@ -66,7 +65,6 @@ _CAPITALIZED = re.compile(r"[A-Z](?<![\w'’-][A-Z])[\w'’-]*")
 _NUMERAL = re.compile(r"\d(?<![\w.,]\d)\d*(?:[.,]\d+)*")
 _LEADING = re.compile(r"^[\W_]*")
 
-_Matrix = npt.NDArray[np.float64]
 # Scores closer than this are equal (see _ranked): far above the rounding noise of the matrix
 # products (1e-16 to 1e-13), far below the real gaps between scores (the smallest over 1,800
 # test stories was 3e-7).
@@ -104,17 +102,30 @@ class _Sentence:
 _Capitalized = tuple[list[str], bool]
 
 
-def _capitalized(sentence: str) -> _Capitalized:
-    """The capitalized words of ``sentence`` (see :data:`_Capitalized`)."""
-    found = _CAPITALIZED.findall(sentence)
-    if not found:
+def _capitalized(sentence: str, tokens: Sequence[str] | None = None) -> _Capitalized:
+    """The capitalized words of ``sentence`` (see :data:`_Capitalized`; ``tokens``:
+    ``sentence.split()``, when the caller has them)."""
+    words = list(chain.from_iterable(map(_token_capitals, sentence.split() if tokens is None else tokens)))
+    if not words:
         return [], False
-    # Folded all at once: no word holds a line break.
-    low = "\n".join(found).replace("’", "'").lower()
-    words = [w[:-2] if w.endswith("'s") else w for w in low.split("\n")] if "'s" in low else low.split("\n")
+    if "A" <= sentence[0] <= "Z":  # (most sentences): nothing before it for the lookbehind to see
+        return words, True
     # Only the sentence's leading non-word characters can come before its first capitalized word.
     lead = _LEADING.match(sentence)
     return words, _CAPITALIZED.match(sentence, lead.end() if lead else 0) is not None
+
+
+def _token_capitals_of(token: str) -> tuple[str, ...]:
+    found = _CAPITALIZED.findall(token)
+    if not found:
+        return ()
+    # Folded all at once: no word holds a line break.
+    low = "\n".join(found).replace("’", "'").lower()
+    return tuple(w[:-2] if w.endswith("'s") else w for w in low.split("\n")) if "'s" in low else tuple(low.split("\n"))
+
+
+# No capitalized word spans whitespace, and whitespace passes the lookbehind as a token's start does.
+_token_capitals = per_token(_token_capitals_of)
 
 
 def _named(capitalized: _Capitalized) -> list[str]:
@@ -123,17 +134,21 @@ def _named(capitalized: _Capitalized) -> list[str]:
     return words[1:] if opens else words
 
 
-def _facts(sentence: str, capitalized: _Capitalized, proper: frozenset[str]) -> frozenset[str]:
-    """Names, places, dates and numbers ``sentence`` states (``capitalized``: its capitalized words).
+def _facts(sentence: str, capitalized: _Capitalized, proper: frozenset[str], digits: bool = True) -> frozenset[str]:
+    """Names, places, dates and numbers ``sentence`` states (``capitalized``: its capitalized words;
+    ``digits``: False when the text it comes from has none, so it has no numbers).
 
     A capitalized word opening the sentence counts only when the story also capitalizes it
     elsewhere (``proper``): "Residents met…" names nobody, "Okafor said…" does.
     """
     words, opens = capitalized
+    if not words and not digits:
+        return frozenset()
     out = {w for w in _named(capitalized) if w not in STOPWORDS}
     if opens and words[0] in proper and words[0] not in STOPWORDS:
         out.add(words[0])
-    out.update(n.replace(",", "") for n in _NUMERAL.findall(sentence))
+    if digits:
+        out.update(n.replace(",", "") for n in _NUMERAL.findall(sentence))
     return frozenset(out)
 
 
@@ -148,73 +163,17 @@ def _term_of(word: str) -> str:
 _term = Memo(_term_of, held=1 << 16).__getitem__
 
 
-def _terms(text: str) -> Counter[str]:
-    return Counter(filter(None, map(_term, words(text))))
+def _token_terms_of(token: str) -> tuple[str, ...]:
+    return tuple(filter(None, map(_term, words(token))))
 
 
-def _similarities(cands: Sequence[_Sentence], title: str) -> tuple[_Matrix, _Matrix, list[list[float]]]:
-    """TF-IDF cosine similarity of each pair of sentences (0 with itself) and of each sentence to
-    the title; and each sentence's TF-IDF weights, in the order of its terms."""
-    n = len(cands)
-    # One entry per (sentence, term), sentence by sentence; terms numbered as first seen.
-    terms = list(chain.from_iterable(c.terms for c in cands))
-    column = {t: k for k, t in enumerate(dict.fromkeys(terms))}
-    cols = np.fromiter(map(column.__getitem__, terms), np.intp, len(terms))
-    counts = np.fromiter(chain.from_iterable(c.terms.values() for c in cands), np.intp, len(terms))
-    rows = np.repeat(np.arange(n), [len(c.terms) for c in cands])
-    df = np.bincount(cols)
-    # Weights from math.log, as before, are the same to the last bit, which the coverage test (a
-    # >= between sums of them) needs. A weight depends only on a term's count and its document
-    # frequency, so math.log runs once per value of those, not once per term.
-    idf_of = [0.0, *(math.log(1 + n / k) for k in range(1, int(df.max()) + 1))]
-    tf_of = [0.0, *(1 + math.log(k) for k in range(1, int(counts.max()) + 1))]
-    weights = np.array(tf_of)[counts] * np.array(idf_of)[df[cols]]
-    length = np.sqrt(np.bincount(rows, weights * weights, minlength=n))
-    # Only terms two sentences share make them alike: the matrix of unit vectors needs no column
-    # for the others (most of a long story's words), which keeps it small.
-    shared = df[cols] > 1
-    shared_column = np.cumsum(df > 1) - 1
-    unit = np.zeros((n, int(np.count_nonzero(df > 1))))
-    unit[rows[shared], shared_column[cols[shared]]] = weights[shared] / length[rows[shared]]
-    sim: _Matrix = unit @ unit.T  # exactly 0 where two sentences share no term, as before
-    np.fill_diagonal(sim, 0.0)
-    title_vec = np.zeros(len(column))
-    title_length = 0.0
-    for t in _terms(title):
-        k = column.get(t)
-        w = idf_of[1] if k is None else idf_of[df[k]]  # a word no sentence has weighs as if one had it
-        title_length += w * w
-        if k is not None:
-            title_vec[k] = w
-    title_sim: _Matrix = (np.bincount(rows, weights * title_vec[cols], minlength=n) / length
-                          / math.sqrt(title_length)) if title_length else np.zeros(n)
-    flat = weights.tolist()
-    ends = list(accumulate(len(c.terms) for c in cands))
-    return sim, title_sim, [flat[end - len(c.terms):end] for c, end in zip(cands, ends, strict=True)]
+# No word spans whitespace, and neither NFKC nor lower-casing carries across it.
+_token_terms = per_token(_token_terms_of)
 
 
-def _textrank(sim: _Matrix, damping: float = 0.85, rounds: int = 30) -> _Matrix:
-    """PageRank over the weighted similarity graph ``sim`` (zero diagonal), by power iteration."""
-    n = len(sim)
-    out_weight = sim.sum(axis=1)
-    linked = out_weight > 0
-    # A round is rank' = (1 - damping) / n + damping * rank @ shares, where row i of shares is how
-    # i's rank divides among the others; a sentence linked to nothing spreads its rank evenly
-    # rather than losing it. Carried out on [rank, 1], a round is a single product with ``step``.
-    step = np.zeros((n + 1, n + 1))
-    shares = step[:n, :n]
-    shares[:] = 1.0 / n
-    shares[linked] = sim[linked] / out_weight[linked, None]
-    shares *= damping
-    step[n, :n] = (1 - damping) / n
-    step[n, n] = 1.0
-    # ``rounds`` rounds are one product with step ** rounds, which takes a few squarings of step
-    # (a 25-sentence story: 7 matrix products rather than 30 vector ones, each mostly numpy's
-    # fixed cost). The ranks differ from round-by-round ones in the last bits only (1e-16), far
-    # below the scores' tie margin (_TIE).
-    power = np.linalg.matrix_power(step, rounds)
-    rank: _Matrix = power[n, :n] + power[:n, :n].sum(axis=0) / n
-    return rank
+def _terms(text: str, tokens: Sequence[str] | None = None) -> Counter[str]:
+    """The terms of ``text`` and their counts (``tokens``: ``text.split()``, when the caller has them)."""
+    return Counter(chain.from_iterable(map(_token_terms, text.split() if tokens is None else tokens)))
 
 
 class ExtractiveSummarizer:
@@ -251,7 +210,8 @@ class ExtractiveSummarizer:
         that reads as a sentence is left.
         """
         found: list[_Sentence] = []
-        kept_texts: list[list[tuple[str, _Capitalized]]] = []
+        kept_texts: list[list[tuple[str, list[str], _Capitalized]]] = []
+        digits: list[bool] = []  # whether each text has a digit (see Marks)
         limit = self.max_sentences_per_text
         heading = title_words(title)
         for text in texts:
@@ -269,14 +229,15 @@ class ExtractiveSummarizer:
                 items = [LIST_ITEM.sub("", b, count=1) for b in blocks if LIST_ITEM.match(b) is not None]
                 kept = summary_sentences(items, heading, min_words=self.min_words, marks=marks)
                 head = list(islice(kept, limit)) if limit >= 0 else list(kept)[:limit]
-            kept_texts.append([(s, _capitalized(s)) for s in head])
-        proper = frozenset(w for sents in kept_texts for _, caps in sents for w in _named(caps))
+            kept_texts.append([(s, tokens, _capitalized(s, tokens)) for s, tokens in head])
+            digits.append(marks.digits)
+        proper = frozenset(w for sents in kept_texts for _, _, caps in sents for w in _named(caps))
         for d, sents in enumerate(kept_texts):
-            for p, (s, caps) in enumerate(sents):
-                terms = _terms(s)
+            for p, (s, tokens, caps) in enumerate(sents):
+                terms = _terms(s, tokens)
                 if terms:
-                    found.append(_Sentence(s, d, p, p / max(len(sents), 1), terms, _facts(s, caps, proper),
-                                           is_chatty(s)))
+                    found.append(_Sentence(s, d, p, p / max(len(sents), 1), terms,
+                                           _facts(s, caps, proper, digits[d]), is_chatty(s, tokens)))
         return found
 
     def summarize(self, title: str, texts: Sequence[str], *, sentences: int = 3,
@@ -291,8 +252,8 @@ class ExtractiveSummarizer:
         cands = self.candidates(texts, title)
         if not cands:
             return first_paragraph(title, texts, max_chars=max_chars, min_words=self.min_words)
-        sim, title_sim, vecs = _similarities(cands, title)
-        rank = _textrank(sim)
+        sim, title_sim, vecs = similarities([c.terms for c in cands], _terms(title))
+        rank = textrank(sim)
         doc, pos, nfacts, chatty, nterms = np.array(
             [(c.doc, c.pos, len(c.facts), c.chatty, len(c.terms)) for c in cands]).T
         scores = (

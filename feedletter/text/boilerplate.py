@@ -193,9 +193,10 @@ def _is_boilerplate(line: str, keyed: bool, *, calls: bool = True, ads: bool = T
         # A long paragraph (nothing for _LEAD_NOISE to strip): only the anywhere-rules apply, and
         # most article text is such paragraphs, so they skip the rest.
         return keyed and _has_key(text) and bool(_ANYWHERE_RE.search(text))
-    if not _WORD.search(text):
-        return True  # only bullets, dashes or separators
-    text = _LEAD_NOISE.sub("", text, count=1)
+    if _WORD.match(text) is None:  # (a line opening on a word has no leading noise: most lines)
+        if not _WORD.search(text):
+            return True  # only bullets, dashes or separators
+        text = _LEAD_NOISE.sub("", text, count=1)
     # Substring checks first: the regexes are slow on long paragraphs that match nothing.
     if keyed and _has_key(text) and _ANYWHERE_RE.search(text):
         return True
