@@ -124,8 +124,16 @@ def _damaged(exc: sa.exc.DatabaseError) -> bool:
     return type(exc.orig) is sqlite3.DatabaseError
 
 
+SQLITE_PAGE_SIZE = 8192
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
+    # A new file's pages are 8 KB, not 4: an article's row (its HTML, text, features and signature,
+    # 7 KB on the bench's feeds) then mostly fits in one page rather than spilling into a chain of
+    # overflow pages, and storing and grouping 10k new articles took 0.2-0.3 s less CPU. A store
+    # made with another page size keeps it (the setting only shapes a file not yet written).
+    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
     # WAL lets a reader run beside the writer; NORMAL sync keeps each outbox commit cheap.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -202,3 +202,24 @@ def test_campaign_records_from_before_the_ledger_move_into_it(store_url: str) ->
     finally:
         store.close()
     Store.open(store_url).close()  # and opening it again finds nothing left to move
+
+
+def test_a_new_sqlite_store_has_large_pages_and_an_older_one_keeps_its_own(tmp_path: Path) -> None:
+    from feedletter.store import SQLITE_PAGE_SIZE
+
+    new = Store.open(f"sqlite:///{tmp_path / 'new.db'}")
+    with new.begin() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar_one() == SQLITE_PAGE_SIZE == 8192
+    new.close()
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with sa.create_engine(url).begin() as conn:  # a store made before: SQLite's default pages, WAL
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        conn.execute(sa.text("CREATE TABLE keep (id INTEGER PRIMARY KEY, note TEXT)"))
+        conn.execute(sa.text("INSERT INTO keep (note) VALUES ('kept')"))
+    old = Store.open(url)
+    with old.begin() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar_one() == 4096
+        assert conn.execute(sa.text("SELECT note FROM keep")).scalar_one() == "kept"
+        conn.execute(sa.insert(articles).values(key="k", source="s", url="u", canonical="c", title="t",
+                                                published=now(), fetched=now(), text="x" * 20000))
+    old.close()
