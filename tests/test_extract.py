@@ -323,3 +323,17 @@ def test_relative_urls_resolved_against_page(base_tag: str, link: str, image: st
     html = extract(page, "https://example.org/blog/post/").html
     assert f'<a href="{link}">our hours</a>' in html
     assert f'<img src="{image}" alt="A chair">' in html
+
+
+def test_a_teasers_tail_is_told_as_the_full_search_tells_it() -> None:
+    import random
+
+    from feedletter.ingest.extract import _TEASER_TAIL, _ends_as_teaser
+
+    rnd = random.Random(5)
+    pieces = ["Read more", "read  MORE", "Continue reading", "continue readinG", "more »", "more»", "…", "...",
+              "[…]", "[...]", ".", "!", " ", "\n", "_", "e", "g", "İ", "word", "more_", "reading.", "» ", ":)", "x"]
+    tails = ["", "The end.", "Read more »", "Continue reading →", "So much more", "Eating", *(
+        "".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 8))) for _ in range(20000))]
+    for tail in tails:
+        assert _ends_as_teaser(tail) == (_TEASER_TAIL.search(tail) is not None), tail

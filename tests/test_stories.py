@@ -212,8 +212,9 @@ def test_rewritten_sentence_tests_agree_with_the_plain_ones() -> None:
         assert sentences._complete(s) == (sentences._COMPLETE.search(s) is not None), s
         assert sentences.is_code(s, s.split()) == (sentences._CODE.search(s) is not None), s
         assert sentences.is_code(s, s.split(), sentences.Marks.of(s)) == (sentences._CODE.search(s) is not None), s
-        assert sentences._chrome(s, sentences.ANY) == is_boilerplate(s), s
-        assert sentences._chrome(s, sentences.Marks.of(s)) == is_boilerplate(s), s
+        folded = " ".join(s.split())  # what _chrome is given: a line or a sentence, folded
+        assert sentences._chrome(folded, sentences.ANY) == is_boilerplate(s), s
+        assert sentences._chrome(folded, sentences.Marks.of(folded)) == is_boilerplate(s), s
 
 
 # Words and marks that chrome, ads and code are made of, and the punctuation sentences split at.
@@ -555,3 +556,21 @@ def test_a_text_without_digits_states_no_numbers() -> None:
             caps = summarize._capitalized(text)
             assert summarize._facts(text, caps, frozenset(caps[0]), digits=False) == summarize._facts(
                 text, caps, frozenset(caps[0])), text
+
+
+def test_the_lines_and_sentences_checked_for_chrome_are_folded_already(monkeypatch: pytest.MonkeyPatch) -> None:
+    """_chrome skips folding its line: every line and sentence text_blocks and summary_sentences
+    give it comes folded."""
+    given: list[str] = []
+    check = sentences._chrome
+    monkeypatch.setattr(sentences, "_chrome", lambda line, marks: given.append(line) or check(line, marks))
+    rnd = random.Random(24)
+    pieces = [*_PIECES, *_UNRULY, "[…]", "[...]", "- ", "1. ", "Title words here", "\n\n", ".  ", "  "]
+    for _ in range(3000):
+        text = "".join(rnd.choice(pieces) + rnd.choice(["", " ", "\n"]) for _ in range(rnd.randint(1, 30)))
+        blocks = sentences.text_blocks(text.splitlines(), drop_boilerplate=True)
+        items = [sentences.LIST_ITEM.sub("", b, count=1) for b in blocks]
+        for group in (blocks, items):
+            list(sentences.summary_sentences(group, ["title", "words", "here"], min_words=1))
+    assert len(given) > 20000
+    assert all(line == " ".join(line.split()) for line in given)

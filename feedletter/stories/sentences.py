@@ -167,8 +167,9 @@ def text_blocks(lines: Iterable[str], *, drop_boilerplate: bool = False) -> list
 
 
 def _chrome(line: str, marks: Marks) -> bool:
-    """``is_boilerplate(line)``, given the ``marks`` of a text that ``line`` is part of."""
-    return _is_boilerplate(line, marks.keys and _has_key(line), calls=marks.calls, ads=marks.digits)
+    """``is_boilerplate(line)``, given the ``marks`` of a text that ``line`` is part of; ``line`` is
+    folded already (a line of text_blocks, or a sentence cut from its blocks)."""
+    return _is_boilerplate(line, marks.keys and _has_key(line), calls=marks.calls, ads=marks.digits, folded=True)
 
 
 def _complete(sentence: str) -> bool:
@@ -212,9 +213,16 @@ def _ends_with_abbreviation(piece: str) -> bool:
     # the regex (\S+)$ finds, at a fraction of its cost (\s and str.split agree on whitespace).
     if not piece or piece[-1].isspace() or piece.endswith(("!", "?")):
         return False
-    token = piece.rsplit(None, 1)[-1].rstrip(".").lstrip("(\"'“‘").lower()
+    return _abbreviation(piece.rsplit(None, 1)[-1])
+
+
+def _abbreviation_of(token: str) -> bool:
+    word = token.rstrip(".").lstrip("(\"'“‘").lower()
     # A lone capital ("J. R. R. Tolkien") is an initial, not a sentence end.
-    return token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha())
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+_abbreviation = per_token(_abbreviation_of)
 
 
 def title_words(title: str) -> list[str]:

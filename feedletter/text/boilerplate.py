@@ -182,11 +182,12 @@ def _has_call_key(text: str) -> bool:
     return any(k in lower for k in _CALL_KEYS)
 
 
-def _is_boilerplate(line: str, keyed: bool, *, calls: bool = True, ads: bool = True) -> bool:
+def _is_boilerplate(line: str, keyed: bool, *, calls: bool = True, ads: bool = True, folded: bool = False) -> bool:
     # keyed: False when the line holds none of _ANYWHERE_KEYS (strip_boilerplate checks a whole
     # text at once); True when it may. calls and ads, likewise: False when the line holds none of
     # _CALL_KEYS (_has_call_key), or no digit (every ad gives a phone number or a street address).
-    text = squash(line)
+    # folded: the line's whitespace is folded already (squash(line) == line).
+    text = line if folded else squash(line)
     if not text:
         return False
     if len(text) > _AD_MAX and _WORD.match(text):
