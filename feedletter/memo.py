@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["Memo", "per_token"]
+__all__ = ["Memo"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -30,19 +30,3 @@ class Memo(dict[K, V]):
             self.clear()
         self[key] = value
         return value
-
-
-# Tokens a per-token memo holds: the common ones of a language's text come back well before it
-# starts afresh, and three such memos of real news text hold about 8 MB at most.
-_TOKENS_HELD = 1 << 15
-
-
-def per_token(read: Callable[[str], V]) -> Callable[[str], V]:
-    """``read`` of one whitespace-separated token, each token read once (a lookup after that).
-
-    For a search whose matches never span whitespace and whose edge tests (lookbehinds, ``\\b``)
-    see whitespace as they see a string's ends: then a text's matches are its tokens' matches, in
-    turn. Tokens recur from sentence to sentence and text to text ("the", "said,", "market."), so
-    most lookups find them, at a tenth of the cost of searching them again.
-    """
-    return Memo(read, held=_TOKENS_HELD).__getitem__

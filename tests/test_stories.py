@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import unicodedata
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -513,7 +512,7 @@ def test_grouping_and_summarizing_run_with_the_collector_paused(tmp_path: Path,
 
 
 # Whitespace of several kinds, compatibility forms NFKC rewrites (some into a space and a mark),
-# marks, a final sigma, a dotted capital I, quotes and the characters words are joined by.
+# marks, a final sigma, a dotted capital I, quotes, digits and the characters words are joined by.
 _UNRULY = [" ", " ", "\t", "\n", "\u00a0", "\u2003", "\u3000", "\u2028", "\u0085", "¨", "ﬁ", "½", "Ⅻ", "\u0301",
            "Σ", "ΟΔΟΣ", "İ", "ß", "’", "‘", "'", "-", ".", ",", "_", "é", "4", "2.5", "you", "We", "us", "Okafor",
            "Bank's", "O’Neill’s", "council", "Kelvin\u212a", "(", "\"", "“", "?", "!"]
@@ -522,26 +521,6 @@ _UNRULY = [" ", " ", "\t", "\n", "\u00a0", "\u2003", "\u3000", "\u2028", "\u0085
 def _unruly_texts(seed: int, count: int) -> list[str]:
     rng = random.Random(seed)
     return ["".join(rng.choice(_UNRULY) for _ in range(rng.randint(0, 30))) for _ in range(count)]
-
-
-def test_a_text_is_read_token_by_token_as_it_was_read_whole() -> None:
-    """Terms, capitalized words, chat words and feature words are read from each whitespace-separated
-    token, each token once: the same as reading the whole text, on text made to trip that up."""
-    for text in _unruly_texts(21, 20000):
-        assert summarize._terms(text) == Counter(filter(None, map(summarize._term, summarize.words(text)))), text
-        assert list(summarize._terms(text)) == list(dict.fromkeys(
-            filter(None, map(summarize._term, summarize.words(text))))), text
-        whole = summarize._CAPITALIZED.findall(text)
-        low = "\n".join(whole).replace("’", "'").lower()
-        folded = [w[:-2] if w.endswith("'s") else w for w in low.split("\n")] if whole else []
-        assert summarize._capitalized(text)[0] == folded, text
-        if '"' not in text and "“" not in text:
-            plain = (text.rstrip().endswith(("?", "!")) or sentences._GREETING.match(text) is not None
-                     or sentences._CHAT_WORD.search(text) is not None)
-            assert sentences.is_chatty(text) == plain, text
-        got = {k[2:]: v for k, v in features._counts(text).items() if k.startswith("w:")}
-        words = Counter(features._WORD_FAST_RE.findall(text.lower()))
-        assert list(got.items()) == [(w, k) for w, k in words.items() if w not in summarize.STOPWORDS], text
 
 
 def test_ascii_text_normalizes_as_nfkc_would() -> None:
@@ -574,3 +553,18 @@ def test_the_lines_and_sentences_checked_for_chrome_are_folded_already(monkeypat
             list(sentences.summary_sentences(group, ["title", "words", "here"], min_words=1))
     assert len(given) > 20000
     assert all(line == " ".join(line.split()) for line in given)
+
+
+def test_blocks_and_their_marks_are_those_read_apart() -> None:
+    """The key-word mark taken from the lines' own search is the one the blocks' text gives,
+    wrapped lines joined across a key word ("email" / "address") included."""
+    rnd = random.Random(25)
+    pieces = [*_PIECES, "Your email", "address will not be published", "all rights", "reserved", "cookie",
+              "a long line of prose that wraps here and tells you about your email",
+              "a long line of prose that wraps here and goes on without a stop", "plain words", "4", "{x}"]
+    texts = ["a long line of prose that wraps here and tells you about your email\naddress will not be published", *(
+        "".join(rnd.choice(pieces) + rnd.choice([" ", "\n", "\n\n", ". "]) for _ in range(rnd.randint(1, 12)))
+        for _ in range(5000))]
+    for text in texts:
+        blocks = sentences.text_blocks(text.splitlines(), drop_boilerplate=True)
+        assert sentences.blocks_and_marks(text) == (blocks, sentences.Marks.of("\n".join(blocks))), text

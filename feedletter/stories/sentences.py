@@ -11,7 +11,6 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from feedletter.memo import per_token
 from feedletter.text.boilerplate import _has_call_key, _has_key, _is_boilerplate
 from feedletter.text.whitespace import squash
 
@@ -101,8 +100,9 @@ class Marks:
     code: bool = True
 
     @classmethod
-    def of(cls, text: str) -> Marks:
-        return cls(_has_key(text), _has_call_key(text), any(d in text for d in _DIGITS),
+    def of(cls, text: str, *, keys: bool | None = None) -> Marks:
+        """The marks of ``text``; ``keys``, when the caller knows it already."""
+        return cls(_has_key(text) if keys is None else keys, _has_call_key(text), any(d in text for d in _DIGITS),
                    any(m in text for m in _CODE_MARKS))
 
 
@@ -145,8 +145,24 @@ def text_blocks(lines: Iterable[str], *, drop_boilerplate: bool = False) -> list
     A blank line always ends a block, and a heading, a list item or a caption is never joined to
     the next line, whose first sentence would otherwise start with it.
     """
+    return _blocks(lines, drop_boilerplate)[0]
+
+
+def blocks_and_marks(text: str) -> tuple[list[str], Marks]:
+    """``text``'s blocks without chrome (:func:`text_blocks`) and the :class:`Marks` of their text
+    (``"\n".join(blocks)``)."""
+    blocks, keyed, joined = _blocks(text.splitlines(), True)
+    # The blocks hold no key word where the lines held none, unless two lines were joined with a
+    # space that a key word spans ("email" + "address"): the lines' search, made already, tells.
+    return blocks, Marks.of("\n".join(blocks), keys=None if keyed or joined else False)
+
+
+def _blocks(lines: Iterable[str], drop_boilerplate: bool) -> tuple[list[str], bool, bool]:
+    """:func:`text_blocks`, whether the lines may hold a boilerplate key word (when chrome is
+    dropped; else True), and whether any two lines were joined."""
     blocks: list[str] = []
     wraps = False  # the last block's line may go on in the next one
+    joined = False
     squashed = [squash(raw) for raw in lines]
     # A line can hold one of the boilerplate rules' key words only if all the lines together do
     # (see Marks): most texts hold none, and their lines skip that check. The other marks are not
@@ -160,10 +176,11 @@ def text_blocks(lines: Iterable[str], *, drop_boilerplate: bool = False) -> list
             continue  # a wrapped sentence goes on past a chrome line between its halves
         if wraps and _continues(blocks[-1], line):
             blocks[-1] += " " + line
+            joined = True
         else:
             blocks.append(line)
         wraps = len(line) >= _WRAP_MIN and not line.endswith(_TERMINAL) and LIST_ITEM.match(line) is None
-    return blocks
+    return blocks, marks.keys, joined
 
 
 def _chrome(line: str, marks: Marks) -> bool:
@@ -213,16 +230,9 @@ def _ends_with_abbreviation(piece: str) -> bool:
     # the regex (\S+)$ finds, at a fraction of its cost (\s and str.split agree on whitespace).
     if not piece or piece[-1].isspace() or piece.endswith(("!", "?")):
         return False
-    return _abbreviation(piece.rsplit(None, 1)[-1])
-
-
-def _abbreviation_of(token: str) -> bool:
-    word = token.rstrip(".").lstrip("(\"'“‘").lower()
+    token = piece.rsplit(None, 1)[-1].rstrip(".").lstrip("(\"'“‘").lower()
     # A lone capital ("J. R. R. Tolkien") is an initial, not a sentence end.
-    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
-
-
-_abbreviation = per_token(_abbreviation_of)
+    return token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha())
 
 
 def title_words(title: str) -> list[str]:
@@ -276,9 +286,8 @@ def _mostly_capitalized(sentence: str) -> bool:
 
 
 def summary_sentences(blocks: Sequence[str], heading: list[str], *, min_words: int,
-                      marks: Marks = ANY) -> Iterator[tuple[str, list[str]]]:
-    """The sentences of ``blocks`` that could stand in a summary, lazily, each with its
-    whitespace-separated tokens (``sentence.split()``, which picking it needed).
+                      marks: Marks = ANY) -> Iterator[str]:
+    """The sentences of ``blocks`` that could stand in a summary, lazily.
 
     ``marks``: those of a text that every block is part of (see :class:`Marks`).
     """
@@ -300,7 +309,7 @@ def summary_sentences(blocks: Sequence[str], heading: list[str], *, min_words: i
                 continue
             if _VERBISH.search(s) is None or _mostly_capitalized(s) or not _wordy(s):
                 continue
-        yield s, tokens
+        yield s
 
 
 # Speech inside quotes belongs to a source, not to the writer's voice.
@@ -328,22 +337,9 @@ _CHAT_WORD = re.compile(_chat_word_pattern(_CHAT_WORDS))
 _GREETING = re.compile(r"(?:Good (?:morning|evening)|Hello|Hi)\b")
 
 
-def is_chatty(sentence: str, tokens: Sequence[str] | None = None) -> bool:
-    """Whether the writer, outside quotes, asks or exclaims, greets or talks of "you" and "we"
-    (``tokens``: ``sentence.split()``, when the caller has them)."""
-    quoted = '"' in sentence or "“" in sentence
-    text = _QUOTED.sub("", sentence) if quoted else sentence
+def is_chatty(sentence: str) -> bool:
+    """Whether the writer, outside quotes, asks or exclaims, greets or talks of "you" and "we"."""
+    text = _QUOTED.sub("", sentence) if '"' in sentence or "“" in sentence else sentence
     # The cheap tests first; the word search is the costly one.
-    if text.rstrip().endswith(("?", "!")) or _GREETING.match(text) is not None:
-        return True
-    if quoted:
-        return _CHAT_WORD.search(text) is not None
-    return any(map(_token_chats, sentence.split() if tokens is None else tokens))
-
-
-def _token_chats_of(token: str) -> bool:
-    return _CHAT_WORD.search(token) is not None
-
-
-# A chat word never spans whitespace, and whitespace passes its edge tests as a token's ends do.
-_token_chats = per_token(_token_chats_of)
+    return (text.rstrip().endswith(("?", "!")) or _GREETING.match(text) is not None
+            or _CHAT_WORD.search(text) is not None)

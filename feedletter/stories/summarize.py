@@ -16,21 +16,20 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import islice
 from typing import Protocol
 
 import numpy as np
 
-from feedletter.memo import Memo, per_token
+from feedletter.memo import Memo
 from feedletter.plugins import SummarizerEntry
 from feedletter.stories.fallback import first_paragraph
 from feedletter.stories.minhash import words
 from feedletter.stories.sentences import (
     LIST_ITEM,
-    Marks,
+    blocks_and_marks,
     is_chatty,
     summary_sentences,
-    text_blocks,
     title_words,
     wordset,
 )
@@ -102,30 +101,19 @@ class _Sentence:
 _Capitalized = tuple[list[str], bool]
 
 
-def _capitalized(sentence: str, tokens: Sequence[str] | None = None) -> _Capitalized:
-    """The capitalized words of ``sentence`` (see :data:`_Capitalized`; ``tokens``:
-    ``sentence.split()``, when the caller has them)."""
-    words = list(chain.from_iterable(map(_token_capitals, sentence.split() if tokens is None else tokens)))
-    if not words:
+def _capitalized(sentence: str) -> _Capitalized:
+    """The capitalized words of ``sentence`` (see :data:`_Capitalized`)."""
+    found = _CAPITALIZED.findall(sentence)
+    if not found:
         return [], False
+    # Folded all at once: no word holds a line break.
+    low = "\n".join(found).replace("’", "'").lower()
+    words = [w[:-2] if w.endswith("'s") else w for w in low.split("\n")] if "'s" in low else low.split("\n")
     if "A" <= sentence[0] <= "Z":  # (most sentences): nothing before it for the lookbehind to see
         return words, True
     # Only the sentence's leading non-word characters can come before its first capitalized word.
     lead = _LEADING.match(sentence)
     return words, _CAPITALIZED.match(sentence, lead.end() if lead else 0) is not None
-
-
-def _token_capitals_of(token: str) -> tuple[str, ...]:
-    found = _CAPITALIZED.findall(token)
-    if not found:
-        return ()
-    # Folded all at once: no word holds a line break.
-    low = "\n".join(found).replace("’", "'").lower()
-    return tuple(w[:-2] if w.endswith("'s") else w for w in low.split("\n")) if "'s" in low else tuple(low.split("\n"))
-
-
-# No capitalized word spans whitespace, and whitespace passes the lookbehind as a token's start does.
-_token_capitals = per_token(_token_capitals_of)
 
 
 def _named(capitalized: _Capitalized) -> list[str]:
@@ -163,17 +151,8 @@ def _term_of(word: str) -> str:
 _term = Memo(_term_of, held=1 << 16).__getitem__
 
 
-def _token_terms_of(token: str) -> tuple[str, ...]:
-    return tuple(filter(None, map(_term, words(token))))
-
-
-# No word spans whitespace, and neither NFKC nor lower-casing carries across it.
-_token_terms = per_token(_token_terms_of)
-
-
-def _terms(text: str, tokens: Sequence[str] | None = None) -> Counter[str]:
-    """The terms of ``text`` and their counts (``tokens``: ``text.split()``, when the caller has them)."""
-    return Counter(chain.from_iterable(map(_token_terms, text.split() if tokens is None else tokens)))
+def _terms(text: str) -> Counter[str]:
+    return Counter(filter(None, map(_term, words(text))))
 
 
 class ExtractiveSummarizer:
@@ -210,17 +189,16 @@ class ExtractiveSummarizer:
         that reads as a sentence is left.
         """
         found: list[_Sentence] = []
-        kept_texts: list[list[tuple[str, list[str], _Capitalized]]] = []
+        kept_texts: list[list[tuple[str, _Capitalized]]] = []
         digits: list[bool] = []  # whether each text has a digit (see Marks)
         limit = self.max_sentences_per_text
         heading = title_words(title)
         for text in texts:
             # Chrome goes line by line first, so that a wrapped sentence is not glued to it.
-            blocks = text_blocks(text.splitlines(), drop_boilerplate=True)
-            prose = [b for b in blocks if LIST_ITEM.match(b) is None]
             # Every sentence is part of a block, or pieces of one joined after their . ! or ? (which
-            # no mark spans): what the blocks cannot hold, no sentence does.
-            marks = Marks.of("\n".join(blocks))
+            # no mark spans): what the blocks cannot hold (their marks), no sentence does.
+            blocks, marks = blocks_and_marks(text)
+            prose = [b for b in blocks if LIST_ITEM.match(b) is None]
             kept = summary_sentences(prose, heading, min_words=self.min_words, marks=marks)
             head = list(islice(kept, limit)) if limit >= 0 else list(kept)[:limit]
             if not head and len(prose) < len(blocks):
@@ -229,15 +207,15 @@ class ExtractiveSummarizer:
                 items = [LIST_ITEM.sub("", b, count=1) for b in blocks if LIST_ITEM.match(b) is not None]
                 kept = summary_sentences(items, heading, min_words=self.min_words, marks=marks)
                 head = list(islice(kept, limit)) if limit >= 0 else list(kept)[:limit]
-            kept_texts.append([(s, tokens, _capitalized(s, tokens)) for s, tokens in head])
+            kept_texts.append([(s, _capitalized(s)) for s in head])
             digits.append(marks.digits)
-        proper = frozenset(w for sents in kept_texts for _, _, caps in sents for w in _named(caps))
+        proper = frozenset(w for sents in kept_texts for _, caps in sents for w in _named(caps))
         for d, sents in enumerate(kept_texts):
-            for p, (s, tokens, caps) in enumerate(sents):
-                terms = _terms(s, tokens)
+            for p, (s, caps) in enumerate(sents):
+                terms = _terms(s)
                 if terms:
                     found.append(_Sentence(s, d, p, p / max(len(sents), 1), terms,
-                                           _facts(s, caps, proper, digits[d]), is_chatty(s, tokens)))
+                                           _facts(s, caps, proper, digits[d]), is_chatty(s)))
         return found
 
     def summarize(self, title: str, texts: Sequence[str], *, sentences: int = 3,
@@ -252,7 +230,7 @@ class ExtractiveSummarizer:
         cands = self.candidates(texts, title)
         if not cands:
             return first_paragraph(title, texts, max_chars=max_chars, min_words=self.min_words)
-        sim, title_sim, vecs = similarities([c.terms for c in cands], _terms(title))
+        sim, title_sim, weights, starts = similarities([c.terms for c in cands], _terms(title))
         rank = textrank(sim)
         doc, pos, nfacts, chatty, nterms = np.array(
             [(c.doc, c.pos, len(c.facts), c.chatty, len(c.terms)) for c in cands]).T
@@ -283,8 +261,9 @@ class ExtractiveSummarizer:
             # give (another site's wording of the same point).
             if any(sim[i, j] >= self.redundancy for j in chosen):
                 continue
-            weight = sum(vecs[i])
-            if covered and sum(v for t, v in zip(cands[i].terms, vecs[i], strict=True)
+            vec = weights[starts[i]:starts[i + 1]]
+            weight = sum(vec)
+            if covered and sum(v for t, v in zip(cands[i].terms, vec, strict=True)
                                if t in covered) >= self.coverage * weight:
                 continue
             if chosen and len(cands[i].facts) < min_facts:

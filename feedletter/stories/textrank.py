@@ -16,10 +16,11 @@ Matrix = npt.NDArray[np.float64]
 
 
 def similarities(sentences: Sequence[Mapping[str, int]],
-                 title: Iterable[str]) -> tuple[Matrix, Matrix, list[list[float]]]:
+                 title: Iterable[str]) -> tuple[Matrix, Matrix, list[float], list[int]]:
     """TF-IDF cosine similarity of each pair of sentences (each given by its terms' counts; 0 with
-    itself) and of each sentence to the title (its terms); and each sentence's TF-IDF weights, in
-    the order of its terms."""
+    itself) and of each sentence to the title (its terms); and the sentences' TF-IDF weights, in
+    the order of their terms, sentence by sentence: sentence i's are ``weights[starts[i]:starts[i + 1]]``
+    (cut only for the few sentences a summary weighs)."""
     n = len(sentences)
     # One entry per (sentence, term), sentence by sentence; each term numbered by its first entry
     # (numbers in the order terms were first seen, with gaps, which no sum below meets).
@@ -54,9 +55,7 @@ def similarities(sentences: Sequence[Mapping[str, int]],
             title_vec[k] = w
     title_sim: Matrix = (np.bincount(rows, weights * title_vec[cols], minlength=n) / length
                           / math.sqrt(title_length)) if title_length else np.zeros(n)
-    flat = weights.tolist()
-    ends = list(accumulate(len(c) for c in sentences))
-    return sim, title_sim, [flat[end - len(c):end] for c, end in zip(sentences, ends, strict=True)]
+    return sim, title_sim, weights.tolist(), [0, *accumulate(map(len, sentences))]
 
 
 def textrank(sim: Matrix, damping: float = 0.85, rounds: int = 30) -> Matrix:

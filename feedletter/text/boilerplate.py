@@ -156,6 +156,7 @@ _ANYWHERE_RE = re.compile("|".join(f"(?:{r})" for r in _ANYWHERE_RULES), re.IGNO
 _CRUMB_WORDS = re.compile(r"Home(?:\s+[A-Z][\w&'-]*){1,6}$")
 _LEAD_NOISE = re.compile(r"^[^\w©]+")
 _WORD = re.compile(r"\w")
+_DIGIT = re.compile(r"\d")
 # Cheap necessary conditions for the two costly searches, which otherwise run on every article
 # paragraph (about 0.1 ms each): every _ANYWHERE_RULES match holds one of these words, and every
 # phone number ends in "ddd-dddd" (spelled \d\d\d, not \d{3}, so that the search skips to digits).
@@ -227,6 +228,11 @@ def _confirm_short(text: str, matched: str) -> bool:
 
 
 def _is_business_ad(text: str) -> bool:
+    # A phone number and a street address both hold a digit, which most lines and sentences lack:
+    # one search for it (a regex's \d, any script's digits, as the two searches read them) tells,
+    # in under half the time of the two.
+    if _DIGIT.search(text) is None:
+        return False
     has_phone = bool(_PHONE_TAIL.search(text)) and bool(_PHONE.search(text))
     has_street = bool(_STREET.search(text))
     if not (has_phone or has_street):
