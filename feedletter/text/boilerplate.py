@@ -191,11 +191,12 @@ def _is_boilerplate(line: str, keyed: bool, *, calls: bool = True, ads: bool = T
     text = line if folded else squash(line)
     if not text:
         return False
-    if len(text) > _AD_MAX and _WORD.match(text):
-        # A long paragraph (nothing for _LEAD_NOISE to strip): only the anywhere-rules apply, and
-        # most article text is such paragraphs, so they skip the rest.
+    opens_on_word = _WORD.match(text) is not None  # then _LEAD_NOISE has nothing to strip: most lines
+    if len(text) > _AD_MAX and opens_on_word:
+        # A long paragraph: only the anywhere-rules apply, and most article text is such
+        # paragraphs, so they skip the rest.
         return keyed and _has_key(text) and bool(_ANYWHERE_RE.search(text))
-    if _WORD.match(text) is None:  # (a line opening on a word has no leading noise: most lines)
+    if not opens_on_word:
         if not _WORD.search(text):
             return True  # only bullets, dashes or separators
         text = _LEAD_NOISE.sub("", text, count=1)
